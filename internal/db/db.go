@@ -1,0 +1,111 @@
+// Package db opens paystream's Postgres connection as a Bun database.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+)
+
+// Options size the connection pool.
+type Options struct {
+	MaxOpenConns    int           // default 10
+	ConnMaxLifetime time.Duration // default 30m
+}
+
+// Open connects to dsn (postgres://…) through pgx and returns a Bun DB. It
+// pings once so a wrong URL fails at start-up with a clear message.
+func Open(ctx context.Context, dsn string, o Options) (*bun.DB, error) {
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = 10
+	}
+	if o.ConnMaxLifetime <= 0 {
+		o.ConnMaxLifetime = 30 * time.Minute
+	}
+	cfg, err := pgconnConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	sqldb := stdlib.OpenDB(*cfg)
+	sqldb.SetMaxOpenConns(o.MaxOpenConns)
+	sqldb.SetMaxIdleConns(o.MaxOpenConns)
+	sqldb.SetConnMaxLifetime(o.ConnMaxLifetime)
+	bdb := bun.NewDB(sqldb, pgdialect.New())
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := bdb.PingContext(pctx); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("connect to postgres at %s: %w", Redact(dsn), err)
+	}
+	return bdb, nil
+}
+
+// Redact hides the password of a database URL for logs and errors.
+func Redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "<unparseable database url>"
+	}
+	return u.Redacted()
+}
+
+// SQLSTATE codes paystream reacts to.
+const (
+	UniqueViolation      = "23505"
+	CheckViolation       = "23514"
+	ForeignKeyViolation  = "23503"
+	SerializationFailure = "40001"
+	DeadlockDetected     = "40P01"
+	LockNotAvailable     = "55P03"
+	AdminShutdown        = "57P01" // pg_terminate_backend
+	UndefinedTable       = "42P01"
+)
+
+// SQLState returns the SQLSTATE of a Postgres error in err's chain, or "".
+func SQLState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// IsTransient reports whether err is worth retrying: connection trouble,
+// serialization failures, deadlocks, lock timeouts, shutdowns, timeouts.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch SQLState(err) {
+	case SerializationFailure, DeadlockDetected, LockNotAvailable, AdminShutdown:
+		return true
+	}
+	if s := SQLState(err); len(s) == 2+3 && (s[:2] == "08" || s[:2] == "53" || s[:2] == "57") {
+		return true // connection exception, insufficient resources, operator intervention
+	}
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
+	return false
+}
+
+func pgconnConfig(dsn string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL %s: %w", Redact(dsn), err)
+	}
+	return cfg, nil
+}

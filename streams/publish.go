@@ -1,0 +1,106 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrUnavailable wraps every failure to get a PubAck: the broker is down,
+// slow, or the stream is missing. The edge answers 503 and Stripe retries.
+var ErrUnavailable = errors.New("jetstream unavailable")
+
+// Event is what the publisher needs to know about a verified Stripe event.
+type Event struct {
+	ID         string    // evt_…; becomes Nats-Msg-Id
+	Type       string    // checkout.session.completed
+	APIVersion string    // 2023-10-16
+	Livemode   bool      //
+	Created    int64     // unix seconds, from the event
+	Endpoint   string    // endpoint name; DefaultEndpoint for /webhooks/stripe
+	ReceivedAt time.Time // when the edge read the request
+	RequestID  string    // edge request id
+	Source     string    // edge, reconcile, dlq-replay; "" means edge
+}
+
+// PubResult is the broker's answer to one publish.
+type PubResult struct {
+	Sequence  uint64 // stream sequence of the stored (or original) message
+	Duplicate bool   // true when the broker already had this Nats-Msg-Id
+}
+
+// Publisher publishes verified Stripe events to STRIPE_EVENTS.
+//
+// Publishing is asynchronous underneath and each caller waits only for its
+// own PubAck, so concurrent requests share the broker round trips instead of
+// queueing behind each other.
+type Publisher struct {
+	js jetstream.JetStream
+}
+
+// NewPublisher returns a Publisher on js. Create js with
+// jetstream.WithPublishAsyncTimeout so abandoned acks are released.
+func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
+
+// Msg builds the message for ev: subject, headers and body.
+func Msg(ev Event, body []byte) (*nats.Msg, error) {
+	subj, err := EventSubject(ev.Endpoint, ev.Type)
+	if err != nil {
+		return nil, err
+	}
+	if ev.ID == "" {
+		return nil, errors.New("event id is empty")
+	}
+	src := ev.Source
+	if src == "" {
+		src = "edge"
+	}
+	m := nats.NewMsg(subj)
+	m.Data = body
+	m.Header.Set(HeaderMsgID, ev.ID)
+	m.Header.Set(HeaderEventID, ev.ID)
+	m.Header.Set(HeaderEndpoint, ev.Endpoint)
+	m.Header.Set(HeaderEventType, ev.Type)
+	m.Header.Set(HeaderAPIVersion, ev.APIVersion)
+	m.Header.Set(HeaderLivemode, strconv.FormatBool(ev.Livemode))
+	m.Header.Set(HeaderCreated, strconv.FormatInt(ev.Created, 10))
+	m.Header.Set(HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	if ev.RequestID != "" {
+		m.Header.Set(HeaderRequestID, ev.RequestID)
+	}
+	m.Header.Set(HeaderSource, src)
+	return m, nil
+}
+
+// Publish stores ev in STRIPE_EVENTS and waits for the PubAck or ctx.
+// A duplicate id is a success with Duplicate set. Every broker failure is
+// wrapped in ErrUnavailable; a malformed event is a plain error.
+func (p *Publisher) Publish(ctx context.Context, ev Event, body []byte) (PubResult, error) {
+	m, err := Msg(ev, body)
+	if err != nil {
+		return PubResult{}, err
+	}
+	return PublishMsg(ctx, p.js, m)
+}
+
+// PublishMsg publishes m asynchronously and waits for its own PubAck or ctx.
+// The Nats-Msg-Id header of m, if any, is the dedup key.
+func PublishMsg(ctx context.Context, js jetstream.JetStream, m *nats.Msg) (PubResult, error) {
+	fut, err := js.PublishMsgAsync(m)
+	if err != nil {
+		return PubResult{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Subject, err)
+	}
+	select {
+	case ack := <-fut.Ok():
+		return PubResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	case err := <-fut.Err():
+		return PubResult{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Subject, err)
+	case <-ctx.Done():
+		return PubResult{}, fmt.Errorf("%w: publish %s: waiting for PubAck: %w", ErrUnavailable, m.Subject, ctx.Err())
+	}
+}

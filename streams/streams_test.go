@@ -1,0 +1,126 @@
+package streams_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/streams"
+)
+
+func TestEnsureIsIdempotentAndUpdates(t *testing.T) {
+	ctx := context.Background()
+	n := testenv.StartNATS(t)
+	js, err := streams.NewJetStream(n.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := streams.DefaultConfig()
+	for i := 0; i < 2; i++ {
+		if err := streams.Ensure(ctx, js, cfg); err != nil {
+			t.Fatalf("Ensure #%d: %v", i+1, err)
+		}
+	}
+	cfg.DedupWindow = 10 * time.Minute
+	if err := streams.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, streams.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Config.Duplicates; got != 10*time.Minute {
+		t.Errorf("dedup window after update = %s, want 10m", got)
+	}
+	if info.Config.Storage != jetstream.FileStorage {
+		t.Errorf("storage = %v, want file", info.Config.Storage)
+	}
+	for _, name := range []string{streams.EventsStream, streams.DLQStream, streams.PurchasesStream} {
+		if err := streams.Check(ctx, js, name); err != nil {
+			t.Errorf("Check(%s) = %v", name, err)
+		}
+	}
+	if err := streams.Check(ctx, js, "NOPE"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("Check(NOPE) = %v, want ErrStreamNotFound", err)
+	}
+}
+
+func TestPublishDedupsOnEventID(t *testing.T) {
+	ctx := context.Background()
+	n := testenv.StartNATS(t)
+	js := n.JetStream(t)
+	p := streams.NewPublisher(js)
+	ev := streams.Event{ID: "evt_1", Type: "checkout.session.completed", APIVersion: "2023-10-16",
+		Endpoint: streams.DefaultEndpoint, Created: 1700000000, ReceivedAt: time.Now()}
+	first, err := p.Publish(ctx, ev, []byte(`{"id":"evt_1"}`))
+	if err != nil || first.Duplicate {
+		t.Fatalf("first publish = %+v, %v", first, err)
+	}
+	second, err := p.Publish(ctx, ev, []byte(`{"id":"evt_1"}`))
+	if err != nil || !second.Duplicate || second.Sequence != first.Sequence {
+		t.Fatalf("second publish = %+v, %v; want duplicate of seq %d", second, err, first.Sequence)
+	}
+	stream, err := js.Stream(ctx, streams.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, "stripe.events.default.checkout.session.completed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, want := range map[string]string{
+		streams.HeaderMsgID: "evt_1", streams.HeaderEventType: "checkout.session.completed",
+		streams.HeaderEndpoint: "default", streams.HeaderAPIVersion: "2023-10-16",
+		streams.HeaderLivemode: "false", streams.HeaderCreated: "1700000000", streams.HeaderSource: "edge",
+	} {
+		if got := msg.Header.Get(h); got != want {
+			t.Errorf("header %s = %q, want %q", h, got, want)
+		}
+	}
+}
+
+func TestPublishWhileBrokerDownIsUnavailable(t *testing.T) {
+	n := testenv.StartNATS(t)
+	js := n.JetStream(t)
+	p := streams.NewPublisher(js)
+	n.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := p.Publish(ctx, streams.Event{ID: "evt_2", Type: "charge.refunded", Endpoint: "default"}, []byte("{}"))
+	if !errors.Is(err, streams.ErrUnavailable) {
+		t.Fatalf("publish with broker down = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestSubjectsRejectWildcards(t *testing.T) {
+	tests := []struct {
+		name, endpoint, typ string
+		ok                  bool
+	}{
+		{"plain", "default", "checkout.session.completed", true},
+		{"named", "booking", "charge.dispute.closed", true},
+		{"wildcard type", "default", "checkout.*", false},
+		{"tail wildcard", "default", ">", false},
+		{"space", "default", "charge refunded", false},
+		{"empty type", "default", "", false},
+		{"upper endpoint", "Booking", "charge.refunded", false},
+		{"dotted endpoint", "a.b", "charge.refunded", false},
+		{"empty token", "default", "charge..refunded", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := streams.EventSubject(tt.endpoint, tt.typ)
+			if (err == nil) != tt.ok {
+				t.Fatalf("EventSubject(%q, %q) err = %v, want ok=%v", tt.endpoint, tt.typ, err, tt.ok)
+			}
+		})
+	}
+}
