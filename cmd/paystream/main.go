@@ -1,0 +1,82 @@
+// Command paystream is the operator CLI: schema migrations, the all-in-one dev
+// mode, test events, dead-letter tools and status.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/paystream/paystream/internal/config"
+)
+
+// command is one subcommand. run gets the arguments after its name.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error
+}
+
+// commands is the table of subcommands; each lives in its own file.
+func commands() map[string]command {
+	return map[string]command{
+		"migrate": {"apply, inspect or roll back the database schema", runMigrate},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if err != errUsage {
+			fmt.Fprintln(os.Stderr, "paystream:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// errUsage is returned after usage was printed; the exit code is 2.
+var errUsage = fmt.Errorf("usage")
+
+func exitCode(err error) int {
+	if err == errUsage {
+		return 2
+	}
+	return 1
+}
+
+func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr, cmds)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "paystream: unknown command %q\n\n", args[0])
+		usage(stderr, cmds)
+		return errUsage
+	}
+	return c.run(ctx, args[1:], getenv, stdout, stderr)
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "usage: paystream <command> [flags]   (paystream <command> --help for its flags)")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nconfiguration comes from the environment; see README.md")
+}
