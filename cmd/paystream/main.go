@@ -24,6 +24,8 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"migrate": {"apply, inspect or roll back the database schema", runMigrate},
+		"health":  {"probe an admin endpoint (container healthchecks)", runHealth},
+		"send":    {"sign a realistic Stripe test event and post it to the edge", runSend},
 	}
 }
 

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/stripefixture"
+)
+
+// sendTypes are the event types `paystream send` can build.
+var sendTypes = []string{
+	"checkout.session.completed",
+	"checkout.session.async_payment_succeeded",
+	"checkout.session.async_payment_failed",
+	"checkout.session.expired",
+	"charge.refunded",
+	"charge.dispute.created",
+	"charge.dispute.closed",
+	"payment_intent.succeeded",
+	"payment_intent.payment_failed",
+}
+
+// sendOptions are the flags of `paystream send`.
+type sendOptions struct {
+	url, secret, dataDir                  string
+	content, org, customer, currency      string
+	session, paymentIntent, charge        string
+	amount, refundAmount                  int64
+	paymentStatus, disputeStatus, eventID string
+	repeat                                int
+	duplicate                             bool
+	apiVersion                            string
+	timeout                               time.Duration
+}
+
+func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
+	var o sendOptions
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080/webhooks/stripe", "edge webhook URL")
+	fs.StringVar(&o.secret, "secret", "", "signing secret (default: first of $STRIPE_WEBHOOK_SECRET, else the one `paystream dev` generated)")
+	fs.StringVar(&o.dataDir, "data-dir", "./.paystream", "where `paystream dev` keeps its generated secret")
+	fs.StringVar(&o.content, "content", demo.ContentID, "metadata contentId")
+	fs.StringVar(&o.org, "org", demo.OrganizationID, "metadata organizationId")
+	fs.StringVar(&o.customer, "customer", demo.CustomerID, "metadata customerId")
+	fs.Int64Var(&o.amount, "amount", demo.PriceCents, "amount in minor units (session amount_total and metadata amountPaidCents)")
+	fs.StringVar(&o.currency, "currency", demo.Currency, "currency")
+	fs.StringVar(&o.session, "session", "", "checkout session id (default: a new cs_test_… id)")
+	fs.StringVar(&o.paymentIntent, "payment-intent", "", "payment intent id (default: a new pi_… id; pass the one printed by a checkout to refund or dispute it)")
+	fs.StringVar(&o.charge, "charge", "", "charge id (default: a new ch_… id)")
+	fs.Int64Var(&o.refundAmount, "refund-amount", 0, "charge.refunded: amount refunded (default: the whole amount)")
+	fs.StringVar(&o.paymentStatus, "payment-status", "", "checkout: paid, unpaid or no_payment_required (default from the event type)")
+	fs.StringVar(&o.disputeStatus, "dispute-status", "", "charge.dispute.*: needs_response, won, lost (default needs_response; closed defaults to lost)")
+	fs.StringVar(&o.eventID, "event-id", "", "event id (default: a new evt_… id per event)")
+	fs.StringVar(&o.apiVersion, "api-version", stripefixture.APIVersion, "api_version written into the event")
+	fs.IntVar(&o.repeat, "repeat", 1, "send N distinct events (new ids each)")
+	fs.BoolVar(&o.duplicate, "duplicate", false, "send each event twice with the same id (Stripe retry demo)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "HTTP timeout per request")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: paystream send <event-type> [flags]")
+		fmt.Fprintln(stderr, "builds a realistic Stripe event (API "+stripefixture.APIVersion+"), signs it like Stripe, posts it to the edge")
+		fmt.Fprintln(stderr, "event types:\n  "+strings.Join(sendTypes, "\n  "))
+		fs.PrintDefaults()
+	}
+	typ, rest := "", args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		typ, rest = args[0], args[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return errUsage
+	}
+	if typ == "" && fs.NArg() > 0 {
+		typ = fs.Arg(0)
+	}
+	if !contains(sendTypes, typ) {
+		fs.Usage()
+		if typ == "" {
+			return errUsage
+		}
+		return fmt.Errorf("send: unknown event type %q", typ)
+	}
+	if o.repeat < 1 {
+		return fmt.Errorf("send: --repeat must be at least 1")
+	}
+	secret, err := o.resolveSecret(getenv)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: o.timeout}
+	failed := 0
+	for i := 0; i < o.repeat; i++ {
+		body, ids, err := o.build(typ, i)
+		if err != nil {
+			return err
+		}
+		sends := 1
+		if o.duplicate {
+			sends = 2
+		}
+		for s := 0; s < sends; s++ {
+			status, answer, err := post(ctx, client, o.url, body, stripefixture.Sign(body, secret, time.Now()))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s %s %s -> %d %s\n", typ, ids.event, ids.String(), status, strings.TrimSpace(answer))
+			if status != http.StatusOK {
+				failed++
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("send: %d request(s) were not accepted", failed)
+	}
+	return nil
+}
+
+// sentIDs are the Stripe ids of one built event, printed so a follow-up
+// event (refund, dispute) can name the same payment.
+type sentIDs struct{ event, session, paymentIntent, charge string }
+
+func (s sentIDs) String() string {
+	var parts []string
+	if s.session != "" {
+		parts = append(parts, "session="+s.session)
+	}
+	if s.paymentIntent != "" {
+		parts = append(parts, "payment_intent="+s.paymentIntent)
+	}
+	if s.charge != "" {
+		parts = append(parts, "charge="+s.charge)
+	}
+	return strings.Join(parts, " ")
+}
+
+func (o sendOptions) build(typ string, i int) ([]byte, sentIDs, error) {
+	ids := sentIDs{event: o.eventID, session: o.session, paymentIntent: o.paymentIntent, charge: o.charge}
+	if ids.event == "" || i > 0 {
+		ids.event = stripefixture.NewID("evt_", 24)
+	}
+	if i > 0 { // --repeat: every event is a different payment
+		ids.session, ids.paymentIntent, ids.charge = "", "", ""
+	}
+	if ids.session == "" {
+		ids.session = stripefixture.NewID("cs_test_", 58)
+	}
+	if ids.paymentIntent == "" {
+		ids.paymentIntent = stripefixture.NewID("pi_", 24)
+	}
+	if ids.charge == "" {
+		ids.charge = stripefixture.NewID("ch_", 24)
+	}
+	meta := stripefixture.Meta{EventID: ids.event, Created: time.Now(), APIVersion: o.apiVersion}
+	var (
+		body []byte
+		err  error
+	)
+	switch {
+	case strings.HasPrefix(typ, "checkout.session."):
+		ids.charge = ""
+		pi := ids.paymentIntent
+		if typ == "checkout.session.expired" && o.paymentIntent == "" {
+			pi, ids.paymentIntent = "", ""
+		}
+		body, err = stripefixture.CheckoutEvent(typ, meta, stripefixture.Checkout{
+			SessionID: ids.session, PaymentIntentID: pi, AmountTotal: o.amount, Currency: o.currency,
+			PaymentStatus: o.paymentStatus,
+			Metadata:      stripefixture.PurchaseMetadata(o.customer, o.content, o.org, o.amount, o.currency),
+		})
+	case typ == "charge.refunded":
+		ids.session = ""
+		refund := o.refundAmount
+		if refund == 0 {
+			refund = o.amount
+		}
+		body, err = stripefixture.ChargeRefundedEvent(meta, stripefixture.Charge{
+			ChargeID: ids.charge, PaymentIntentID: ids.paymentIntent, Amount: o.amount, Currency: o.currency,
+			Refunds: []stripefixture.Refund{{Amount: refund}},
+		})
+	case strings.HasPrefix(typ, "charge.dispute."):
+		ids.session = ""
+		status := o.disputeStatus
+		if status == "" && typ == "charge.dispute.closed" {
+			status = "lost"
+		}
+		body, err = stripefixture.DisputeEvent(typ, meta, stripefixture.Dispute{
+			ChargeID: ids.charge, PaymentIntentID: ids.paymentIntent, Amount: o.amount, Currency: o.currency, Status: status,
+		})
+	default: // payment_intent.*
+		ids.session = ""
+		body, err = stripefixture.PaymentIntentEvent(typ, meta, stripefixture.PaymentIntent{
+			ID: ids.paymentIntent, Amount: o.amount, Currency: o.currency, ChargeID: ids.charge,
+		})
+	}
+	return body, ids, err
+}
+
+func (o sendOptions) resolveSecret(getenv config.Getenv) (string, error) {
+	if o.secret != "" {
+		return o.secret, nil
+	}
+	if v := strings.TrimSpace(getenv("STRIPE_WEBHOOK_SECRET")); v != "" {
+		return strings.TrimSpace(strings.Split(v, ",")[0]), nil
+	}
+	b, err := os.ReadFile(filepath.Join(o.dataDir, demo.SecretFile))
+	if err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "whsec_") {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("send: read generated secret: %w", err)
+	}
+	return "", errors.New("send: no signing secret: pass --secret, set STRIPE_WEBHOOK_SECRET, or run `paystream dev` (it writes one to " +
+		filepath.Join(o.dataDir, demo.SecretFile) + ")")
+}
+
+func post(ctx context.Context, c *http.Client, url string, body []byte, sig string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", fmt.Errorf("send: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("Stripe-Signature", sig)
+	req.Header.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks) paystream-send")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("send: post to %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(b), nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
