@@ -26,6 +26,7 @@ func commands() map[string]command {
 		"migrate": {"apply, inspect or roll back the database schema", runMigrate},
 		"health":  {"probe an admin endpoint (container healthchecks)", runHealth},
 		"send":    {"sign a realistic Stripe test event and post it to the edge", runSend},
+		"status":  {"streams, consumer lag, DLQ depth, outbox backlog, schema version", runStatus},
 	}
 }
 
