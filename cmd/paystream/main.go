@@ -27,6 +27,7 @@ func commands() map[string]command {
 		"health":  {"probe an admin endpoint (container healthchecks)", runHealth},
 		"send":    {"sign a realistic Stripe test event and post it to the edge", runSend},
 		"status":  {"streams, consumer lag, DLQ depth, outbox backlog, schema version", runStatus},
+		"bench":   {"load-test the edge or the pipeline against their baselines", runBench},
 	}
 }
 

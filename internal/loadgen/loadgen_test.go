@@ -1,0 +1,85 @@
+package loadgen_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/paystream/paystream/internal/loadgen"
+	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/streams"
+)
+
+func spec(size int) loadgen.PayloadSpec {
+	return loadgen.PayloadSpec{ContentID: "c", OrganizationID: "o", CustomerID: "u", Amount: 2999, Currency: "usd", Size: size}
+}
+
+func TestPayloadsAreUniqueValidAndSigned(t *testing.T) {
+	p, err := loadgen.NewPayloads(spec(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	sessions := map[string]bool{}
+	var buf []byte
+	for i := 0; i < 100; i++ {
+		var id string
+		buf, id = p.Next(buf)
+		ev, err := webhook.ConstructEventWithOptions(buf, loadgen.Sign(buf, "whsec_x", time.Now()), "whsec_x",
+			webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+		if err != nil {
+			t.Fatalf("event %d does not verify: %v", i, err)
+		}
+		var s stripe.CheckoutSession
+		if err := json.Unmarshal(ev.Data.Raw, &s); err != nil {
+			t.Fatal(err)
+		}
+		if ev.ID != id || seen[id] || sessions[s.ID] || s.AmountTotal != 2999 || s.Metadata["amountPaidCents"] != "2999" {
+			t.Fatalf("event %d: id %s (returned %s) session %s amount %d", i, ev.ID, id, s.ID, s.AmountTotal)
+		}
+		seen[id], sessions[s.ID] = true, true
+	}
+}
+
+func TestPayloadSizePadding(t *testing.T) {
+	p, err := loadgen.NewPayloads(spec(8000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Len() < 7500 || p.Len() > 9000 {
+		t.Fatalf("padded event is %d bytes, want about 8000", p.Len())
+	}
+}
+
+func TestBaselinePublishesUniqueEvents(t *testing.T) {
+	n := testenv.StartNATS(t)
+	js := n.JetStream(t)
+	p, err := loadgen.NewPayloads(spec(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := loadgen.RunBaseline(context.Background(), js, loadgen.EdgeConfig{Concurrency: 4, Duration: 300 * time.Millisecond}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests == 0 || res.Errors != 0 || res.P50 <= 0 || res.Max < res.P99 {
+		t.Fatalf("result = %+v", res)
+	}
+	s, err := js.Stream(context.Background(), streams.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Publishes cut off by the end of the run may still land (at most one
+	// per worker) but are not counted.
+	if got := info.State.Msgs; got < uint64(res.Requests) || got > uint64(res.Requests+4) {
+		t.Fatalf("stream holds %d messages, baseline counted %d", got, res.Requests)
+	}
+}
