@@ -253,6 +253,9 @@ func TestComposeAppHealthchecks(t *testing.T) {
 			t.Errorf("%s has no healthcheck", name)
 			continue
 		}
+		if hc.Interval == nil || hc.Timeout == nil || hc.StartPeriod == nil {
+			t.Errorf("%s healthcheck lost its timings (the x-app-healthcheck merge): %+v", name, hc)
+		}
 		if hc.Test[0] != "CMD" {
 			t.Errorf("%s healthcheck %v: want exec form [\"CMD\", …], the image has no shell", name, hc.Test)
 		}
@@ -323,5 +326,61 @@ func TestComposeSecretFromEnvironment(t *testing.T) {
 	e := env(service(t, p, "edge"))
 	if e["STRIPE_WEBHOOK_SECRET"] != secret || e["STREAM_REPLICAS"] != "3" {
 		t.Errorf("edge environment %v does not take STRIPE_WEBHOOK_SECRET and STREAM_REPLICAS from the environment", e)
+	}
+}
+
+// Each NATS node of a shape runs the config written for it, under a unique
+// server name, on its own data volume: two nodes sharing a store would
+// corrupt it, and Raft tells peers apart by server name.
+func TestComposeNATSNodes(t *testing.T) {
+	tests := []struct {
+		name   string
+		files  []string
+		nodes  []string
+		config string
+	}{
+		{"single node", singleNode, []string{"nats"}, "deploy/nats/nats.conf"},
+		{"cluster", cluster, []string{"nats", "nats-2", "nats-3"}, "deploy/nats/cluster.conf"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := loadProject(t, tt.files...)
+			wantConfig := filepath.Join(repoRoot(t), filepath.FromSlash(tt.config))
+			names, stores := map[string]string{}, map[string]string{}
+			for _, node := range tt.nodes {
+				s := service(t, p, node)
+				i := slices.Index(s.Command, "--config")
+				if i < 0 || i+1 >= len(s.Command) {
+					t.Errorf("%s command %v has no --config", node, s.Command)
+					continue
+				}
+				configPath := s.Command[i+1]
+				var source, store string
+				for _, v := range s.Volumes {
+					switch {
+					case v.Target == configPath:
+						source = v.Source
+					case v.Target == "/data":
+						store = v.Source
+					}
+				}
+				if source != wantConfig {
+					t.Errorf("%s runs %s from %q, want %s", node, configPath, source, tt.config)
+				}
+				if store == "" {
+					t.Errorf("%s has no volume at /data (the JetStream store_dir)", node)
+				} else if other, dup := stores[store]; dup {
+					t.Errorf("%s and %s share the data volume %s", node, other, store)
+				}
+				stores[store] = node
+				if len(tt.nodes) > 1 {
+					sn := env(s)["SERVER_NAME"]
+					if other, dup := names[sn]; sn == "" || dup {
+						t.Errorf("%s SERVER_NAME %q is empty or also used by %s", node, sn, other)
+					}
+					names[sn] = node
+				}
+			}
+		})
 	}
 }
