@@ -1,8 +1,6 @@
 package deploycheck
 
 import (
-	"bufio"
-	"bytes"
 	"net"
 	"net/url"
 	"os"
@@ -212,10 +210,14 @@ func TestComposeReferencedFilesExist(t *testing.T) {
 				if !filepath.IsAbs(dockerfile) {
 					dockerfile = filepath.Join(s.Build.Context, dockerfile)
 				}
-				stages, err := dockerfileStages(dockerfile)
+				src, err := os.ReadFile(dockerfile)
 				if err != nil {
 					t.Errorf("%s builds from %s: %v", name, dockerfile, err)
 					continue
+				}
+				var stages []string
+				for _, st := range parseDockerfile(string(src)) {
+					stages = append(stages, st.name)
 				}
 				if !slices.Contains(stages, s.Build.Target) {
 					t.Errorf("%s builds target %q; %s has stages %v", name, s.Build.Target, dockerfile, stages)
@@ -223,23 +225,6 @@ func TestComposeReferencedFilesExist(t *testing.T) {
 			}
 		})
 	}
-}
-
-// dockerfileStages returns the names of the `FROM … AS name` stages.
-func dockerfileStages(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var stages []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 4 && strings.EqualFold(f[0], "FROM") && strings.EqualFold(f[2], "AS") {
-			stages = append(stages, f[3])
-		}
-	}
-	return stages, sc.Err()
 }
 
 // The app images are distroless: a healthcheck must be exec form (no shell)
