@@ -46,6 +46,7 @@ type Server struct {
 	mu       sync.Mutex
 	events   []stored // newest first, as Stripe lists them
 	failures []Failure
+	failFrom int // failures start once this many requests were served
 	requests []Request
 }
 
@@ -93,9 +94,14 @@ func (s *Server) Add(events ...[]byte) error {
 }
 
 // FailNext makes the next len(fs) requests answer fs in order.
-func (s *Server) FailNext(fs ...Failure) {
+func (s *Server) FailNext(fs ...Failure) { s.FailFrom(0, fs...) }
+
+// FailFrom makes the requests after the first n (counting every request
+// served so far) answer fs in order, e.g. to fail the second page of a list.
+func (s *Server) FailFrom(n int, fs ...Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.failFrom = max(n, len(s.requests))
 	s.failures = append(s.failures, fs...)
 }
 
@@ -130,7 +136,7 @@ func (s *Server) answer(r *http.Request, q url.Values) (int, []byte, http.Header
 	if r.Header.Get("Authorization") != "Bearer "+s.key {
 		return stripeError(http.StatusUnauthorized, "invalid_request_error", "", "Invalid API Key provided: "+redact(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")))
 	}
-	if len(s.failures) > 0 {
+	if len(s.failures) > 0 && len(s.requests) >= s.failFrom {
 		f := s.failures[0]
 		s.failures = s.failures[1:]
 		typ := f.Type
