@@ -311,7 +311,7 @@ func TestRunRetriesStripeErrors(t *testing.T) {
 		{name: "503 beyond stripe-go retries, our backoff", retries: 1, afterReqs: 1,
 			failures: []stripefake.Failure{unavailable, unavailable, unavailable}, wantBackoffs: 1},
 		{name: "503 forever gives up", retries: 0, afterReqs: 0,
-			failures: []stripefake.Failure{unavailable, unavailable, unavailable, unavailable, unavailable, unavailable, unavailable},
+			failures:     []stripefake.Failure{unavailable, unavailable, unavailable, unavailable, unavailable, unavailable, unavailable},
 			wantBackoffs: 5, wantErr: fault.Unavailable},
 	}
 	for _, tt := range tests {
