@@ -23,7 +23,8 @@ type command struct {
 // commands is the table of subcommands; each lives in its own file.
 func commands() map[string]command {
 	return map[string]command{
-		"migrate": {"apply, inspect or roll back the database schema", runMigrate},
+		"migrate":   {"apply, inspect or roll back the database schema", runMigrate},
+		"reconcile": {"recover Stripe events paystream missed (Stripe Events API → STRIPE_EVENTS)", runReconcile},
 	}
 }
 
