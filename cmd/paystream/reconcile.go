@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/internal/reconcile"
@@ -26,7 +28,7 @@ func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdo
 	fs.SetOutput(stderr)
 	since := fs.Duration("since", config.DefaultReconcileWindow, "recover events created within this window (at most 720h, Stripe's Events API limit)")
 	types := fs.String("types", "", "comma-separated subset of the handled event types (default: all of them)")
-	dryRun := fs.Bool("dry-run", false, "list and count the events, publish nothing (NATS is not contacted)")
+	dryRun := fs.Bool("dry-run", false, "list and count the events, publish nothing (reads STRIPE_EVENTS if the broker answers)")
 	endpoint := fs.String("endpoint", "", "endpoint name the events are published under (default RECONCILE_ENDPOINT, else default)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object on stdout; progress goes to stderr")
 	pageSize := fs.Int("page-size", 100, "events per Stripe API page (1-100)")
@@ -77,7 +79,21 @@ func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdo
 		return err
 	}
 	var pub reconcile.Publisher
-	if !cfg.DryRun {
+	if cfg.DryRun {
+		// A dry run publishes nothing but still reads STRIPE_EVENTS, if the
+		// broker answers, to tell missed events from delivered ones.
+		nc, err := streams.Connect(common.NATSURL, "paystream-reconcile", log, nats.RetryOnFailedConnect(false))
+		if err != nil {
+			log.Warn("dry run without the broker: every listed event counts as a candidate", "error", err)
+		} else {
+			defer nc.Close()
+			js, err := streams.NewJetStream(nc)
+			if err != nil {
+				return err
+			}
+			cfg.Index = reconcile.StreamIndex{JS: js}
+		}
+	} else {
 		nc, err := streams.Connect(common.NATSURL, "paystream-reconcile", log)
 		if err != nil {
 			return err
@@ -95,6 +111,7 @@ func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdo
 			return fmt.Errorf("reconcile: broker at NATS_URL=%s not ready: %w", common.NATSURL, err)
 		}
 		pub = streams.NewPublisher(js)
+		cfg.Index = reconcile.StreamIndex{JS: js}
 	}
 
 	progress := stdout
@@ -124,7 +141,10 @@ func printSummary(w io.Writer, s reconcile.Summary) {
 		fmt.Fprintf(w, "  would publish    %d   (dry run: nothing was published)\n", s.Candidates)
 	} else {
 		fmt.Fprintf(w, "  published        %d   (missed: now in STRIPE_EVENTS)\n", s.Published)
-		fmt.Fprintf(w, "  already present  %d\n", s.AlreadyPresent)
+	}
+	fmt.Fprintf(w, "  already present  %d\n", s.AlreadyPresent)
+	if s.Indexed < 0 {
+		fmt.Fprintln(w, "  (STRIPE_EVENTS could not be read: only the broker's dedup window recognised delivered events)")
 	}
 	fmt.Fprintf(w, "  skipped          %d\n", s.Skipped)
 	fmt.Fprintf(w, "  failed           %d\n", s.Failed)

@@ -83,6 +83,14 @@ func TestReconcileCommand(t *testing.T) {
 					t.Errorf("stdout:\n%s", stdout)
 				}
 			}},
+		{name: "dry run reads the stream to tell missed from present", args: []string{"--dry-run", "--types", "charge.refunded"},
+			env: env, check: func(t *testing.T, stdout string) {
+				for _, want := range []string{"would publish    0", "already present  1"} {
+					if !strings.Contains(stdout, want) {
+						t.Errorf("stdout lacks %q:\n%s", want, stdout)
+					}
+				}
+			}},
 		{name: "key missing", env: merge(env, map[string]string{"STRIPE_SECRET_KEY": ""}), wantErr: "STRIPE_SECRET_KEY"},
 		{name: "key rejected by Stripe", env: merge(env, map[string]string{"STRIPE_SECRET_KEY": "sk_test_other"}),
 			wantErr: "Stripe rejected STRIPE_SECRET_KEY"},

@@ -107,8 +107,18 @@ type Config struct {
 	BaseDelay time.Duration // 1s when 0
 	MaxDelay  time.Duration // 30s when 0
 
+	// Index, when set, is read once at the start of the run: events it
+	// holds count as already present without a publish. Without it only the
+	// broker's dedup window recognises them (see Index for why that is not
+	// enough). An Index failure is logged and the run goes on without it.
+	Index Index
+
 	Metrics *Metrics // optional; nil records nothing
 }
+
+// indexSkew is subtracted from the window start when reading the index: the
+// broker's clock (message timestamps) and Stripe's (event created) differ.
+const indexSkew = 5 * time.Minute
 
 func (c *Config) setDefaults() {
 	if len(c.Types) == 0 {
@@ -178,8 +188,9 @@ type Summary struct {
 	StartedAt      time.Time `json:"started_at"`
 	FinishedAt     time.Time `json:"finished_at"`
 	Seen           int       `json:"seen"`            // events the API listed
-	Published      int       `json:"published"`       // new to the broker: these were missed
-	AlreadyPresent int       `json:"already_present"` // duplicate PubAck: the broker had them
+	Published      int       `json:"published"`       // new to the stream: these were missed
+	AlreadyPresent int       `json:"already_present"` // in STRIPE_EVENTS (Index) or a duplicate PubAck
+	Indexed        int       `json:"indexed"`         // event ids the Index found in the stream; -1 without an Index
 	Skipped        int       `json:"skipped"`         // not a requested type, or not a usable event
 	Failed         int       `json:"failed"`          // could not be published after every attempt
 	Candidates     int       `json:"candidates"`      // dry run: events that would be published
@@ -211,6 +222,17 @@ func Run(ctx context.Context, cfg Config, lister Lister, pub Publisher, progress
 		Since: start.Add(-cfg.Since).Truncate(time.Second), Types: cfg.Types, StartedAt: start,
 	}
 	r.lastProgress = start
+	r.sum.Indexed = -1
+	if cfg.Index != nil {
+		ids, err := cfg.Index.StoredSince(ctx, r.sum.Since.Add(-indexSkew))
+		if err != nil {
+			// Safe to go on: the broker and stripe_events still drop what
+			// is already there; the run only does more work.
+			r.log.Warn("reconcile: cannot read STRIPE_EVENTS; relying on broker and processor dedup", "error", err)
+		} else {
+			r.present, r.sum.Indexed = ids, len(ids)
+		}
+	}
 	r.log.Info("reconcile started", "since", r.sum.Since, "types", cfg.Types, "dry_run", cfg.DryRun)
 	err := r.list(ctx)
 	r.sum.FinishedAt = cfg.Now()
@@ -237,6 +259,7 @@ type runner struct {
 	progress     io.Writer
 	log          *slog.Logger
 	sum          Summary
+	present      IDSet  // from cfg.Index; nil without one
 	cursor       string // id of the last event handled: where a resumed listing starts
 	lastProgress time.Time
 	sinceLast    int
@@ -300,6 +323,12 @@ func (r *runner) handle(ev Listed) error {
 		r.sum.Skipped++
 		r.cfg.Metrics.event(resultSkipped)
 		r.log.Warn("reconcile skipped event", "stripe_event_id", ev.ID, "type", ev.Type, "reason", reason)
+		return nil
+	}
+	if r.present.Has(ev.ID) {
+		r.sum.AlreadyPresent++
+		r.cfg.Metrics.event(resultAlreadyPresent)
+		r.log.Debug("reconcile: stream already has event", "stripe_event_id", ev.ID, "type", ev.Type)
 		return nil
 	}
 	if r.cfg.DryRun {
@@ -408,6 +437,9 @@ func (s Summary) progressLine(prefix string) string {
 		prefix, s.Seen, s.Published, s.AlreadyPresent, s.Skipped, s.Failed)
 	if s.DryRun {
 		line += fmt.Sprintf(" would_publish=%d", s.Candidates)
+	}
+	if s.Indexed >= 0 {
+		line += fmt.Sprintf(" indexed=%d", s.Indexed)
 	}
 	if s.Oldest != 0 {
 		line += " oldest=" + time.Unix(s.Oldest, 0).UTC().Format(time.RFC3339)
