@@ -23,11 +23,12 @@ type command struct {
 // commands is the table of subcommands; each lives in its own file.
 func commands() map[string]command {
 	return map[string]command{
-		"migrate": {"apply, inspect or roll back the database schema", runMigrate},
-		"health":  {"probe an admin endpoint (container healthchecks)", runHealth},
-		"send":    {"sign a realistic Stripe test event and post it to the edge", runSend},
-		"status":  {"streams, consumer lag, DLQ depth, outbox backlog, schema version", runStatus},
-		"bench":   {"load-test the edge or the pipeline against their baselines", runBench},
+		"migrate":   {"apply, inspect or roll back the database schema", runMigrate},
+		"health":    {"probe an admin endpoint (container healthchecks)", runHealth},
+		"send":      {"sign a realistic Stripe test event and post it to the edge", runSend},
+		"status":    {"streams, consumer lag, DLQ depth, outbox backlog, schema version", runStatus},
+		"bench":     {"load-test the edge or the pipeline against their baselines", runBench},
+		"reconcile": {"recover Stripe events paystream missed (Stripe Events API → STRIPE_EVENTS)", runReconcile},
 	}
 }
 

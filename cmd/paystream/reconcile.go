@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/streams"
+)
+
+// ensureTimeout bounds the wait for the broker before a run: the NATS client
+// keeps retrying a refused connection in the background, so without a bound
+// an unreachable broker would look like a hang.
+const ensureTimeout = 15 * time.Second
+
+func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	since := fs.Duration("since", config.DefaultReconcileWindow, "recover events created within this window (at most 720h, Stripe's Events API limit)")
+	types := fs.String("types", "", "comma-separated subset of the handled event types (default: all of them)")
+	dryRun := fs.Bool("dry-run", false, "list and count the events, publish nothing (reads STRIPE_EVENTS if the broker answers)")
+	endpoint := fs.String("endpoint", "", "endpoint name the events are published under (default RECONCILE_ENDPOINT, else default)")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON object on stdout; progress goes to stderr")
+	pageSize := fs.Int("page-size", 100, "events per Stripe API page (1-100)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: paystream reconcile [--since 72h] [--types t1,t2] [--dry-run] [--endpoint default] [--json]")
+		fmt.Fprintln(stderr, "Lists events from the Stripe Events API and publishes those paystream missed into STRIPE_EVENTS.")
+		fmt.Fprintln(stderr, "Safe to repeat: events already there are dropped by the broker or the processor.")
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "handled types: "+strings.Join(reconcile.HandledTypes, ", "))
+		fmt.Fprintln(stderr, "env: STRIPE_SECRET_KEY (required), STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES, RECONCILE_ENDPOINT,")
+		fmt.Fprintln(stderr, "     NATS_URL, STREAM_*, LOG_LEVEL; see docs/reconcile.md")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "paystream reconcile: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+
+	p := config.NewParser(getenv)
+	common := config.ParseCommon(p)
+	rc := config.ParseReconcile(p, true)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	cfg := reconcile.Config{Since: *since, Endpoint: rc.Endpoint, DryRun: *dryRun, PageSize: *pageSize}
+	if *endpoint != "" {
+		cfg.Endpoint = *endpoint
+	}
+	if *types != "" {
+		for _, t := range strings.Split(*types, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				cfg.Types = append(cfg.Types, t)
+			}
+		}
+	}
+	log := obs.NewLogger(stderr, common.LogLevel, "paystream-reconcile")
+
+	lister, err := reconcile.NewStripeLister(reconcile.StripeConfig{
+		Key: rc.SecretKey, APIBase: rc.APIBase, MaxNetworkRetries: rc.MaxNetworkRetries,
+	}, log)
+	if err != nil {
+		return err
+	}
+	var pub reconcile.Publisher
+	if cfg.DryRun {
+		// A dry run publishes nothing but still reads STRIPE_EVENTS, if the
+		// broker answers, to tell missed events from delivered ones.
+		nc, err := streams.Connect(common.NATSURL, "paystream-reconcile", log, nats.RetryOnFailedConnect(false))
+		if err != nil {
+			log.Warn("dry run without the broker: every listed event counts as a candidate", "error", err)
+		} else {
+			defer nc.Close()
+			js, err := streams.NewJetStream(nc)
+			if err != nil {
+				return err
+			}
+			cfg.Index = reconcile.StreamIndex{JS: js}
+		}
+	} else {
+		nc, err := streams.Connect(common.NATSURL, "paystream-reconcile", log)
+		if err != nil {
+			return err
+		}
+		// Close, not Drain: every publish already waited for its PubAck.
+		defer nc.Close()
+		js, err := streams.NewJetStream(nc)
+		if err != nil {
+			return err
+		}
+		ectx, cancel := context.WithTimeout(ctx, ensureTimeout)
+		err = streams.Ensure(ectx, js, common.Streams)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("reconcile: broker at NATS_URL=%s not ready: %w", common.NATSURL, err)
+		}
+		pub = streams.NewPublisher(js)
+		cfg.Index = reconcile.StreamIndex{JS: js}
+	}
+
+	progress := stdout
+	if *asJSON {
+		progress = stderr
+	}
+	sum, runErr := reconcile.Run(ctx, cfg, lister, pub, progress, log)
+	if sum.RunID == "" { // the configuration was refused before the run began
+		return runErr
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sum); err != nil {
+			return fmt.Errorf("reconcile: write summary: %w", err)
+		}
+	} else {
+		printSummary(stdout, sum)
+	}
+	return runErr
+}
+
+func printSummary(w io.Writer, s reconcile.Summary) {
+	fmt.Fprintf(w, "\nreconcile run %s (endpoint %s, events created since %s)\n", s.RunID, s.Endpoint, s.Since.Format(time.RFC3339))
+	fmt.Fprintf(w, "  seen             %d\n", s.Seen)
+	if s.DryRun {
+		fmt.Fprintf(w, "  would publish    %d   (dry run: nothing was published)\n", s.Candidates)
+	} else {
+		fmt.Fprintf(w, "  published        %d   (missed: now in STRIPE_EVENTS)\n", s.Published)
+	}
+	fmt.Fprintf(w, "  already present  %d\n", s.AlreadyPresent)
+	if s.Indexed < 0 {
+		fmt.Fprintln(w, "  (STRIPE_EVENTS could not be read: only the broker's dedup window recognised delivered events)")
+	}
+	fmt.Fprintf(w, "  skipped          %d\n", s.Skipped)
+	fmt.Fprintf(w, "  failed           %d\n", s.Failed)
+	fmt.Fprintf(w, "  took             %s\n", s.FinishedAt.Sub(s.StartedAt).Round(time.Millisecond))
+	if s.Error != "" {
+		fmt.Fprintf(w, "  stopped early:   %s\n  rerun the same command once the cause is fixed; it is idempotent\n", s.Error)
+	}
+}
