@@ -94,7 +94,7 @@ func ParseEdge(getenv Getenv, environ []string) (Edge, error) {
 		ShutdownTimeout: p.Duration("EDGE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second, 10*time.Minute),
 		Endpoints:       map[string][]string{},
 	}
-	if e.Addr == e.AdminAddr {
+	if e.Addr == e.AdminAddr && !strings.HasSuffix(e.Addr, ":0") { // :0 picks two different ports
 		p.Fail("ADMIN_ADDR", e.AdminAddr, "must differ from EDGE_ADDR: admin endpoints never share the public listener")
 	}
 	for _, name := range secretVarNames(environ) {
