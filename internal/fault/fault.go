@@ -18,6 +18,7 @@ const (
 	Invalid         Code = "invalid"         // malformed input; never retried
 	Unauthenticated Code = "unauthenticated" // signature does not verify
 	NotFound        Code = "not_found"       // unknown route or referenced row that will never exist
+	NotAllowed      Code = "not_allowed"     // HTTP method not allowed on the route
 	TooLarge        Code = "too_large"       // body over the limit
 	RateLimited     Code = "rate_limited"    // client over its rate
 	Unavailable     Code = "unavailable"     // broker or database down or slow
@@ -42,6 +43,7 @@ var classes = map[Code]struct {
 	Invalid:         {http.StatusBadRequest, DeadLetter},
 	Unauthenticated: {http.StatusUnauthorized, DeadLetter},
 	NotFound:        {http.StatusNotFound, DeadLetter},
+	NotAllowed:      {http.StatusMethodNotAllowed, DeadLetter},
 	TooLarge:        {http.StatusRequestEntityTooLarge, DeadLetter},
 	RateLimited:     {http.StatusTooManyRequests, Retry},
 	Unavailable:     {http.StatusServiceUnavailable, Retry},

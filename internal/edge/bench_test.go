@@ -1,0 +1,151 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/paystream/paystream/internal/stripefixture"
+	"github.com/paystream/paystream/streams"
+)
+
+// benchEvents returns n realistic checkout.session.completed bodies (about
+// 2.6 KB each, distinct event ids) and their signature headers, built before
+// the timer starts: signing is Stripe's cost, not the edge's.
+func benchEvents(b *testing.B, n int) (bodies [][]byte, sigs []string, ids []string) {
+	b.Helper()
+	tmpl, err := stripefixture.CheckoutEvent("checkout.session.completed",
+		stripefixture.Meta{EventID: "evt_000000000000000000000000"},
+		stripefixture.Checkout{AmountTotal: 2999, Metadata: stripefixture.PurchaseMetadata(
+			"user_1", "c0ffee00-0000-4000-8000-000000000001", "0e000000-0000-4000-8000-000000000001", 2999, "usd")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	run := stripefixture.NewID("", 8) // ids unique across -count runs on one broker
+	bodies, sigs, ids = make([][]byte, n), make([]string, n), make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("evt_%s%016d", run, i)
+		bodies[i] = bytes.Replace(tmpl, []byte("evt_000000000000000000000000"), []byte(ids[i]), 1)
+		sigs[i] = stripefixture.Sign(bodies[i], testSecret, now)
+	}
+	return bodies, sigs, ids
+}
+
+// BenchmarkVerify is the edge's CPU work before the publish: signature check
+// of a 2.6 KB body against one secret (HMAC-SHA256) and, separately, with the
+// small-struct decode of the envelope.
+func BenchmarkVerify(b *testing.B) {
+	bodies, sigs, _ := benchEvents(b, 1)
+	v := Verifier{Tolerance: 300 * time.Second, Now: time.Now}
+	secrets := []string{testSecret}
+	b.Run("signature", func(b *testing.B) {
+		b.SetBytes(int64(len(bodies[0])))
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := v.Verify(sigs[0], bodies[0], secrets); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("signature+decode", func(b *testing.B) {
+		b.SetBytes(int64(len(bodies[0])))
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := v.Verify(sigs[0], bodies[0], secrets); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := decodeEnvelope(bodies[0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkVerifyPublish is the edge handler end to end minus the network:
+// ServeHTTP (request id, limiter off, signature, decode, publish to an
+// embedded file-storage JetStream, wait for the PubAck, JSON answer).
+// Compare with BenchmarkPlainPublish, run in the same process.
+func BenchmarkVerifyPublish(b *testing.B) {
+	e := newTestEdge(b, nil)
+	serve := func(b *testing.B, body []byte, sig string) {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", bytes.NewReader(body))
+		req.Header.Set("Stripe-Signature", sig)
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+	b.Run("serial", func(b *testing.B) {
+		bodies, sigs, _ := benchEvents(b, b.N)
+		b.SetBytes(int64(len(bodies[0])))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			serve(b, bodies[i], sigs[i])
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		bodies, sigs, _ := benchEvents(b, b.N)
+		b.SetBytes(int64(len(bodies[0])))
+		b.ReportAllocs()
+		b.SetParallelism(16) // many concurrent webhooks, as during a Stripe retry burst
+		var next atomic.Int64
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := next.Add(1) - 1
+				serve(b, bodies[i], sigs[i])
+			}
+		})
+	})
+}
+
+// BenchmarkPlainPublish is the floor: a synchronous JetStream publish of the
+// same bodies to the same subject with Nats-Msg-Id, nothing else.
+func BenchmarkPlainPublish(b *testing.B) {
+	e := newTestEdge(b, nil)
+	ctx := context.Background()
+	msg := func(body []byte, id string) *nats.Msg {
+		m := nats.NewMsg(streams.EventsSubjectPrefix + "default.checkout.session.completed")
+		m.Data = body
+		m.Header.Set(streams.HeaderMsgID, id)
+		return m
+	}
+	b.Run("serial", func(b *testing.B) {
+		bodies, _, ids := benchEvents(b, b.N)
+		b.SetBytes(int64(len(bodies[0])))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := e.js.PublishMsg(ctx, msg(bodies[i], ids[i])); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		bodies, _, ids := benchEvents(b, b.N)
+		b.SetBytes(int64(len(bodies[0])))
+		b.ReportAllocs()
+		b.SetParallelism(16)
+		var next atomic.Int64
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := next.Add(1) - 1
+				if _, err := e.js.PublishMsg(ctx, msg(bodies[i], ids[i])); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}

@@ -1,0 +1,340 @@
+// Package edge is paystream's Stripe webhook receiver: it verifies each
+// request's Stripe-Signature against the raw body, publishes the event to the
+// JetStream stream STRIPE_EVENTS with the event id as Nats-Msg-Id, and answers
+// 200 only after JetStream acknowledged it. Everything else is refused with
+// the status of the design contract, and never reaches the stream.
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/streams"
+)
+
+// Route prefix of the webhook endpoints: /webhooks/stripe is the endpoint
+// streams.DefaultEndpoint, /webhooks/stripe/<name> the endpoint <name>.
+const (
+	RoutePrefix     = "/webhooks/stripe"
+	HeaderRequestID = "X-Request-Id"
+	headerSignature = "Stripe-Signature"
+)
+
+// endpoint is one configured webhook endpoint.
+type endpoint struct {
+	name    string
+	secrets []string
+}
+
+// Handler is the public webhook http.Handler. Create it with New.
+type Handler struct {
+	// Now is the clock for signature tolerance and receipt times; tests may
+	// replace it before the first request.
+	Now func() time.Time
+
+	endpoints      map[string]endpoint // by URL path
+	pub            *streams.Publisher
+	verifier       Verifier
+	limiter        *limiter // nil: rate limiting off
+	trusted        []netip.Prefix
+	maxBody        int64
+	publishTimeout time.Duration
+	m              *Metrics
+	log            *slog.Logger
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns the webhook handler for cfg's endpoints, publishing with js.
+// Only the edge settings of cfg are used (not the listeners); the all-in-one
+// dev mode mounts the result on its own server.
+func New(cfg config.Edge, js jetstream.JetStream, m *Metrics, log *slog.Logger) (*Handler, error) {
+	switch {
+	case js == nil:
+		return nil, errors.New("edge: nil JetStream")
+	case m == nil:
+		return nil, errors.New("edge: nil Metrics")
+	case log == nil:
+		return nil, errors.New("edge: nil logger")
+	case len(cfg.Endpoints) == 0:
+		return nil, errors.New("edge: no endpoint configured")
+	}
+	if cfg.Tolerance <= 0 {
+		cfg.Tolerance = config.DefaultWebhookTol
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = config.DefaultMaxBodyBytes
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = config.DefaultPublishTimeout
+	}
+	h := &Handler{
+		Now:            time.Now,
+		endpoints:      make(map[string]endpoint, len(cfg.Endpoints)),
+		pub:            streams.NewPublisher(js),
+		limiter:        newLimiter(cfg.RateLimit, DefaultMaxClients),
+		trusted:        cfg.TrustedProxies,
+		maxBody:        cfg.MaxBodyBytes,
+		publishTimeout: cfg.PublishTimeout,
+		m:              m,
+		log:            log,
+	}
+	h.verifier = Verifier{Tolerance: cfg.Tolerance, Now: func() time.Time { return h.Now() }}
+	for name, secrets := range cfg.Endpoints {
+		if !streams.ValidEndpoint(name) {
+			return nil, fmt.Errorf("edge: endpoint name %q is not a valid subject token", name)
+		}
+		if len(secrets) == 0 {
+			return nil, fmt.Errorf("edge: endpoint %q has no secret", name)
+		}
+		path := RoutePrefix + "/" + name
+		if name == streams.DefaultEndpoint {
+			path = RoutePrefix
+		}
+		h.endpoints[path] = endpoint{name: name, secrets: secrets}
+	}
+	return h, nil
+}
+
+// request is what one webhook request learns on its way, for the final
+// metric and log line.
+type request struct {
+	id       string
+	endpoint string // label value: a configured name or "unknown"
+	client   netip.Addr
+	event    envelope
+	dup      bool
+	seq      uint64
+}
+
+// ServeHTTP handles one webhook. The checks run cheapest first, and the body
+// is read only once the request is known to be for an endpoint, by a client
+// within its rate, with a signature header present.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.Now()
+	h.m.InFlight.Inc()
+	defer h.m.InFlight.Dec()
+
+	req := &request{id: requestID(r.Header.Get(HeaderRequestID)), endpoint: unknownEndpoint}
+	hdr := w.Header()
+	hdr.Set(HeaderRequestID, req.id)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("X-Frame-Options", "DENY")
+
+	err := h.handle(w, r, req, start)
+	status := http.StatusOK
+	if err != nil {
+		status = fault.HTTPStatus(err)
+		h.m.Rejections.WithLabelValues(req.endpoint, fault.ReasonOf(err)).Inc()
+		writeJSON(w, status, errorBody{Error: publicMessage(err), RequestID: req.id})
+	} else {
+		writeJSON(w, status, acceptedBody{Status: "accepted", EventID: req.event.ID, Duplicate: req.dup, RequestID: req.id})
+	}
+	elapsed := h.Now().Sub(start)
+	h.m.Requests.WithLabelValues(req.endpoint, strconv.Itoa(status)).Inc()
+	h.m.RequestDuration.WithLabelValues(req.endpoint).Observe(elapsed.Seconds())
+	h.logRequest(r, req, status, err, elapsed)
+}
+
+// handle runs the checks in order and publishes; a non-nil error is a
+// *fault.Error whose code decides the status.
+func (h *Handler) handle(w http.ResponseWriter, r *http.Request, req *request, start time.Time) error {
+	req.client = clientIP(r, h.trusted)
+	if h.limiter != nil {
+		if ok, wait := h.limiter.allow(limiterKey(req.client), start); !ok {
+			// Whole seconds, rounded up: Retry-After has no fractions and
+			// "0" would invite an immediate retry.
+			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			if ep, ok := h.endpoints[r.URL.Path]; ok {
+				req.endpoint = ep.name
+			}
+			return fault.New(fault.RateLimited, ReasonRateLimited, "rate limit exceeded")
+		}
+	}
+	ep, ok := h.endpoints[r.URL.Path]
+	if !ok {
+		return fault.New(fault.NotFound, ReasonUnknownEndpoint, "no webhook endpoint at this path")
+	}
+	req.endpoint = ep.name
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return fault.New(fault.NotAllowed, ReasonMethodNotAllowed, "only POST is allowed")
+	}
+	sig := r.Header.Get(headerSignature)
+	if sig == "" {
+		return fault.New(fault.Invalid, ReasonMissingSignature, "Stripe-Signature header is missing")
+	}
+	if _, err := signatureTimestamp(sig); err != nil {
+		return err // malformed: refuse before reading the body
+	}
+	body, err := readBody(w, r, h.maxBody)
+	if err != nil {
+		return err
+	}
+	// The signature is checked against the raw bytes before anything in them
+	// is believed; an unverified body is never parsed, published or logged.
+	if err := h.verifier.Verify(sig, body, ep.secrets); err != nil {
+		return err
+	}
+	env, err := decodeEnvelope(body)
+	if err != nil {
+		return err
+	}
+	req.event = env
+	return h.publish(r.Context(), req, body, start)
+}
+
+// publish stores the verified event and waits for its PubAck. The wait is
+// bounded by the publish timeout but not by the client's context: a client
+// that hangs up does not change whether the event was stored, and the metric
+// and log line should say which.
+func (h *Handler) publish(ctx context.Context, req *request, body []byte, received time.Time) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.publishTimeout)
+	defer cancel()
+	pubStart := h.Now()
+	res, err := h.pub.Publish(ctx, streams.Event{
+		ID:         req.event.ID,
+		Type:       req.event.Type,
+		APIVersion: req.event.APIVersion,
+		Livemode:   req.event.Livemode,
+		Created:    req.event.Created,
+		Endpoint:   req.endpoint,
+		ReceivedAt: received,
+		RequestID:  req.id,
+	}, body)
+	h.m.PublishDuration.WithLabelValues(req.endpoint).Observe(h.Now().Sub(pubStart).Seconds())
+	if err != nil {
+		if errors.Is(err, streams.ErrUnavailable) {
+			h.m.PublishErrors.WithLabelValues(req.endpoint).Inc()
+			return fault.Wrap(err, fault.Unavailable, ReasonUnavailable, "event store unavailable")
+		}
+		// Msg refused the event (cannot happen after decodeEnvelope's checks).
+		return fault.Wrap(err, fault.Internal, "publish_rejected", "event could not be published")
+	}
+	req.dup, req.seq = res.Duplicate, res.Sequence
+	h.m.Published.WithLabelValues(req.endpoint, req.event.Type, strconv.FormatBool(res.Duplicate)).Inc()
+	return nil
+}
+
+// readBody reads the whole body up to limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	if r.ContentLength > limit {
+		return nil, fault.New(fault.TooLarge, ReasonTooLarge, "body is larger than %d bytes", limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, fault.Wrap(err, fault.TooLarge, ReasonTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
+	case err != nil:
+		return nil, fault.Wrap(err, fault.Invalid, ReasonBodyReadError, "could not read the body")
+	}
+	return body, nil
+}
+
+// publicMessage is the error text a client sees: the classified message
+// without the wrapped cause, which may describe our infrastructure.
+func publicMessage(err error) string {
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Msg != "" {
+		return fe.Msg
+	}
+	return http.StatusText(fault.HTTPStatus(err))
+}
+
+type errorBody struct {
+	Error     string `json:"error"`
+	RequestID string `json:"request_id"`
+}
+
+type acceptedBody struct {
+	Status    string `json:"status"`
+	EventID   string `json:"event_id"`
+	Duplicate bool   `json:"duplicate"`
+	RequestID string `json:"request_id"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // our own small structs: cannot fail
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// logRequest writes the one log line of a request. It never contains the
+// body, the signature header or a secret; the event fields are logged only
+// once the signature verified (req.event is empty before).
+func (h *Handler) logRequest(r *http.Request, req *request, status int, err error, elapsed time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("request_id", req.id),
+		slog.String("endpoint", req.endpoint),
+		slog.Int("status", status),
+		slog.String("client_ip", req.client.String()),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+	}
+	if req.endpoint == unknownEndpoint {
+		attrs = append(attrs, slog.String("method", r.Method), slog.String("path", truncate(r.URL.Path, 128)))
+	}
+	if req.event.ID != "" {
+		attrs = append(attrs,
+			slog.String("stripe_event_id", req.event.ID),
+			slog.String("event_type", req.event.Type),
+			slog.String("api_version", req.event.APIVersion),
+			slog.Bool("livemode", req.event.Livemode))
+	}
+	level, msg := slog.LevelInfo, "webhook accepted"
+	if err != nil {
+		level, msg = slog.LevelWarn, "webhook rejected"
+		attrs = append(attrs, slog.String("reason", fault.ReasonOf(err)), slog.String("error", err.Error()))
+		if status >= 500 {
+			level = slog.LevelError
+		}
+	} else {
+		attrs = append(attrs, slog.Bool("duplicate", req.dup), slog.Uint64("stream_seq", req.seq))
+	}
+	h.log.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+// requestID returns the inbound X-Request-Id when it is sane (1–128 of
+// [A-Za-z0-9._:-]; anything else could inject into headers or logs), else a
+// new random one.
+func requestID(in string) string {
+	if len(in) > 0 && len(in) <= 128 && strings.IndexFunc(in, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-')
+	}) < 0 {
+		return in
+	}
+	return uuid.NewString()
+}
+
+// truncate bounds attacker-controlled text before it reaches a log line.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

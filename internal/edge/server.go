@@ -1,0 +1,165 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/streams"
+)
+
+// Public listener limits. Stripe sends small JSON bodies with a handful of
+// headers from well-connected servers, so anything slow or large is hostile.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second // whole request incl. a 1 MiB body
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 32 << 10
+	// writeSlack is added to the publish timeout for WriteTimeout, so a
+	// request waiting the full publish timeout can still send its 503.
+	writeSlack = 10 * time.Second
+	// ensureRetry is how often Run retries creating the streams while the
+	// broker is unreachable.
+	ensureRetry = 5 * time.Second
+)
+
+// Addrs are the bound listener addresses (useful with :0 ports).
+type Addrs struct {
+	Public string // webhook listener (EDGE_ADDR)
+	Admin  string // /metrics, /healthz, /readyz (ADMIN_ADDR)
+}
+
+// Run serves the webhook listener on cfg.Addr and the admin listener on
+// cfg.AdminAddr until ctx ends, then shuts down gracefully: /readyz turns 503,
+// the public listener stops accepting, in-flight requests finish (each still
+// waits for its PubAck) within cfg.ShutdownTimeout, then the admin listener
+// stops. Run returns nil after a clean shutdown. The caller owns nc and
+// drains it after Run returns (so the dev mode can share one connection).
+//
+// Run does not need the broker to start: it creates the streams when it can
+// (streams.Ensure is idempotent) and keeps retrying in the background; until
+// then webhooks get 503 and /readyz says why.
+//
+// ready, if not nil, is called once both listeners are bound.
+func Run(ctx context.Context, cfg config.Edge, nc *nats.Conn, reg *prometheus.Registry, log *slog.Logger, ready func(Addrs)) error {
+	js, err := streams.NewJetStream(nc)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, nc, js, reg, log, ready)
+}
+
+// serve is Run with the JetStream context given, so tests can slow down the
+// PubAcks to catch requests in flight.
+func serve(ctx context.Context, cfg config.Edge, nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry, log *slog.Logger, ready func(Addrs)) error {
+	h, err := New(cfg, js, NewMetrics(reg), log)
+	if err != nil {
+		return err
+	}
+	var stopping atomic.Bool
+	checks := []obs.Check{
+		{Name: "shutdown", Check: func(context.Context) error {
+			if stopping.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		}},
+		{Name: "nats", Check: func(context.Context) error {
+			if s := nc.Status(); s != nats.CONNECTED {
+				return fmt.Errorf("nats connection is %s", s)
+			}
+			return nil
+		}},
+		{Name: "stream", Check: func(ctx context.Context) error { return streams.Check(ctx, js, streams.EventsStream) }},
+	}
+
+	pub, err := obs.Listen(cfg.Addr, h, log)
+	if err != nil {
+		return fmt.Errorf("edge: listen on EDGE_ADDR %s: %w", cfg.Addr, err)
+	}
+	hs := pub.HTTP()
+	hs.ReadHeaderTimeout, hs.ReadTimeout, hs.IdleTimeout = readHeaderTimeout, readTimeout, idleTimeout
+	hs.WriteTimeout = h.publishTimeout + writeSlack
+	hs.MaxHeaderBytes = maxHeaderBytes
+	adm, err := obs.Listen(cfg.AdminAddr, obs.AdminHandler(reg, checks, log), log)
+	if err != nil {
+		_ = pub.Shutdown(context.Background())
+		return fmt.Errorf("edge: listen on ADMIN_ADDR %s: %w", cfg.AdminAddr, err)
+	}
+
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	sc := cfg.Streams
+	if sc == (streams.Config{}) { // a hand-built config (dev mode, tests): never "update" to zero limits
+		sc = streams.DefaultConfig()
+	}
+	go ensureStreams(bg, js, sc, log)
+
+	errc := make(chan error, 2)
+	go func() { errc <- pub.Serve() }()
+	go func() { errc <- adm.Serve() }()
+	log.Info("edge listening", "public_addr", pub.Addr(), "admin_addr", adm.Addr(), "endpoints", cfg.EndpointNames())
+	if ready != nil {
+		ready(Addrs{Public: pub.Addr(), Admin: adm.Addr()})
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("edge: listener stopped: %w", serveErr)
+	}
+	stopping.Store(true)
+	stopBG()
+	log.Info("edge shutting down", "in_flight_timeout", cfg.ShutdownTimeout.String())
+	timeout := cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = config.DefaultShutdownTimeout
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	var errs []error
+	if err := pub.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("edge: shutdown of the public listener: %w", err))
+	}
+	if err := adm.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("edge: shutdown of the admin listener: %w", err))
+	}
+	if err := errors.Join(append([]error{serveErr}, errs...)...); err != nil {
+		return err
+	}
+	log.Info("edge stopped")
+	return nil
+}
+
+// ensureStreams creates or updates the streams, retrying until it succeeds
+// or ctx ends: the edge must start (and answer 503) while the broker is down.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg streams.Config, log *slog.Logger) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, ensureRetry)
+		err := streams.Ensure(actx, js, cfg)
+		cancel()
+		if err == nil {
+			log.Info("streams ensured")
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("cannot ensure streams yet; retrying", "error", err, "retry_in", ensureRetry.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(ensureRetry):
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package edge
+
+import (
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/streams"
+)
+
+// Rejection reasons: the reason label of paystream_edge_rejections_total and
+// the Reason of the fault.Error behind every non-2xx answer.
+const (
+	ReasonMissingSignature   = "missing_signature"
+	ReasonMalformedSignature = "malformed_signature"
+	ReasonBadSignature       = "bad_signature"
+	ReasonStaleTimestamp     = "stale_timestamp"
+	ReasonFutureTimestamp    = "future_timestamp"
+	ReasonInvalidPayload     = "invalid_payload"
+	ReasonBodyReadError      = "body_read_error"
+	ReasonTooLarge           = "too_large"
+	ReasonRateLimited        = "rate_limited"
+	ReasonUnknownEndpoint    = "unknown_endpoint"
+	ReasonMethodNotAllowed   = "method_not_allowed"
+	ReasonUnavailable        = "unavailable"
+)
+
+// Verifier checks Stripe-Signature headers against an endpoint's secrets.
+//
+// The HMAC comparison is stripe-go's (webhook.ValidatePayloadIgnoringTolerance,
+// over every v1 signature of the header, constant time). The timestamp window
+// is checked here instead because stripe-go measures age with time.Since: it
+// lets any FUTURE timestamp through and cannot be driven by a test clock.
+type Verifier struct {
+	Tolerance time.Duration    // accepted |now - t|
+	Now       func() time.Time // the clock; time.Now in production
+}
+
+// Verify returns nil when header carries a v1 signature of body made with one
+// of secrets at a time within the tolerance. Order of checks, and why:
+//  1. header missing or not a t=…,v1=… list → Invalid (400): a client bug,
+//     not an attack on a secret, and cheap to tell apart.
+//  2. no v1 signature matches any secret → Unauthenticated (401). A header
+//     with only v0 (or unknown) schemes lands here too.
+//  3. signed, but the timestamp is stale or in the future → Unauthenticated
+//     (401). Checking it after the signature makes stale_timestamp mean
+//     "a genuine Stripe signature, too old" (replay or clock skew), which an
+//     operator can act on, instead of mixing it with forgeries.
+//
+// The body is not parsed here; it is parsed only after it verified.
+func (v Verifier) Verify(header string, body []byte, secrets []string) error {
+	if header == "" {
+		return fault.New(fault.Invalid, ReasonMissingSignature, "Stripe-Signature header is missing")
+	}
+	ts, err := signatureTimestamp(header)
+	if err != nil {
+		return err
+	}
+	matched := false
+	for _, s := range secrets {
+		err := webhook.ValidatePayloadIgnoringTolerance(body, header, s)
+		if err == nil {
+			matched = true
+			break
+		}
+		if errors.Is(err, webhook.ErrInvalidHeader) || errors.Is(err, webhook.ErrNotSigned) {
+			return fault.Wrap(err, fault.Invalid, ReasonMalformedSignature, "Stripe-Signature header is malformed")
+		}
+		// webhook.ErrNoValidSignature: try the next secret (rotation).
+	}
+	if !matched {
+		return fault.New(fault.Unauthenticated, ReasonBadSignature, "no v1 signature matches the endpoint's secret")
+	}
+	now := v.now()
+	switch {
+	case now.Sub(ts) > v.Tolerance:
+		return fault.New(fault.Unauthenticated, ReasonStaleTimestamp, "signature timestamp is older than the tolerance of %s", v.Tolerance)
+	case ts.Sub(now) > v.Tolerance:
+		return fault.New(fault.Unauthenticated, ReasonFutureTimestamp, "signature timestamp is more than %s in the future", v.Tolerance)
+	}
+	return nil
+}
+
+func (v Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+// signatureTimestamp checks the shape of a Stripe-Signature header
+// ("t=1700000000,v1=hex,v1=hex,v0=hex": comma-separated key=value pairs with
+// exactly one integer t) and returns t. stripe-go accepts a header without t
+// (as the year 1970) and takes the last of several; both are malformed here.
+func signatureTimestamp(header string) (time.Time, error) {
+	malformed := func(why string) error {
+		return fault.New(fault.Invalid, ReasonMalformedSignature, "Stripe-Signature header is malformed: %s", why)
+	}
+	var ts int64
+	seenT := false
+	for pair := range strings.SplitSeq(header, ",") {
+		k, val, ok := strings.Cut(pair, "=")
+		if !ok || k == "" || strings.Contains(val, "=") {
+			return time.Time{}, malformed("not a list of key=value pairs")
+		}
+		if k != "t" {
+			continue
+		}
+		if seenT {
+			return time.Time{}, malformed("more than one t")
+		}
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil || n <= 0 || n > 1<<40 {
+			return time.Time{}, malformed("t is not a unix timestamp")
+		}
+		ts, seenT = n, true
+	}
+	if !seenT {
+		return time.Time{}, malformed("no t")
+	}
+	return time.Unix(ts, 0), nil
+}
+
+// eventIDRe: Stripe event ids are evt_ plus base-62 characters; the id becomes
+// Nats-Msg-Id and a header, so it is bounded and free of separators.
+var eventIDRe = regexp.MustCompile(`^evt_[A-Za-z0-9_]{1,250}$`)
+
+// envelope is the part of a Stripe event the edge needs. The body is decoded
+// into this small struct only (no stripe.Event with its maps and raw copies):
+// the edge is a transport and the processor decodes the rest.
+type envelope struct {
+	ID         string `json:"id"`
+	Object     string `json:"object"`
+	Type       string `json:"type"`
+	APIVersion string `json:"api_version"`
+	Livemode   bool   `json:"livemode"`
+	Created    int64  `json:"created"`
+}
+
+// decodeEnvelope parses a verified body. Any API version is accepted (and
+// recorded); the body must be one JSON object with object "event", an evt_
+// id and a type that can be a subject token.
+func decodeEnvelope(body []byte) (envelope, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return envelope{}, fault.Wrap(err, fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event JSON object")
+	}
+	switch {
+	case env.Object != "event":
+		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: object is not \"event\"")
+	case !eventIDRe.MatchString(env.ID):
+		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: id is not an evt_ id")
+	case !streams.ValidEventType(env.Type):
+		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: type is not an event type")
+	case len(env.APIVersion) > 64:
+		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: api_version is too long")
+	}
+	return env, nil
+}
