@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/edge"
+	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/streams"
+)
+
+// startEdge runs the real edge in-process on loopback ports against n.
+func startEdge(t *testing.T, natsURL, secret string) edge.Addrs {
+	t.Helper()
+	env := map[string]string{
+		"NATS_URL": natsURL, "STRIPE_WEBHOOK_SECRET": secret, "EDGE_RATE_LIMIT": "0",
+		"EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+	}
+	cfg, err := config.ParseEdge(config.MapEnv(env), []string{"STRIPE_WEBHOOK_SECRET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	nc, err := streams.Connect(natsURL, "test-edge", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan edge.Addrs, 1)
+	done := make(chan error, 1)
+	go func() { done <- edge.Run(ctx, cfg, nc, obs.NewRegistry(), log, func(a edge.Addrs) { ready <- a }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("edge.Run: %v", err)
+		}
+		nc.Close()
+	})
+	select {
+	case a := <-ready:
+		return a
+	case err := <-done:
+		t.Fatalf("edge exited early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("edge not ready after 10s")
+	}
+	return edge.Addrs{}
+}
+
+// The bench command is checked for sane output, not for speed.
+func TestBenchEdgeReportsEdgeBaselineAndRatio(t *testing.T) {
+	const secret = "whsec_bench_test"
+	n := testenv.StartNATS(t)
+	addrs := startEdge(t, n.URL(), secret)
+	var out, errOut bytes.Buffer
+	env := config.MapEnv(map[string]string{"NATS_URL": n.URL(), "STRIPE_WEBHOOK_SECRET": secret})
+	err := run(context.Background(), []string{"bench", "edge", "--json", "--duration", "700ms", "--concurrency", "4",
+		"--url", "http://" + addrs.Public + "/webhooks/stripe", "--metrics-url", "http://" + addrs.Admin + "/metrics"}, env, &out, &errOut)
+	if err != nil {
+		t.Fatalf("bench edge: %v\n%s", err, errOut.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode %q: %v", out.String(), err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("results = %+v, want edge and baseline", rep.Results)
+	}
+	e, b := rep.Results[0], rep.Results[1]
+	if e.Name != "edge" || e.Requests == 0 || e.Errors != 0 || e.ByStatus["200"] != e.Requests || e.P99 < e.P50 {
+		t.Errorf("edge result = %+v", e)
+	}
+	if e.PeakRSS == 0 {
+		t.Errorf("edge resident memory was not sampled")
+	}
+	if b.Name != "baseline" || b.Requests == 0 || b.Errors != 0 {
+		t.Errorf("baseline result = %+v", b)
+	}
+	if rep.Ratio <= 0 {
+		t.Errorf("ratio = %v", rep.Ratio)
+	}
+	// Every accepted edge request and every baseline publish is one message.
+	s, err := n.JetStream(t).Stream(context.Background(), streams.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, min := info.State.Msgs, uint64(e.Requests+b.Requests); got < min || got > min+8 {
+		t.Errorf("stream holds %d messages, bench counted %d", got, min)
+	}
+}
