@@ -316,4 +316,3 @@ func contentAny(ctx context.Context, tx bun.IDB, id uuid.UUID) (*model.Content, 
 	}
 	return &c, nil
 }
-
