@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,13 +71,14 @@ func NewHandler(bdb *bun.DB, cfg Config, m *Metrics, log *slog.Logger) (*Handler
 	return h, nil
 }
 
-// Types lists the Stripe event types the handler applies; every other type is
-// recorded as ignored. Reconcile and operators use it.
+// Types lists, sorted, the Stripe event types the handler applies; every
+// other type is recorded as ignored. Reconcile and operators use it.
 func (h *Handler) Types() []string {
 	out := make([]string, 0, len(h.routes))
 	for t := range h.routes {
 		out = append(out, t)
 	}
+	slices.Sort(out)
 	return out
 }
 
