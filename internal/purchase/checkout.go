@@ -196,7 +196,10 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 			return err
 		}
 		if p == nil {
-			return fault.New(fault.Internal, "internal", "purchase of session %s neither inserted nor found", s.ID)
+			// Not our session: the payment intent belongs to another
+			// session's purchase. Stripe never does this; the data is wrong.
+			return fault.New(fault.Invalid, "payment_intent_conflict",
+				"checkout session %s: payment intent %s already belongs to the purchase of another session", s.ID, s.PaymentIntentID)
 		}
 	}
 	if p.DeletedAt != nil {
