@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -224,4 +225,19 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// ParseRelayConfig reads the relay's settings from the environment:
+//
+//	OUTBOX_POLL_INTERVAL    200ms  idle wait between scans (10ms–1m)
+//	OUTBOX_BATCH_SIZE       100    rows per transaction (1–10000)
+//	OUTBOX_PUBLISH_TIMEOUT  5s     wait for one PubAck (100ms–1m)
+//	OUTBOX_MAX_BACKOFF      30s    longest wait after failures (1s–10m)
+func ParseRelayConfig(p *config.Parser) RelayConfig {
+	return RelayConfig{
+		PollInterval:   p.Duration("OUTBOX_POLL_INTERVAL", 200*time.Millisecond, 10*time.Millisecond, time.Minute),
+		BatchSize:      p.Int("OUTBOX_BATCH_SIZE", 100, 1, 10000),
+		PublishTimeout: p.Duration("OUTBOX_PUBLISH_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
+		MaxBackoff:     p.Duration("OUTBOX_MAX_BACKOFF", 30*time.Second, time.Second, 10*time.Minute),
+	}
 }
