@@ -73,10 +73,16 @@ func NewHandler(bdb *bun.DB, cfg Config, m *Metrics, log *slog.Logger) (*Handler
 }
 
 // Types lists, sorted, the Stripe event types the handler applies; every
-// other type is recorded as ignored. Reconcile and operators use it.
-func (h *Handler) Types() []string {
-	out := make([]string, 0, len(h.routes))
-	for t := range h.routes {
+// other type is recorded as ignored.
+func (h *Handler) Types() []string { return sortedKeys(h.routes) }
+
+// HandledTypes is Types without a handler, for tools that need the list but
+// no database (reconcile's event type filter, docs).
+func HandledTypes() []string { return sortedKeys((&Handler{}).dispatch()) }
+
+func sortedKeys(m map[string]route) []string {
+	out := make([]string, 0, len(m))
+	for t := range m {
 		out = append(out, t)
 	}
 	slices.Sort(out)
