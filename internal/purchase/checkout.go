@@ -212,15 +212,14 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 		rec.duplicate(p.ID, fmt.Sprintf("purchase %s is %s; %s changes nothing", p.ID, p.Status, trig))
 		return nil
 	}
-	now := h.cfg.Now().UTC()
+	c, err := contentAny(ctx, tx, p.ContentID)
+	if err != nil {
+		return err
+	}
 	switch to.Status {
 	case model.PurchaseCompleted:
 		// The split is fixed when the payment completes, at that event's
 		// time; a pending purchase only carried a provisional one.
-		c, err := contentAny(ctx, tx, p.ContentID)
-		if err != nil {
-			return err
-		}
 		s2, err := split.SplitAt(ctx, tx, p.OrganizationID, c.CreatorID, p.AmountPaidCents, ev.at)
 		if err != nil {
 			return err
@@ -238,12 +237,8 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 	if p.StripeCustomerID == nil && s.StripeCustomerID != "" {
 		p.StripeCustomerID = &s.StripeCustomerID
 	}
-	p.Status, p.UpdatedAt = to.Status, now
+	p.Status, p.UpdatedAt = to.Status, h.cfg.Now().UTC()
 	if err := updatePurchase(ctx, tx, p); err != nil {
-		return err
-	}
-	c, err := contentAny(ctx, tx, p.ContentID)
-	if err != nil {
 		return err
 	}
 	return h.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig)})
