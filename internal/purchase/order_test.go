@@ -19,7 +19,7 @@ type final struct {
 	status     string
 	dispute    string
 	refund     int64
-	refundedAt bool
+	refundedAt time.Time // zero when not fully refunded
 	access     bool
 }
 
@@ -28,7 +28,10 @@ func (e *env) final(w world) final {
 	f := final{purchases: e.count("purchases", "stripe_checkout_session_id = ?", w.session)}
 	if f.purchases == 1 {
 		p := e.purchaseBySession(w.session)
-		f.status, f.refund, f.refundedAt = p.Status, p.RefundAmountCents, p.RefundedAt != nil
+		f.status, f.refund = p.Status, p.RefundAmountCents
+		if p.RefundedAt != nil {
+			f.refundedAt = p.RefundedAt.UTC()
+		}
 		if p.DisputeStatus != nil {
 			f.dispute = *p.DisputeStatus
 		}
@@ -103,50 +106,51 @@ func TestEveryDeliveryOrderEndsInTheSameState(t *testing.T) {
 	}{
 		{"completed and full refund, each duplicated", func(t *testing.T, w world) []handling.Event {
 			c := w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "")
-			return []handling.Event{c, full(w, "evt_r_"+w.session, h(1)), c, full(w, "evt_r2_"+w.session, h(1))}
-		}, final{1, model.PurchaseRefunded, "", 2999, true, false}},
+			// The second report of the same full refund comes with a later time.
+			return []handling.Event{c, full(w, "evt_r_"+w.session, h(1)), c, full(w, "evt_r2_"+w.session, h(3))}
+		}, final{1, model.PurchaseRefunded, "", 2999, h(1), false}},
 		{"completed under two event ids and full refund", func(t *testing.T, w world) []handling.Event {
 			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 				full(w, "evt_r_"+w.session, h(1)), w.checkout(t, "checkout.session.completed", "evt_c2_"+w.session, h(0), "")}
-		}, final{1, model.PurchaseRefunded, "", 2999, true, false}},
+		}, final{1, model.PurchaseRefunded, "", 2999, h(1), false}},
 		{"completed and dispute lost, close duplicated", func(t *testing.T, w world) []handling.Event {
 			lost := w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(2), "lost")
 			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 				w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(1), "needs_response"), lost, lost}
-		}, final{1, model.PurchaseDisputeLost, model.DisputeLost, 0, false, false}},
+		}, final{1, model.PurchaseDisputeLost, model.DisputeLost, 0, time.Time{}, false}},
 		{"async succeeded and unpaid completed", func(t *testing.T, w world) []handling.Event {
 			s := w.checkout(t, "checkout.session.async_payment_succeeded", "evt_s_"+w.session, h(1), "")
 			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "unpaid"), s, s}
-		}, final{1, model.PurchaseCompleted, "", 0, false, true}},
+		}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
 		{"refunds before the purchase exists", func(t *testing.T, w world) []handling.Event {
 			return []handling.Event{partial(w, "evt_r1_"+w.session, h(1)), full(w, "evt_r2_"+w.session, h(2)),
 				w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "")}
-		}, final{1, model.PurchaseRefunded, "", 2999, true, false}},
+		}, final{1, model.PurchaseRefunded, "", 2999, h(2), false}},
 		{"full refund and lost dispute", func(t *testing.T, w world) []handling.Event {
 			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 				full(w, "evt_r_"+w.session, h(1)), w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(2), "lost")}
-		}, final{1, model.PurchaseDisputeLost, model.DisputeLost, 2999, true, false}},
+		}, final{1, model.PurchaseDisputeLost, model.DisputeLost, 2999, h(1), false}},
 		{"dispute created and won", func(t *testing.T, w world) []handling.Event {
 			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 				w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(1), "needs_response"),
 				w.dispute(t, "charge.dispute.closed", "evt_dw_"+w.session, h(2), "won")}
-		}, final{1, model.PurchaseCompleted, model.DisputeWon, 0, false, true}},
+		}, final{1, model.PurchaseCompleted, model.DisputeWon, 0, time.Time{}, true}},
 		{"partial refund and open dispute", func(t *testing.T, w world) []handling.Event {
 			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 				partial(w, "evt_r_"+w.session, h(1)), w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(2), "needs_response")}
-		}, final{1, model.PurchasePartiallyRefunded, model.DisputeOpen, 1000, false, true}},
+		}, final{1, model.PurchasePartiallyRefunded, model.DisputeOpen, 1000, time.Time{}, true}},
 		{"async failed and unpaid completed", func(t *testing.T, w world) []handling.Event {
 			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "unpaid"),
 				w.checkout(t, "checkout.session.async_payment_failed", "evt_f_"+w.session, h(1), "")}
-		}, final{1, model.PurchaseFailed, "", 0, false, false}},
+		}, final{1, model.PurchaseFailed, "", 0, time.Time{}, false}},
 		{"paid and expired", func(t *testing.T, w world) []handling.Event {
 			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 				w.checkout(t, "checkout.session.expired", "evt_x_"+w.session, h(1), "")}
-		}, final{1, model.PurchaseCompleted, "", 0, false, true}},
+		}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
 		{"payment intent before and after its purchase", func(t *testing.T, w world) []handling.Event {
 			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 				w.paymentIntent(t, "payment_intent.succeeded", "evt_pi_"+w.session, h(0))}
-		}, final{1, model.PurchaseCompleted, "", 0, false, true}},
+		}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
 	}
 	for si, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {

@@ -107,8 +107,21 @@ func (h *Handler) refundRoute(ctx context.Context, tx bun.Tx, ev event, rec *rec
 	to, statusChanged := Transition(from, trig)
 	newAmount := max(p.RefundAmountCents, amount)
 	delta := newAmount - p.RefundAmountCents
+	// Two events may report the same full refund (a second event id, a later
+	// charge.refunded); refunded_at keeps the earliest, whatever the order.
+	at := ev.at
+	earlier := full && p.RefundedAt != nil && at.Before(*p.RefundedAt)
 	if !statusChanged && delta == 0 {
-		rec.duplicate(p.ID, fmt.Sprintf("purchase %s already has %d refunded (%s)", p.ID, p.RefundAmountCents, p.Status))
+		if !earlier {
+			rec.duplicate(p.ID, fmt.Sprintf("purchase %s already has %d refunded (%s)", p.ID, p.RefundAmountCents, p.Status))
+			return nil
+		}
+		// Only the timestamp moves: no money, no status, so no event.
+		p.RefundedAt, p.UpdatedAt = &at, h.cfg.Now().UTC()
+		if err := updatePurchase(ctx, tx, p); err != nil {
+			return err
+		}
+		rec.applied(p.ID)
 		return nil
 	}
 	p.RefundAmountCents = newAmount
@@ -123,8 +136,7 @@ func (h *Handler) refundRoute(ctx context.Context, tx bun.Tx, ev event, rec *rec
 	}
 	// refunded_at marks the full refund, also when a lost dispute already
 	// decided the status, so both delivery orders store the same row.
-	if full && p.RefundedAt == nil {
-		at := ev.at
+	if full && (p.RefundedAt == nil || earlier) {
 		p.RefundedAt = &at
 	}
 	p.Status, p.UpdatedAt = to.Status, h.cfg.Now().UTC()
