@@ -35,8 +35,11 @@ func TestServiceRefusesAnOutdatedSchema(t *testing.T) {
 	built := false
 	err := Service{
 		Config: serviceConfig(t, n.URL(), dsn),
-		Domain: func(DomainDeps) (handling.Handler, []Companion, error) { built = true; return newRecorder(nil), nil, nil },
-		Log:    testLogger(t),
+		Domain: func(DomainDeps) (handling.Handler, []Companion, error) {
+			built = true
+			return newRecorder(nil), nil, nil
+		},
+		Log: testLogger(t),
 	}.Run(context.Background())
 	if !errors.Is(err, migrations.ErrSchemaOutdated) || !strings.Contains(err.Error(), "paystream migrate up") {
 		t.Fatalf("Run on an empty database = %v, want ErrSchemaOutdated telling to run `paystream migrate up`", err)
