@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +29,8 @@ type Processor struct {
 	cfg Config
 	m   *Metrics
 	log *slog.Logger
+
+	consuming atomic.Bool // a pull subscription is live
 }
 
 // New returns a Processor that feeds the events of the durable consumer to h.
@@ -49,10 +52,20 @@ func New(js jetstream.JetStream, h handling.Handler, cfg Config, m *Metrics, log
 // Config returns the effective configuration, defaults filled in.
 func (p *Processor) Config() Config { return p.cfg }
 
+// Check is a readiness check: it fails until the processor pulls from its
+// consumer (the broker is unreachable, or the consumer cannot be created
+// because its stored configuration conflicts) and after it stopped.
+func (p *Processor) Check(context.Context) error {
+	if !p.consuming.Load() {
+		return fmt.Errorf("not consuming from %s/%s", streams.EventsStream, streams.ProcessorConsumer)
+	}
+	return nil
+}
+
 // delivery is a message on its way from the consume callback to a worker.
 type delivery struct {
 	msg     jetstream.Msg
-	arrived time.Time // when the callback got it: its AckWait clock runs since
+	arrived time.Time // when its AckWait clock last (re)started, as far as we know
 }
 
 // Run ensures the durable consumer and processes its messages until ctx ends,
@@ -134,10 +147,13 @@ func (p *Processor) consume(ctx, hctx context.Context, work chan<- delivery) jet
 			if err == nil {
 				p.log.Info("processor consuming", "stream", streams.EventsStream, "consumer", streams.ProcessorConsumer,
 					"workers", p.cfg.Workers)
+				p.consuming.Store(true)
 				select {
 				case <-ctx.Done():
+					p.consuming.Store(false)
 					return cc
 				case <-cc.Closed():
+					p.consuming.Store(false)
 					p.log.Warn("consume subscription ended; subscribing again")
 				}
 			}
@@ -173,16 +189,31 @@ func (p *Processor) onConsumeError(cc jetstream.ConsumeContext, err error) {
 }
 
 // dispatch hands each message to a worker, waiting for a free one: that wait
-// is the back-pressure that keeps prefetching bounded.
+// is the back-pressure that keeps prefetching bounded. While it waits, the
+// message's AckWait clock runs, so it is kept alive with InProgress too.
 func (p *Processor) dispatch(hctx context.Context, work chan<- delivery) jetstream.MessageHandler {
+	every := p.cfg.progressInterval()
 	return func(msg jetstream.Msg) {
-		select {
-		case work <- delivery{msg: msg, arrived: p.cfg.Now()}:
-		case <-hctx.Done():
-			// Shutdown budget spent: give the message back at once so
-			// another instance takes it without waiting for AckWait.
-			if err := msg.Nak(); err != nil {
-				p.m.ackErrors.WithLabelValues("nak").Inc()
+		d := delivery{msg: msg, arrived: p.cfg.Now()}
+		t := time.NewTimer(every)
+		defer t.Stop()
+		for {
+			select {
+			case work <- d:
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					p.m.ackErrors.WithLabelValues("in_progress").Inc()
+				}
+				d.arrived = p.cfg.Now() // the clock restarted
+				t.Reset(every)
+			case <-hctx.Done():
+				// Shutdown budget spent: give the message back at once so
+				// another instance takes it without waiting for AckWait.
+				if err := msg.Nak(); err != nil {
+					p.m.ackErrors.WithLabelValues("nak").Inc()
+				}
+				return
 			}
 		}
 	}
@@ -279,7 +310,9 @@ func (p *Processor) apply(msg jetstream.Msg, md *jetstream.MsgMetadata, ev handl
 			log.Error("ack failed; the event will be redelivered and found already processed", "outcome", label, "error", err)
 			return
 		}
-		if !ev.ReceivedAt.IsZero() {
+		// A DLQ replay keeps the original receipt time; the days it spent
+		// waiting for a human are not pipeline latency.
+		if !ev.ReceivedAt.IsZero() && msg.Headers().Get(streams.HeaderSource) != "dlq-replay" {
 			p.m.endToEnd.Observe(max(p.cfg.Now().Sub(ev.ReceivedAt), 0).Seconds())
 		}
 		log.Debug("event handled", "outcome", label, "type", ev.Type)

@@ -95,6 +95,19 @@ func (s Service) Run(ctx context.Context) error {
 		return err
 	}
 
+	h, companions, err := s.Domain(DomainDeps{DB: bdb, JS: js, Reg: reg, Log: log})
+	if err != nil {
+		return fmt.Errorf("build domain handler: %w", err)
+	}
+	p, err := New(js, h, Config{
+		Consumer:        cfg.Consumer,
+		Workers:         cfg.Workers,
+		HandleTimeout:   cfg.HandleTimeout,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	}, m, log)
+	if err != nil {
+		return err
+	}
 	checks := []obs.Check{
 		{Name: "nats", Check: func(context.Context) error {
 			if !nc.IsConnected() {
@@ -104,6 +117,7 @@ func (s Service) Run(ctx context.Context) error {
 		}},
 		{Name: "stream", Check: func(ctx context.Context) error { return streams.Check(ctx, js, streams.EventsStream) }},
 		{Name: "database", Check: func(ctx context.Context) error { return bdb.PingContext(ctx) }},
+		{Name: "consumer", Check: p.Check},
 	}
 	admin, err := obs.Listen(cfg.AdminAddr, obs.AdminHandler(reg, checks, log), log)
 	if err != nil {
@@ -118,19 +132,6 @@ func (s Service) Run(ctx context.Context) error {
 		<-adminDone
 	}()
 
-	h, companions, err := s.Domain(DomainDeps{DB: bdb, JS: js, Reg: reg, Log: log})
-	if err != nil {
-		return fmt.Errorf("build domain handler: %w", err)
-	}
-	p, err := New(js, h, Config{
-		Consumer:        cfg.Consumer,
-		Workers:         cfg.Workers,
-		HandleTimeout:   cfg.HandleTimeout,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-	}, m, log)
-	if err != nil {
-		return err
-	}
 	log.Info("processor started", "admin_addr", admin.Addr(), "workers", cfg.Workers)
 	if s.Ready != nil {
 		s.Ready(admin.Addr())

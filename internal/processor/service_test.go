@@ -96,16 +96,22 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("service not ready after 15s")
 	}
-	for path, want := range map[string]string{"/readyz": `"ready"`, "/metrics": "paystream_processor_db_connections"} {
+	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
-			t.Errorf("GET %s = %d %s, want 200 containing %s", path, resp.StatusCode, body, want)
-		}
+		return resp.StatusCode, string(body)
+	}
+	eventually(t, 5*time.Second, "ready once consuming", func() bool {
+		code, body := get("/readyz")
+		return code == http.StatusOK && strings.Contains(body, `"ready"`)
+	})
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "paystream_processor_db_connections") ||
+		!strings.Contains(body, "paystream_processor_in_flight") {
+		t.Errorf("GET /metrics = %d, missing processor series", code)
 	}
 	js := n.JetStream(t)
 	publish(t, js, "evt_first", "checkout.session.completed")
@@ -135,5 +141,27 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 	}
 	if !settled(t, js) {
 		t.Error("events left unacked after a graceful stop")
+	}
+}
+
+func TestReadinessFailsWhileNotConsuming(t *testing.T) {
+	js := testenv.StartNATS(t).JetStream(t)
+	p, err := New(js, newRecorder(nil), testConfig(), nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(context.Background()); err == nil {
+		t.Fatal("Check passed before Run")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	eventually(t, 5*time.Second, "consuming", func() bool { return p.Check(context.Background()) == nil })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(context.Background()); err == nil {
+		t.Error("Check passed after Run returned")
 	}
 }
