@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -636,5 +637,44 @@ func TestNewValidates(t *testing.T) {
 	}
 	if c := p.Config(); c.Workers != DefaultWorkers || c.Consumer.AckWait != 30*time.Second || c.ShutdownTimeout != 25*time.Second {
 		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestSlowHandlerIsKeptAliveNotRedelivered(t *testing.T) {
+	js := testenv.StartNATS(t).JetStream(t)
+	h := newRecorder(func(handling.Event, int) (handling.Outcome, error) {
+		time.Sleep(2500 * time.Millisecond) // 2.5 × AckWait
+		return handling.Applied, nil
+	})
+	cfg := testConfig()
+	cfg.HandleTimeout = 5 * time.Second
+	cfg.ShutdownTimeout = 8 * time.Second
+	publish(t, js, "evt_slow", "checkout.session.completed")
+	s := start(t, js, h, cfg)
+	eventually(t, 8*time.Second, "slow event applied", func() bool { n, _ := h.appliedCount(); return n == 1 && settled(t, js) })
+	if n := len(h.callsOf("evt_slow")); n != 1 {
+		t.Fatalf("handler called %d times, want 1: InProgress should hold the message", n)
+	}
+	if got := value(t, s.m.ackErrors); got != 0 {
+		t.Errorf("ack errors = %v, want 0", got)
+	}
+}
+
+func TestFailingCompanionStopsTheProcessor(t *testing.T) {
+	js := testenv.StartNATS(t).JetStream(t)
+	p, err := New(js, newRecorder(nil), testConfig(), nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := Companion{Name: "outbox-relay", Run: func(context.Context) error { return errors.New("relay lost its table") }}
+	done := make(chan error, 1)
+	go func() { done <- RunWithCompanions(context.Background(), p, []Companion{broken}, testLogger(t)) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "outbox-relay: relay lost its table") {
+			t.Fatalf("RunWithCompanions = %v, want the relay's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a failed companion did not stop the processor")
 	}
 }
