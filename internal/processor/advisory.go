@@ -134,14 +134,13 @@ func (p *Processor) pollGauges(ctx context.Context) {
 func (p *Processor) refreshGauges(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.PollInterval)
 	defer cancel()
+	// js.Consumer fetches the consumer info; one API call per poll.
 	cons, err := p.js.Consumer(ctx, streams.EventsStream, streams.ProcessorConsumer)
 	if err == nil {
-		var info *jetstream.ConsumerInfo
-		if info, err = cons.Info(ctx); err == nil {
-			p.m.pending.Set(float64(info.NumPending))
-			p.m.ackPending.Set(float64(info.NumAckPending))
-			p.m.redelivered.Set(float64(info.NumRedelivered))
-		}
+		info := cons.CachedInfo()
+		p.m.pending.Set(float64(info.NumPending))
+		p.m.ackPending.Set(float64(info.NumAckPending))
+		p.m.redelivered.Set(float64(info.NumRedelivered))
 	}
 	if err != nil && ctx.Err() == nil {
 		p.log.Debug("consumer info unavailable", "error", err)
