@@ -678,3 +678,31 @@ func TestFailingCompanionStopsTheProcessor(t *testing.T) {
 		t.Fatal("a failed companion did not stop the processor")
 	}
 }
+
+func TestConsumerGaugesFollowTheBacklog(t *testing.T) {
+	js := testenv.StartNATS(t).JetStream(t)
+	release := make(chan struct{})
+	h := handling.HandlerFunc(func(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+		select {
+		case <-release:
+			return handling.Applied, nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	})
+	cfg := testConfig()
+	cfg.Workers = 1
+	cfg.HandleTimeout = 5 * time.Second
+	cfg.ShutdownTimeout = 6 * time.Second
+	for i := range 6 {
+		publish(t, js, fmt.Sprintf("evt_b%d", i), "charge.refunded")
+	}
+	s := start(t, js, h, cfg)
+	eventually(t, 5*time.Second, "backlog visible in the gauges", func() bool {
+		return value(t, s.m.pending) >= 3 && value(t, s.m.ackPending) >= 1 && value(t, s.m.inFlight) == 1
+	})
+	close(release)
+	eventually(t, 5*time.Second, "gauges back to zero", func() bool {
+		return settled(t, js) && value(t, s.m.pending) == 0 && value(t, s.m.ackPending) == 0 && value(t, s.m.inFlight) == 0
+	})
+}
