@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/streams"
+)
+
+// syncBuffer is a bytes.Buffer safe for the notifier goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestNotifierPrintsConfirmation(t *testing.T) {
+	n := testenv.StartNATS(t)
+	js := n.JetStream(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, config.MapEnv(map[string]string{"NATS_URL": n.URL(), "NOTIFIER_DURABLE": "notifier-test"}), &out, &errOut)
+	}()
+
+	pid, content := uuid.New(), uuid.New()
+	body, _ := json.Marshal(streams.PurchaseEvent{SpecVersion: "1.0", ID: uuid.NewString(), Source: streams.PurchaseEventSource,
+		Type: streams.PurchaseEventType(streams.PurchaseCompleted), Subject: pid.String(), Time: time.Now(),
+		DataContentType: "application/json", Data: streams.PurchaseData{PurchaseID: pid, CustomerID: "user_42",
+			ContentID: content, AmountPaidCents: 2999, Currency: "usd", Status: "completed"}})
+	m := nats.NewMsg("purchases.completed")
+	m.Data = body
+	if _, err := streams.PublishMsg(context.Background(), js, m); err != nil {
+		t.Fatal(err)
+	}
+	want := "would email customer user_42 about content " + content.String()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stdout %q lacks %q; stderr: %s", out.String(), want, errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "29.99 usd") {
+		t.Errorf("stdout = %q", out.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run = %v", err)
+	}
+}
+
+func TestNotifierRejectsBadConfig(t *testing.T) {
+	err := run(context.Background(), nil, config.MapEnv(map[string]string{"NOTIFIER_DURABLE": "Bad Name"}), &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "NOTIFIER_DURABLE") {
+		t.Fatalf("run = %v, want an error naming NOTIFIER_DURABLE", err)
+	}
+}

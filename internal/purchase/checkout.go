@@ -1,0 +1,318 @@
+package purchase
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/stripe/stripe-go/v76"
+	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/split"
+	"github.com/paystream/paystream/model"
+)
+
+// Checkout metadata keys: the contract with the checkout creator.
+const (
+	MetaCustomerID     = "customerId"
+	MetaContentID      = "contentId"
+	MetaOrganizationID = "organizationId"
+	MetaAmountPaid     = "amountPaidCents"
+	MetaCurrency       = "currency"
+)
+
+var (
+	currencyRe = regexp.MustCompile(`^[a-z]{3}$`)
+	amountRe   = regexp.MustCompile(`^[0-9]{1,13}$`)
+)
+
+// session is what paystream reads of a Stripe checkout session.
+type session struct {
+	ID               string
+	PaymentStatus    string
+	PaymentIntentID  string
+	StripeCustomerID string
+	AmountTotal      int64
+	Currency         string
+	Livemode         bool
+	Metadata         map[string]string
+}
+
+// decodeSession reads the checkout session of a checkout.session.* event.
+func decodeSession(ev event) (session, error) {
+	var cs stripe.CheckoutSession
+	if ev.stripe.Data == nil || len(ev.stripe.Data.Raw) == 0 {
+		return session{}, fault.New(fault.Invalid, "invalid_payload", "event %s has no data.object", ev.ID)
+	}
+	if err := json.Unmarshal(ev.stripe.Data.Raw, &cs); err != nil {
+		return session{}, fault.Wrap(err, fault.Invalid, "invalid_payload", "data.object of "+ev.ID+" is not a checkout session")
+	}
+	if cs.ID == "" || (cs.Object != "" && cs.Object != "checkout.session") {
+		return session{}, fault.New(fault.Invalid, "invalid_payload", "data.object of %s is %q %q, not a checkout session", ev.ID, cs.Object, cs.ID)
+	}
+	s := session{
+		ID: cs.ID, PaymentStatus: string(cs.PaymentStatus), AmountTotal: cs.AmountTotal,
+		Currency: string(cs.Currency), Livemode: cs.Livemode, Metadata: cs.Metadata,
+	}
+	if cs.PaymentIntent != nil {
+		s.PaymentIntentID = cs.PaymentIntent.ID
+	}
+	if cs.Customer != nil {
+		s.StripeCustomerID = cs.Customer.ID
+	}
+	return s, nil
+}
+
+// purchaseMeta is the validated checkout metadata.
+type purchaseMeta struct {
+	CustomerID     string
+	ContentID      uuid.UUID
+	OrganizationID uuid.UUID
+	Amount         int64
+	Currency       string
+}
+
+// parseMetadata validates the metadata contract against the session: every
+// key present and well formed, amount and currency equal to what Stripe
+// charged. Each failure names the session and what to fix.
+func parseMetadata(s session) (purchaseMeta, error) {
+	var missing []string
+	for _, k := range []string{MetaCustomerID, MetaContentID, MetaOrganizationID, MetaAmountPaid, MetaCurrency} {
+		if strings.TrimSpace(s.Metadata[k]) == "" {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return purchaseMeta{}, fault.New(fault.Invalid, "metadata_missing",
+			"checkout session %s lacks metadata %s; the checkout creator must set %s, %s, %s, %s and %s",
+			s.ID, strings.Join(missing, ", "), MetaCustomerID, MetaContentID, MetaOrganizationID, MetaAmountPaid, MetaCurrency)
+	}
+	invalid := func(key, why string) error {
+		return fault.New(fault.Invalid, "metadata_invalid", "checkout session %s: metadata %s=%q %s",
+			s.ID, key, s.Metadata[key], why)
+	}
+	m := purchaseMeta{CustomerID: s.Metadata[MetaCustomerID], Currency: s.Metadata[MetaCurrency]}
+	if len(m.CustomerID) > 255 || strings.TrimSpace(m.CustomerID) != m.CustomerID {
+		return purchaseMeta{}, invalid(MetaCustomerID, "must be at most 255 characters without surrounding spaces")
+	}
+	var err error
+	if m.ContentID, err = uuid.Parse(s.Metadata[MetaContentID]); err != nil {
+		return purchaseMeta{}, invalid(MetaContentID, "is not a uuid")
+	}
+	if m.OrganizationID, err = uuid.Parse(s.Metadata[MetaOrganizationID]); err != nil {
+		return purchaseMeta{}, invalid(MetaOrganizationID, "is not a uuid")
+	}
+	if !amountRe.MatchString(s.Metadata[MetaAmountPaid]) {
+		return purchaseMeta{}, invalid(MetaAmountPaid, "is not a non-negative integer of minor units")
+	}
+	if m.Amount, err = strconv.ParseInt(s.Metadata[MetaAmountPaid], 10, 64); err != nil || m.Amount > split.MaxAmount {
+		return purchaseMeta{}, invalid(MetaAmountPaid, fmt.Sprintf("is above the supported maximum %d", split.MaxAmount))
+	}
+	if !currencyRe.MatchString(m.Currency) {
+		return purchaseMeta{}, invalid(MetaCurrency, "is not a lower-case ISO 4217 code such as usd")
+	}
+	if m.Amount != s.AmountTotal {
+		return purchaseMeta{}, fault.New(fault.Invalid, "amount_mismatch",
+			"checkout session %s: metadata %s=%d but Stripe charged amount_total=%d; fix the checkout creator, then replay",
+			s.ID, MetaAmountPaid, m.Amount, s.AmountTotal)
+	}
+	if m.Currency != s.Currency {
+		return purchaseMeta{}, fault.New(fault.Invalid, "currency_mismatch",
+			"checkout session %s: metadata %s=%q but Stripe charged in %q", s.ID, MetaCurrency, m.Currency, s.Currency)
+	}
+	return m, nil
+}
+
+// checkoutRoute handles a checkout.session.* event. fixed is the trigger of
+// the event type; "" means checkout.session.completed, whose trigger depends
+// on the session's payment_status.
+func (h *Handler) checkoutRoute(fixed Trigger) route {
+	return func(ctx context.Context, tx bun.Tx, ev event, rec *record) error {
+		s, err := decodeSession(ev)
+		if err != nil {
+			return err
+		}
+		trig := fixed
+		if trig == "" {
+			switch s.PaymentStatus {
+			case string(stripe.CheckoutSessionPaymentStatusPaid), string(stripe.CheckoutSessionPaymentStatusNoPaymentRequired):
+				trig = TriggerPaid
+			case string(stripe.CheckoutSessionPaymentStatusUnpaid):
+				trig = TriggerUnpaid
+			default:
+				return fault.New(fault.Invalid, "invalid_payload", "checkout session %s has unknown payment_status %q", s.ID, s.PaymentStatus)
+			}
+		}
+		return h.applyCheckout(ctx, tx, ev, s, trig, rec)
+	}
+}
+
+// applyCheckout moves the purchase of session s by trig, creating it when the
+// trigger creates purchases and none exists.
+func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s session, trig Trigger, rec *record) error {
+	// Expiry needs no metadata: it only fails an existing pending purchase.
+	var meta purchaseMeta
+	if trig != TriggerExpired {
+		var err error
+		if meta, err = parseMetadata(s); err != nil {
+			return err
+		}
+	}
+	p, err := lockBySession(ctx, tx, s.ID)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		to, changed := Transition(State{}, trig)
+		if !changed {
+			rec.recorded(nil, fmt.Sprintf("no purchase for checkout session %s; nothing to %s", s.ID, trig))
+			return nil
+		}
+		c, err := contentFor(ctx, tx, meta)
+		if err != nil {
+			return err
+		}
+		np, err := h.newPurchase(ctx, tx, ev, s, meta, c, to.Status)
+		if err != nil {
+			return err
+		}
+		inserted, err := insertPurchase(ctx, tx, np)
+		if err != nil {
+			return err
+		}
+		if inserted {
+			return h.changed(ctx, tx, ev, rec, change{from: State{}, p: np, creatorID: c.CreatorID, reason: string(trig)})
+		}
+		// A concurrent transaction created it between our lookup and insert
+		// (the insert waited for it to commit): continue with its row.
+		if p, err = lockBySession(ctx, tx, s.ID); err != nil {
+			return err
+		}
+		if p == nil {
+			return fault.New(fault.Internal, "internal", "purchase of session %s neither inserted nor found", s.ID)
+		}
+	}
+	if p.DeletedAt != nil {
+		rec.recorded(&p.ID, fmt.Sprintf("purchase %s was deleted; event not applied", p.ID))
+		return nil
+	}
+	from := stateOf(p)
+	to, changed := Transition(from, trig)
+	if !changed {
+		rec.duplicate(p.ID, fmt.Sprintf("purchase %s is %s; %s changes nothing", p.ID, p.Status, trig))
+		return nil
+	}
+	now := h.cfg.Now().UTC()
+	switch to.Status {
+	case model.PurchaseCompleted:
+		// The split is fixed when the payment completes, at that event's
+		// time; a pending purchase only carried a provisional one.
+		c, err := contentAny(ctx, tx, p.ContentID)
+		if err != nil {
+			return err
+		}
+		s2, err := split.SplitAt(ctx, tx, p.OrganizationID, c.CreatorID, p.AmountPaidCents, ev.at)
+		if err != nil {
+			return err
+		}
+		setSplit(p, s2)
+		at := ev.at
+		p.PurchasedAt = &at
+	case model.PurchaseFailed:
+		at, reason := ev.at, string(trig)
+		p.FailedAt, p.FailureReason = &at, &reason
+	}
+	if p.StripePaymentIntentID == nil && s.PaymentIntentID != "" {
+		p.StripePaymentIntentID = &s.PaymentIntentID
+	}
+	if p.StripeCustomerID == nil && s.StripeCustomerID != "" {
+		p.StripeCustomerID = &s.StripeCustomerID
+	}
+	p.Status, p.UpdatedAt = to.Status, now
+	if err := updatePurchase(ctx, tx, p); err != nil {
+		return err
+	}
+	c, err := contentAny(ctx, tx, p.ContentID)
+	if err != nil {
+		return err
+	}
+	return h.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig)})
+}
+
+// newPurchase builds the purchase a checkout event creates, with the split
+// in force at the event's time.
+func (h *Handler) newPurchase(ctx context.Context, tx bun.Tx, ev event, s session, meta purchaseMeta, c *model.Content, status string) (*model.Purchase, error) {
+	sp, err := split.SplitAt(ctx, tx, meta.OrganizationID, c.CreatorID, meta.Amount, ev.at)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new purchase id: %w", err)
+	}
+	now := h.cfg.Now().UTC()
+	p := &model.Purchase{
+		ID: id, CustomerID: meta.CustomerID, ContentID: meta.ContentID, OrganizationID: meta.OrganizationID,
+		AmountPaidCents: meta.Amount, Currency: meta.Currency,
+		StripeCheckoutSessionID: s.ID, Livemode: s.Livemode, Status: status,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	setSplit(p, sp)
+	if s.PaymentIntentID != "" {
+		p.StripePaymentIntentID = &s.PaymentIntentID
+	}
+	if s.StripeCustomerID != "" {
+		p.StripeCustomerID = &s.StripeCustomerID
+	}
+	at := ev.at
+	switch status {
+	case model.PurchaseCompleted:
+		p.PurchasedAt = &at
+	case model.PurchaseFailed:
+		reason := string(TriggerPaymentFailed)
+		p.FailedAt, p.FailureReason = &at, &reason
+	}
+	return p, nil
+}
+
+func setSplit(p *model.Purchase, s split.Split) {
+	p.PlatformFeeCents, p.OrganizationFeeCents, p.CreatorPayoutCents = s.Platform, s.Organization, s.Creator
+	p.PlatformFeeBps, p.OrganizationFeeBps = s.PlatformBps, s.OrganizationBps
+	p.PlatformAgreementID, p.PlatformFeeConfigID, p.CreatorOrgAgreementID =
+		s.PlatformAgreementID, s.PlatformFeeConfigID, s.CreatorOrgAgreementID
+}
+
+// contentFor returns the live content of meta and checks its organization.
+func contentFor(ctx context.Context, tx bun.IDB, meta purchaseMeta) (*model.Content, error) {
+	var c model.Content
+	err := tx.NewSelect().Model(&c).Where("id = ?", meta.ContentID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fault.New(fault.Invalid, "unknown_content",
+			"content %s of the checkout does not exist or was deleted; create it (or fix metadata contentId), then replay", meta.ContentID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load content %s: %w", meta.ContentID, err)
+	}
+	if c.OrganizationID != meta.OrganizationID {
+		return nil, fault.New(fault.Invalid, "content_org_mismatch",
+			"content %s belongs to organization %s, but the checkout names organization %s", c.ID, c.OrganizationID, meta.OrganizationID)
+	}
+	return &c, nil
+}
+
+// contentAny returns content id even when soft-deleted: a purchase made
+// before the deletion still completes, refunds and pays its creator.
+func contentAny(ctx context.Context, tx bun.IDB, id uuid.UUID) (*model.Content, error) {
+	var c model.Content
+	if err := tx.NewSelect().Model(&c).WhereAllWithDeleted().Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load content %s: %w", id, err)
+	}
+	return &c, nil
+}

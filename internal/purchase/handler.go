@@ -1,0 +1,264 @@
+// Package purchase applies Stripe events to purchases in Postgres: one
+// transaction per event holds the stripe_events row, the purchase change, the
+// content access row and the outbox events. Handlers are found by event type
+// in a dispatch table; each event type lives in its own file.
+package purchase
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stripe/stripe-go/v76"
+	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/internal/db"
+	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/model"
+	"github.com/paystream/paystream/streams"
+)
+
+// Config tunes the handler.
+type Config struct {
+	// Access is the access rule's policy (partial refunds keep access
+	// unless Access.RevokeOnPartialRefund).
+	Access AccessPolicy
+	// Now is the clock for processed_at, updated_at and outbox times;
+	// default time.Now. Agreement windows are judged at the Stripe event's
+	// own time, never at Now, so replays split the same way.
+	Now func() time.Time
+}
+
+// Handler applies Stripe events to purchases. It implements handling.Handler.
+type Handler struct {
+	db     *bun.DB
+	cfg    Config
+	m      *Metrics
+	log    *slog.Logger
+	routes map[string]route
+}
+
+var _ handling.Handler = (*Handler)(nil)
+
+// route applies one event type inside the event's transaction. It reports
+// what it did through rec; an error rolls everything back, including the
+// stripe_events row, so a retried or replayed event starts afresh.
+type route func(ctx context.Context, tx bun.Tx, ev event, rec *record) error
+
+// event is a delivered event with its decoded Stripe envelope.
+type event struct {
+	handling.Event
+	stripe *stripe.Event
+	at     time.Time // Stripe's event time: agreement windows are judged at it
+}
+
+// NewHandler returns the purchase handler.
+func NewHandler(bdb *bun.DB, cfg Config, m *Metrics, log *slog.Logger) (*Handler, error) {
+	if bdb == nil || m == nil || log == nil {
+		return nil, errors.New("purchase handler: db, metrics and logger are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Handler{db: bdb, cfg: cfg, m: m, log: log.With("component", "purchase")}
+	h.routes = h.dispatch()
+	return h, nil
+}
+
+// Types lists, sorted, the Stripe event types the handler applies; every
+// other type is recorded as ignored. Reconcile and operators use it.
+func (h *Handler) Types() []string {
+	out := make([]string, 0, len(h.routes))
+	for t := range h.routes {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Handle applies ev in one transaction. It returns Duplicate when ev's id was
+// applied before or its change was already made under another event id,
+// Ignored for unhandled types, and a fault error otherwise: Invalid (dead
+// letter) for input that can never apply, Pending for an event whose purchase
+// does not exist yet, Unavailable/Internal for retryable failures.
+func (h *Handler) Handle(ctx context.Context, hev handling.Event) (handling.Outcome, error) {
+	log := h.log.With("stripe_event_id", hev.ID, "type", hev.Type, "subject", hev.Subject, "num_delivered", hev.Deliveries)
+	ev, err := decodeEvent(hev)
+	if err != nil {
+		log.Warn("stripe event rejected", "reason", fault.ReasonOf(err), "error", err)
+		return "", err
+	}
+	rt, handled := h.routes[ev.Type]
+	var rec *record
+	err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		rec = &record{outcome: model.EventApplied}
+		fresh, err := insertEvent(ctx, tx, ev, h.cfg.Now())
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			rec.seen = true
+			return nil
+		}
+		if !handled {
+			rec.outcome = model.EventIgnored
+		} else if err := rt(ctx, tx, ev, rec); err != nil {
+			return err
+		}
+		return finishEvent(ctx, tx, ev.ID, rec)
+	})
+	if err != nil {
+		err = classify(err)
+		log.Warn("stripe event not applied", "code", fault.CodeOf(err), "reason", fault.ReasonOf(err), "error", err)
+		return "", err
+	}
+	for _, f := range rec.effects {
+		f(h.m)
+	}
+	out := rec.result()
+	log.Info("stripe event handled", "outcome", out, "purchase_id", rec.purchaseIDString(), "note", rec.note)
+	return out, nil
+}
+
+// record is what a route did.
+type record struct {
+	seen       bool   // the event id was in stripe_events already
+	outcome    string // model.Event*
+	note       string // why nothing changed (stripe_events.error)
+	purchaseID *uuid.UUID
+	effects    effects
+}
+
+func (r *record) duplicate(id uuid.UUID, note string) {
+	r.outcome, r.note, r.purchaseID = model.EventDuplicate, note, &id
+}
+
+func (r *record) recorded(id *uuid.UUID, note string) {
+	r.outcome, r.note, r.purchaseID = model.EventRecorded, note, id
+}
+
+func (r *record) applied(id uuid.UUID) {
+	r.outcome, r.purchaseID = model.EventApplied, &id
+}
+
+func (r *record) result() handling.Outcome {
+	switch {
+	case r.seen || r.outcome == model.EventDuplicate:
+		return handling.Duplicate
+	case r.outcome == model.EventIgnored:
+		return handling.Ignored
+	default:
+		return handling.Applied
+	}
+}
+
+func (r *record) purchaseIDString() string {
+	if r.purchaseID == nil {
+		return ""
+	}
+	return r.purchaseID.String()
+}
+
+// decodeEvent checks the delivered event against its payload: a payload that
+// is not a Stripe event, or disagrees with the headers the runtime read, is
+// hostile or corrupt and can never apply.
+func decodeEvent(hev handling.Event) (event, error) {
+	if hev.ID == "" || len(hev.ID) > 255 {
+		return event{}, fault.New(fault.Invalid, "invalid_payload", "event id %q is empty or too long", hev.ID)
+	}
+	if !streams.ValidEventType(hev.Type) {
+		return event{}, fault.New(fault.Invalid, "invalid_payload", "event type %q is not a Stripe event type", hev.Type)
+	}
+	var se stripe.Event
+	if err := json.Unmarshal(hev.Payload, &se); err != nil {
+		return event{}, fault.Wrap(err, fault.Invalid, "invalid_payload", "payload of "+hev.ID+" is not a Stripe event JSON")
+	}
+	if se.ID != hev.ID || string(se.Type) != hev.Type {
+		return event{}, fault.New(fault.Invalid, "invalid_payload",
+			"payload is event %q of type %q but was delivered as %q of type %q", se.ID, se.Type, hev.ID, hev.Type)
+	}
+	at := hev.Created
+	if at.IsZero() && se.Created > 0 {
+		at = time.Unix(se.Created, 0)
+	}
+	if at.IsZero() {
+		return event{}, fault.New(fault.Invalid, "invalid_payload", "event %s has no creation time", hev.ID)
+	}
+	if hev.Endpoint == "" {
+		hev.Endpoint = streams.DefaultEndpoint
+	}
+	if hev.APIVersion == "" {
+		hev.APIVersion = se.APIVersion
+	}
+	return event{Event: hev, stripe: &se, at: at.UTC()}, nil
+}
+
+// insertEvent claims ev's id in stripe_events. It reports false when the id
+// is there already. A concurrent transaction inserting the same id blocks on
+// the primary key until the first commits (then false) or rolls back (then
+// true): duplicates handled at once by several instances serialize here.
+func insertEvent(ctx context.Context, tx bun.Tx, ev event, now time.Time) (bool, error) {
+	created := ev.at
+	row := model.StripeEvent{
+		EventID: ev.ID, Type: ev.Type, Endpoint: ev.Endpoint, Livemode: ev.Livemode,
+		APIVersion: ev.APIVersion, StripeCreatedAt: &created, ProcessedAt: now.UTC(),
+		Outcome: model.EventApplied, Payload: ev.Payload,
+	}
+	if !ev.ReceivedAt.IsZero() {
+		r := ev.ReceivedAt.UTC()
+		row.ReceivedAt = &r
+	}
+	res, err := tx.NewInsert().Model(&row).On("CONFLICT (event_id) DO NOTHING").Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("record stripe event %s: %w", ev.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record stripe event %s: %w", ev.ID, err)
+	}
+	return n == 1, nil
+}
+
+// finishEvent stores the outcome of ev's row.
+func finishEvent(ctx context.Context, tx bun.Tx, id string, rec *record) error {
+	q := tx.NewUpdate().Model((*model.StripeEvent)(nil)).
+		Set("outcome = ?", rec.outcome).
+		Set("purchase_id = ?", rec.purchaseID).
+		Where("event_id = ?", id)
+	if rec.note != "" {
+		q = q.Set("error = ?", rec.note)
+	}
+	if _, err := q.Exec(ctx); err != nil {
+		return fmt.Errorf("store outcome of stripe event %s: %w", id, err)
+	}
+	return nil
+}
+
+// classify gives every error that is not a fault.Error yet its code:
+// anything transient (connection loss, serialization failure, deadlock, a
+// unique violation lost to a concurrent writer) is retried; data the
+// database refuses by a CHECK or type rule can never apply.
+func classify(err error) error {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	state := db.SQLState(err)
+	switch {
+	case state == db.UniqueViolation:
+		return fault.Wrap(err, fault.Unavailable, "conflict", "concurrent write to the same purchase; retry")
+	case state == db.CheckViolation:
+		return fault.Wrap(err, fault.Invalid, "constraint_violation", "the event would break a database rule")
+	case len(state) == 5 && state[:2] == "22":
+		return fault.Wrap(err, fault.Invalid, "invalid_payload", "the database refuses a value of the event")
+	case errors.Is(err, context.Canceled) || db.IsTransient(err):
+		return fault.Wrap(err, fault.Unavailable, "database_unavailable", "database unavailable")
+	}
+	return fault.Wrap(err, fault.Internal, "internal", "apply stripe event")
+}

@@ -1,0 +1,127 @@
+package split_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/internal/split"
+	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/model"
+)
+
+func TestInForce(t *testing.T) {
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	until := from.Add(24 * time.Hour)
+	tests := []struct {
+		name  string
+		until *time.Time
+		at    time.Time
+		want  bool
+	}{
+		{"before start", &until, from.Add(-time.Nanosecond), false},
+		{"at start", &until, from, true},
+		{"inside", &until, from.Add(time.Hour), true},
+		{"at end is outside", &until, until, false},
+		{"open ended far future", nil, from.AddDate(50, 0, 0), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := split.InForce(from, tt.until, tt.at); got != tt.want {
+				t.Errorf("InForce = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTermsAt(t *testing.T) {
+	ctx := context.Background()
+	bdb, _ := testenv.DB(t)
+	org, otherOrg := uuid.New(), uuid.New()
+	const creator = "creator_1"
+	jan := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	feb, mar, apr := jan.AddDate(0, 1, 0), jan.AddDate(0, 2, 0), jan.AddDate(0, 3, 0)
+
+	cfg := model.PlatformFeeConfig{ID: uuid.New(), PlatformFeePercentage: 800, EffectiveFrom: feb}
+	orgAg := model.OrganizationPlatformAgreement{ID: uuid.New(), OrganizationID: org, PlatformFeePercentage: 500,
+		EffectiveFrom: mar, EffectiveUntil: &apr}
+	coAg := model.CreatorOrganizationAgreement{ID: uuid.New(), CreatorID: creator, OrganizationID: org,
+		OrganizationFeePercentage: 2000, EffectiveFrom: feb, EffectiveUntil: &mar}
+	mustInsert(t, bdb, &cfg, &orgAg, &coAg)
+
+	tests := []struct {
+		name     string
+		org      uuid.UUID
+		at       time.Time
+		want     split.Terms
+		platform int64 // of 2999
+	}{
+		{"nothing in force: 10% default", org, jan, split.Terms{PlatformBps: 1000}, 300},
+		{"platform config and creator agreement", org, feb,
+			split.Terms{PlatformBps: 800, OrganizationBps: 2000, PlatformFeeConfigID: &cfg.ID, CreatorOrgAgreementID: &coAg.ID}, 240},
+		{"org agreement overrides config; creator agreement expired", org, mar,
+			split.Terms{PlatformBps: 500, PlatformAgreementID: &orgAg.ID}, 150},
+		{"org agreement ended: config again", org, apr, split.Terms{PlatformBps: 800, PlatformFeeConfigID: &cfg.ID}, 240},
+		{"other organization only gets the config", otherOrg, mar, split.Terms{PlatformBps: 800, PlatformFeeConfigID: &cfg.ID}, 240},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := split.TermsAt(ctx, bdb, tt.org, creator, tt.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.PlatformBps != tt.want.PlatformBps || got.OrganizationBps != tt.want.OrganizationBps ||
+				!sameID(got.PlatformAgreementID, tt.want.PlatformAgreementID) ||
+				!sameID(got.PlatformFeeConfigID, tt.want.PlatformFeeConfigID) ||
+				!sameID(got.CreatorOrgAgreementID, tt.want.CreatorOrgAgreementID) {
+				t.Errorf("TermsAt = %+v, want %+v", got, tt.want)
+			}
+			s, err := split.SplitAt(ctx, bdb, tt.org, creator, 2999, tt.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Platform != tt.platform {
+				t.Errorf("platform fee of 2999 = %d, want %d", s.Platform, tt.platform)
+			}
+		})
+	}
+}
+
+// The schema refuses overlapping windows for one party, which is what makes
+// "the agreement in force" unique.
+func TestOverlappingAgreementsRejected(t *testing.T) {
+	bdb, _ := testenv.DB(t)
+	org := uuid.New()
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	mustInsert(t, bdb, &model.OrganizationPlatformAgreement{ID: uuid.New(), OrganizationID: org, PlatformFeePercentage: 500, EffectiveFrom: from})
+	_, err := bdb.NewInsert().Model(&model.OrganizationPlatformAgreement{ID: uuid.New(), OrganizationID: org,
+		PlatformFeePercentage: 600, EffectiveFrom: from.AddDate(0, 1, 0)}).Exec(context.Background())
+	if err == nil {
+		t.Fatal("overlapping agreement accepted")
+	}
+	// Adjacent windows are fine: [jan, feb) and [feb, …).
+	feb := from.AddDate(0, 1, 0)
+	other := uuid.New()
+	mustInsert(t, bdb,
+		&model.OrganizationPlatformAgreement{ID: uuid.New(), OrganizationID: other, PlatformFeePercentage: 500, EffectiveFrom: from, EffectiveUntil: &feb},
+		&model.OrganizationPlatformAgreement{ID: uuid.New(), OrganizationID: other, PlatformFeePercentage: 600, EffectiveFrom: feb})
+}
+
+func mustInsert(t *testing.T, idb bun.IDB, models ...any) {
+	t.Helper()
+	for _, m := range models {
+		if _, err := idb.NewInsert().Model(m).Exec(context.Background()); err != nil {
+			t.Fatalf("insert %T: %v", m, err)
+		}
+	}
+}
+
+func sameID(a, b *uuid.UUID) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
