@@ -108,17 +108,29 @@ func PublishLetter(ctx context.Context, js jetstream.JetStream, l Letter) (PubRe
 // subject, else from the endpoint and type headers, else a fixed subject: a
 // dead letter must never be refused because of what made it one.
 func dlqSubjectFor(subject string, h nats.Header) string {
-	if rest, ok := strings.CutPrefix(subject, EventsSubjectPrefix); ok {
-		if endpoint, typ, ok := strings.Cut(rest, "."); ok {
-			if s, err := DLQSubject(endpoint, typ); err == nil {
-				return s
-			}
+	if endpoint, typ, ok := splitEventSubject(subject); ok {
+		if s, err := DLQSubject(endpoint, typ); err == nil {
+			return s
 		}
 	}
 	if s, err := DLQSubject(h.Get(HeaderEndpoint), h.Get(HeaderEventType)); err == nil {
 		return s
 	}
 	return unknownDLQSubject
+}
+
+// splitEventSubject splits stripe.events.<endpoint>.<type> into its parts
+// and reports whether both are valid subject tokens.
+func splitEventSubject(subject string) (endpoint, typ string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, EventsSubjectPrefix)
+	if !ok {
+		return "", "", false
+	}
+	endpoint, typ, ok = strings.Cut(rest, ".")
+	if !ok || !ValidEndpoint(endpoint) || !ValidEventType(typ) {
+		return "", "", false
+	}
+	return endpoint, typ, true
 }
 
 // headerValue makes s safe as a header value: no control characters (a CR
@@ -238,8 +250,9 @@ func (d *DLQ) Replay(ctx context.Context, seq uint64) (PubResult, error) {
 		return PubResult{}, err
 	}
 	subj := dl.OriginalSubject
-	if !strings.HasPrefix(subj, EventsSubjectPrefix) || strings.ContainsAny(subj, "*> \t\r\n") || strings.Contains(subj, "..") || strings.HasSuffix(subj, ".") {
-		return PubResult{}, fmt.Errorf("replay dead letter %d: original subject %q is not a stripe.events subject", seq, subj)
+	if _, _, ok := splitEventSubject(subj); !ok {
+		// Also keeps a tampered header from publishing anywhere else.
+		return PubResult{}, fmt.Errorf("replay dead letter %d: original subject %q is not a stripe.events.<endpoint>.<type> subject", seq, subj)
 	}
 	eventID := dl.EventID
 	if eventID == "" {

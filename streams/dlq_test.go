@@ -213,3 +213,19 @@ func TestDLQListGetReplayPurge(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func TestReplayRefusesSubjectsOutsideStripeEvents(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.StartNATS(t).JetStream(t)
+	for i, subj := range []string{"purchases.completed", "stripe.events.default.>", "stripe.events.x"} {
+		h := nats.Header{streams.HeaderEventID: {"evt_x"}}
+		res, err := streams.PublishLetter(ctx, js, streams.Letter{Subject: subj, Header: h, Data: []byte("{}"),
+			StreamSeq: uint64(500 + i), Reason: "invalid_headers", At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := streams.NewDLQ(js).Replay(ctx, res.Sequence); err == nil {
+			t.Errorf("Replay to %q succeeded", subj)
+		}
+	}
+}
