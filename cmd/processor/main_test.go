@@ -58,7 +58,17 @@ func TestRunAppliesEventsEndToEnd(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, env, &bytes.Buffer{}, &logs) }()
 
-	js := n.JetStream(t)
+	// The program ensures the streams; doing it here too could race a stream
+	// update against its consumer create inside the embedded server.
+	js, err := streams.NewJetStream(n.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); streams.Check(ctx, js, streams.EventsStream) != nil; time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("streams not created by the program after 15s\nlogs:\n%s", logs.String())
+		}
+	}
 	pub := streams.NewPublisher(js)
 	publish := func(id, typ string, body []byte) {
 		t.Helper()

@@ -151,6 +151,17 @@ func (s *started) stop(t *testing.T) error {
 	}
 }
 
+// connect returns a JetStream context on a new connection without ensuring
+// the streams again (see TestInstancesShareTheDurableConsumer).
+func connect(t *testing.T, n *testenv.NATS) jetstream.JetStream {
+	t.Helper()
+	js, err := streams.NewJetStream(n.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -433,11 +444,14 @@ func TestInstancesShareTheDurableConsumer(t *testing.T) {
 	// Exactly-once is checked here, not redelivery: a long AckWait keeps a
 	// loaded CI machine from redelivering a message that waited in a buffer.
 	cfg.Consumer.AckWait = 10 * time.Second
+	// Streams are ensured once, before any instance creates the consumer:
+	// the embedded nats-server 2.15.2 has a data race between a stream
+	// update and a concurrent consumer create that -race reports.
+	js := n.JetStream(t)
 	for i := range 3 {
-		start(t, n.JetStream(t), handler(fmt.Sprint("instance", i)), cfg) // each on its own connection
+		start(t, connect(t, n), handler(fmt.Sprint("instance", i)), cfg) // each on its own connection
 	}
 	time.Sleep(300 * time.Millisecond) // all three pulling before the burst
-	js := n.JetStream(t)
 	for i := range events {
 		publish(t, js, fmt.Sprintf("evt_g%02d", i), "checkout.session.completed")
 	}
@@ -565,7 +579,7 @@ func TestBrokerRestartResumesByItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, pjs, h, cfg)
-	pub := n.JetStream(t)
+	pub := connect(t, n)
 	publish(t, pub, "evt_before", "charge.refunded")
 	eventually(t, 5*time.Second, "event before restart", func() bool { c, _ := h.appliedCount(); return c == 1 })
 

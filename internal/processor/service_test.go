@@ -113,7 +113,7 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 		!strings.Contains(body, "paystream_processor_in_flight") {
 		t.Errorf("GET /metrics = %d, missing processor series", code)
 	}
-	js := n.JetStream(t)
+	js := connect(t, n) // the service ensured the streams
 	publish(t, js, "evt_first", "checkout.session.completed")
 	eventually(t, 5*time.Second, "first event", func() bool { c, _ := h.appliedCount(); return c == 1 })
 	publish(t, js, "evt_last", "checkout.session.completed")
