@@ -431,7 +431,7 @@ func TestInstancesShareTheDurableConsumer(t *testing.T) {
 	applied := map[string]int{}
 	handler := func(name string) handling.Handler {
 		return handling.HandlerFunc(func(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
-			time.Sleep(5 * time.Millisecond) // a short transaction
+			time.Sleep(15 * time.Millisecond) // a short transaction
 			mu.Lock()
 			byInstance[name]++
 			applied[ev.ID]++
@@ -448,10 +448,18 @@ func TestInstancesShareTheDurableConsumer(t *testing.T) {
 	// the embedded nats-server 2.15.2 has a data race between a stream
 	// update and a concurrent consumer create that -race reports.
 	js := n.JetStream(t)
+	var group []*started
 	for i := range 3 {
-		start(t, connect(t, n), handler(fmt.Sprint("instance", i)), cfg) // each on its own connection
+		group = append(group, start(t, connect(t, n), handler(fmt.Sprint("instance", i)), cfg)) // each on its own connection
 	}
-	time.Sleep(300 * time.Millisecond) // all three pulling before the burst
+	eventually(t, 10*time.Second, "all three pulling before the burst", func() bool {
+		for _, s := range group {
+			if s.p.Check(context.Background()) != nil {
+				return false
+			}
+		}
+		return consumerInfo(t, js).NumWaiting >= 3
+	})
 	for i := range events {
 		publish(t, js, fmt.Sprintf("evt_g%02d", i), "checkout.session.completed")
 	}
