@@ -736,3 +736,48 @@ func TestConsumerGaugesFollowTheBacklog(t *testing.T) {
 		return settled(t, js) && value(t, s.m.pending) == 0 && value(t, s.m.ackPending) == 0 && value(t, s.m.inFlight) == 0
 	})
 }
+
+func TestAdvisorySafetyNetCoversACrashedInstance(t *testing.T) {
+	n := testenv.StartNATS(t)
+	js := n.JetStream(t)
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.Consumer.AckWait = 2 * time.Second
+	cfg.Consumer.MaxDeliver = 2
+	cfg.Consumer.Backoff = []time.Duration{50 * time.Millisecond}
+	seq := publish(t, js, "evt_crash", "charge.refunded")
+	// A "crashed" member of the group takes both deliveries and never
+	// answers: the broker gives up when the second AckWait expires.
+	cons, err := streams.EnsureConsumer(ctx, connect(t, n), cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := <-batch.Messages()
+		if !ok {
+			t.Fatalf("delivery %d did not come", want)
+		}
+		md, err := m.Metadata()
+		if err != nil || md.NumDelivered != want {
+			t.Fatalf("delivery %d: metadata %+v, %v", want, md, err)
+		}
+	}
+	// A healthy instance joins while the last delivery is still pending.
+	h := newRecorder(nil)
+	s := start(t, connect(t, n), h, cfg)
+	eventually(t, 10*time.Second, "advisory copy in STRIPE_DLQ", func() bool { return len(dlqMessages(t, js)) == 1 })
+	dl := dlqMessages(t, js)[0]
+	if dl.Reason != streams.ReasonMaxDeliveries || dl.StreamSeq != seq || dl.Deliveries != 2 || dl.EventID != "evt_crash" {
+		t.Errorf("dead letter = %+v", dl)
+	}
+	if len(h.callsOf("evt_crash")) != 0 {
+		t.Error("the exhausted event was delivered again")
+	}
+	if got := value(t, s.m.deadLetters.WithLabelValues(streams.ReasonMaxDeliveries)); got != 1 {
+		t.Errorf("dead_letters_total{max_deliveries} = %v, want 1", got)
+	}
+}
