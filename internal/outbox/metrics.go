@@ -8,6 +8,7 @@ type Metrics struct {
 	oldest    prometheus.Gauge
 	published *prometheus.CounterVec
 	errors    prometheus.Counter
+	pruned    prometheus.Counter
 }
 
 // NewMetrics registers the relay's metrics on reg.
@@ -29,7 +30,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "paystream_outbox_publish_errors_total",
 			Help: "Failed attempts to publish an outbox row.",
 		}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paystream_outbox_pruned_total",
+			Help: "Published outbox rows deleted after the retention period.",
+		}),
 	}
-	reg.MustRegister(m.backlog, m.oldest, m.published, m.errors)
+	reg.MustRegister(m.backlog, m.oldest, m.published, m.errors, m.pruned)
 	return m
 }

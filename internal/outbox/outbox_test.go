@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -312,5 +313,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestPruneDeletesOnlyOldPublishedRows(t *testing.T) {
+	e := newRelayEnv(t, outbox.RelayConfig{})
+	old := add(t, e.db, 1)
+	add(t, e.db, 2)
+	if _, err := e.relay.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	unpublished := add(t, e.db, 3)
+	ctx := context.Background()
+	// Age the first row's publication beyond the retention; the others stay recent.
+	if _, err := e.db.NewUpdate().Model((*model.Outbox)(nil)).Set("published_at = ?", t0.AddDate(0, 0, -8)).Where("id = ?", old).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.NewUpdate().Model((*model.Outbox)(nil)).Set("created_at = ?", t0.AddDate(0, 0, -30)).Where("id = ?", unpublished).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.relay.Prune(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want 1", n, err)
+	}
+	var ids []uuid.UUID
+	if err := e.db.NewSelect().Model((*model.Outbox)(nil)).Column("id").Scan(ctx, &ids); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 || slices.Contains(ids, old) || !slices.Contains(ids, unpublished) {
+		t.Errorf("rows left = %v", ids)
+	}
+	if got := sum(t, e.reg, "paystream_outbox_pruned_total"); got != 1 {
+		t.Errorf("pruned_total = %v", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -22,6 +23,8 @@ type RelayConfig struct {
 	BatchSize      int              // rows per transaction; default 100
 	PublishTimeout time.Duration    // wait for one PubAck; default 5s
 	MaxBackoff     time.Duration    // cap of the wait after failures; default 30s
+	Retention      time.Duration    // published rows older than this are deleted; default 7 days, negative keeps them forever
+	PruneInterval  time.Duration    // how often to delete; default 1m
 	Now            func() time.Time // default time.Now
 }
 
@@ -38,6 +41,14 @@ func (c *RelayConfig) setDefaults() {
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = 30 * time.Second
 	}
+	if c.Retention == 0 {
+		// Far beyond the broker's dedup window and a consumer's catch-up
+		// horizon; the rows are an audit aid, PURCHASES is the record.
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.PruneInterval == 0 {
+		c.PruneInterval = time.Minute
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -53,6 +64,8 @@ func (c RelayConfig) validate() error {
 		return fmt.Errorf("outbox relay: publish timeout %s is negative", c.PublishTimeout)
 	case c.MaxBackoff < c.PollInterval:
 		return fmt.Errorf("outbox relay: max backoff %s below poll interval %s", c.MaxBackoff, c.PollInterval)
+	case c.PruneInterval < 0:
+		return fmt.Errorf("outbox relay: prune interval %s is negative", c.PruneInterval)
 	}
 	return nil
 }
@@ -88,9 +101,16 @@ func NewRelay(db *bun.DB, js jetstream.JetStream, cfg RelayConfig, m *Metrics, l
 // Run, because the rows wait safely in Postgres.
 func (r *Relay) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
+	var lastPrune time.Time
 	for {
 		more, err := r.RunOnce(ctx)
 		r.refreshGauges(ctx)
+		if now := r.cfg.Now(); r.cfg.Retention > 0 && now.Sub(lastPrune) >= r.cfg.PruneInterval {
+			lastPrune = now
+			if _, err := r.Prune(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("outbox prune failed", "error", err)
+			}
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -194,6 +214,38 @@ func (r *Relay) RunOnce(ctx context.Context) (more bool, err error) {
 	return more, nil
 }
 
+// pruneBatch bounds one DELETE so a large backlog of old rows never holds
+// locks for long.
+const pruneBatch = 10000
+
+// Prune deletes published rows older than the retention, in batches, and
+// returns how many it deleted. Unpublished rows are never deleted.
+func (r *Relay) Prune(ctx context.Context) (int64, error) {
+	if r.cfg.Retention <= 0 {
+		return 0, nil
+	}
+	cutoff := r.cfg.Now().Add(-r.cfg.Retention).UTC()
+	var total int64
+	for {
+		res, err := r.db.NewDelete().Model((*model.Outbox)(nil)).
+			Where("id IN (?)", r.db.NewSelect().Model((*model.Outbox)(nil)).Column("id").
+				Where("published_at IS NOT NULL").Where("published_at < ?", cutoff).Limit(pruneBatch)).
+			Exec(ctx)
+		if err != nil {
+			return total, fmt.Errorf("prune outbox rows published before %s: %w", cutoff.Format(time.RFC3339), err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("prune outbox: %w", err)
+		}
+		total += n
+		r.m.pruned.Add(float64(n))
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}
+
 // refreshGauges sets the backlog and oldest-age gauges. A failure leaves the
 // previous values; the relay's own error is logged already.
 func (r *Relay) refreshGauges(ctx context.Context) {
@@ -224,4 +276,21 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// ParseRelayConfig reads the relay's settings from the environment:
+//
+//	OUTBOX_POLL_INTERVAL    200ms  idle wait between scans (10ms–1m)
+//	OUTBOX_BATCH_SIZE       100    rows per transaction (1–10000)
+//	OUTBOX_PUBLISH_TIMEOUT  5s     wait for one PubAck (100ms–1m)
+//	OUTBOX_MAX_BACKOFF      30s    longest wait after failures (1s–10m)
+//	OUTBOX_RETENTION        168h   delete published rows older than this (1h–8760h)
+func ParseRelayConfig(p *config.Parser) RelayConfig {
+	return RelayConfig{
+		PollInterval:   p.Duration("OUTBOX_POLL_INTERVAL", 200*time.Millisecond, 10*time.Millisecond, time.Minute),
+		BatchSize:      p.Int("OUTBOX_BATCH_SIZE", 100, 1, 10000),
+		PublishTimeout: p.Duration("OUTBOX_PUBLISH_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
+		MaxBackoff:     p.Duration("OUTBOX_MAX_BACKOFF", 30*time.Second, time.Second, 10*time.Minute),
+		Retention:      p.Duration("OUTBOX_RETENTION", 7*24*time.Hour, time.Hour, 365*24*time.Hour),
+	}
 }

@@ -196,7 +196,10 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 			return err
 		}
 		if p == nil {
-			return fault.New(fault.Internal, "internal", "purchase of session %s neither inserted nor found", s.ID)
+			// Not our session: the payment intent belongs to another
+			// session's purchase. Stripe never does this; the data is wrong.
+			return fault.New(fault.Invalid, "payment_intent_conflict",
+				"checkout session %s: payment intent %s already belongs to the purchase of another session", s.ID, s.PaymentIntentID)
 		}
 	}
 	if p.DeletedAt != nil {
@@ -209,15 +212,14 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 		rec.duplicate(p.ID, fmt.Sprintf("purchase %s is %s; %s changes nothing", p.ID, p.Status, trig))
 		return nil
 	}
-	now := h.cfg.Now().UTC()
+	c, err := contentAny(ctx, tx, p.ContentID)
+	if err != nil {
+		return err
+	}
 	switch to.Status {
 	case model.PurchaseCompleted:
 		// The split is fixed when the payment completes, at that event's
 		// time; a pending purchase only carried a provisional one.
-		c, err := contentAny(ctx, tx, p.ContentID)
-		if err != nil {
-			return err
-		}
 		s2, err := split.SplitAt(ctx, tx, p.OrganizationID, c.CreatorID, p.AmountPaidCents, ev.at)
 		if err != nil {
 			return err
@@ -235,12 +237,8 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 	if p.StripeCustomerID == nil && s.StripeCustomerID != "" {
 		p.StripeCustomerID = &s.StripeCustomerID
 	}
-	p.Status, p.UpdatedAt = to.Status, now
+	p.Status, p.UpdatedAt = to.Status, h.cfg.Now().UTC()
 	if err := updatePurchase(ctx, tx, p); err != nil {
-		return err
-	}
-	c, err := contentAny(ctx, tx, p.ContentID)
-	if err != nil {
 		return err
 	}
 	return h.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig)})

@@ -354,3 +354,17 @@ func TestTransientDatabaseErrorIsRetryable(t *testing.T) {
 	}
 	e.mustHandle(ev, handling.Applied) // and a healthy instance applies it afterwards
 }
+
+func TestSecondSessionWithTheSamePaymentIntentIsRejected(t *testing.T) {
+	e := newEnv(t, purchase.AccessPolicy{})
+	cat := e.seedContent()
+	samePI := func(c *stripefixture.Checkout) { c.PaymentIntentID = "pi_shared" }
+	e.mustHandle(checkout(t, "checkout.session.completed", "evt_1", t0, cat, "cs_one", 2999, samePI), handling.Applied)
+	_, err := e.handle(checkout(t, "checkout.session.completed", "evt_2", t0, cat, "cs_two", 2999, samePI))
+	if fault.CodeOf(err) != fault.Invalid || fault.ReasonOf(err) != "payment_intent_conflict" {
+		t.Fatalf("Handle = %v, want fault.Invalid payment_intent_conflict", err)
+	}
+	if n := e.count("stripe_events", ""); n != 1 {
+		t.Errorf("stripe_events rows = %d, want 1", n)
+	}
+}

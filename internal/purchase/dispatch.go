@@ -16,5 +16,10 @@ func (h *Handler) dispatch() map[string]route {
 		TypeCheckoutAsyncSucceeded: h.checkoutRoute(TriggerPaid),
 		TypeCheckoutAsyncFailed:    h.checkoutRoute(TriggerPaymentFailed),
 		TypeCheckoutExpired:        h.checkoutRoute(TriggerExpired),
+		TypeChargeRefunded:         h.refundRoute,
+		TypeDisputeCreated:         h.disputeRoute(false),
+		TypeDisputeClosed:          h.disputeRoute(true),
+		TypePaymentIntentSucceeded: h.paymentIntentRoute,
+		TypePaymentIntentFailed:    h.paymentIntentRoute,
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
@@ -72,10 +73,16 @@ func NewHandler(bdb *bun.DB, cfg Config, m *Metrics, log *slog.Logger) (*Handler
 }
 
 // Types lists, sorted, the Stripe event types the handler applies; every
-// other type is recorded as ignored. Reconcile and operators use it.
-func (h *Handler) Types() []string {
-	out := make([]string, 0, len(h.routes))
-	for t := range h.routes {
+// other type is recorded as ignored.
+func (h *Handler) Types() []string { return sortedKeys(h.routes) }
+
+// HandledTypes is Types without a handler, for tools that need the list but
+// no database (reconcile's event type filter, docs).
+func HandledTypes() []string { return sortedKeys((&Handler{}).dispatch()) }
+
+func sortedKeys(m map[string]route) []string {
+	out := make([]string, 0, len(m))
+	for t := range m {
 		out = append(out, t)
 	}
 	slices.Sort(out)
@@ -261,4 +268,13 @@ func classify(err error) error {
 		return fault.Wrap(err, fault.Unavailable, "database_unavailable", "database unavailable")
 	}
 	return fault.Wrap(err, fault.Internal, "internal", "apply stripe event")
+}
+
+// ParseConfig reads the handler's settings from the environment:
+//
+//	PURCHASE_REVOKE_ON_PARTIAL_REFUND  false  revoke access on any partial refund
+//
+// Now stays time.Now.
+func ParseConfig(p *config.Parser) Config {
+	return Config{Access: AccessPolicy{RevokeOnPartialRefund: p.Bool("PURCHASE_REVOKE_ON_PARTIAL_REFUND", false)}}
 }

@@ -55,11 +55,14 @@ func lockWhere(ctx context.Context, tx bun.IDB, where string, arg any) (*model.P
 	return &p, nil
 }
 
-// insertPurchase inserts p unless its checkout session has a purchase
-// already, and reports whether it did. A concurrent insert of the same
-// session makes this one wait for it, then do nothing.
+// insertPurchase inserts p unless a purchase with its checkout session (or
+// payment intent) exists already, and reports whether it did. A concurrent
+// insert of the same session makes this one wait for it, then do nothing.
+// Every unique key is an arbiter (no conflict target): with only the session
+// key as arbiter, the race would surface as a unique violation on the
+// payment intent key instead.
 func insertPurchase(ctx context.Context, tx bun.IDB, p *model.Purchase) (bool, error) {
-	res, err := tx.NewInsert().Model(p).On("CONFLICT (stripe_checkout_session_id) DO NOTHING").Exec(ctx)
+	res, err := tx.NewInsert().Model(p).On("CONFLICT DO NOTHING").Exec(ctx)
 	if err != nil {
 		return false, fmt.Errorf("insert purchase of session %s: %w", p.StripeCheckoutSessionID, err)
 	}

@@ -1,0 +1,101 @@
+package purchase
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/model"
+)
+
+// Dispute event types. charge.dispute.updated and .funds_* change nothing
+// paystream tracks and are recorded as ignored.
+const (
+	TypeDisputeCreated = "charge.dispute.created"
+	TypeDisputeClosed  = "charge.dispute.closed"
+)
+
+// disputeRoute applies charge.dispute.created (closed = false) or
+// charge.dispute.closed (closed = true).
+func (h *Handler) disputeRoute(closed bool) route {
+	return func(ctx context.Context, tx bun.Tx, ev event, rec *record) error {
+		var d stripe.Dispute
+		if err := decodeObject(ev, "dispute", &d); err != nil {
+			return err
+		}
+		trig := TriggerDisputeOpened
+		if closed {
+			switch d.Status {
+			case stripe.DisputeStatusLost:
+				trig = TriggerDisputeLost
+			case stripe.DisputeStatusWon, stripe.DisputeStatusWarningClosed:
+				// warning_closed: an inquiry closed without becoming a
+				// chargeback, which for the purchase is a win.
+				trig = TriggerDisputeWon
+			default:
+				return h.recordOnly(ctx, tx, ev, rec, d, fmt.Sprintf("dispute %s closed with status %q", d.ID, d.Status))
+			}
+		}
+		pi, charge := "", ""
+		if d.PaymentIntent != nil {
+			pi = d.PaymentIntent.ID
+		}
+		if d.Charge != nil {
+			charge = d.Charge.ID
+		}
+		p, err := lockPaid(ctx, tx, ev, pi, charge, trig)
+		if err != nil {
+			return err
+		}
+		from := stateOf(p)
+		to, changed := Transition(from, trig)
+		if !changed {
+			rec.duplicate(p.ID, fmt.Sprintf("purchase %s dispute is %q; %s changes nothing", p.ID, from.Dispute, trig))
+			return nil
+		}
+		at := ev.at
+		if p.StripeDisputeID == nil && d.ID != "" {
+			p.StripeDisputeID = &d.ID
+		}
+		if p.DisputedAt == nil {
+			p.DisputedAt = &at // also when the close overtook the open
+		}
+		if to.Dispute == model.DisputeWon || to.Dispute == model.DisputeLost {
+			p.DisputeClosedAt = &at
+		}
+		p.DisputeStatus = &to.Dispute
+		p.Status, p.UpdatedAt = to.Status, h.cfg.Now().UTC()
+		if err := updatePurchase(ctx, tx, p); err != nil {
+			return err
+		}
+		c, err := contentAny(ctx, tx, p.ContentID)
+		if err != nil {
+			return err
+		}
+		return h.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig)})
+	}
+}
+
+// recordOnly keeps a dispute event that means nothing for the purchase,
+// linked to the purchase when one exists.
+func (h *Handler) recordOnly(ctx context.Context, tx bun.Tx, _ event, rec *record, d stripe.Dispute, note string) error {
+	pi, charge := "", ""
+	if d.PaymentIntent != nil {
+		pi = d.PaymentIntent.ID
+	}
+	if d.Charge != nil {
+		charge = d.Charge.ID
+	}
+	p, err := lockByPayment(ctx, tx, pi, charge)
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		rec.recorded(&p.ID, note)
+	} else {
+		rec.recorded(nil, note)
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package purchase
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/uptrace/bun"
+)
+
+// Payment intent event types: recorded and linked, never a state change.
+const (
+	TypePaymentIntentSucceeded = "payment_intent.succeeded"
+	TypePaymentIntentFailed    = "payment_intent.payment_failed"
+)
+
+// paymentIntentRoute records a payment_intent.* event and links it to the
+// purchase of the intent when one exists: the stripe_events row gets the
+// purchase id and the purchase learns its charge id (used to match refunds
+// and disputes that carry no payment intent). It never creates a purchase
+// (there is no checkout metadata) and never changes a status: a failed
+// attempt may be followed by a successful one on the same intent, and the
+// checkout.session.* events are the authority on the outcome.
+func (h *Handler) paymentIntentRoute(ctx context.Context, tx bun.Tx, ev event, rec *record) error {
+	var pi stripe.PaymentIntent
+	if err := decodeObject(ev, "payment_intent", &pi); err != nil {
+		return err
+	}
+	p, err := lockByPayment(ctx, tx, pi.ID, "")
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		rec.recorded(nil, fmt.Sprintf("no purchase for payment intent %s", pi.ID))
+		return nil
+	}
+	if p.StripeChargeID != nil || pi.LatestCharge == nil || pi.LatestCharge.ID == "" {
+		rec.recorded(&p.ID, fmt.Sprintf("linked to purchase %s (%s)", p.ID, pi.Status))
+		return nil
+	}
+	p.StripeChargeID = &pi.LatestCharge.ID
+	p.UpdatedAt = h.cfg.Now().UTC()
+	if err := updatePurchase(ctx, tx, p); err != nil {
+		return err
+	}
+	rec.applied(p.ID)
+	return nil
+}

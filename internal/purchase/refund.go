@@ -1,0 +1,152 @@
+package purchase
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/model"
+	"github.com/paystream/paystream/streams"
+)
+
+// TypeChargeRefunded is the card refund event at API 2023-10-16 (refund.*
+// events there cover cash-balance refunds only).
+const TypeChargeRefunded = "charge.refunded"
+
+// decodeObject reads data.object of ev into v, or fails permanently.
+func decodeObject(ev event, object string, v any) error {
+	if ev.stripe.Data == nil || len(ev.stripe.Data.Raw) == 0 {
+		return fault.New(fault.Invalid, "invalid_payload", "event %s has no data.object", ev.ID)
+	}
+	var head struct {
+		ID     string `json:"id"`
+		Object string `json:"object"`
+	}
+	if err := json.Unmarshal(ev.stripe.Data.Raw, &head); err != nil || head.ID == "" || (head.Object != "" && head.Object != object) {
+		return fault.New(fault.Invalid, "invalid_payload", "data.object of %s is not a %s", ev.ID, object)
+	}
+	if err := json.Unmarshal(ev.stripe.Data.Raw, v); err != nil {
+		return fault.Wrap(err, fault.Invalid, "invalid_payload", "data.object of "+ev.ID+" is not a "+object)
+	}
+	return nil
+}
+
+// lockPaid returns the purchase a charge event is about, locked, or a
+// fault.Pending error when it does not exist yet or is not paid yet: Stripe
+// does not order events, so the refund or dispute may overtake the checkout.
+// The runtime retries with backoff and dead-letters after its budget.
+func lockPaid(ctx context.Context, tx bun.Tx, ev event, paymentIntentID, chargeID string, t Trigger) (*model.Purchase, error) {
+	if paymentIntentID == "" && chargeID == "" {
+		return nil, fault.New(fault.Invalid, "invalid_payload", "%s %s names neither a payment intent nor a charge", ev.Type, ev.ID)
+	}
+	p, err := lockByPayment(ctx, tx, paymentIntentID, chargeID)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, fault.New(fault.Pending, "purchase_not_found",
+			"no purchase for payment intent %q / charge %q yet; retrying until its checkout event is applied", paymentIntentID, chargeID)
+	}
+	if Premature(stateOf(p), t) {
+		return nil, fault.New(fault.Pending, "purchase_not_paid",
+			"purchase %s is %s; %s waits until it is paid", p.ID, p.Status, t)
+	}
+	if p.StripeChargeID == nil && chargeID != "" {
+		p.StripeChargeID = &chargeID
+	}
+	return p, nil
+}
+
+// refundRoute applies charge.refunded. Stripe reports the charge's
+// cumulative amount_refunded, so the purchase keeps the maximum it has seen:
+// redeliveries, second event ids and out-of-order refund events can never
+// count money twice or lower the amount.
+func (h *Handler) refundRoute(ctx context.Context, tx bun.Tx, ev event, rec *record) error {
+	var ch stripe.Charge
+	if err := decodeObject(ev, "charge", &ch); err != nil {
+		return err
+	}
+	if ch.AmountRefunded < 0 {
+		return fault.New(fault.Invalid, "invalid_payload", "charge %s has negative amount_refunded %d", ch.ID, ch.AmountRefunded)
+	}
+	pi := ""
+	if ch.PaymentIntent != nil {
+		pi = ch.PaymentIntent.ID
+	}
+	full := ch.Refunded
+	trig := TriggerPartialRefund
+	if full {
+		trig = TriggerFullRefund
+	}
+	p, err := lockPaid(ctx, tx, ev, pi, ch.ID, trig)
+	if err != nil {
+		return err
+	}
+	if string(ch.Currency) != p.Currency {
+		return fault.New(fault.Invalid, "currency_mismatch", "charge %s is in %q but purchase %s in %q", ch.ID, ch.Currency, p.ID, p.Currency)
+	}
+	// A refund beyond the purchase amount (the charge was larger) counts as
+	// the whole purchase.
+	amount := min(ch.AmountRefunded, p.AmountPaidCents)
+	if amount >= p.AmountPaidCents {
+		full, trig = true, TriggerFullRefund
+	}
+	if amount == 0 && !full {
+		rec.recorded(&p.ID, fmt.Sprintf("charge %s reports nothing refunded", ch.ID))
+		return nil
+	}
+	if p.Status == model.PurchaseFailed {
+		rec.recorded(&p.ID, fmt.Sprintf("purchase %s failed; refund of charge %s not applied", p.ID, ch.ID))
+		return nil
+	}
+	from := stateOf(p)
+	to, statusChanged := Transition(from, trig)
+	newAmount := max(p.RefundAmountCents, amount)
+	delta := newAmount - p.RefundAmountCents
+	// Two events may report the same full refund (a second event id, a later
+	// charge.refunded); refunded_at keeps the earliest, whatever the order.
+	at := ev.at
+	earlier := full && p.RefundedAt != nil && at.Before(*p.RefundedAt)
+	if !statusChanged && delta == 0 {
+		if !earlier {
+			rec.duplicate(p.ID, fmt.Sprintf("purchase %s already has %d refunded (%s)", p.ID, p.RefundAmountCents, p.Status))
+			return nil
+		}
+		// Only the timestamp moves: no money, no status, so no event.
+		p.RefundedAt, p.UpdatedAt = &at, h.cfg.Now().UTC()
+		if err := updatePurchase(ctx, tx, p); err != nil {
+			return err
+		}
+		rec.applied(p.ID)
+		return nil
+	}
+	p.RefundAmountCents = newAmount
+	if delta > 0 && ch.Refunds != nil && len(ch.Refunds.Data) > 0 && ch.Refunds.Data[0] != nil {
+		// Stripe lists refunds newest first; the newest explains the latest amount.
+		r := ch.Refunds.Data[0]
+		id, reason := r.ID, string(r.Reason)
+		p.StripeRefundID = &id
+		if reason != "" {
+			p.RefundReason = &reason
+		}
+	}
+	// refunded_at marks the full refund, also when a lost dispute already
+	// decided the status, so both delivery orders store the same row.
+	if full && (p.RefundedAt == nil || earlier) {
+		p.RefundedAt = &at
+	}
+	p.Status, p.UpdatedAt = to.Status, h.cfg.Now().UTC()
+	if err := updatePurchase(ctx, tx, p); err != nil {
+		return err
+	}
+	c, err := contentAny(ctx, tx, p.ContentID)
+	if err != nil {
+		return err
+	}
+	return h.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig),
+		kind: streams.PurchaseRefunded, refundDelta: delta})
+}
