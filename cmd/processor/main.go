@@ -38,9 +38,10 @@ func run(ctx context.Context, args []string, getenv config.Getenv, _, stderr io.
 		return errArgs
 	}
 	cfg, err := config.ParseProcessor(getenv)
-	if err != nil {
+	dom, derr := parseDomain(getenv)
+	if err := errors.Join(err, derr); err != nil {
 		return err
 	}
 	log := obs.NewLogger(stderr, cfg.LogLevel, "processor")
-	return processor.Service{Config: cfg, Domain: wireDomain, Log: log}.Run(ctx)
+	return processor.Service{Config: cfg, Domain: dom.wire, Log: log}.Run(ctx)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,8 @@ func TestRunFailsOnBadConfigBeforeConnecting(t *testing.T) {
 		{"bad workers", map[string]string{"PROCESSOR_WORKERS": "many", "NATS_URL": "nats://192.0.2.1:4222"}, "PROCESSOR_WORKERS"},
 		{"bad backoff", map[string]string{"PROCESSOR_BACKOFF": "1s,,2s"}, "PROCESSOR_BACKOFF"},
 		{"bad database url", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
+		{"bad outbox batch", map[string]string{"OUTBOX_BATCH_SIZE": "0"}, "OUTBOX_BATCH_SIZE"},
+		{"bad purchase flag", map[string]string{"PURCHASE_REVOKE_ON_PARTIAL_REFUND": "sometimes"}, "PURCHASE_REVOKE_ON_PARTIAL_REFUND"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,12 +82,10 @@ func TestRunAppliesEventsEndToEnd(t *testing.T) {
 		}
 	}
 	// An event type the domain does not handle: recorded as ignored.
-	ignored, err := stripefixture.PaymentIntentEvent("payment_intent.payment_failed", stripefixture.Meta{EventID: "evt_e2e_ignored"},
-		stripefixture.PaymentIntent{Amount: 500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish("evt_e2e_ignored", "payment_intent.payment_failed", ignored)
+	ignored := []byte(fmt.Sprintf(`{"id":"evt_e2e_ignored","object":"event","type":"customer.created","api_version":%q,`+
+		`"created":%d,"livemode":false,"pending_webhooks":1,"request":{"id":null,"idempotency_key":null},`+
+		`"data":{"object":{"id":"cus_e2e","object":"customer","email":"a@example.com"}}}`, stripefixture.APIVersion, time.Now().Unix()))
+	publish("evt_e2e_ignored", "customer.created", ignored)
 	// A checkout for content that does not exist: permanent, dead-lettered.
 	md := stripefixture.PurchaseMetadata("user_1", uuid.NewString(), uuid.NewString(), 500, "usd")
 	bad, err := stripefixture.CheckoutEvent("checkout.session.completed", stripefixture.Meta{EventID: "evt_e2e_unknown"},
