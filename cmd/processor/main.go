@@ -43,5 +43,5 @@ func run(ctx context.Context, args []string, getenv config.Getenv, _, stderr io.
 		return err
 	}
 	log := obs.NewLogger(stderr, cfg.LogLevel, "processor")
-	return processor.Service{Config: cfg, Domain: dom.wire, Log: log}.Run(ctx)
+	return processor.Service{Config: cfg, Domain: dom.Domain(), Log: log}.Run(ctx)
 }

@@ -1,0 +1,73 @@
+package pipeline_test
+
+import (
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/pipeline"
+	"github.com/paystream/paystream/internal/processor"
+	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/testenv"
+)
+
+// Reconcile must ask Stripe for exactly the types the handler acts on, or
+// missed events of a new type would never be recovered.
+func TestReconcileListsExactlyTheHandledTypes(t *testing.T) {
+	got := slices.Sorted(slices.Values(reconcile.HandledTypes))
+	if want := purchase.HandledTypes(); !slices.Equal(got, want) {
+		t.Fatalf("reconcile.HandledTypes = %v\npurchase.HandledTypes() = %v", got, want)
+	}
+}
+
+func TestDomainCompanions(t *testing.T) {
+	bdb, _ := testenv.DB(t)
+	js := testenv.StartNATS(t).JetStream(t)
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"relay only by default", nil, []string{"outbox-relay"}},
+		{"periodic reconcile when enabled", map[string]string{
+			"RECONCILE_INTERVAL": "1h", "STRIPE_SECRET_KEY": "sk_test_123",
+		}, []string{"outbox-relay", "periodic-reconcile"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := config.NewParser(config.MapEnv(tt.env))
+			c := pipeline.Parse(p)
+			if err := p.Err(); err != nil {
+				t.Fatal(err)
+			}
+			h, comps, err := c.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: prometheus.NewRegistry(),
+				Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil || h == nil {
+				t.Fatalf("Domain() = %v, %v", h, err)
+			}
+			var names []string
+			for _, c := range comps {
+				names = append(names, c.Name)
+			}
+			if !slices.Equal(names, tt.want) {
+				t.Errorf("companions = %v, want %v", names, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseNamesTheBadVariable(t *testing.T) {
+	p := config.NewParser(config.MapEnv(map[string]string{"RECONCILE_INTERVAL": "1h"}))
+	pipeline.Parse(p)
+	if err := p.Err(); err == nil || !contains(err.Error(), "STRIPE_SECRET_KEY") {
+		t.Fatalf("err = %v, want one naming STRIPE_SECRET_KEY", err)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
