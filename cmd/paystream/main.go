@@ -28,6 +28,7 @@ func commands() map[string]command {
 		"send":      {"sign a realistic Stripe test event and post it to the edge", runSend},
 		"status":    {"streams, consumer lag, DLQ depth, outbox backlog, schema version", runStatus},
 		"bench":     {"load-test the edge or the pipeline against their baselines", runBench},
+		"dev":       {"all-in-one dev mode: embedded NATS, Postgres, migrations, edge and processor", runDev},
 		"reconcile": {"recover Stripe events paystream missed (Stripe Events API → STRIPE_EVENTS)", runReconcile},
 	}
 }

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/db"
+	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/devenv"
+	"github.com/paystream/paystream/internal/edge"
+	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/pipeline"
+	"github.com/paystream/paystream/internal/processor"
+	"github.com/paystream/paystream/internal/stripefixture"
+	"github.com/paystream/paystream/migrations"
+	"github.com/paystream/paystream/streams"
+)
+
+// devOptions are the flags of `paystream dev`.
+type devOptions struct {
+	dataDir             string
+	natsPort            int
+	syncAlways          bool
+	edgeAddr, edgeAdmin string
+	processorAdmin      string
+	noProcessor, noEdge bool
+	shutdownTimeout     time.Duration
+}
+
+// runDev is the all-in-one dev mode: an embedded nats-server, a Postgres
+// (found or started), migrations, the edge and the processor in one process.
+func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
+	var o devOptions
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.dataDir, "data-dir", "./.paystream", "JetStream store, private Postgres cluster and generated secret live here")
+	fs.IntVar(&o.natsPort, "nats-port", 4223, "embedded NATS client port (0 = any free port; 4222 is left to a system NATS)")
+	fs.BoolVar(&o.syncAlways, "sync-always", false, "fsync every JetStream write, as the production NATS config does (sync_interval: always)")
+	fs.StringVar(&o.edgeAddr, "edge-addr", "127.0.0.1:8080", "edge webhook listener")
+	fs.StringVar(&o.edgeAdmin, "edge-admin-addr", "127.0.0.1:9090", "edge /metrics, /healthz, /readyz")
+	fs.StringVar(&o.processorAdmin, "processor-admin-addr", "127.0.0.1:9091", "processor /metrics, /healthz, /readyz")
+	fs.BoolVar(&o.noProcessor, "no-processor", false, "run without the processor (e.g. for `paystream bench edge`)")
+	fs.BoolVar(&o.noEdge, "no-edge", false, "run without the edge")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "grace for in-flight work on Ctrl-C")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: paystream dev [flags]")
+		fmt.Fprintln(stderr, "runs an embedded NATS (JetStream), Postgres (DATABASE_URL, else the local server, else a private")
+		fmt.Fprintln(stderr, "cluster under <data-dir>/pg), migrations, the edge and the processor in one process. Ctrl-C stops it.")
+		fmt.Fprintln(stderr, "env: DATABASE_URL, STRIPE_WEBHOOK_SECRET[_<NAME>], LOG_LEVEL, and every edge/processor variable")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	p := config.NewParser(getenv)
+	common := config.ParseCommon(p)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	log := obs.NewLogger(stderr, common.LogLevel, "dev")
+	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
+		return fmt.Errorf("dev: data directory: %w", err)
+	}
+	secret, generated, err := devSecret(getenv, o.dataDir)
+	if err != nil {
+		return err
+	}
+
+	// Postgres: DATABASE_URL, else the local default server, else a private cluster.
+	dbURL, _ := p.Lookup("DATABASE_URL")
+	pg, err := devenv.FindPostgres(ctx, devenv.PostgresOptions{DatabaseURL: dbURL, LocalURL: config.DefaultDatabaseURL, DataDir: o.dataDir}, log)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer func() {
+		if err := pg.Stop(); err != nil {
+			log.Warn("stop private postgres", "error", err)
+		}
+	}()
+	if err := devMigrate(ctx, pg.URL); err != nil {
+		return err
+	}
+
+	ns, err := devenv.StartNATS(devenv.NATSOptions{Port: o.natsPort, StoreDir: filepath.Join(o.dataDir, "nats"), SyncAlways: o.syncAlways}, log)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	natsURL := ns.ClientURL()
+
+	// Every component reads the real environment with dev's choices on top.
+	overlay := func(over map[string]string) config.Getenv {
+		return func(k string) string {
+			if v, ok := over[k]; ok {
+				return v
+			}
+			return getenv(k)
+		}
+	}
+	base := map[string]string{"NATS_URL": natsURL, "DATABASE_URL": pg.URL}
+	if _, set := p.Lookup("STRIPE_WEBHOOK_SECRET"); !set {
+		base["STRIPE_WEBHOOK_SECRET"] = secret
+	}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for bk, bv := range base {
+			m[bk] = bv
+		}
+		return m
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		errs     []error
+		addrMu   sync.Mutex
+		addrs    = map[string]string{}
+		pending  sync.WaitGroup
+		failOnce = func(name string, err error) {
+			if err != nil && !errors.Is(err, context.Canceled) {
+				errMu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				errMu.Unlock()
+				cancel()
+			}
+		}
+	)
+	ready := func(name string) func(string) {
+		var once sync.Once
+		return func(a string) {
+			once.Do(func() {
+				addrMu.Lock()
+				addrs[name] = a
+				addrMu.Unlock()
+				pending.Done()
+			})
+		}
+	}
+
+	if !o.noEdge {
+		ecfg, err := config.ParseEdge(overlay(with("ADMIN_ADDR", o.edgeAdmin)), append(os.Environ(), "STRIPE_WEBHOOK_SECRET"))
+		if err != nil {
+			return err
+		}
+		ecfg.Addr = o.edgeAddr
+		nc, err := streams.Connect(natsURL, "paystream-dev-edge", log)
+		if err != nil {
+			return err
+		}
+		pending.Add(2)
+		pub, adm := ready("edge"), ready("edge-admin")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer nc.Close()
+			err := edge.Run(ctx, ecfg, nc, obs.NewRegistry(), log.With("service", "edge"), func(a edge.Addrs) { pub(a.Public); adm(a.Admin) })
+			failOnce("edge", err)
+			_ = nc.Drain()
+		}()
+	}
+	if !o.noProcessor {
+		penv := overlay(with("ADMIN_ADDR", o.processorAdmin))
+		pcfg, err := config.ParseProcessor(penv)
+		if err != nil {
+			return err
+		}
+		dp := config.NewParser(penv)
+		dom := pipeline.Parse(dp)
+		if err := dp.Err(); err != nil {
+			return err
+		}
+		pcfg.ShutdownTimeout = min(pcfg.ShutdownTimeout, o.shutdownTimeout)
+		pending.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := processor.Service{Config: pcfg, Domain: dom.Domain(), Log: log.With("service", "processor"),
+				Ready: ready("processor-admin")}.Run(ctx)
+			failOnce("processor", err)
+		}()
+	}
+
+	started := make(chan struct{})
+	go func() { pending.Wait(); close(started) }()
+	select {
+	case <-started:
+		printBanner(stdout, devBanner{addrs: addrs, natsURL: natsURL, pg: pg, secret: secret, generated: generated,
+			dataDir: o.dataDir, syncAlways: o.syncAlways})
+		writeDevEnv(o.dataDir, natsURL, pg.URL, log)
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+	log.Info("dev: shutting down")
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(o.shutdownTimeout + 5*time.Second):
+		errs = append(errs, errors.New("dev: components did not stop in time"))
+	}
+	errMu.Lock()
+	defer errMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// devSecret returns STRIPE_WEBHOOK_SECRET's first value, else the secret a
+// previous dev run generated, else a new one saved under dataDir.
+func devSecret(getenv config.Getenv, dataDir string) (secret string, generated bool, err error) {
+	if v := strings.TrimSpace(getenv("STRIPE_WEBHOOK_SECRET")); v != "" {
+		return strings.TrimSpace(strings.Split(v, ",")[0]), false, nil
+	}
+	path := filepath.Join(dataDir, demo.SecretFile)
+	if b, err := os.ReadFile(path); err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "whsec_") {
+		return strings.TrimSpace(string(b)), true, nil
+	}
+	secret = stripefixture.NewSecret()
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("dev: save generated secret: %w", err)
+	}
+	return secret, true, nil
+}
+
+func devMigrate(ctx context.Context, url string) error {
+	bdb, err := db.Open(ctx, url, db.Options{MaxOpenConns: 2})
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer bdb.Close()
+	if _, err := migrations.Up(ctx, bdb); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	return nil
+}
+
+// devBanner is what the dev mode tells the developer once everything runs.
+type devBanner struct {
+	addrs      map[string]string
+	natsURL    string
+	pg         *devenv.Postgres
+	secret     string
+	generated  bool
+	dataDir    string
+	syncAlways bool
+}
+
+func printBanner(w io.Writer, b devBanner) {
+	fmt.Fprintln(w, "paystream dev is running (Ctrl-C to stop)")
+	if a := b.addrs["edge"]; a != "" {
+		fmt.Fprintf(w, "  webhooks:          POST http://%s/webhooks/stripe\n", a)
+	}
+	if b.generated {
+		fmt.Fprintf(w, "  signing secret:    %s (generated, saved in %s)\n", b.secret, filepath.Join(b.dataDir, demo.SecretFile))
+	} else {
+		fmt.Fprintln(w, "  signing secret:    from STRIPE_WEBHOOK_SECRET")
+	}
+	if a := b.addrs["edge-admin"]; a != "" {
+		fmt.Fprintf(w, "  edge metrics:      http://%s/metrics\n", a)
+	}
+	if a := b.addrs["processor-admin"]; a != "" {
+		fmt.Fprintf(w, "  processor metrics: http://%s/metrics\n", a)
+	}
+	sync := "default (fsync every 2 min)"
+	if b.syncAlways {
+		sync = "always"
+	}
+	fmt.Fprintf(w, "  nats:              %s (JetStream in %s, sync %s)\n", b.natsURL, filepath.Join(b.dataDir, "nats"), sync)
+	fmt.Fprintf(w, "  postgres:          %s (%s)\n", db.Redact(b.pg.URL), b.pg.Source)
+	fmt.Fprintf(w, "  other shells:      source %s   # exports NATS_URL and DATABASE_URL\n", filepath.Join(b.dataDir, "env"))
+	if a := b.addrs["edge"]; a != "" {
+		fmt.Fprintf(w, "  try:               paystream seed && paystream send checkout.session.completed --url http://%s/webhooks/stripe && paystream status\n", a)
+	}
+}
+
+// writeDevEnv saves the URLs for other shells (`source .paystream/env`).
+func writeDevEnv(dataDir, natsURL, dbURL string, log *slog.Logger) {
+	content := "export NATS_URL=" + strconv.Quote(natsURL) + "\nexport DATABASE_URL=" + strconv.Quote(dbURL) + "\n"
+	if err := os.WriteFile(filepath.Join(dataDir, "env"), []byte(content), 0o600); err != nil {
+		log.Warn("dev: write env file", "error", err)
+	}
+}
