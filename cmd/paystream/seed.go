@@ -164,7 +164,6 @@ func seed(ctx context.Context, bdb *bun.DB, plan seedPlan, w io.Writer) error {
 		lines = append(lines, fmt.Sprintf("%-16s %s", state, fmt.Sprintf(format, args...)))
 	}
 	err := bdb.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		lines, created = nil, 0 // RunInTx does not retry, but keep the report honest if it ever does
 		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", seedLockKey); err != nil {
 			return fmt.Errorf("seed: take lock: %w", err)
 		}
@@ -172,8 +171,7 @@ func seed(ctx context.Context, bdb *bun.DB, plan seedPlan, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		c := plan.content
-		report(isNew, "content %s", c.ID)
+		report(isNew, "content %s", plan.content.ID)
 		isNew, id, err := seedPlatformAgreement(ctx, tx, plan.platform)
 		if err != nil {
 			return err
