@@ -1,0 +1,47 @@
+// Command processor is a member of the consumer group that applies Stripe
+// events from JetStream to Postgres. Run as many as the load needs; they
+// share the durable consumer "processor". Configuration is the environment
+// (see README.md); docs/processor.md explains the runtime.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/processor"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "processor:", err)
+		os.Exit(1)
+	}
+}
+
+// errArgs: everything is configured through the environment.
+var errArgs = errors.New("processor takes no arguments; it is configured through the environment (see README.md)")
+
+// run reads the environment (failing before it connects to anything), then
+// runs the processor service until ctx ends. Logs go to stderr as JSON.
+func run(ctx context.Context, args []string, getenv config.Getenv, _, stderr io.Writer) error {
+	if len(args) > 0 {
+		return errArgs
+	}
+	cfg, err := config.ParseProcessor(getenv)
+	dom, derr := parseDomain(getenv)
+	if err := errors.Join(err, derr); err != nil {
+		return err
+	}
+	log := obs.NewLogger(stderr, cfg.LogLevel, "processor")
+	return processor.Service{Config: cfg, Domain: dom.wire, Log: log}.Run(ctx)
+}

@@ -1,0 +1,87 @@
+// Package processor is the consumer-group runtime of the processor: it pulls
+// Stripe events from the durable consumer on STRIPE_EVENTS, hands each to a
+// handling.Handler on a bounded worker pool, and acks, retries with backoff or
+// dead-letters it according to one classification of the handler's error. It
+// knows nothing of purchases.
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/paystream/paystream/streams"
+)
+
+// Config shapes a Processor. Zero fields take the defaults of setDefaults.
+type Config struct {
+	Consumer        streams.ConsumerConfig // durable consumer settings
+	Workers         int                    // concurrent handlers; default 10 (the DB pool size)
+	HandleTimeout   time.Duration          // per-delivery handler deadline; default 20s
+	ShutdownTimeout time.Duration          // drain budget; default 25s
+	PollInterval    time.Duration          // consumer/DLQ gauge refresh; default 5s
+	AckTimeout      time.Duration          // wait for an ack/DLQ PubAck; default 5s
+	Now             func() time.Time       // clock; default time.Now
+}
+
+// DefaultWorkers matches the default database pool (DB_MAX_CONNS): each
+// worker holds one connection for its transaction.
+const DefaultWorkers = 10
+
+func (c *Config) setDefaults() {
+	def := streams.DefaultConsumerConfig()
+	if c.Consumer.AckWait == 0 {
+		c.Consumer.AckWait = def.AckWait
+	}
+	if c.Consumer.MaxAckPending == 0 {
+		c.Consumer.MaxAckPending = def.MaxAckPending
+	}
+	if c.Consumer.MaxDeliver == 0 {
+		c.Consumer.MaxDeliver = def.MaxDeliver
+	}
+	if c.Consumer.Backoff == nil {
+		c.Consumer.Backoff = def.Backoff
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.HandleTimeout == 0 {
+		// Below the 30s AckWait, so a healthy handler never needs InProgress,
+		// and below the shutdown budget, so an in-flight event can finish.
+		c.HandleTimeout = 20 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		// Kubernetes kills 30s after SIGTERM; keep 5s for nc.Drain and the DB.
+		c.ShutdownTimeout = 25 * time.Second
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 5 * time.Second
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func (c *Config) validate() error {
+	if err := c.Consumer.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Workers < 1 || c.Workers > 1024:
+		return fmt.Errorf("processor: Workers %d must be between 1 and 1024", c.Workers)
+	case c.Workers > c.Consumer.MaxAckPending:
+		return fmt.Errorf("processor: Workers %d exceed MaxAckPending %d; the extra workers would never get a message",
+			c.Workers, c.Consumer.MaxAckPending)
+	case c.HandleTimeout <= 0 || c.ShutdownTimeout <= 0 || c.PollInterval <= 0 || c.AckTimeout <= 0:
+		return errors.New("processor: timeouts and intervals must be positive")
+	}
+	return nil
+}
+
+// progressInterval is how often a running handler's message gets InProgress.
+// A third of AckWait (not a half) leaves room for the time a message waited in
+// the prefetch buffer before a worker took it.
+func (c *Config) progressInterval() time.Duration { return c.Consumer.AckWait / 3 }

@@ -1,0 +1,368 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/streams"
+)
+
+// ErrShutdownTimeout means in-flight handlers did not finish within
+// Config.ShutdownTimeout; they were cancelled and their events will be
+// redelivered (nothing was acked).
+var ErrShutdownTimeout = errors.New("processor: shutdown timed out")
+
+// Processor is one member of the processor consumer group.
+type Processor struct {
+	js  jetstream.JetStream
+	h   handling.Handler
+	cfg Config
+	m   *Metrics
+	log *slog.Logger
+
+	consuming atomic.Bool // a pull subscription is live
+}
+
+// New returns a Processor that feeds the events of the durable consumer to h.
+// m may be nil (metrics are then kept but not registered anywhere).
+func New(js jetstream.JetStream, h handling.Handler, cfg Config, m *Metrics, log *slog.Logger) (*Processor, error) {
+	if js == nil || h == nil || log == nil {
+		return nil, errors.New("processor: JetStream, handler and logger are required")
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Processor{js: js, h: h, cfg: cfg, m: m, log: log}, nil
+}
+
+// Config returns the effective configuration, defaults filled in.
+func (p *Processor) Config() Config { return p.cfg }
+
+// Check is a readiness check: it fails until the processor pulls from its
+// consumer (the broker is unreachable, or the consumer cannot be created
+// because its stored configuration conflicts) and after it stopped.
+func (p *Processor) Check(context.Context) error {
+	if !p.consuming.Load() {
+		return fmt.Errorf("not consuming from %s/%s", streams.EventsStream, streams.ProcessorConsumer)
+	}
+	return nil
+}
+
+// delivery is a message on its way from the consume callback to a worker.
+type delivery struct {
+	msg     jetstream.Msg
+	arrived time.Time // when its AckWait clock last (re)started, as far as we know
+}
+
+// Run ensures the durable consumer and processes its messages until ctx ends,
+// then shuts down gracefully: it stops pulling (Drain), lets the handlers that
+// are running and the few prefetched messages finish and be acked, and returns
+// nil. If that takes longer than ShutdownTimeout, the handlers are cancelled
+// (their events are nak'ed or simply redelivered after AckWait) and Run
+// returns ErrShutdownTimeout. Broker outages are ridden out: the client
+// reconnects and Run resubscribes if the consumer went away.
+func (p *Processor) Run(ctx context.Context) error {
+	// Handlers get their own context: when ctx ends they must finish, not
+	// abort. It is cancelled only when the shutdown budget runs out.
+	hctx, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+
+	work := make(chan delivery)
+	stopWorkers := make(chan struct{})
+	var workers sync.WaitGroup
+	for range p.cfg.Workers {
+		workers.Go(func() {
+			for {
+				select {
+				case d := <-work:
+					p.process(hctx, d)
+				case <-stopWorkers:
+					return
+				}
+			}
+		})
+	}
+	var bg sync.WaitGroup
+	bg.Go(func() { p.pollGauges(ctx) })
+	bg.Go(func() { p.watchAdvisories(ctx) })
+
+	cc := p.consume(ctx, hctx, work)
+
+	p.log.Info("processor shutting down", "shutdown_timeout", p.cfg.ShutdownTimeout.String())
+	timer := time.AfterFunc(p.cfg.ShutdownTimeout, abandon)
+	defer timer.Stop()
+	if cc != nil {
+		cc.Drain() // stop pulling; prefetched messages still reach the callback
+		select {
+		case <-cc.Closed():
+		case <-hctx.Done():
+		}
+	}
+	// No callback runs any more (or hctx is done and callbacks nak instead of
+	// waiting for a worker), so the workers may stop after their message.
+	close(stopWorkers)
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(p.cfg.ShutdownTimeout + p.cfg.AckTimeout):
+		// A handler ignored its cancelled context; leave it behind.
+	}
+	bg.Wait()
+	if hctx.Err() != nil {
+		return fmt.Errorf("%w after %s: in-flight events were cancelled and will be redelivered", ErrShutdownTimeout, p.cfg.ShutdownTimeout)
+	}
+	p.log.Info("processor stopped")
+	return nil
+}
+
+// consume keeps a Consume subscription alive until ctx ends and returns the
+// current one (nil if none could be made) for the caller to drain.
+func (p *Processor) consume(ctx, hctx context.Context, work chan<- delivery) jetstream.ConsumeContext {
+	retry := time.Second
+	for {
+		cons, err := streams.EnsureConsumer(ctx, p.js, p.cfg.Consumer)
+		if err == nil {
+			var cc jetstream.ConsumeContext
+			cc, err = cons.Consume(p.dispatch(hctx, work),
+				// Prefetch as many as there are workers: enough to keep them
+				// busy, few enough that prefetched messages do not sit out
+				// their AckWait in the buffer.
+				jetstream.PullMaxMessages(p.cfg.Workers),
+				jetstream.ConsumeErrHandler(p.onConsumeError))
+			if err == nil {
+				p.log.Info("processor consuming", "stream", streams.EventsStream, "consumer", streams.ProcessorConsumer,
+					"workers", p.cfg.Workers)
+				p.consuming.Store(true)
+				select {
+				case <-ctx.Done():
+					p.consuming.Store(false)
+					return cc
+				case <-cc.Closed():
+					p.consuming.Store(false)
+					p.log.Warn("consume subscription ended; subscribing again")
+				}
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			p.log.Error("cannot consume; retrying", "error", err, "retry_in", retry.String())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retry):
+		}
+		retry = min(retry*2, 30*time.Second)
+	}
+}
+
+// onConsumeError logs what the pull subscription reports. Missing heartbeats
+// and reconnects heal by themselves (the client pulls again); a deleted
+// consumer ends the subscription, and consume creates it again.
+func (p *Processor) onConsumeError(cc jetstream.ConsumeContext, err error) {
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+		p.log.Error("processor consumer is gone; recreating it", "error", err)
+		cc.Stop()
+	case errors.Is(err, jetstream.ErrNoHeartbeat):
+		p.log.Warn("no heartbeat from the broker; pulling again", "error", err)
+	default:
+		p.log.Warn("consume error", "error", err)
+	}
+}
+
+// dispatch hands each message to a worker, waiting for a free one: that wait
+// is the back-pressure that keeps prefetching bounded. While it waits, the
+// message's AckWait clock runs, so it is kept alive with InProgress too.
+func (p *Processor) dispatch(hctx context.Context, work chan<- delivery) jetstream.MessageHandler {
+	every := p.cfg.progressInterval()
+	return func(msg jetstream.Msg) {
+		d := delivery{msg: msg, arrived: p.cfg.Now()}
+		t := time.NewTimer(every)
+		defer t.Stop()
+		for {
+			select {
+			case work <- d:
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					p.m.ackErrors.WithLabelValues("in_progress").Inc()
+				}
+				d.arrived = p.cfg.Now() // the clock restarted
+				t.Reset(every)
+			case <-hctx.Done():
+				// Shutdown budget spent: give the message back at once so
+				// another instance takes it without waiting for AckWait.
+				if err := msg.Nak(); err != nil {
+					p.m.ackErrors.WithLabelValues("nak").Inc()
+				}
+				return
+			}
+		}
+	}
+}
+
+// process handles one delivery end to end.
+func (p *Processor) process(hctx context.Context, d delivery) {
+	p.m.inFlight.Inc()
+	defer p.m.inFlight.Dec()
+	msg := d.msg
+	md, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream delivery (no ack subject); nothing can be acked.
+		p.log.Error("message without JetStream metadata dropped from this instance", "subject", msg.Subject(), "error", err)
+		return
+	}
+	log := p.log.With("stripe_event_id", msg.Headers().Get(streams.HeaderEventID), "subject", msg.Subject(),
+		"num_delivered", md.NumDelivered, "stream_seq", md.Sequence.Stream)
+
+	ev, err := decodeEvent(msg.Subject(), msg.Headers(), msg.Data(), md.NumDelivered)
+	typ := typeLabel(ev.Type)
+	var outcome handling.Outcome
+	if err == nil {
+		stop := p.keepAlive(hctx, msg, d.arrived, log)
+		start := p.cfg.Now()
+		outcome, err = p.handle(hctx, ev)
+		p.m.handleDuration.WithLabelValues(typ).Observe(p.cfg.Now().Sub(start).Seconds())
+		stop()
+	}
+	dec := Classify(err, md.NumDelivered, p.cfg.Consumer)
+	p.apply(msg, md, ev, typ, outcome, err, dec, log)
+}
+
+// handle calls the handler with a deadline, turning a panic into an Internal
+// error so one poison event cannot crash the instance (and every event in
+// flight with it).
+func (p *Processor) handle(hctx context.Context, ev handling.Event) (out handling.Outcome, err error) {
+	ctx, cancel := context.WithTimeout(hctx, p.cfg.HandleTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("handler panicked", "stripe_event_id", ev.ID, "subject", ev.Subject, "panic", fmt.Sprint(r),
+				"stack", string(debug.Stack()))
+			out, err = "", fault.New(fault.Internal, "handler_panic", "handler panicked: %v", r)
+		}
+	}()
+	return p.h.Handle(ctx, ev)
+}
+
+// keepAlive sends InProgress while the handler runs, so a slow handler does
+// not see its message redelivered to another instance. The first one goes
+// out at once if the message already waited a while in the prefetch buffer.
+func (p *Processor) keepAlive(hctx context.Context, msg jetstream.Msg, arrived time.Time, log *slog.Logger) (stop func()) {
+	every := p.cfg.progressInterval()
+	ctx, cancel := context.WithCancel(hctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		first := every - p.cfg.Now().Sub(arrived)
+		t := time.NewTimer(max(first, 0))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					p.m.ackErrors.WithLabelValues("in_progress").Inc()
+					log.Warn("in-progress signal failed", "error", err)
+				}
+				t.Reset(every)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// apply carries out a decision. Acks wait for the broker's confirmation
+// (DoubleAck), so a lost ack shows up in logs and metrics; the handler's
+// idempotency makes the redelivery that follows harmless.
+func (p *Processor) apply(msg jetstream.Msg, md *jetstream.MsgMetadata, ev handling.Event, typ string,
+	outcome handling.Outcome, herr error, dec Decision, log *slog.Logger) {
+	actx, cancel := context.WithTimeout(context.Background(), p.cfg.AckTimeout)
+	defer cancel()
+	switch dec.Verdict {
+	case Ack:
+		label, known := outcomeLabel(outcome)
+		if !known {
+			log.Warn("handler returned an unknown outcome; counted as applied", "handler_outcome", string(outcome))
+		}
+		p.m.events.WithLabelValues(typ, label).Inc()
+		if err := msg.DoubleAck(actx); err != nil {
+			p.m.ackErrors.WithLabelValues("ack").Inc()
+			log.Error("ack failed; the event will be redelivered and found already processed", "outcome", label, "error", err)
+			return
+		}
+		// A DLQ replay keeps the original receipt time; the days it spent
+		// waiting for a human are not pipeline latency.
+		if !ev.ReceivedAt.IsZero() && msg.Headers().Get(streams.HeaderSource) != "dlq-replay" {
+			p.m.endToEnd.Observe(max(p.cfg.Now().Sub(ev.ReceivedAt), 0).Seconds())
+		}
+		log.Debug("event handled", "outcome", label, "type", ev.Type)
+
+	case Retry:
+		p.m.events.WithLabelValues(typ, outcomeRetried).Inc()
+		log.Warn("event failed transiently; retrying", "outcome", outcomeRetried, "error", herr,
+			"code", string(fault.CodeOf(herr)), "retry_in", dec.Delay.String())
+		if err := msg.NakWithDelay(dec.Delay); err != nil {
+			p.m.ackErrors.WithLabelValues("nak").Inc()
+			log.Error("nak failed; the event will be redelivered after AckWait", "error", err)
+		}
+
+	case DeadLetter:
+		res, err := streams.PublishLetter(actx, p.js, streams.Letter{
+			Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(), StreamSeq: md.Sequence.Stream,
+			Reason: dec.Reason, LastError: errText(herr), Deliveries: md.NumDelivered, At: p.cfg.Now(),
+		})
+		if err != nil {
+			// Never Term without a DLQ copy: try again later. On the last
+			// delivery the broker then emits MAX_DELIVERIES and the
+			// advisory listener makes the copy.
+			p.m.ackErrors.WithLabelValues("dlq_publish").Inc()
+			p.m.events.WithLabelValues(typ, outcomeRetried).Inc()
+			delay := p.cfg.Consumer.NakDelay(md.NumDelivered)
+			log.Error("dead-letter copy failed; retrying the event", "outcome", outcomeRetried, "reason", dec.Reason,
+				"handler_error", errText(herr), "error", err, "retry_in", delay.String())
+			if err := msg.NakWithDelay(delay); err != nil {
+				p.m.ackErrors.WithLabelValues("nak").Inc()
+			}
+			return
+		}
+		p.m.events.WithLabelValues(typ, outcomeDeadLettered).Inc()
+		if !res.Duplicate {
+			p.m.deadLetters.WithLabelValues(dec.Reason).Inc()
+		}
+		log.Error("event dead-lettered", "outcome", outcomeDeadLettered, "reason", dec.Reason, "error", herr,
+			"dlq_seq", res.Sequence)
+		if err := msg.TermWithReason(dec.Reason); err != nil {
+			// The copy exists; a redelivery will be dead-lettered again and
+			// deduplicated by its dlq-<seq> id.
+			p.m.ackErrors.WithLabelValues("term").Inc()
+			log.Error("term failed after the dead-letter copy", "error", err)
+		}
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,231 @@
+package streams_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/streams"
+)
+
+// deliverOne publishes ev and returns it as delivered by a fresh consumer.
+func deliverOne(t *testing.T, js jetstream.JetStream, ev streams.Event, body string) jetstream.Msg {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := streams.NewPublisher(js).Publish(ctx, ev, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, streams.EventsStream, jetstream.ConsumerConfig{
+		Durable: "test-" + strings.ReplaceAll(ev.ID, "_", "-"), AckPolicy: jetstream.AckExplicitPolicy,
+		FilterSubject: "stripe.events.*." + ev.Type,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+func testEvent(id string) streams.Event {
+	return streams.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16", Endpoint: "booking",
+		Created: 1700000000, ReceivedAt: time.Date(2026, 11, 27, 6, 0, 0, 123, time.UTC), RequestID: "req_1"}
+}
+
+func TestDeadLetterCopiesOriginalAndIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.StartNATS(t).JetStream(t)
+	msg := deliverOne(t, js, testEvent("evt_dl1"), `{"id":"evt_dl1"}`)
+	md, err := msg.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastErr := errors.New("content 42 not found\r\nInjected: header")
+	first, err := streams.DeadLetter(ctx, js, msg, "unknown_content", lastErr, 3)
+	if err != nil || first.Duplicate {
+		t.Fatalf("DeadLetter = %+v, %v", first, err)
+	}
+	second, err := streams.DeadLetter(ctx, js, msg, "unknown_content", lastErr, 3)
+	if err != nil || !second.Duplicate || second.Sequence != first.Sequence {
+		t.Fatalf("second DeadLetter = %+v, %v; want duplicate of %d", second, err, first.Sequence)
+	}
+	dl, err := streams.NewDLQ(js).Get(ctx, first.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl.Subject != "stripe.dlq.booking.checkout.session.completed" {
+		t.Errorf("DLQ subject = %q", dl.Subject)
+	}
+	if string(dl.Data) != `{"id":"evt_dl1"}` {
+		t.Errorf("data = %q", dl.Data)
+	}
+	for k, vs := range msg.Headers() {
+		if k == streams.HeaderMsgID {
+			continue
+		}
+		if got := dl.Header.Values(k); strings.Join(got, ",") != strings.Join(vs, ",") {
+			t.Errorf("header %s = %v, want original %v", k, got, vs)
+		}
+	}
+	want := map[string]string{
+		streams.HeaderMsgID:            "dlq-" + itoa(md.Sequence.Stream),
+		streams.HeaderDLQOriginalMsgID: "evt_dl1",
+		streams.HeaderDLQReason:        "unknown_content",
+		streams.HeaderDLQError:         "content 42 not found  Injected: header",
+		streams.HeaderDLQDeliveries:    "3",
+		streams.HeaderDLQSubject:       "stripe.events.booking.checkout.session.completed",
+		streams.HeaderDLQStreamSeq:     itoa(md.Sequence.Stream),
+		streams.HeaderEventID:          "evt_dl1",
+		streams.HeaderReceivedAt:       "2026-11-27T06:00:00.000000123Z",
+	}
+	for k, v := range want {
+		if got := dl.Header.Get(k); got != v {
+			t.Errorf("header %s = %q, want %q", k, got, v)
+		}
+	}
+	if dl.Header.Get("Injected") != "" {
+		t.Error("a newline in the error injected a header")
+	}
+	if dl.Reason != "unknown_content" || dl.Deliveries != 3 || dl.StreamSeq != md.Sequence.Stream || dl.At.IsZero() || dl.EventID != "evt_dl1" {
+		t.Errorf("decoded = %+v", dl)
+	}
+}
+
+func TestPublishLetterFallsBackToSafeSubject(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.StartNATS(t).JetStream(t)
+	tests := []struct {
+		name, subject string
+		header        nats.Header
+		want          string
+	}{
+		{"from subject", "stripe.events.default.charge.refunded", nats.Header{}, "stripe.dlq.default.charge.refunded"},
+		{"from headers", "stripe.events.x", nats.Header{streams.HeaderEndpoint: {"shop"}, streams.HeaderEventType: {"charge.refunded"}}, "stripe.dlq.shop.charge.refunded"},
+		{"nothing usable", "stripe.events.Bad Subject", nats.Header{streams.HeaderEventType: {"a b"}}, "stripe.dlq.unknown.unknown"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := streams.PublishLetter(ctx, js, streams.Letter{Subject: tt.subject, Header: tt.header,
+				Data: []byte("x"), StreamSeq: uint64(100 + i), Reason: "invalid_headers", At: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dl, err := streams.NewDLQ(js).Get(ctx, res.Sequence)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dl.Subject != tt.want {
+				t.Errorf("subject = %q, want %q", dl.Subject, tt.want)
+			}
+		})
+	}
+	if _, err := streams.PublishLetter(ctx, js, streams.Letter{Subject: "stripe.events.a.b"}); err == nil {
+		t.Error("PublishLetter accepted stream sequence 0")
+	}
+}
+
+func TestDLQListGetReplayPurge(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.StartNATS(t).JetStream(t)
+	var seqs []uint64
+	for i, id := range []string{"evt_a", "evt_b", "evt_c"} {
+		m := nats.NewMsg("stripe.events.default.charge.refunded")
+		m.Data = []byte(`{"id":"` + id + `"}`)
+		m.Header.Set(streams.HeaderMsgID, id)
+		m.Header.Set(streams.HeaderEventID, id)
+		m.Header.Set(streams.HeaderSource, "edge")
+		m.Header.Set(streams.HeaderEventType, "charge.refunded")
+		res, err := streams.PublishLetter(ctx, js, streams.Letter{Subject: m.Subject, Header: m.Header, Data: m.Data,
+			StreamSeq: uint64(i + 1), Reason: "amount_mismatch", LastError: "boom", Deliveries: 1, At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, res.Sequence)
+	}
+	d := streams.NewDLQ(js)
+	d.Now = func() time.Time { return time.Unix(1800000000, 0) }
+	if n, err := d.Depth(ctx); err != nil || n != 3 {
+		t.Fatalf("Depth = %d, %v; want 3", n, err)
+	}
+	if err := d.Purge(ctx, seqs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Purge(ctx, seqs[1]); !errors.Is(err, streams.ErrDeadLetterNotFound) {
+		t.Errorf("second Purge = %v, want ErrDeadLetterNotFound", err)
+	}
+	if _, err := d.Get(ctx, seqs[1]); !errors.Is(err, streams.ErrDeadLetterNotFound) {
+		t.Errorf("Get(purged) = %v, want ErrDeadLetterNotFound", err)
+	}
+	list, err := d.List(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].EventID != "evt_a" || list[1].EventID != "evt_c" {
+		t.Fatalf("List = %+v, want evt_a, evt_c", list)
+	}
+	if page, err := d.List(ctx, list[0].Sequence+1, 1); err != nil || len(page) != 1 || page[0].EventID != "evt_c" {
+		t.Fatalf("List(from after first, 1) = %+v, %v", page, err)
+	}
+
+	res, err := d.Replay(ctx, seqs[2])
+	if err != nil || res.Duplicate {
+		t.Fatalf("Replay = %+v, %v", res, err)
+	}
+	again, err := d.Replay(ctx, seqs[2])
+	if err != nil || !again.Duplicate {
+		t.Fatalf("second Replay in the same second = %+v, %v; want duplicate", again, err)
+	}
+	s, err := js.Stream(ctx, streams.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.GetMsg(ctx, res.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Subject != "stripe.events.default.charge.refunded" || string(raw.Data) != `{"id":"evt_c"}` {
+		t.Errorf("replayed %s %q", raw.Subject, raw.Data)
+	}
+	if got := raw.Header.Get(streams.HeaderMsgID); got != "evt_c-replay-"+itoa(seqs[2])+"-1800000000" {
+		t.Errorf("replay Nats-Msg-Id = %q", got)
+	}
+	if raw.Header.Get(streams.HeaderSource) != "dlq-replay" || raw.Header.Get(streams.HeaderEventID) != "evt_c" ||
+		raw.Header.Get(streams.HeaderEventType) != "charge.refunded" {
+		t.Errorf("replay headers = %v", raw.Header)
+	}
+	for k := range raw.Header {
+		if strings.HasPrefix(k, "Paystream-Dlq-") {
+			t.Errorf("replay carries DLQ header %s", k)
+		}
+	}
+	if _, err := d.Replay(ctx, 9999); !errors.Is(err, streams.ErrDeadLetterNotFound) {
+		t.Errorf("Replay(9999) = %v, want ErrDeadLetterNotFound", err)
+	}
+}
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func TestReplayRefusesSubjectsOutsideStripeEvents(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.StartNATS(t).JetStream(t)
+	for i, subj := range []string{"purchases.completed", "stripe.events.default.>", "stripe.events.x"} {
+		h := nats.Header{streams.HeaderEventID: {"evt_x"}}
+		res, err := streams.PublishLetter(ctx, js, streams.Letter{Subject: subj, Header: h, Data: []byte("{}"),
+			StreamSeq: uint64(500 + i), Reason: "invalid_headers", At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := streams.NewDLQ(js).Replay(ctx, res.Sequence); err == nil {
+			t.Errorf("Replay to %q succeeded", subj)
+		}
+	}
+}
