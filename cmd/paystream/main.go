@@ -29,6 +29,7 @@ func commands() map[string]command {
 		"status":    {"streams, consumer lag, DLQ depth, outbox backlog, schema version", runStatus},
 		"bench":     {"load-test the edge or the pipeline against their baselines", runBench},
 		"reconcile": {"recover Stripe events paystream missed (Stripe Events API → STRIPE_EVENTS)", runReconcile},
+		"dlq":       {"list, show, replay and purge dead letters (STRIPE_DLQ)", runDLQ},
 		"seed":      {"insert demo content and agreements so `send` makes a full purchase", runSeed},
 	}
 }
