@@ -30,6 +30,8 @@ func commands() map[string]command {
 		"bench":     {"load-test the edge or the pipeline against their baselines", runBench},
 		"dev":       {"all-in-one dev mode: embedded NATS, Postgres, migrations, edge and processor", runDev},
 		"reconcile": {"recover Stripe events paystream missed (Stripe Events API → STRIPE_EVENTS)", runReconcile},
+		"dlq":       {"list, show, replay and purge dead letters (STRIPE_DLQ)", runDLQ},
+		"seed":      {"insert demo content and agreements so `send` makes a full purchase", runSeed},
 	}
 }
 
