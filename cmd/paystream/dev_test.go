@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/paystream/paystream/internal/db"
+	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/model"
+	"github.com/paystream/paystream/streams"
+)
+
+// buildCLI compiles this command into a temporary directory.
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "paystream")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// banner reads `paystream dev`'s stdout until the banner is complete and
+// returns its "label: value" lines.
+func banner(t *testing.T, r io.Reader) map[string]string {
+	t.Helper()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	got := map[string]string{}
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("dev exited before its banner was complete; got %v", got)
+			}
+			if k, v, found := strings.Cut(strings.TrimSpace(l), ":"); found {
+				got[k] = strings.TrimSpace(v)
+			}
+			if _, done := got["try"]; done {
+				go func() { // keep draining so dev never blocks on stdout
+					for range lines {
+					}
+				}()
+				return got
+			}
+		case <-deadline:
+			t.Fatalf("no complete banner after 60s; got %v", got)
+		}
+	}
+}
+
+// The README's path, driven through the built binary: dev starts everything
+// on random ports, seed + send make a purchase, and a purchases.completed
+// event reaches PURCHASES.
+func TestDevSeedSendMakesAPurchase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dsn := testenv.PostgresURL(t)
+	bin := buildCLI(t)
+	dataDir := t.TempDir()
+	env := append(os.Environ(), "DATABASE_URL="+dsn, "LOG_LEVEL=warn", "STRIPE_WEBHOOK_SECRET=")
+
+	dev := exec.Command(bin, "dev", "--data-dir", dataDir, "--nats-port", "0", "--edge-addr", "127.0.0.1:0",
+		"--edge-admin-addr", "127.0.0.1:0", "--processor-admin-addr", "127.0.0.1:0")
+	dev.Env = env
+	stdout, err := dev.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	var stderrMu sync.Mutex
+	dev.Stderr = writerFunc(func(p []byte) (int, error) { stderrMu.Lock(); defer stderrMu.Unlock(); return stderr.Write(p) })
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- dev.Wait() }()
+	t.Cleanup(func() {
+		_ = dev.Process.Kill()
+		<-exited
+	})
+	b := banner(t, stdout)
+	webhook := strings.TrimPrefix(b["webhooks"], "POST ")
+	natsURL := strings.Fields(b["nats"])[0]
+	if !strings.HasPrefix(webhook, "http://127.0.0.1:") || !strings.HasPrefix(natsURL, "nats://127.0.0.1:") {
+		t.Fatalf("banner = %v", b)
+	}
+	if !strings.Contains(b["signing secret"], "generated") {
+		t.Errorf("dev did not report a generated secret: %q", b["signing secret"])
+	}
+
+	// A downstream consumer of PURCHASES, as a team consuming events would run.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := streams.NewJetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan streams.PurchaseEvent, 4)
+	cc, err := streams.SubscribePurchases(ctx, js, "dev-test", func(_ context.Context, ev streams.PurchaseEvent) error {
+		got <- ev
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(env, "NATS_URL="+natsURL)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("paystream %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	cli("seed")
+	out := cli("send", "checkout.session.completed", "--url", webhook, "--data-dir", dataDir)
+	if !strings.Contains(out, "-> 200") {
+		t.Fatalf("send: %s", out)
+	}
+
+	select {
+	case ev := <-got:
+		if ev.Type != "com.paystream.purchase.completed.v1" || ev.Data.ContentID.String() != demo.ContentID ||
+			ev.Data.AmountPaidCents != demo.PriceCents || ev.Data.CustomerID != demo.CustomerID {
+			t.Errorf("purchase event = %+v", ev)
+		}
+	case <-ctx.Done():
+		stderrMu.Lock()
+		t.Fatalf("no purchases.completed event within 60s; dev stderr:\n%s", stderr.String())
+	}
+
+	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	var purchases []model.Purchase
+	if err := bdb.NewSelect().Model(&purchases).Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(purchases) != 1 || purchases[0].Status != "completed" || purchases[0].AmountPaidCents != demo.PriceCents {
+		t.Fatalf("purchases = %+v", purchases)
+	}
+	if st := cli("status"); !strings.Contains(st, "dead letters: 0") {
+		t.Errorf("status after a good purchase:\n%s", st)
+	}
+
+	// Ctrl-C: a clean stop, exit code 0.
+	if err := dev.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			stderrMu.Lock()
+			t.Fatalf("dev exited with %v after SIGINT; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("dev did not stop within 45s of SIGINT")
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
