@@ -92,7 +92,7 @@ func benchEdge(ctx context.Context, args []string, getenv config.Getenv, stdout,
 		return err
 	}
 	payloads, err := loadgen.NewPayloads(loadgen.PayloadSpec{ContentID: demo.ContentID, OrganizationID: demo.OrganizationID,
-		CustomerID: demo.CustomerID, Amount: demo.PriceCents, Currency: demo.Currency, Size: *size})
+		Amount: demo.PriceCents, Currency: demo.Currency, Size: *size})
 	if err != nil {
 		return err
 	}

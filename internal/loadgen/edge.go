@@ -80,8 +80,8 @@ func RunBaseline(ctx context.Context, js jetstream.JetStream, cfg EdgeConfig, p 
 		endpoint = streams.DefaultEndpoint
 	}
 	return drive(ctx, "baseline", cfg.Concurrency, cfg.Duration, cfg.Rate, cfg.Progress, func(ctx context.Context, buf []byte) ([]byte, string, bool) {
-		body, id := p.Next(buf)
-		m, err := streams.Msg(streams.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16",
+		body, ids := p.Next(buf)
+		m, err := streams.Msg(streams.Event{ID: ids.Event, Type: "checkout.session.completed", APIVersion: "2023-10-16",
 			Endpoint: endpoint, Created: time.Now().Unix(), ReceivedAt: time.Now(), Source: "bench-baseline"}, body)
 		if err != nil {
 			return body, "error", false

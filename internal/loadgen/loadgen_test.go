@@ -3,6 +3,7 @@ package loadgen_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 )
 
 func spec(size int) loadgen.PayloadSpec {
-	return loadgen.PayloadSpec{ContentID: "c", OrganizationID: "o", CustomerID: "u", Amount: 2999, Currency: "usd", Size: size}
+	return loadgen.PayloadSpec{ContentID: "c", OrganizationID: "o", Amount: 2999, Currency: "usd", Size: size}
 }
 
 func TestPayloadsAreUniqueValidAndSigned(t *testing.T) {
@@ -25,10 +26,13 @@ func TestPayloadsAreUniqueValidAndSigned(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	sessions := map[string]bool{}
+	customers := map[string]bool{}
 	var buf []byte
 	for i := 0; i < 100; i++ {
 		var id string
-		buf, id = p.Next(buf)
+		var ids loadgen.IDs
+		buf, ids = p.Next(buf)
+		id = ids.Event
 		ev, err := webhook.ConstructEventWithOptions(buf, loadgen.Sign(buf, "whsec_x", time.Now()), "whsec_x",
 			webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
 		if err != nil {
@@ -37,6 +41,11 @@ func TestPayloadsAreUniqueValidAndSigned(t *testing.T) {
 		var s stripe.CheckoutSession
 		if err := json.Unmarshal(ev.Data.Raw, &s); err != nil {
 			t.Fatal(err)
+		}
+		if cus := s.Metadata["customerId"]; customers[cus] || !strings.HasPrefix(cus, "user_") {
+			t.Fatalf("event %d: customer %q repeated or malformed", i, cus)
+		} else {
+			customers[cus] = true
 		}
 		if ev.ID != id || seen[id] || sessions[s.ID] || s.AmountTotal != 2999 || s.Metadata["amountPaidCents"] != "2999" {
 			t.Fatalf("event %d: id %s (returned %s) session %s amount %d", i, ev.ID, id, s.ID, s.AmountTotal)

@@ -21,14 +21,16 @@ const (
 	evtSlot = 24 // evt_ + 24
 	csSlot  = 58 // cs_test_ + 58
 	piSlot  = 24 // pi_ + 24
+	cusSlot = 24 // customerId user_ + 24, when PayloadSpec.CustomerID is empty
 )
 
 // PayloadSpec describes the events a run sends.
 type PayloadSpec struct {
-	ContentID, OrganizationID, CustomerID string
-	Amount                                int64
-	Currency                              string
-	Size                                  int // pad the event to about this many bytes (0: natural size, ~2.5 KiB)
+	ContentID, OrganizationID string
+	CustomerID                string // "" gives every event its own customer (no contention on one access row)
+	Amount                    int64
+	Currency                  string
+	Size                      int // pad the event to about this many bytes (0: natural size, ~2.5 KiB)
 }
 
 // Payloads makes unique, realistic checkout.session.completed events from
@@ -36,13 +38,16 @@ type PayloadSpec struct {
 type Payloads struct {
 	tmpl          []byte
 	offEvt, offCS []int
-	offPI         []int
+	offPI, offCus []int
 	run           string // random run tag so ids never collide across runs
 	n             atomic.Uint64
 }
 
 // NewPayloads builds the template once.
 func NewPayloads(s PayloadSpec) (*Payloads, error) {
+	if s.CustomerID == "" {
+		s.CustomerID = "user_" + strings.Repeat("~", cusSlot)
+	}
 	md := stripefixture.PurchaseMetadata(s.CustomerID, s.ContentID, s.OrganizationID, s.Amount, s.Currency)
 	body, err := stripefixture.CheckoutEvent("checkout.session.completed", stripefixture.Meta{
 		EventID: "evt_" + strings.Repeat("@", evtSlot), Created: time.Now(),
@@ -76,6 +81,7 @@ func NewPayloads(s PayloadSpec) (*Payloads, error) {
 	p.offEvt = offsets(body, strings.Repeat("@", evtSlot))
 	p.offCS = offsets(body, strings.Repeat("#", csSlot))
 	p.offPI = offsets(body, strings.Repeat("%", piSlot))
+	p.offCus = offsets(body, strings.Repeat("~", cusSlot))
 	if len(p.offEvt) != 1 || len(p.offCS) == 0 || len(p.offPI) == 0 {
 		return nil, fmt.Errorf("loadgen: template placeholders not found")
 	}
@@ -85,23 +91,33 @@ func NewPayloads(s PayloadSpec) (*Payloads, error) {
 // Len is the size of every event in bytes.
 func (p *Payloads) Len() int { return len(p.tmpl) }
 
+// IDs are the Stripe ids written into one generated event.
+type IDs struct {
+	Event, Session, PaymentIntent, Customer string
+}
+
 // Next writes a new unique event into buf (grown as needed) and returns it
-// with its event id.
-func (p *Payloads) Next(buf []byte) ([]byte, string) {
+// with its ids.
+func (p *Payloads) Next(buf []byte) ([]byte, IDs) {
 	i := p.n.Add(1)
 	buf = append(buf[:0], p.tmpl...)
 	id := p.run + fmt.Sprintf("%016d", i) // 8 + 16 = 24
+	cs := strings.Repeat("0", csSlot-len(id)) + id
 	for _, o := range p.offEvt {
 		copy(buf[o:], id)
 	}
-	cs := strings.Repeat("0", csSlot-len(id)) + id
 	for _, o := range p.offCS {
 		copy(buf[o:], cs)
 	}
 	for _, o := range p.offPI {
 		copy(buf[o:], id)
 	}
-	return buf, "evt_" + id
+	ids := IDs{Event: "evt_" + id, Session: "cs_test_" + cs, PaymentIntent: "pi_" + id}
+	for _, o := range p.offCus {
+		copy(buf[o:], id)
+		ids.Customer = "user_" + id
+	}
+	return buf, ids
 }
 
 // Sign returns the Stripe-Signature header for body at now.
