@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"sort"
 	"time"
 
 	"github.com/paystream/paystream/internal/config"
@@ -22,6 +23,7 @@ type benchReport struct {
 	Machine  string           `json:"machine"`
 	Results  []loadgen.Result `json:"results"`
 	Ratio    float64          `json:"ratio"` // subject ÷ baseline throughput
+	E2E      *loadgen.Latency `json:"e2e,omitempty"`
 	Extra    map[string]any   `json:"extra,omitempty"`
 	Started  time.Time        `json:"started"`
 	Finished time.Time        `json:"finished"`
@@ -43,17 +45,13 @@ func runBench(ctx context.Context, args []string, getenv config.Getenv, stdout, 
 	switch args[0] {
 	case "edge":
 		return benchEdge(ctx, args[1:], getenv, stdout, stderr)
+	case "pipeline":
+		return benchPipeline(ctx, args[1:], getenv, stdout, stderr)
 	default:
-		if fn, ok := benchKinds[args[0]]; ok {
-			return fn(ctx, args[1:], getenv, stdout, stderr)
-		}
 		usage()
 		return errUsage
 	}
 }
-
-// benchKinds holds bench subcommands other than edge, keyed by name.
-var benchKinds = map[string]func(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error{}
 
 func benchEdge(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench edge", flag.ContinueOnError)
@@ -146,8 +144,13 @@ func printBench(w io.Writer, rep benchReport, asJSON bool) error {
 	if rep.Ratio > 0 {
 		fmt.Fprintf(w, "  ratio %s/baseline = %.2fx\n", rep.Kind, rep.Ratio)
 	}
-	for k, v := range rep.Extra {
-		fmt.Fprintf(w, "  %s: %v\n", k, v)
+	keys := make([]string, 0, len(rep.Extra))
+	for k := range rep.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s: %v\n", k, rep.Extra[k])
 	}
 	return nil
 }

@@ -99,3 +99,35 @@ func TestBenchEdgeReportsEdgeBaselineAndRatio(t *testing.T) {
 		t.Errorf("stream holds %d messages, bench counted %d", got, min)
 	}
 }
+
+// A short pipeline run in CI: sane output, not a timing assertion.
+func TestBenchPipelineReportsProcessorBaselineAndLatency(t *testing.T) {
+	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	var out, errOut bytes.Buffer
+	env := config.MapEnv(map[string]string{"DATABASE_URL": testenv.AdminURL()})
+	err := run(context.Background(), []string{"bench", "pipeline", "--json", "--events", "60", "--processors", "2",
+		"--workers", "3", "--e2e-duration", "1s"}, env, &out, &errOut)
+	if err != nil {
+		t.Fatalf("bench pipeline: %v\n%s", err, errOut.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode %q: %v", out.String(), err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("results = %+v", rep.Results)
+	}
+	p, b := rep.Results[0], rep.Results[1]
+	if p.Name != "processor" || p.Requests != 60 || p.PerSecond <= 0 || p.Concurrency != 6 {
+		t.Errorf("processor result = %+v", p)
+	}
+	if b.Name != "sql-baseline" || b.Requests != 60 || b.Errors != 0 || b.Concurrency != 6 {
+		t.Errorf("baseline result = %+v", b)
+	}
+	if rep.Ratio <= 0 {
+		t.Errorf("ratio = %v", rep.Ratio)
+	}
+	if rep.E2E == nil || rep.E2E.Events == 0 || rep.E2E.P99 < rep.E2E.P50 || rep.E2E.P50 <= 0 {
+		t.Errorf("e2e = %+v", rep.E2E)
+	}
+}

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/db"
+	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/devenv"
+	"github.com/paystream/paystream/internal/edge"
+	"github.com/paystream/paystream/internal/loadgen"
+	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/pipeline"
+	"github.com/paystream/paystream/internal/processor"
+	"github.com/paystream/paystream/internal/stripefixture"
+	"github.com/paystream/paystream/migrations"
+	"github.com/paystream/paystream/streams"
+)
+
+// pipelineOptions are the flags of `paystream bench pipeline`.
+type pipelineOptions struct {
+	events, processors, workers int
+	syncAlways, skipE2E, keepDB bool
+	e2eDuration                 time.Duration
+	asJSON                      bool
+}
+
+// benchPipeline measures the processor group against the same SQL effects
+// run directly, then end-to-end latency at half the measured capacity. It is
+// self-contained: an embedded broker in a temp dir and a scratch database on
+// DATABASE_URL's server, both removed afterwards.
+func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
+	var o pipelineOptions
+	fs := flag.NewFlagSet("bench pipeline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.events, "events", 2000, "events loaded for the throughput runs")
+	fs.IntVar(&o.processors, "processors", 1, "processor instances sharing the durable consumer")
+	fs.IntVar(&o.workers, "workers", processor.DefaultWorkers, "workers (and DB connections) per processor; the SQL baseline uses processors×workers")
+	fs.BoolVar(&o.syncAlways, "sync-always", false, "broker fsyncs every write (sync_interval: always, the compose setting); default: fsync every 2 min")
+	fs.DurationVar(&o.e2eDuration, "e2e-duration", 10*time.Second, "length of the end-to-end latency run")
+	fs.BoolVar(&o.skipE2E, "skip-e2e", false, "skip the end-to-end latency run")
+	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the scratch database")
+	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: paystream bench pipeline --events N [--processors K] [flags]")
+		fmt.Fprintln(stderr, "loads N checkout events into an embedded JetStream, times the processor group committing them, runs")
+		fmt.Fprintln(stderr, "the same SQL effects directly (one transaction per event, same concurrency) and prints the ratio,")
+		fmt.Fprintln(stderr, "then measures edge receipt → commit latency at half the measured capacity through the real edge.")
+		fmt.Fprintln(stderr, "env: DATABASE_URL (a scratch database is created on that server and dropped afterwards)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return errUsage
+	}
+	if o.events < 1 || o.processors < 1 || o.workers < 1 {
+		return errors.New("bench pipeline: --events, --processors and --workers must be at least 1")
+	}
+	p := config.NewParser(getenv)
+	common := config.ParseCommon(p)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	log := obs.NewLogger(io.Discard, slog.LevelError, "bench")
+	if lv := getenv("LOG_LEVEL"); lv != "" {
+		log = obs.NewLogger(stderr, common.LogLevel, "bench")
+	}
+
+	// A scratch database on the same server, migrated and seeded.
+	dsn, dropDB, err := scratchDatabase(ctx, common.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	if !o.keepDB {
+		defer dropDB()
+	}
+	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: o.processors*o.workers + 2})
+	if err != nil {
+		return err
+	}
+	defer bdb.Close()
+	if _, err := migrations.Up(ctx, bdb); err != nil {
+		return err
+	}
+	plan, err := seedOptions{content: demo.ContentID, org: demo.OrganizationID, creator: demo.CreatorID,
+		currency: demo.Currency, price: demo.PriceCents, platformBps: 1000, orgBps: 500}.plan()
+	if err != nil {
+		return err
+	}
+	if err := seed(ctx, bdb, plan, io.Discard); err != nil {
+		return err
+	}
+
+	// An embedded broker with the chosen durability.
+	store, err := os.MkdirTemp("", "paystream-bench-nats-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(store)
+	ns, err := devenv.StartNATS(devenv.NATSOptions{StoreDir: store, SyncAlways: o.syncAlways}, log)
+	if err != nil {
+		return err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, err := streams.Connect(ns.ClientURL(), "paystream-bench", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := streams.NewJetStream(nc)
+	if err != nil {
+		return err
+	}
+	if err := streams.Ensure(ctx, js, common.Streams); err != nil {
+		return err
+	}
+
+	sync := "default (fsync every 2 min)"
+	if o.syncAlways {
+		sync = "always"
+	}
+	rep := benchReport{Kind: "pipeline", Machine: machine(), Started: time.Now(), Extra: map[string]any{
+		"events": o.events, "processors": o.processors, "workers_per_processor": o.workers, "broker_sync": sync,
+	}}
+	fmt.Fprintf(stderr, "bench pipeline: %d events, %d processor(s) × %d workers, broker sync %s, %s\n",
+		o.events, o.processors, o.workers, sync, rep.Machine)
+
+	payloads, err := loadgen.NewPayloads(loadgen.PayloadSpec{ContentID: demo.ContentID, OrganizationID: demo.OrganizationID,
+		Amount: demo.PriceCents, Currency: demo.Currency})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "  loading %d events into %s\n", o.events, streams.EventsStream)
+	if err := loadgen.Load(ctx, js, payloads, o.events, 32); err != nil {
+		return err
+	}
+
+	// 1. The processor group drains the backlog.
+	group, err := startGroup(ctx, ns.ClientURL(), dsn, o, getenv, log)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = loadgen.WaitEvents(ctx, bdb, o.events, stderr)
+	elapsed := time.Since(start)
+	if serr := group.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return err
+	}
+	procRes := loadgen.Result{Name: "processor", Concurrency: o.processors * o.workers, Requests: o.events,
+		Elapsed: elapsed, PerSecond: float64(o.events) / elapsed.Seconds()}
+	fmt.Fprintf(stderr, "\r  processor group: %.1f events/s\n", procRes.PerSecond)
+
+	// 2. The baseline: the same SQL effects, one transaction per event.
+	s := plan.expectSplit
+	pa, co := plan.platform.ID, plan.creatorOrg.ID
+	base, err := loadgen.SQLBaseline(ctx, bdb, payloads, loadgen.Purchase{
+		ContentID: plan.content.ID, OrganizationID: plan.content.OrganizationID, Amount: s.Amount,
+		Currency: plan.content.Currency, PlatformFee: s.Platform, OrgFee: s.Organization, Creator: s.Creator,
+		PlatformBps: s.PlatformBps, OrgBps: s.OrganizationBps, PlatformAgreement: &pa, CreatorOrg: &co,
+	}, o.events, o.processors*o.workers, stderr)
+	if err != nil {
+		return err
+	}
+	rep.Results = []loadgen.Result{procRes, base}
+	rep.Ratio = procRes.PerSecond / base.PerSecond
+
+	// 3. End-to-end latency through the real edge at half the capacity.
+	if !o.skipE2E {
+		lat, offered, err := benchE2E(ctx, ns.ClientURL(), dsn, bdb, js, o, procRes.PerSecond/2, getenv, log, stderr)
+		if err != nil {
+			return err
+		}
+		rep.Extra["e2e_offered_per_second"] = offered
+		rep.E2E = &lat
+		rep.Extra["e2e_summary"] = fmt.Sprintf("%d events at %.0f/s offered: p50 %s p90 %s p99 %s max %s",
+			lat.Events, offered, lat.P50.Round(time.Microsecond), lat.P90.Round(time.Microsecond),
+			lat.P99.Round(time.Microsecond), lat.Max.Round(time.Microsecond))
+	}
+	rep.Finished = time.Now()
+	return printBench(stdout, rep, o.asJSON)
+}
+
+// benchE2E runs the real edge and a fresh processor group, offers load at
+// rate through the edge for o.e2eDuration, and reads edge receipt → commit
+// percentiles from stripe_events.
+func benchE2E(ctx context.Context, natsURL, dsn string, bdb *bun.DB, js jetstream.JetStream, o pipelineOptions,
+	rate float64, getenv config.Getenv, log *slog.Logger, stderr io.Writer) (loadgen.Latency, float64, error) {
+	secret := stripefixture.NewSecret()
+	ecfg, err := config.ParseEdge(config.MapEnv(map[string]string{"NATS_URL": natsURL, "STRIPE_WEBHOOK_SECRET": secret,
+		"EDGE_RATE_LIMIT": "0", "EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"}), []string{"STRIPE_WEBHOOK_SECRET"})
+	if err != nil {
+		return loadgen.Latency{}, 0, err
+	}
+	enc, err := streams.Connect(natsURL, "paystream-bench-edge", log)
+	if err != nil {
+		return loadgen.Latency{}, 0, err
+	}
+	defer enc.Close()
+	ectx, stopEdge := context.WithCancel(ctx)
+	ready := make(chan edge.Addrs, 1)
+	edgeDone := make(chan error, 1)
+	go func() {
+		edgeDone <- edge.Run(ectx, ecfg, enc, obs.NewRegistry(), log, func(a edge.Addrs) { ready <- a })
+	}()
+	defer func() { stopEdge(); <-edgeDone }()
+	var addrs edge.Addrs
+	select {
+	case addrs = <-ready:
+	case err := <-edgeDone:
+		return loadgen.Latency{}, 0, fmt.Errorf("edge: %w", err)
+	}
+	group, err := startGroup(ctx, natsURL, dsn, o, getenv, log)
+	if err != nil {
+		return loadgen.Latency{}, 0, err
+	}
+	before, err := bdb.NewSelect().Table("stripe_events").Count(ctx)
+	if err != nil {
+		return loadgen.Latency{}, 0, err
+	}
+	payloads, err := loadgen.NewPayloads(loadgen.PayloadSpec{ContentID: demo.ContentID, OrganizationID: demo.OrganizationID,
+		Amount: demo.PriceCents, Currency: demo.Currency})
+	if err != nil {
+		return loadgen.Latency{}, 0, err
+	}
+	since := time.Now()
+	fmt.Fprintf(stderr, "  end-to-end: %.0f events/s through the edge for %s\n", rate, o.e2eDuration)
+	res, err := loadgen.RunEdge(ctx, loadgen.EdgeConfig{URL: "http://" + addrs.Public + "/webhooks/stripe", Secret: secret,
+		Concurrency: 64, Duration: o.e2eDuration, Rate: rate, Progress: stderr}, payloads)
+	if err == nil && res.Errors > 0 {
+		err = fmt.Errorf("end-to-end run: %d requests failed (%v)", res.Errors, res.ByStatus)
+	}
+	if err == nil {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err = loadgen.WaitEvents(wctx, bdb, int(before)+res.Requests, nil)
+		cancel()
+	}
+	if serr := group.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return loadgen.Latency{}, 0, err
+	}
+	lat, err := loadgen.EndToEnd(ctx, bdb, since)
+	return lat, res.PerSecond, err
+}
+
+// group is a set of processor instances running in this process, each with
+// its own NATS connection and database pool, as separate processes would.
+type group struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+}
+
+func startGroup(ctx context.Context, natsURL, dsn string, o pipelineOptions, getenv config.Getenv, log *slog.Logger) (*group, error) {
+	dp := config.NewParser(getenv)
+	dom := pipeline.Parse(dp)
+	if err := dp.Err(); err != nil {
+		return nil, err
+	}
+	gctx, cancel := context.WithCancel(ctx)
+	g := &group{cancel: cancel}
+	for i := range o.processors {
+		nc, err := streams.Connect(natsURL, "paystream-bench-processor-"+strconv.Itoa(i), log)
+		if err != nil {
+			g.stop()
+			return nil, err
+		}
+		js, err := streams.NewJetStream(nc)
+		if err != nil {
+			nc.Close()
+			g.stop()
+			return nil, err
+		}
+		bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: o.workers})
+		if err != nil {
+			nc.Close()
+			g.stop()
+			return nil, err
+		}
+		reg := obs.NewRegistry()
+		h, comps, err := dom.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: reg, Log: log})
+		if err == nil {
+			var proc *processor.Processor
+			proc, err = processor.New(js, h, processor.Config{Workers: o.workers}, processor.NewMetrics(reg), log)
+			if err == nil {
+				g.wg.Add(1)
+				go func() {
+					defer g.wg.Done()
+					defer bdb.Close()
+					defer nc.Close()
+					if err := processor.RunWithCompanions(gctx, proc, comps, log); err != nil && !errors.Is(err, context.Canceled) {
+						g.mu.Lock()
+						g.errs = append(g.errs, err)
+						g.mu.Unlock()
+					}
+				}()
+				continue
+			}
+		}
+		_ = bdb.Close()
+		nc.Close()
+		g.stop()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *group) stop() error {
+	g.cancel()
+	g.wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return errors.Join(g.errs...)
+}
+
+// scratchDatabase creates paystream_bench_<unix> on serverURL's server and
+// returns its URL and a function that drops it.
+func scratchDatabase(ctx context.Context, serverURL string) (string, func(), error) {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	name := "paystream_bench_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	u.Path = "/" + name
+	dsn := u.String()
+	if err := devenv.EnsureDatabase(ctx, dsn); err != nil {
+		return "", nil, fmt.Errorf("bench: scratch database on %s: %w", db.Redact(serverURL), err)
+	}
+	drop := func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return
+		}
+		cfg.Database = "postgres"
+		c, err := pgx.ConnectConfig(dctx, cfg)
+		if err != nil {
+			return
+		}
+		defer c.Close(dctx)
+		_, _ = c.Exec(dctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	}
+	return dsn, drop, nil
+}

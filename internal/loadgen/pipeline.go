@@ -1,0 +1,193 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/streams"
+)
+
+// Load publishes n events straight to STRIPE_EVENTS, exactly as the edge
+// would (subject, headers, Nats-Msg-Id, receipt time now), from conc
+// publishers. It fills the backlog the processor group is then timed on.
+func Load(ctx context.Context, js jetstream.JetStream, p *Payloads, n, conc int) error {
+	pub := streams.NewPublisher(js)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, conc)
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for next.Add(1) <= int64(n) {
+				var ids IDs
+				buf, ids = p.Next(buf)
+				body := append([]byte(nil), buf...)
+				_, err := pub.Publish(ctx, streams.Event{ID: ids.Event, Type: "checkout.session.completed",
+					APIVersion: "2023-10-16", Endpoint: streams.DefaultEndpoint, Created: time.Now().Unix(),
+					ReceivedAt: time.Now(), Source: "bench"}, body)
+				if err != nil {
+					errs <- fmt.Errorf("load: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// WaitEvents polls stripe_events until it holds at least want rows, and
+// prints progress to w.
+func WaitEvents(ctx context.Context, db bun.IDB, want int, w io.Writer) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		n, err := db.NewSelect().Table("stripe_events").Count(ctx)
+		if err != nil {
+			return fmt.Errorf("count stripe_events: %w", err)
+		}
+		if int(n) >= want {
+			if w != nil {
+				fmt.Fprintf(w, "\r%-60s\r", "")
+			}
+			return nil
+		}
+		if w != nil && time.Since(last) > time.Second {
+			fmt.Fprintf(w, "\r  committed %d / %d", n, want)
+			last = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d events (have %d): %w", want, n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Purchase is what every baseline event buys: the seeded content with its
+// split, already computed (the processor computes it per event).
+type Purchase struct {
+	ContentID, OrganizationID     uuid.UUID
+	Amount                        int64
+	Currency                      string
+	PlatformFee, OrgFee, Creator  int64
+	PlatformBps, OrgBps           int
+	PlatformAgreement, CreatorOrg *uuid.UUID
+}
+
+// SQLBaseline executes the processor's SQL effects for n events directly
+// against Postgres, one transaction per event, from conc workers: the
+// stripe_events row with its payload, the purchase with its split, the
+// access grant and the outbox row. It is the per-event ceiling the processor
+// group is compared with (no broker, no decoding, no validation reads).
+func SQLBaseline(ctx context.Context, db *bun.DB, p *Payloads, pur Purchase, n, conc int, w io.Writer) (Result, error) {
+	rec := newRecorder()
+	stop := make(chan struct{})
+	go progress(w, "sql-baseline", rec, stop)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for next.Add(1) <= int64(n) && ctx.Err() == nil {
+				var ids IDs
+				buf, ids = p.Next(buf)
+				t0 := time.Now()
+				err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+					return baselineTx(ctx, tx, ids, buf, pur)
+				})
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+				rec.add(time.Since(t0), "", err == nil)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	res := rec.result("sql-baseline", conc, time.Since(start))
+	if err, _ := firstErr.Load().(error); err != nil {
+		return res, fmt.Errorf("sql baseline: %w", err)
+	}
+	return res, nil
+}
+
+func baselineTx(ctx context.Context, tx bun.Tx, ids IDs, body []byte, pur Purchase) error {
+	now := time.Now().UTC()
+	if _, err := tx.NewRaw(`INSERT INTO stripe_events (event_id, type, endpoint, livemode, api_version,
+		stripe_created_at, received_at, processed_at, outcome, payload)
+		VALUES (?, 'checkout.session.completed', 'default', false, '2023-10-16', ?, ?, ?, 'applied', ?)`,
+		ids.Event, now, now, now, json.RawMessage(body)).Exec(ctx); err != nil {
+		return err
+	}
+	id := uuid.New()
+	if _, err := tx.NewRaw(`INSERT INTO purchases (id, customer_id, content_id, organization_id, amount_paid_cents,
+		currency, platform_fee_cents, organization_fee_cents, creator_payout_cents, platform_fee_bps,
+		organization_fee_bps, platform_agreement_id, creator_org_agreement_id, stripe_checkout_session_id,
+		stripe_payment_intent_id, status, purchased_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?)`,
+		id, ids.Customer, pur.ContentID, pur.OrganizationID, pur.Amount, pur.Currency, pur.PlatformFee, pur.OrgFee,
+		pur.Creator, pur.PlatformBps, pur.OrgBps, pur.PlatformAgreement, pur.CreatorOrg, ids.Session,
+		ids.PaymentIntent, now).Exec(ctx); err != nil {
+		return err
+	}
+	if _, err := tx.NewRaw(`INSERT INTO content_access (user_id, content_id, organization_id, access_type, purchase_id)
+		VALUES (?, ?, ?, 'purchased', ?)
+		ON CONFLICT (user_id, content_id) DO UPDATE SET access_type = 'purchased', purchase_id = EXCLUDED.purchase_id,
+		revoked_at = NULL, updated_at = now()`,
+		ids.Customer, pur.ContentID, pur.OrganizationID, id).Exec(ctx); err != nil {
+		return err
+	}
+	_, err := tx.NewRaw(`INSERT INTO outbox (id, subject, event_type, aggregate_id, payload)
+		VALUES (?, 'purchases.completed', 'com.paystream.purchase.completed.v1', ?, ?)`,
+		uuid.New(), id, json.RawMessage(`{"specversion":"1.0","type":"com.paystream.purchase.completed.v1"}`)).Exec(ctx)
+	return err
+}
+
+// Latency are end-to-end percentiles read from stripe_events
+// (processed_at − received_at, i.e. edge receipt → the handler's commit).
+type Latency struct {
+	Events int           `json:"events"`
+	P50    time.Duration `json:"p50_ns"`
+	P90    time.Duration `json:"p90_ns"`
+	P99    time.Duration `json:"p99_ns"`
+	Max    time.Duration `json:"max_ns"`
+}
+
+// EndToEnd computes Latency over the events received since since.
+func EndToEnd(ctx context.Context, db bun.IDB, since time.Time) (Latency, error) {
+	var row struct {
+		N             int
+		P50, P90, P99 float64
+		Max           float64
+	}
+	err := db.NewRaw(`SELECT count(*) AS n,
+		coalesce(percentile_cont(0.50) WITHIN GROUP (ORDER BY d), 0) AS p50,
+		coalesce(percentile_cont(0.90) WITHIN GROUP (ORDER BY d), 0) AS p90,
+		coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY d), 0) AS p99,
+		coalesce(max(d), 0) AS max
+		FROM (SELECT extract(epoch FROM processed_at - received_at) AS d FROM stripe_events
+		      WHERE received_at >= ?) s`, since.UTC()).Scan(ctx, &row)
+	if err != nil {
+		return Latency{}, fmt.Errorf("end-to-end latency: %w", err)
+	}
+	sec := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+	return Latency{Events: row.N, P50: sec(row.P50), P90: sec(row.P90), P99: sec(row.P99), Max: sec(row.Max)}, nil
+}
