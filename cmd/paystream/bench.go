@@ -73,11 +73,8 @@ func benchEdge(ctx context.Context, args []string, getenv config.Getenv, stdout,
 		fmt.Fprintln(stderr, "the edge must run with EDGE_RATE_LIMIT=0, and no processor should consume STRIPE_EVENTS meanwhile")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	p := config.NewParser(getenv)
 	common := config.ParseCommon(p)

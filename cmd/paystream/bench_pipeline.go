@@ -63,11 +63,8 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 		fmt.Fprintln(stderr, "env: DATABASE_URL (a scratch database is created on that server and dropped afterwards)")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if o.events < 1 || o.processors < 1 || o.workers < 1 {
 		return errors.New("bench pipeline: --events, --processors and --workers must be at least 1")

@@ -60,11 +60,8 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		fmt.Fprintln(stderr, "env: DATABASE_URL, STRIPE_WEBHOOK_SECRET[_<NAME>], LOG_LEVEL, and every edge/processor variable")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()

@@ -24,11 +24,8 @@ func runHealth(ctx context.Context, args []string, _ config.Getenv, stdout, stde
 		fmt.Fprintln(stderr, "exits 0 when URL answers 200 (for container healthchecks)")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -72,7 +74,23 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		usage(stderr, cmds)
 		return errUsage
 	}
-	return c.run(ctx, args[1:], getenv, stdout, stderr)
+	if err := c.run(ctx, args[1:], getenv, stdout, stderr); !errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return nil // --help: the command printed its usage
+}
+
+// parseFlags parses a subcommand's flags. --help returns flag.ErrHelp, which
+// run turns into success; a bad flag is a usage error (exit code 2) after
+// the flag package printed what was wrong and the usage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
+		return errUsage
+	}
+	return nil
 }
 
 func usage(w io.Writer, cmds map[string]command) {

@@ -21,11 +21,8 @@ func runMigrate(ctx context.Context, args []string, getenv config.Getenv, stdout
 		fmt.Fprintln(stderr, "  rollback  undo the last applied group")
 		fmt.Fprintln(stderr, "env: DATABASE_URL")
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	action := "up"
 	if fs.NArg() > 0 {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,11 +40,8 @@ func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdo
 		fmt.Fprintln(stderr, "env: STRIPE_SECRET_KEY (required), STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES, RECONCILE_ENDPOINT,")
 		fmt.Fprintln(stderr, "     NATS_URL, STREAM_*, LOG_LEVEL; see docs/reconcile.md")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "paystream reconcile: unexpected argument %q\n", fs.Arg(0))

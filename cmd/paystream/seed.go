@@ -71,11 +71,8 @@ func runSeed(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 		fmt.Fprintln(stderr, "env: DATABASE_URL")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()

@@ -10,26 +10,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/stripefixture"
 )
 
-// sendTypes are the event types `paystream send` can build.
-var sendTypes = []string{
-	"checkout.session.completed",
-	"checkout.session.async_payment_succeeded",
-	"checkout.session.async_payment_failed",
-	"checkout.session.expired",
-	"charge.refunded",
-	"charge.dispute.created",
-	"charge.dispute.closed",
-	"payment_intent.succeeded",
-	"payment_intent.payment_failed",
-}
+// sendTypes are the event types `paystream send` can build: every type the
+// processor handles (a test keeps the two in step).
+func sendTypes() []string { return purchase.HandledTypes() }
 
 // sendOptions are the flags of `paystream send`.
 type sendOptions struct {
@@ -70,23 +63,20 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: paystream send <event-type> [flags]")
 		fmt.Fprintln(stderr, "builds a realistic Stripe event (API "+stripefixture.APIVersion+"), signs it like Stripe, posts it to the edge")
-		fmt.Fprintln(stderr, "event types:\n  "+strings.Join(sendTypes, "\n  "))
+		fmt.Fprintln(stderr, "event types:\n  "+strings.Join(sendTypes(), "\n  "))
 		fs.PrintDefaults()
 	}
 	typ, rest := "", args
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		typ, rest = args[0], args[1:]
 	}
-	if err := fs.Parse(rest); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return errUsage
+	if err := parseFlags(fs, rest); err != nil {
+		return err
 	}
 	if typ == "" && fs.NArg() > 0 {
 		typ = fs.Arg(0)
 	}
-	if !contains(sendTypes, typ) {
+	if !slices.Contains(sendTypes(), typ) {
 		fs.Usage()
 		if typ == "" {
 			return errUsage
@@ -241,13 +231,4 @@ func post(ctx context.Context, c *http.Client, url string, body []byte, sig stri
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return resp.StatusCode, string(b), nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

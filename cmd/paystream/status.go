@@ -67,11 +67,8 @@ func runStatus(ctx context.Context, args []string, getenv config.Getenv, stdout,
 		fmt.Fprintln(stderr, "streams, consumer lag, ack-pending, DLQ depth, outbox backlog and schema version in one screen")
 		fmt.Fprintln(stderr, "env: NATS_URL, DATABASE_URL")
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	p := config.NewParser(getenv)
 	common := config.ParseCommon(p)
