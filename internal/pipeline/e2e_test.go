@@ -241,3 +241,98 @@ func (s *stack) storedEvent(eventID string) *storedMsg {
 	s.t.Fatalf("event %s is not on %s", eventID, streams.EventsStream)
 	return nil
 }
+
+// The refund lifecycle on the real stack, in both delivery orders: a full
+// charge.refunded through the edge refunds the purchase, revokes access and
+// emits purchases.refunded; a refund that overtakes its checkout is retried
+// (Pending, never dead-lettered) until the checkout arrives, and ends in the
+// same state.
+func TestRefundLifecycleInBothOrders(t *testing.T) {
+	s := newStack(t)
+	s.startProcessor(procOpts{})
+	s.startProcessor(procOpts{})
+	paidAt := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	refundAt := paidAt.Add(5 * time.Minute)
+
+	type final struct {
+		status              string
+		refunded            int64
+		refundedAfterPaid   time.Duration
+		refundID            string
+		accessRevoked       bool
+		completed, refundEv int
+		refundFull          bool
+		refundAmount        int64
+		refundAccess        bool
+	}
+	state := func(session string) final {
+		t.Helper()
+		p := s.purchase(session)
+		a := s.access(session)
+		f := final{status: p.Status, refunded: p.RefundAmountCents, accessRevoked: a.RevokedAt != nil,
+			completed: len(s.got.of(streams.PurchaseCompleted, session))}
+		if p.RefundedAt != nil && p.PurchasedAt != nil {
+			f.refundedAfterPaid = p.RefundedAt.Sub(*p.PurchasedAt)
+		}
+		if p.StripeRefundID != nil {
+			f.refundID = *p.StripeRefundID
+		}
+		refunds := s.got.of(streams.PurchaseRefunded, session)
+		f.refundEv = len(refunds)
+		if len(refunds) == 1 && refunds[0].Data.Refund != nil {
+			r := refunds[0].Data.Refund
+			f.refundFull, f.refundAmount, f.refundAccess = r.Full, r.AmountCents, refunds[0].Data.Access
+		}
+		return f
+	}
+	want := func(session string) final {
+		return final{status: model.PurchaseRefunded, refunded: price, refundedAfterPaid: 5 * time.Minute,
+			refundID: "re_" + session, accessRevoked: true, completed: 1, refundEv: 1, refundFull: true, refundAmount: price}
+	}
+
+	var inOrder, reversed final
+	s.run(t, "checkout then refund", func(t *testing.T) {
+		const session = "cs_life_in_order"
+		s.mustPost(s.checkout(typeCompleted, "evt_life_a_paid", session, paidAt, nil))
+		s.waitSettled(20 * time.Second)
+		if a := s.access(session); a.RevokedAt != nil {
+			t.Fatalf("access revoked before the refund: %+v", a)
+		}
+		s.mustPost(s.fullRefund("evt_life_a_refund", session, refundAt))
+		s.waitSettled(20 * time.Second)
+		inOrder = state(session)
+		if inOrder != want(session) {
+			t.Errorf("final state = %+v\nwant          %+v", inOrder, want(session))
+		}
+	})
+
+	s.run(t, "refund before checkout", func(t *testing.T) {
+		const session = "cs_life_reversed"
+		retriedBefore := s.metric(eventsTotal, events(typeRefunded, "retried"))
+		s.mustPost(s.fullRefund("evt_life_b_refund", session, refundAt))
+		eventually(t, 10*time.Second, "the early refund to be retried", func() bool {
+			return s.metric(eventsTotal, events(typeRefunded, "retried"))-retriedBefore >= 2
+		})
+		if n := s.count("stripe_events", "event_id = ?", "evt_life_b_refund"); n != 0 {
+			t.Fatalf("the early refund left %d stripe_events rows; a retried event must roll back", n)
+		}
+		s.mustPost(s.checkout(typeCompleted, "evt_life_b_paid", session, paidAt, nil))
+		s.waitSettled(20 * time.Second)
+		reversed = state(session)
+		if reversed != want(session) {
+			t.Errorf("final state = %+v\nwant          %+v", reversed, want(session))
+		}
+		if dl := s.dlq(); len(dl) != 0 {
+			t.Errorf("dead letters: %+v", dl)
+		}
+	})
+
+	// Both orders agree, up to the session-specific refund id.
+	reversed.refundID = inOrder.refundID
+	if inOrder != reversed {
+		t.Errorf("delivery order changed the outcome:\nin order %+v\nreversed %+v", inOrder, reversed)
+	}
+	if v := s.metric(eventsTotal, events(typeRefunded, "applied")); v != 2 {
+		t.Errorf("events_total{charge.refunded,applied} = %v, want 2", v)
+	}
+}
