@@ -231,8 +231,10 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	eventually(t, 20*time.Second, "the test client to reconnect", func() bool { return s.js.Conn().IsConnected() })
 	after := s.publishCheckouts("after", 20)
 	start := time.Now()
+	eventually(t, 45*time.Second, "the processors to apply everything", s.settled)
+	t.Logf("processors settled %s after the restart", time.Since(start).Round(time.Millisecond))
 	s.waitSettled(45 * time.Second)
-	t.Logf("settled %s after the restart", time.Since(start).Round(time.Millisecond))
+	t.Logf("PURCHASES consumer caught up %s after the restart", time.Since(start).Round(time.Millisecond))
 	s.assertAppliedOnce(append(before, after...), len(before)+len(after))
 }
 

@@ -538,21 +538,33 @@ const (
 )
 
 // collector is a downstream consumer of PURCHASES, through the typed API.
+// Delivery is at least once (an ack lost in a broker restart brings the
+// message back), so, as the consumer contract asks, it deduplicates on the
+// CloudEvents id; the stream's own message count is checked separately.
 type collector struct {
-	durable string
-	mu      sync.Mutex
-	evs     []streams.PurchaseEvent
+	durable    string
+	mu         sync.Mutex
+	evs        []streams.PurchaseEvent
+	seen       map[string]bool
+	deliveries int
 }
 
 func subscribePurchases(t *testing.T, js jetstream.JetStream) *collector {
 	t.Helper()
-	c := &collector{durable: "e2e-collector"}
+	c := &collector{durable: "e2e-collector", seen: map[string]bool{}}
 	cc, err := streams.SubscribePurchases(context.Background(), js, c.durable, func(_ context.Context, ev streams.PurchaseEvent) error {
 		c.mu.Lock()
-		c.evs = append(c.evs, ev)
-		c.mu.Unlock()
+		defer c.mu.Unlock()
+		c.deliveries++
+		if !c.seen[ev.ID] {
+			c.seen[ev.ID] = true
+			c.evs = append(c.evs, ev)
+		}
 		return nil
-	})
+	}, streams.WithConsumerConfig(func(cc *jetstream.ConsumerConfig) {
+		// A lost ack comes back after 2s instead of the default 30s.
+		cc.AckWait = 2 * time.Second
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
