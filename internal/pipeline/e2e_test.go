@@ -184,7 +184,7 @@ func TestDuplicatesMakeOnePurchase(t *testing.T) {
 			t.Errorf("applied %v + duplicate %v, want 1 + %d", applied, dup, len(msgs)-1)
 		}
 		if dl := s.dlq(); len(dl) != 0 {
-			t.Errorf("dead letters: %+v", dl)
+			t.Errorf("dead letters: %s", describeLetters(dl))
 		}
 		for _, p := range s.procs {
 			t.Logf("%s: applied %v, duplicate %v, retried %v", p.name,
@@ -323,7 +323,7 @@ func TestRefundLifecycleInBothOrders(t *testing.T) {
 			t.Errorf("final state = %+v\nwant          %+v", reversed, want(session))
 		}
 		if dl := s.dlq(); len(dl) != 0 {
-			t.Errorf("dead letters: %+v", dl)
+			t.Errorf("dead letters: %s", describeLetters(dl))
 		}
 	})
 

@@ -58,7 +58,7 @@ func (s *stack) assertAppliedOnce(sessions []string, wantEvents int) {
 		}
 	}
 	if dl := s.dlq(); len(dl) != 0 {
-		s.t.Errorf("%d dead letters, want none; first: reason %s error %s", len(dl), dl[0].Reason, dl[0].Error)
+		s.t.Errorf("%d dead letters, want none: %s", len(dl), describeLetters(dl))
 	}
 }
 
@@ -199,7 +199,7 @@ func TestProcessorKilledBeforeAck(t *testing.T) {
 		t.Errorf("stripe_events outcome = %q, want applied (the redelivery changes nothing)", ev.Outcome)
 	}
 	if dl := s.dlq(); len(dl) != 0 {
-		t.Errorf("dead letters: %+v", dl)
+		t.Errorf("dead letters: %s", describeLetters(dl))
 	}
 }
 

@@ -603,3 +603,13 @@ func (c *collector) all() []streams.PurchaseEvent {
 	defer c.mu.Unlock()
 	return append([]streams.PurchaseEvent(nil), c.evs...)
 }
+
+// describeLetters summarizes dead letters for a failure message (their
+// bodies would drown it).
+func describeLetters(dl []streams.DeadLetterMsg) string {
+	parts := make([]string, len(dl))
+	for i, l := range dl {
+		parts[i] = fmt.Sprintf("%s %s (%s after %d deliveries: %s)", l.EventType, l.EventID, l.Reason, l.Deliveries, l.Error)
+	}
+	return strings.Join(parts, "; ")
+}

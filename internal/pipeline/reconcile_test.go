@@ -208,7 +208,7 @@ func TestReconcileAppliesOnlyMissedEvents(t *testing.T) {
 		t.Errorf("events_total{duplicate} = %v after the late run, want 6", dup)
 	}
 	if dl := s.dlq(); len(dl) != 0 {
-		t.Errorf("dead letters: %+v", dl)
+		t.Errorf("dead letters: %s", describeLetters(dl))
 	}
 }
 
