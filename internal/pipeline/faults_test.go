@@ -87,13 +87,16 @@ func TestPostgresConnectionsKilledMidBatch(t *testing.T) {
 	}
 
 	const batch = 50
-	const killEvery = 100 * time.Millisecond
+	const killEvery = 150 * time.Millisecond
 	killed, rounds := 0, 0
 	stop := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
 	halt := func() { once.Do(func() { close(stop) }); wg.Wait() }
 	t.Cleanup(halt) // before the admin connection closes (cleanups run last-in first-out)
+	// The first round kills the idle connections the pools opened at start,
+	// so the first transactions are sure to meet a dead connection.
+	killed, rounds = kill(), 1
 	wg.Go(func() {
 		// Kill until the batch is through, then a little longer, so the
 		// relay and the retries are hit as well.
