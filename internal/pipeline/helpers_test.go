@@ -185,8 +185,9 @@ type wrapFunc func(inst *instance, h handling.Handler) handling.Handler
 
 // procOpts shapes one processor instance.
 type procOpts struct {
-	workers int
-	wrap    wrapFunc
+	workers  int
+	wrap     wrapFunc
+	pipeline *pipeline.Config // nil: the relay only, polling every 20ms
 }
 
 // startProcessor starts one processor instance as cmd/processor builds it:
@@ -214,6 +215,9 @@ func (s *stack) startProcessor(o procOpts) *instance {
 	}
 	inst := &instance{name: name, nc: nc, db: bdb, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 	pc := pipeline.Config{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
+	if o.pipeline != nil {
+		pc = *o.pipeline
+	}
 	h, companions, err := pc.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: inst.reg, Log: log})
 	if err != nil {
 		t.Fatal(err)

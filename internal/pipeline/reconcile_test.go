@@ -9,6 +9,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/outbox"
+	"github.com/paystream/paystream/internal/pipeline"
+
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
 	"github.com/paystream/paystream/model"
@@ -234,4 +238,62 @@ func (s *stack) lastSeq(stream string) uint64 {
 		s.t.Fatal(err)
 	}
 	return st.CachedInfo().State.LastSeq
+}
+
+// The processor's periodic mode, wired by pipeline.Config.Domain as
+// cmd/processor wires it: two instances each reconcile on their own timer,
+// the missed events are recovered without anyone running a command, and the
+// runs that follow (on both instances) change nothing.
+func TestPeriodicReconcileRecoversMissedEvents(t *testing.T) {
+	s := newStack(t)
+	fake := stripefake.New(t, "")
+	pc := pipeline.Config{
+		Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond},
+		// Below the 1m minimum the environment allows, so the test does
+		// not wait; Domain takes the settings as given.
+		Reconcile: config.Reconcile{SecretKey: stripefake.Key, APIBase: fake.URL, Interval: 200 * time.Millisecond,
+			Window: time.Hour, Endpoint: streams.DefaultEndpoint},
+	}
+	t0 := time.Now().Add(-20 * time.Minute).Truncate(time.Second)
+	delivered := s.checkout(typeCompleted, "evt_per_d1", "cs_per_d1", t0, nil)
+	s.mustPost(delivered)
+	missed := [][]byte{
+		s.checkout(typeCompleted, "evt_per_m1", "cs_per_m1", t0.Add(time.Minute), nil),
+		s.fullRefund("evt_per_m2", "cs_per_d1", t0.Add(2*time.Minute)),
+	}
+	if err := fake.Add(append([][]byte{delivered}, missed...)...); err != nil {
+		t.Fatal(err)
+	}
+	s.startProcessor(procOpts{pipeline: &pc})
+	s.startProcessor(procOpts{pipeline: &pc})
+
+	okRuns := func() float64 { return s.metric("paystream_reconcile_runs_total", map[string]string{"outcome": "ok"}) }
+	eventually(t, 20*time.Second, "the missed events to be recovered", func() bool {
+		return s.count("stripe_events", "TRUE") == 3
+	})
+	s.waitSettled(20 * time.Second)
+	after := s.snapshot()
+	if got := after.purchases["cs_per_d1"].status; got != model.PurchaseRefunded {
+		t.Errorf("cs_per_d1 is %q, want refunded by the recovered refund", got)
+	}
+	if got := after.purchases["cs_per_m1"].status; got != model.PurchaseCompleted {
+		t.Errorf("cs_per_m1 is %q, want completed by the recovered checkout", got)
+	}
+	if v := s.metric("paystream_reconcile_events_total", map[string]string{"result": "published"}); v != 2 {
+		t.Errorf("reconcile_events_total{published} = %v over both instances, want 2", v)
+	}
+
+	// More runs on both instances find everything present.
+	runs := okRuns()
+	eventually(t, 20*time.Second, "four more periodic runs", func() bool { return okRuns() >= runs+4 })
+	s.waitSettled(20 * time.Second)
+	if again := s.snapshot(); !again.equal(after) {
+		t.Errorf("later periodic runs changed the database:\nbefore %+v\nafter  %+v", after, again)
+	}
+	if v := s.metric("paystream_reconcile_events_total", map[string]string{"result": "published"}); v != 2 {
+		t.Errorf("reconcile_events_total{published} = %v after more runs, want still 2", v)
+	}
+	if v := s.metric("paystream_reconcile_runs_total", map[string]string{"outcome": "error"}); v != 0 {
+		t.Errorf("%v periodic runs failed", v)
+	}
 }
