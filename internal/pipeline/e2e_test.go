@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/outbox"
+	"github.com/paystream/paystream/internal/pipeline"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -334,5 +337,40 @@ func TestRefundLifecycleInBothOrders(t *testing.T) {
 	}
 	if v := s.metric(eventsTotal, events(typeRefunded, "applied")); v != 2 {
 		t.Errorf("events_total{charge.refunded,applied} = %v, want 2", v)
+	}
+}
+
+// A processor shut down gracefully (SIGTERM) while events are in flight
+// finishes them, and its relay publishes what those last transactions wrote
+// before the process exits (RunWithCompanions stops the companions only
+// after the processor drained, for exactly this), so a single-instance
+// deployment does not hold purchase events back until its next start.
+func TestGracefulShutdownRelaysTheLastPurchases(t *testing.T) {
+	s := newStack(t)
+	// A relay that polls rarely is asleep when the shutdown comes, as the
+	// production relay (200ms) usually is.
+	pc := pipeline.Config{Relay: outbox.RelayConfig{PollInterval: 2 * time.Second, MaxBackoff: 2 * time.Second}}
+	started := make(chan struct{}, 100)
+	inst := s.startProcessor(procOpts{workers: 2, pipeline: &pc, wrap: func(_ *instance, h handling.Handler) handling.Handler {
+		return handlerFunc(func(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+			started <- struct{}{}
+			time.Sleep(150 * time.Millisecond) // long enough to be in flight at the shutdown
+			return h.Handle(ctx, ev)
+		})
+	}})
+	s.publishCheckouts("shutdown", 6)
+	<-started
+	if err := inst.stop(20 * time.Second); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	committed := s.count("purchases", "TRUE")
+	if committed == 0 {
+		t.Fatal("nothing was committed before the shutdown; the test proves nothing")
+	}
+	if n := s.count("outbox", "published_at IS NULL"); n != 0 {
+		t.Errorf("%d of %d outbox rows left unpublished by the stopped processor", n, s.count("outbox", "TRUE"))
+	}
+	if c := s.subjectCounts(streams.PurchasesStream, "purchases.>"); c["purchases.completed"] != uint64(committed) {
+		t.Errorf("PURCHASES holds %d purchases.completed, want one per committed purchase (%d)", c["purchases.completed"], committed)
 	}
 }

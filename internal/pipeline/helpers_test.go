@@ -178,6 +178,25 @@ type instance struct {
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+var errNotStopped = errors.New("did not stop")
+
+// stop shuts the instance down gracefully, as SIGTERM does, and returns
+// what RunWithCompanions returned; later calls return the same.
+func (i *instance) stop(within time.Duration) error {
+	i.stopOnce.Do(func() {
+		i.cancel()
+		select {
+		case i.stopErr = <-i.done:
+		case <-time.After(within):
+			i.stopErr = fmt.Errorf("processor %s: %w %s after cancel", i.name, errNotStopped, within)
+		}
+	})
+	return i.stopErr
 }
 
 // wrapFunc lets a test put a handler around the real one (fault injection).
@@ -239,14 +258,11 @@ func (s *stack) startProcessor(o procOpts) *instance {
 	inst.cancel = cancel
 	go func() { inst.done <- processor.RunWithCompanions(ctx, p, companions, log) }()
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-inst.done:
-			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, processor.ErrShutdownTimeout) {
-				t.Logf("processor %s stopped with: %v", name, err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("processor %s did not stop 20s after cancel", name)
+		switch err := inst.stop(20 * time.Second); {
+		case errors.Is(err, errNotStopped):
+			t.Error(err)
+		case err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, processor.ErrShutdownTimeout):
+			t.Logf("processor %s stopped with: %v", name, err)
 		}
 		nc.Close()
 		_ = bdb.Close()
