@@ -96,9 +96,10 @@ func NewRelay(db *bun.DB, js jetstream.JetStream, cfg RelayConfig, m *Metrics, l
 	return &Relay{db: db, js: js, cfg: cfg, m: m, log: log.With("component", "outbox_relay")}, nil
 }
 
-// Run relays until ctx ends, then returns nil. Failures (broker or database
-// down) are logged, counted and retried with a doubling wait; they never end
-// Run, because the rows wait safely in Postgres.
+// Run relays until ctx ends, makes a last bounded pass (see flush), then
+// returns nil. Failures (broker or database down) are logged, counted and
+// retried with a doubling wait; they never end Run, because the rows wait
+// safely in Postgres.
 func (r *Relay) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	var lastPrune time.Time
@@ -112,6 +113,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 		}
 		if ctx.Err() != nil {
+			r.flush(ctx)
 			return nil
 		}
 		var wait time.Duration
@@ -131,8 +133,29 @@ func (r *Relay) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			r.flush(ctx)
 			return nil
 		case <-t.C:
+		}
+	}
+}
+
+// flush makes one last pass, bounded by PublishTimeout, after ctx ended. The
+// processor stops its companions only once it drained, so this publishes the
+// rows its last transactions wrote; without it they would wait for the next
+// start of some instance (a single-instance deployment would hold them back
+// for the whole restart). With the broker down they simply stay for later.
+func (r *Relay) flush(ctx context.Context) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout)
+	defer cancel()
+	for fctx.Err() == nil {
+		more, err := r.RunOnce(fctx)
+		if err != nil {
+			r.log.Warn("outbox relay: final pass at shutdown failed; the rows wait for the next start", "error", err)
+			return
+		}
+		if !more {
+			return
 		}
 	}
 }

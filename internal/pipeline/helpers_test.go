@@ -1,0 +1,635 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/db"
+	"github.com/paystream/paystream/internal/edge"
+	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/outbox"
+	"github.com/paystream/paystream/internal/pipeline"
+	"github.com/paystream/paystream/internal/processor"
+	"github.com/paystream/paystream/internal/split"
+	"github.com/paystream/paystream/internal/stripefixture"
+	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/model"
+	"github.com/paystream/paystream/streams"
+)
+
+// The full-stack harness: embedded JetStream, a fresh migrated database with
+// a seeded catalog, the real edge handler behind an HTTP server, N processor
+// instances wired exactly as cmd/processor wires them (pipeline.Config.Domain
+// → processor.New → processor.RunWithCompanions, each with its own NATS
+// connection, database pool and metrics registry), and a PURCHASES consumer
+// collecting what downstream systems would see.
+
+// Seeded catalog. The organization has its own platform agreement and the
+// creator an agreement with the organization, so every purchase exercises
+// both non-default rates and records both agreement ids.
+const (
+	price          = 2999
+	currency       = "usd"
+	platformBps    = 1500
+	organizationBp = 2000
+	creatorID      = "creator_e2e"
+	otherCreator   = "creator_other"
+	customerPrefix = "user_"
+)
+
+var seedFrom = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// catalog holds the seeded ids.
+type catalog struct {
+	content, org           uuid.UUID // the content bought in every good checkout
+	otherContent, otherOrg uuid.UUID // content of another organization
+	platformAgreement      uuid.UUID
+	creatorAgreement       uuid.UUID
+}
+
+// testConsumer is the processor's durable consumer with a schedule short
+// enough for tests: redelivery after 2s without an ack, fast retries, and a
+// delivery budget large enough that faults never exhaust it.
+func testConsumer() streams.ConsumerConfig {
+	return streams.ConsumerConfig{
+		AckWait: 2 * time.Second, MaxAckPending: 64, MaxDeliver: 30,
+		Backoff: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond},
+	}
+}
+
+// stack is one running paystream.
+type stack struct {
+	t      *testing.T
+	nats   *testenv.NATS
+	js     jetstream.JetStream // the test's own client
+	db     *bun.DB             // the test's own pool, for assertions
+	dsn    string
+	dbName string
+	cat    catalog
+	secret string
+	edgeH  *edge.Handler
+	edgeM  *edge.Metrics
+	edge   *httptest.Server
+	log    *slog.Logger
+	got    *collector
+
+	mu    sync.Mutex
+	procs []*instance
+}
+
+// newStack starts everything but the processors.
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	n := testenv.StartNATS(t)
+	bdb, dsn := testenv.DB(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{t: t, nats: n, js: n.JetStream(t), db: bdb, dsn: dsn, dbName: strings.TrimPrefix(u.Path, "/"),
+		secret: stripefixture.NewSecret(), log: testLogger(t)}
+	s.cat = seedCatalog(t, bdb)
+
+	s.edgeM = edge.NewMetrics(prometheus.NewRegistry())
+	s.edgeH, err = edge.New(config.Edge{
+		Endpoints:      map[string][]string{streams.DefaultEndpoint: {s.secret}},
+		Tolerance:      config.DefaultWebhookTol,
+		MaxBodyBytes:   config.DefaultMaxBodyBytes,
+		PublishTimeout: 5 * time.Second,
+	}, s.js, s.edgeM, s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.edge = httptest.NewServer(s.edgeH)
+	t.Cleanup(s.edge.Close)
+	s.got = subscribePurchases(t, s.js)
+	return s
+}
+
+// testLogger discards logs unless PAYSTREAM_TEST_LOG is set, so a failing
+// run can be replayed with every component's log lines.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("PAYSTREAM_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func seedCatalog(t *testing.T, bdb *bun.DB) catalog {
+	t.Helper()
+	c := catalog{content: uuid.New(), org: uuid.New(), otherContent: uuid.New(), otherOrg: uuid.New(),
+		platformAgreement: uuid.New(), creatorAgreement: uuid.New()}
+	rows := []any{
+		&model.Content{ID: c.content, CreatorID: creatorID, OrganizationID: c.org, PriceCents: price, Currency: currency, Visibility: "public"},
+		&model.Content{ID: c.otherContent, CreatorID: otherCreator, OrganizationID: c.otherOrg, PriceCents: price, Currency: currency, Visibility: "public"},
+		&model.OrganizationPlatformAgreement{ID: c.platformAgreement, OrganizationID: c.org, PlatformFeePercentage: platformBps, EffectiveFrom: seedFrom},
+		&model.CreatorOrganizationAgreement{ID: c.creatorAgreement, CreatorID: creatorID, OrganizationID: c.org,
+			OrganizationFeePercentage: organizationBp, EffectiveFrom: seedFrom},
+	}
+	for _, r := range rows {
+		if _, err := bdb.NewInsert().Model(r).Exec(context.Background()); err != nil {
+			t.Fatalf("seed %T: %v", r, err)
+		}
+	}
+	return c
+}
+
+// expectedSplit is the split the seeded agreements give a purchase of price.
+func expectedSplit(t *testing.T) split.Split {
+	t.Helper()
+	s, err := split.Compute(price, split.Terms{PlatformBps: platformBps, OrganizationBps: organizationBp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// instance is one processor process.
+type instance struct {
+	name   string
+	nc     *nats.Conn
+	db     *bun.DB
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+var errNotStopped = errors.New("did not stop")
+
+// stop shuts the instance down gracefully, as SIGTERM does, and returns
+// what RunWithCompanions returned; later calls return the same.
+func (i *instance) stop(within time.Duration) error {
+	i.stopOnce.Do(func() {
+		i.cancel()
+		select {
+		case i.stopErr = <-i.done:
+		case <-time.After(within):
+			i.stopErr = fmt.Errorf("processor %s: %w %s after cancel", i.name, errNotStopped, within)
+		}
+	})
+	return i.stopErr
+}
+
+// wrapFunc lets a test put a handler around the real one (fault injection).
+type wrapFunc func(inst *instance, h handling.Handler) handling.Handler
+
+// procOpts shapes one processor instance.
+type procOpts struct {
+	workers  int
+	wrap     wrapFunc
+	pipeline *pipeline.Config // nil: the relay only, polling every 20ms
+}
+
+// startProcessor starts one processor instance as cmd/processor builds it:
+// its own NATS connection (streams.Connect: reconnects forever), its own
+// pool, its own registry, the pipeline's domain (purchase handler + outbox
+// relay) under processor.RunWithCompanions. It stops at cleanup.
+func (s *stack) startProcessor(o procOpts) *instance {
+	t := s.t
+	t.Helper()
+	s.mu.Lock()
+	name := fmt.Sprintf("p%d", len(s.procs)+1)
+	s.mu.Unlock()
+	log := s.log.With("instance", name)
+	nc, err := streams.Connect(s.nats.URL(), "paystream-processor-"+name, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := streams.NewJetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bdb, err := db.Open(context.Background(), s.dsn, db.Options{MaxOpenConns: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := &instance{name: name, nc: nc, db: bdb, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
+	pc := pipeline.Config{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
+	if o.pipeline != nil {
+		pc = *o.pipeline
+	}
+	h, companions, err := pc.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: inst.reg, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.wrap != nil {
+		h = o.wrap(inst, h)
+	}
+	if o.workers == 0 {
+		o.workers = 4
+	}
+	p, err := processor.New(js, h, processor.Config{
+		Consumer: testConsumer(), Workers: o.workers, HandleTimeout: 5 * time.Second,
+		ShutdownTimeout: 5 * time.Second, PollInterval: 100 * time.Millisecond, AckTimeout: 2 * time.Second,
+	}, processor.NewMetrics(inst.reg), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	inst.cancel = cancel
+	go func() { inst.done <- processor.RunWithCompanions(ctx, p, companions, log) }()
+	t.Cleanup(func() {
+		switch err := inst.stop(20 * time.Second); {
+		case errors.Is(err, errNotStopped):
+			t.Error(err)
+		case err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, processor.ErrShutdownTimeout):
+			t.Logf("processor %s stopped with: %v", name, err)
+		}
+		nc.Close()
+		_ = bdb.Close()
+	})
+	s.mu.Lock()
+	s.procs = append(s.procs, inst)
+	s.mu.Unlock()
+	return inst
+}
+
+// post signs body with the endpoint secret and posts it to the edge.
+func (s *stack) post(body []byte) int {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.edge.URL+edge.RoutePrefix, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Stripe-Signature", stripefixture.Sign(body, s.secret, time.Now()))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// mustPost posts body and fails the test unless the edge answers 200.
+func (s *stack) mustPost(body []byte) {
+	s.t.Helper()
+	if code := s.post(body); code != http.StatusOK {
+		s.t.Fatalf("edge answered %d, want 200", code)
+	}
+}
+
+// checkout builds a checkout.session.* event for the seeded content; edit
+// may change the session (metadata defects, another amount).
+func (s *stack) checkout(typ, eventID, session string, at time.Time, edit func(*stripefixture.Checkout)) []byte {
+	s.t.Helper()
+	c := stripefixture.Checkout{
+		SessionID: session, PaymentIntentID: piOf(session), AmountTotal: price, Currency: currency,
+		Metadata: stripefixture.PurchaseMetadata(customerPrefix+session, s.cat.content.String(), s.cat.org.String(), price, currency),
+	}
+	if edit != nil {
+		edit(&c)
+	}
+	body, err := stripefixture.CheckoutEvent(typ, stripefixture.Meta{EventID: eventID, Created: at}, c)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return body
+}
+
+// fullRefund builds charge.refunded refunding the whole purchase of session.
+func (s *stack) fullRefund(eventID, session string, at time.Time) []byte {
+	s.t.Helper()
+	body, err := stripefixture.ChargeRefundedEvent(stripefixture.Meta{EventID: eventID, Created: at}, stripefixture.Charge{
+		ChargeID: "ch_" + session, PaymentIntentID: piOf(session), Amount: price, Currency: currency,
+		Refunds: []stripefixture.Refund{{ID: "re_" + session, Amount: price}},
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return body
+}
+
+func piOf(session string) string { return "pi_" + session }
+
+// publish stores body on STRIPE_EVENTS as the edge would, but with msgID as
+// Nats-Msg-Id, so tests can get past the broker's dedup window on purpose.
+func (s *stack) publish(typ, eventID, msgID string, body []byte) {
+	s.t.Helper()
+	m, err := streams.Msg(streams.Event{ID: eventID, Type: typ, APIVersion: stripefixture.APIVersion,
+		Created: time.Now().Unix(), Endpoint: streams.DefaultEndpoint, ReceivedAt: time.Now(), RequestID: "test-" + msgID}, body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	m.Header.Set(streams.HeaderMsgID, msgID)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := streams.PublishMsg(ctx, s.js, m); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// run runs f as the subtest name, with the stack's helpers failing that
+// subtest. Processors started before keep running across subtests.
+func (s *stack) run(t *testing.T, name string, f func(t *testing.T)) {
+	t.Run(name, func(t *testing.T) {
+		prev := s.t
+		s.t = t
+		defer func() { s.t = prev }()
+		f(t)
+	})
+}
+
+// storedMsg is a message as STRIPE_EVENTS stores it.
+type storedMsg struct {
+	Header nats.Header
+	Data   []byte
+}
+
+// eventually polls cond until it holds or within passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// count counts rows of table matching where. It retries briefly, because
+// the fault tests kill the test's own connections too.
+func (s *stack) count(table, where string, args ...any) int {
+	s.t.Helper()
+	var err error
+	for range 20 {
+		var n int64
+		n, err = s.db.NewSelect().Table(table).Where(where, args...).Count(context.Background())
+		if err == nil {
+			return int(n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("count %s where %s: %v", table, where, err)
+	return 0
+}
+
+// purchase returns the purchase of session.
+func (s *stack) purchase(session string) model.Purchase {
+	s.t.Helper()
+	var p model.Purchase
+	if err := s.db.NewSelect().Model(&p).Where("stripe_checkout_session_id = ?", session).Scan(context.Background()); err != nil {
+		s.t.Fatalf("purchase of %s: %v", session, err)
+	}
+	return p
+}
+
+// access returns the access row of session's customer to the content.
+func (s *stack) access(session string) model.ContentAccess {
+	s.t.Helper()
+	var a model.ContentAccess
+	if err := s.db.NewSelect().Model(&a).Where("user_id = ?", customerPrefix+session).Where("content_id = ?", s.cat.content).
+		Scan(context.Background()); err != nil {
+		s.t.Fatalf("access of %s: %v", session, err)
+	}
+	return a
+}
+
+// settled reports whether every message stored on STRIPE_EVENTS has been
+// acked or terminated by the processor group and every outbox row relayed.
+func (s *stack) settled() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := s.js.Stream(ctx, streams.EventsStream)
+	if err != nil {
+		return false
+	}
+	c, err := s.js.Consumer(ctx, streams.EventsStream, streams.ProcessorConsumer)
+	if err != nil {
+		return false
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		return false
+	}
+	si := st.CachedInfo()
+	if ci.NumPending != 0 || ci.NumAckPending != 0 || ci.AckFloor.Stream < si.State.LastSeq {
+		return false
+	}
+	n, err := s.db.NewSelect().Table("outbox").Where("published_at IS NULL").Count(ctx)
+	return err == nil && n == 0
+}
+
+// waitSettled waits until settled and the PURCHASES collector caught up.
+func (s *stack) waitSettled(within time.Duration) {
+	s.t.Helper()
+	eventually(s.t, within, "the pipeline to settle (all events acked, outbox relayed)", s.settled)
+	eventually(s.t, within, "the PURCHASES consumer to catch up", func() bool { return s.got.caughtUp(s.js) })
+}
+
+// subjectCounts returns the number of messages per subject on stream.
+func (s *stack) subjectCounts(stream, filter string) map[string]uint64 {
+	s.t.Helper()
+	ctx := context.Background()
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if info.State.Subjects == nil {
+		return map[string]uint64{}
+	}
+	return info.State.Subjects
+}
+
+// dlq lists the dead letters.
+func (s *stack) dlq() []streams.DeadLetterMsg {
+	s.t.Helper()
+	l, err := streams.NewDLQ(s.js).List(context.Background(), 0, 1000)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return l
+}
+
+// metric sums the counter (or gauge) name with exactly labels over every
+// processor instance's registry.
+func (s *stack) metric(name string, labels map[string]string) float64 {
+	s.t.Helper()
+	s.mu.Lock()
+	procs := append([]*instance(nil), s.procs...)
+	s.mu.Unlock()
+	var sum float64
+	for _, p := range procs {
+		sum += metricOf(s.t, p.reg, name, labels)
+	}
+	return sum
+}
+
+// histogramCount sums the sample count of histogram name over the instances.
+func (s *stack) histogramCount(name string) uint64 {
+	s.t.Helper()
+	s.mu.Lock()
+	procs := append([]*instance(nil), s.procs...)
+	s.mu.Unlock()
+	var n uint64
+	for _, p := range procs {
+		mfs, err := p.reg.Gather()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				for _, m := range mf.GetMetric() {
+					n += m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// metricOf returns the value of counter or gauge name with exactly labels in
+// reg; 0 when the series does not exist.
+func metricOf(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; !ok || v != lp.GetValue() {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+// events is the label set of paystream_processor_events_total.
+func events(typ, outcome string) map[string]string {
+	return map[string]string{"type": typ, "outcome": outcome}
+}
+
+const (
+	eventsTotal   = "paystream_processor_events_total"
+	deadLetters   = "paystream_processor_dead_letters_total"
+	endToEnd      = "paystream_processor_end_to_end_seconds"
+	typeCompleted = "checkout.session.completed"
+	typeRefunded  = "charge.refunded"
+)
+
+// collector is a downstream consumer of PURCHASES, through the typed API.
+// Delivery is at least once (an ack lost in a broker restart brings the
+// message back), so, as the consumer contract asks, it deduplicates on the
+// CloudEvents id; the stream's own message count is checked separately.
+type collector struct {
+	durable    string
+	mu         sync.Mutex
+	evs        []streams.PurchaseEvent
+	seen       map[string]bool
+	deliveries int
+}
+
+func subscribePurchases(t *testing.T, js jetstream.JetStream) *collector {
+	t.Helper()
+	c := &collector{durable: "e2e-collector", seen: map[string]bool{}}
+	cc, err := streams.SubscribePurchases(context.Background(), js, c.durable, func(_ context.Context, ev streams.PurchaseEvent) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.deliveries++
+		if !c.seen[ev.ID] {
+			c.seen[ev.ID] = true
+			c.evs = append(c.evs, ev)
+		}
+		return nil
+	}, streams.WithConsumerConfig(func(cc *jetstream.ConsumerConfig) {
+		// A lost ack comes back after 2s instead of the default 30s.
+		cc.AckWait = 2 * time.Second
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return c
+}
+
+// caughtUp reports whether the collector's consumer has nothing left to get.
+func (c *collector) caughtUp(js jetstream.JetStream) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cons, err := js.Consumer(ctx, streams.PurchasesStream, c.durable)
+	if err != nil {
+		return false
+	}
+	info, err := cons.Info(ctx)
+	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+}
+
+// of returns the collected events of kind for session.
+func (c *collector) of(kind, session string) []streams.PurchaseEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []streams.PurchaseEvent
+	for _, ev := range c.evs {
+		if ev.Type == streams.PurchaseEventType(kind) && ev.Data.Stripe.CheckoutSessionID == session {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// all returns a copy of everything collected.
+func (c *collector) all() []streams.PurchaseEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]streams.PurchaseEvent(nil), c.evs...)
+}
+
+// describeLetters summarizes dead letters for a failure message (their
+// bodies would drown it).
+func describeLetters(dl []streams.DeadLetterMsg) string {
+	parts := make([]string, len(dl))
+	for i, l := range dl {
+		parts[i] = fmt.Sprintf("%s %s (%s after %d deliveries: %s)", l.EventType, l.EventID, l.Reason, l.Deliveries, l.Error)
+	}
+	return strings.Join(parts, "; ")
+}
