@@ -30,7 +30,7 @@ func testConfig() Config {
 		},
 		Workers:         4,
 		HandleTimeout:   800 * time.Millisecond,
-		ShutdownTimeout: 3 * time.Second,
+		ShutdownTimeout: 10 * time.Second, // generous: a loaded CI machine must not turn a graceful stop into a timeout
 		PollInterval:    100 * time.Millisecond,
 	}
 }
