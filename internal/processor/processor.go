@@ -326,11 +326,18 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 	// handling time.
 	took := p.cfg.Now().Sub(start).Seconds()
 	stop()
+	// Settle the messages concurrently: each ack waits for the broker's
+	// confirmation, and one after the other they would keep this worker (and
+	// its database connection) idle for a round trip per event.
+	var settle sync.WaitGroup
 	for i, it := range items {
 		p.m.handleDuration.WithLabelValues(it.typ).Observe(took)
 		r := results[i]
-		p.apply(it.msg, it.md, it.ev, it.typ, r.Outcome, r.Err, Classify(r.Err, it.md.NumDelivered, p.cfg.Consumer), it.log)
+		settle.Go(func() {
+			p.apply(it.msg, it.md, it.ev, it.typ, r.Outcome, r.Err, Classify(r.Err, it.md.NumDelivered, p.cfg.Consumer), it.log)
+		})
 	}
+	settle.Wait()
 }
 
 // handleBatch calls the BatchHandler with a deadline. A panic, or a handler
