@@ -147,14 +147,15 @@ func (p *Processor) consume(ctx, hctx context.Context, work chan<- delivery) jet
 		if err == nil {
 			var cc jetstream.ConsumeContext
 			cc, err = cons.Consume(p.dispatch(hctx, work),
-				// Prefetch as many as there are workers: enough to keep them
-				// busy, few enough that prefetched messages do not sit out
-				// their AckWait in the buffer.
+				// Prefetch a batch per worker (one message per worker without
+				// batching): enough to keep them busy and to form batches,
+				// few enough that prefetched messages do not sit out their
+				// AckWait in the buffer (a worker takes a whole batch at once).
 				jetstream.PullMaxMessages(p.cfg.prefetch(p.batchSize())),
 				jetstream.ConsumeErrHandler(p.onConsumeError))
 			if err == nil {
 				p.log.Info("processor consuming", "stream", streams.EventsStream, "consumer", streams.ProcessorConsumer,
-					"workers", p.cfg.Workers)
+					"workers", p.cfg.Workers, "batch_size", p.batchSize())
 				p.consuming.Store(true)
 				select {
 				case <-ctx.Done():
