@@ -20,7 +20,18 @@ type Processor struct {
 	HandleTimeout   time.Duration          // PROCESSOR_HANDLE_TIMEOUT
 	ShutdownTimeout time.Duration          // PROCESSOR_SHUTDOWN_TIMEOUT
 	DBMaxConns      int                    // DB_MAX_CONNS
+	// BatchSize is PROCESSOR_BATCH_SIZE: the most events a worker applies in
+	// one transaction (only events already waiting; 1 = one per transaction).
+	BatchSize int
 }
+
+// DefaultProcessorBatchSize is PROCESSOR_BATCH_SIZE's default, and
+// MaxProcessorBatchSize its upper bound (each event of a batch is a
+// Postgres subtransaction; a backend caches 64 of them).
+const (
+	DefaultProcessorBatchSize = 16
+	MaxProcessorBatchSize     = 64
+)
 
 // ParseProcessor reads and validates the processor's environment. The error
 // names every bad variable.
@@ -39,6 +50,7 @@ func ParseProcessor(getenv Getenv) (Processor, error) {
 		},
 		HandleTimeout:   p.Duration("PROCESSOR_HANDLE_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),
 		ShutdownTimeout: p.Duration("PROCESSOR_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, time.Hour),
+		BatchSize:       p.Int("PROCESSOR_BATCH_SIZE", DefaultProcessorBatchSize, 1, MaxProcessorBatchSize),
 	}
 	c.Workers = p.Int("PROCESSOR_WORKERS", c.DBMaxConns, 1, 1024)
 	c.validate(p)

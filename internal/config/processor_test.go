@@ -18,7 +18,7 @@ func TestParseProcessorDefaults(t *testing.T) {
 	if c.AdminAddr != ":9091" || c.Workers != 10 || c.DBMaxConns != 10 || c.HandleTimeout != 20*time.Second ||
 		c.ShutdownTimeout != 25*time.Second || c.Consumer.AckWait != def.AckWait || c.Consumer.MaxDeliver != def.MaxDeliver ||
 		c.Consumer.MaxAckPending != def.MaxAckPending || len(c.Consumer.Backoff) != len(def.Backoff) ||
-		c.NATSURL != config.DefaultNATSURL {
+		c.NATSURL != config.DefaultNATSURL || c.BatchSize != 16 {
 		t.Errorf("defaults = %+v", c)
 	}
 	if err := c.Consumer.Validate(); err != nil {
@@ -31,6 +31,7 @@ func TestParseProcessorReadsEveryVariable(t *testing.T) {
 		"ADMIN_ADDR": "127.0.0.1:0", "PROCESSOR_WORKERS": "4", "PROCESSOR_ACK_WAIT": "45s",
 		"PROCESSOR_MAX_ACK_PENDING": "100", "PROCESSOR_MAX_DELIVER": "5", "PROCESSOR_BACKOFF": "1s, 10s,1m",
 		"PROCESSOR_HANDLE_TIMEOUT": "10s", "PROCESSOR_SHUTDOWN_TIMEOUT": "40s", "DB_MAX_CONNS": "8",
+		"PROCESSOR_BATCH_SIZE": "1",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +40,8 @@ func TestParseProcessorReadsEveryVariable(t *testing.T) {
 		Backoff: []time.Duration{time.Second, 10 * time.Second, time.Minute}}
 	if c.AdminAddr != "127.0.0.1:0" || c.Workers != 4 || c.DBMaxConns != 8 || c.HandleTimeout != 10*time.Second ||
 		c.ShutdownTimeout != 40*time.Second || c.Consumer.AckWait != want.AckWait || c.Consumer.MaxAckPending != 100 ||
-		c.Consumer.MaxDeliver != 5 || len(c.Consumer.Backoff) != 3 || c.Consumer.Backoff[2] != time.Minute {
+		c.Consumer.MaxDeliver != 5 || len(c.Consumer.Backoff) != 3 || c.Consumer.Backoff[2] != time.Minute ||
+		c.BatchSize != 1 {
 		t.Errorf("parsed = %+v", c)
 	}
 	// Workers follow the pool size unless set.
@@ -65,6 +67,9 @@ func TestParseProcessorRejects(t *testing.T) {
 		{"backoff longer than deliveries", map[string]string{"PROCESSOR_MAX_DELIVER": "3", "PROCESSOR_BACKOFF": "1s,2s,3s"}, "PROCESSOR_BACKOFF"},
 		{"handle timeout past shutdown", map[string]string{"PROCESSOR_HANDLE_TIMEOUT": "30s"}, "PROCESSOR_HANDLE_TIMEOUT"},
 		{"shutdown timeout garbage", map[string]string{"PROCESSOR_SHUTDOWN_TIMEOUT": "-1s"}, "PROCESSOR_SHUTDOWN_TIMEOUT"},
+		{"batch size zero", map[string]string{"PROCESSOR_BATCH_SIZE": "0"}, "PROCESSOR_BATCH_SIZE"},
+		{"batch size over 64", map[string]string{"PROCESSOR_BATCH_SIZE": "65"}, "PROCESSOR_BATCH_SIZE"},
+		{"batch size garbage", map[string]string{"PROCESSOR_BATCH_SIZE": "lots"}, "PROCESSOR_BATCH_SIZE"},
 		{"pool zero", map[string]string{"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"},
 		{"common still checked", map[string]string{"NATS_URL": "http://x"}, "NATS_URL"},
 	}

@@ -107,5 +107,13 @@ func pgconnConfig(dsn string) (*pgx.ConnConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL %s: %w", Redact(dsn), err)
 	}
+	// Bun formats every argument into the SQL text, so no two statements are
+	// alike: pgx's default mode (prepare and cache each new statement) costs
+	// a second round trip per query and fills the server with one-off plans.
+	// The exec mode sends an unnamed statement in one round trip. A DSN that
+	// sets default_query_exec_mode itself keeps its choice.
+	if u, err := url.Parse(dsn); err != nil || !u.Query().Has("default_query_exec_mode") {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
 	return cfg, nil
 }

@@ -69,6 +69,26 @@ func BenchmarkVerify(b *testing.B) {
 	})
 }
 
+// BenchmarkDecodeEnvelope compares the envelope scanner with the
+// encoding/json decode it replaced, on the same 2.6 KB body.
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	bodies, _, _ := benchEvents(b, 1)
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte) (envelope, error)
+	}{{"scanner", scanEnvelope}, {"encoding_json", unmarshalEnvelope}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bodies[0])))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.decode(bodies[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkVerifyPublish is the edge handler end to end minus the network:
 // ServeHTTP (request id, limiter off, signature, decode, publish to an
 // embedded file-storage JetStream, wait for the PubAck, JSON answer).

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"encoding/json"
 	"errors"
 	"regexp"
 	"strconv"
@@ -147,8 +146,8 @@ type envelope struct {
 // recorded); the body must be one JSON object with object "event", an evt_
 // id and a type that can be a subject token.
 func decodeEnvelope(body []byte) (envelope, error) {
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	env, err := scanEnvelope(body)
+	if err != nil {
 		return envelope{}, fault.Wrap(err, fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event JSON object")
 	}
 	switch {

@@ -49,3 +49,22 @@ type HandlerFunc func(ctx context.Context, ev Event) (Outcome, error)
 func (f HandlerFunc) Handle(ctx context.Context, ev Event) (Outcome, error) { return f(ctx, ev) }
 
 var _ Handler = HandlerFunc(nil)
+
+// Result is what a BatchHandler did with one event of a batch: an Outcome
+// when Err is nil, else the event's own error, classified like Handle's.
+type Result struct {
+	Outcome Outcome
+	Err     error
+}
+
+// BatchHandler is an optional extension of Handler: HandleBatch applies
+// several events in as few transactions as it can (one commit instead of one
+// per event is what makes it faster), and returns one Result per event, in
+// order. The results must be exactly what Handle would have returned for each
+// event on its own: one event's failure must never fail its neighbours, and an
+// event reported as applied must be committed. The runtime calls it only with
+// events that are already waiting; it never delays an event to fill a batch.
+type BatchHandler interface {
+	Handler
+	HandleBatch(ctx context.Context, evs []Event) []Result
+}

@@ -21,8 +21,21 @@ type Config struct {
 	ShutdownTimeout time.Duration          // drain budget; default 25s
 	PollInterval    time.Duration          // consumer/DLQ gauge refresh; default 5s
 	AckTimeout      time.Duration          // wait for an ack/DLQ PubAck; default 5s
-	Now             func() time.Time       // clock; default time.Now
+	// BatchSize is the most events one worker hands to a
+	// handling.BatchHandler at once; default DefaultBatchSize, 1 turns
+	// batching off. Only events already waiting are batched.
+	BatchSize int
+	Now       func() time.Time // clock; default time.Now
 }
+
+// DefaultBatchSize is PROCESSOR_BATCH_SIZE's default: enough events per
+// commit to amortize it, few enough that a batch stays a few milliseconds.
+const DefaultBatchSize = 16
+
+// MaxBatchSize bounds BatchSize: each event of a batch is a subtransaction,
+// and Postgres keeps at most 64 subtransaction ids per backend in shared
+// memory before other sessions' snapshots get slower.
+const MaxBatchSize = 64
 
 // DefaultWorkers matches the default database pool (DB_MAX_CONNS): each
 // worker holds one connection for its transaction.
@@ -63,6 +76,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
 }
 
 func (c *Config) validate() error {
@@ -75,11 +91,19 @@ func (c *Config) validate() error {
 	case c.Workers > c.Consumer.MaxAckPending:
 		return fmt.Errorf("processor: Workers %d exceed MaxAckPending %d; the extra workers would never get a message",
 			c.Workers, c.Consumer.MaxAckPending)
+	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
+		return fmt.Errorf("processor: BatchSize %d must be between 1 and %d", c.BatchSize, MaxBatchSize)
 	case c.HandleTimeout <= 0 || c.ShutdownTimeout <= 0 || c.PollInterval <= 0 || c.AckTimeout <= 0:
 		return errors.New("processor: timeouts and intervals must be positive")
 	}
 	return nil
 }
+
+// prefetch is how many messages an instance pulls ahead. Without batching,
+// one per worker. With batching, a batch per worker: the messages waiting in
+// the queue are what batches are made of. Never more than MaxAckPending, which
+// the broker enforces over the whole group anyway.
+func (c *Config) prefetch(batch int) int { return min(c.Workers*batch, c.Consumer.MaxAckPending) }
 
 // progressInterval is how often a running handler's message gets InProgress.
 // A third of AckWait (not a half) leaves room for the time a message waited in

@@ -19,6 +19,7 @@ type Metrics struct {
 	deadLetters    *prometheus.CounterVec // {reason}
 	inFlight       prometheus.Gauge
 	ackErrors      *prometheus.CounterVec // {op}
+	batchSize      prometheus.Histogram
 }
 
 // NewMetrics creates the runtime's series and registers them on reg (skipped
@@ -68,10 +69,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "paystream_processor_ack_errors_total",
 			Help: "Failed acknowledgements by operation (ack, nak, term, in_progress, dlq_publish); the message is redelivered.",
 		}, []string{"op"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "paystream_processor_batch_size",
+			Help:    "Events a worker handed to the handler together (PROCESSOR_BATCH_SIZE bounds it; 1 when the queue is empty).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.handleDuration, m.endToEnd, m.pending, m.ackPending, m.redelivered,
-			m.dlqMessages, m.deadLetters, m.inFlight, m.ackErrors)
+			m.dlqMessages, m.deadLetters, m.inFlight, m.ackErrors, m.batchSize)
 	}
 	return m
 }

@@ -26,6 +26,7 @@ var ErrShutdownTimeout = errors.New("processor: shutdown timed out")
 type Processor struct {
 	js  jetstream.JetStream
 	h   handling.Handler
+	bh  handling.BatchHandler // h, when it handles batches and BatchSize > 1
 	cfg Config
 	m   *Metrics
 	log *slog.Logger
@@ -46,7 +47,19 @@ func New(js jetstream.JetStream, h handling.Handler, cfg Config, m *Metrics, log
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Processor{js: js, h: h, cfg: cfg, m: m, log: log}, nil
+	p := &Processor{js: js, h: h, cfg: cfg, m: m, log: log}
+	if bh, ok := h.(handling.BatchHandler); ok && cfg.BatchSize > 1 {
+		p.bh = bh
+	}
+	return p, nil
+}
+
+// batchSize is the effective batch size: 1 unless the handler takes batches.
+func (p *Processor) batchSize() int {
+	if p.bh == nil {
+		return 1
+	}
+	return p.cfg.BatchSize
 }
 
 // Config returns the effective configuration, defaults filled in.
@@ -81,20 +94,15 @@ func (p *Processor) Run(ctx context.Context) error {
 	hctx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
 
-	work := make(chan delivery)
+	// Without batching the queue is unbuffered: the consume callback waits
+	// for a free worker. With batching it holds what was prefetched beyond
+	// one message per worker; a worker that frees up takes what waits there
+	// as its next batch.
+	work := make(chan delivery, max(p.cfg.prefetch(p.batchSize())-p.cfg.Workers, 0))
 	stopWorkers := make(chan struct{})
 	var workers sync.WaitGroup
 	for range p.cfg.Workers {
-		workers.Go(func() {
-			for {
-				select {
-				case d := <-work:
-					p.process(hctx, d)
-				case <-stopWorkers:
-					return
-				}
-			}
-		})
+		workers.Go(func() { p.work(hctx, work, stopWorkers) })
 	}
 	var bg sync.WaitGroup
 	bg.Go(func() { p.pollGauges(ctx) })
@@ -139,14 +147,15 @@ func (p *Processor) consume(ctx, hctx context.Context, work chan<- delivery) jet
 		if err == nil {
 			var cc jetstream.ConsumeContext
 			cc, err = cons.Consume(p.dispatch(hctx, work),
-				// Prefetch as many as there are workers: enough to keep them
-				// busy, few enough that prefetched messages do not sit out
-				// their AckWait in the buffer.
-				jetstream.PullMaxMessages(p.cfg.Workers),
+				// Prefetch a batch per worker (one message per worker without
+				// batching): enough to keep them busy and to form batches,
+				// few enough that prefetched messages do not sit out their
+				// AckWait in the buffer (a worker takes a whole batch at once).
+				jetstream.PullMaxMessages(p.cfg.prefetch(p.batchSize())),
 				jetstream.ConsumeErrHandler(p.onConsumeError))
 			if err == nil {
 				p.log.Info("processor consuming", "stream", streams.EventsStream, "consumer", streams.ProcessorConsumer,
-					"workers", p.cfg.Workers)
+					"workers", p.cfg.Workers, "batch_size", p.batchSize())
 				p.consuming.Store(true)
 				select {
 				case <-ctx.Done():
@@ -219,6 +228,152 @@ func (p *Processor) dispatch(hctx context.Context, work chan<- delivery) jetstre
 	}
 }
 
+// work is one worker: it takes a delivery, plus whatever else is already
+// waiting up to the batch size (never waiting for more: latency first), and
+// handles them. When stopped it first handles what is left in the queue, or
+// gives it back at once if the shutdown budget is spent.
+func (p *Processor) work(hctx context.Context, work <-chan delivery, stop <-chan struct{}) {
+	batch := make([]delivery, 0, p.batchSize())
+	for {
+		select {
+		case d := <-work:
+			p.processBatch(hctx, p.fill(append(batch[:0], d), work))
+		case <-stop:
+			for {
+				select {
+				case d := <-work:
+					if hctx.Err() != nil {
+						if err := d.msg.Nak(); err != nil {
+							p.m.ackErrors.WithLabelValues("nak").Inc()
+						}
+						continue
+					}
+					p.processBatch(hctx, p.fill(append(batch[:0], d), work))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// fill appends the deliveries already waiting in work, up to the batch size.
+func (p *Processor) fill(batch []delivery, work <-chan delivery) []delivery {
+	for len(batch) < p.batchSize() {
+		select {
+		case d := <-work:
+			batch = append(batch, d)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// processBatch handles deliveries taken together: one alone goes through
+// process; several that decode go to the BatchHandler in one call, and each
+// is then acked, retried or dead-lettered by its own result, with the same
+// classification as a single event.
+func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
+	p.m.batchSize.Observe(float64(len(ds)))
+	if len(ds) == 1 {
+		p.process(hctx, ds[0])
+		return
+	}
+	p.m.inFlight.Add(float64(len(ds)))
+	defer p.m.inFlight.Sub(float64(len(ds)))
+
+	type item struct {
+		msg jetstream.Msg
+		md  *jetstream.MsgMetadata
+		ev  handling.Event
+		typ string
+		log *slog.Logger
+	}
+	items := make([]item, 0, len(ds))
+	arrived := ds[0].arrived
+	for _, d := range ds {
+		md, err := d.msg.Metadata()
+		if err != nil {
+			p.log.Error("message without JetStream metadata dropped from this instance", "subject", d.msg.Subject(), "error", err)
+			continue
+		}
+		log := p.log.With("stripe_event_id", d.msg.Headers().Get(streams.HeaderEventID), "subject", d.msg.Subject(),
+			"num_delivered", md.NumDelivered, "stream_seq", md.Sequence.Stream)
+		ev, err := decodeEvent(d.msg.Subject(), d.msg.Headers(), d.msg.Data(), md.NumDelivered)
+		if err != nil {
+			// Never reaches the handler: classified and settled on its own.
+			typ := typeLabel(ev.Type)
+			p.apply(d.msg, md, ev, typ, "", err, Classify(err, md.NumDelivered, p.cfg.Consumer), log)
+			continue
+		}
+		if d.arrived.Before(arrived) {
+			arrived = d.arrived
+		}
+		items = append(items, item{msg: d.msg, md: md, ev: ev, typ: typeLabel(ev.Type), log: log})
+	}
+	if len(items) == 0 {
+		return
+	}
+	msgs := make([]jetstream.Msg, len(items))
+	evs := make([]handling.Event, len(items))
+	for i, it := range items {
+		msgs[i], evs[i] = it.msg, it.ev
+	}
+	stop := p.keepAlive(hctx, msgs, arrived, p.log)
+	start := p.cfg.Now()
+	results := p.handleBatch(hctx, evs)
+	// Every event of the batch waited for the batch's commit: that is its
+	// handling time.
+	took := p.cfg.Now().Sub(start).Seconds()
+	stop()
+	// Settle the messages concurrently: each ack waits for the broker's
+	// confirmation, and one after the other they would keep this worker (and
+	// its database connection) idle for a round trip per event.
+	var settle sync.WaitGroup
+	for i, it := range items {
+		p.m.handleDuration.WithLabelValues(it.typ).Observe(took)
+		r := results[i]
+		settle.Go(func() {
+			p.apply(it.msg, it.md, it.ev, it.typ, r.Outcome, r.Err, Classify(r.Err, it.md.NumDelivered, p.cfg.Consumer), it.log)
+		})
+	}
+	settle.Wait()
+}
+
+// handleBatch calls the BatchHandler with a deadline. A panic, or a handler
+// that breaks the contract by returning the wrong number of results, must not
+// fail the whole batch: each event is then handled alone (where a panic
+// fails only its own event).
+func (p *Processor) handleBatch(hctx context.Context, evs []handling.Event) []handling.Result {
+	results, ok := func() (res []handling.Result, ok bool) {
+		ctx, cancel := context.WithTimeout(hctx, p.cfg.HandleTimeout)
+		defer cancel()
+		defer func() {
+			if r := recover(); r != nil {
+				p.log.Error("batch handler panicked; handling the batch one event at a time", "events", len(evs),
+					"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				ok = false
+			}
+		}()
+		res = p.bh.HandleBatch(ctx, evs)
+		if len(res) != len(evs) {
+			p.log.Error("batch handler returned the wrong number of results; handling the batch one event at a time",
+				"events", len(evs), "results", len(res))
+			return nil, false
+		}
+		return res, true
+	}()
+	if ok {
+		return results
+	}
+	results = make([]handling.Result, len(evs))
+	for i, ev := range evs {
+		results[i].Outcome, results[i].Err = p.handle(hctx, ev)
+	}
+	return results
+}
+
 // process handles one delivery end to end.
 func (p *Processor) process(hctx context.Context, d delivery) {
 	p.m.inFlight.Inc()
@@ -237,7 +392,7 @@ func (p *Processor) process(hctx context.Context, d delivery) {
 	typ := typeLabel(ev.Type)
 	var outcome handling.Outcome
 	if err == nil {
-		stop := p.keepAlive(hctx, msg, d.arrived, log)
+		stop := p.keepAlive(hctx, []jetstream.Msg{msg}, d.arrived, log)
 		start := p.cfg.Now()
 		outcome, err = p.handle(hctx, ev)
 		p.m.handleDuration.WithLabelValues(typ).Observe(p.cfg.Now().Sub(start).Seconds())
@@ -263,10 +418,11 @@ func (p *Processor) handle(hctx context.Context, ev handling.Event) (out handlin
 	return p.h.Handle(ctx, ev)
 }
 
-// keepAlive sends InProgress while the handler runs, so a slow handler does
-// not see its message redelivered to another instance. The first one goes
-// out at once if the message already waited a while in the prefetch buffer.
-func (p *Processor) keepAlive(hctx context.Context, msg jetstream.Msg, arrived time.Time, log *slog.Logger) (stop func()) {
+// keepAlive sends InProgress for msgs while the handler runs, so a slow
+// handler does not see its messages redelivered to another instance. The
+// first one goes out at once if the oldest message already waited a while in
+// the prefetch buffer.
+func (p *Processor) keepAlive(hctx context.Context, msgs []jetstream.Msg, arrived time.Time, log *slog.Logger) (stop func()) {
 	every := p.cfg.progressInterval()
 	ctx, cancel := context.WithCancel(hctx)
 	done := make(chan struct{})
@@ -280,9 +436,11 @@ func (p *Processor) keepAlive(hctx context.Context, msg jetstream.Msg, arrived t
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := msg.InProgress(); err != nil {
-					p.m.ackErrors.WithLabelValues("in_progress").Inc()
-					log.Warn("in-progress signal failed", "error", err)
+				for _, msg := range msgs {
+					if err := msg.InProgress(); err != nil {
+						p.m.ackErrors.WithLabelValues("in_progress").Inc()
+						log.Warn("in-progress signal failed", "subject", msg.Subject(), "error", err)
+					}
 				}
 				t.Reset(every)
 			}

@@ -53,6 +53,7 @@ type recorder struct {
 	applied  map[string]int
 	instance map[string]string // event id → instance that applied it
 	name     string
+	batches  []int // sizes of the HandleBatch calls
 }
 
 type call struct {
@@ -83,6 +84,22 @@ func (r *recorder) Handle(ctx context.Context, ev handling.Event) (handling.Outc
 	}
 	return out, err
 }
+
+// HandleBatch makes recorder a handling.BatchHandler, so every runtime test
+// runs with batching on (the default): it handles each event of the batch
+// as Handle does, each with its own result, and records the batch sizes.
+func (r *recorder) HandleBatch(ctx context.Context, evs []handling.Event) []handling.Result {
+	r.mu.Lock()
+	r.batches = append(r.batches, len(evs))
+	r.mu.Unlock()
+	res := make([]handling.Result, len(evs))
+	for i, ev := range evs {
+		res[i].Outcome, res[i].Err = r.Handle(ctx, ev)
+	}
+	return res
+}
+
+var _ handling.BatchHandler = (*recorder)(nil)
 
 func (r *recorder) callsOf(id string) []call {
 	r.mu.Lock()

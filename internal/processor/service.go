@@ -104,6 +104,7 @@ func (s Service) Run(ctx context.Context) error {
 		Workers:         cfg.Workers,
 		HandleTimeout:   cfg.HandleTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		BatchSize:       cfg.BatchSize,
 	}, m, log)
 	if err != nil {
 		return err
@@ -132,7 +133,7 @@ func (s Service) Run(ctx context.Context) error {
 		<-adminDone
 	}()
 
-	log.Info("processor started", "admin_addr", admin.Addr(), "workers", cfg.Workers)
+	log.Info("processor started", "admin_addr", admin.Addr(), "workers", cfg.Workers, "batch_size", p.Config().BatchSize)
 	if s.Ready != nil {
 		s.Ready(admin.Addr())
 	}

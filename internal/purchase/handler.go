@@ -43,6 +43,8 @@ type Handler struct {
 	m      *Metrics
 	log    *slog.Logger
 	routes map[string]route
+	// beforeCommit, when set (tests only), runs just before a batch commits.
+	beforeCommit beforeCommitHook
 }
 
 var _ handling.Handler = (*Handler)(nil)
@@ -95,42 +97,65 @@ func sortedKeys(m map[string]route) []string {
 // letter) for input that can never apply, Pending for an event whose purchase
 // does not exist yet, Unavailable/Internal for retryable failures.
 func (h *Handler) Handle(ctx context.Context, hev handling.Event) (handling.Outcome, error) {
-	log := h.log.With("stripe_event_id", hev.ID, "type", hev.Type, "subject", hev.Subject, "num_delivered", hev.Deliveries)
+	log := h.eventLog(hev)
 	ev, err := decodeEvent(hev)
 	if err != nil {
 		log.Warn("stripe event rejected", "reason", fault.ReasonOf(err), "error", err)
 		return "", err
 	}
-	rt, handled := h.routes[ev.Type]
 	var rec *record
 	err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		rec = &record{outcome: model.EventApplied}
-		fresh, err := insertEvent(ctx, tx, ev, h.cfg.Now())
-		if err != nil {
-			return err
-		}
-		if !fresh {
-			rec.seen = true
-			return nil
-		}
-		if !handled {
-			rec.outcome = model.EventIgnored
-		} else if err := rt(ctx, tx, ev, rec); err != nil {
-			return err
-		}
-		return finishEvent(ctx, tx, ev.ID, rec)
+		rec, err = h.apply(ctx, tx, ev)
+		return err
 	})
 	if err != nil {
-		err = classify(err)
-		log.Warn("stripe event not applied", "code", fault.CodeOf(err), "reason", fault.ReasonOf(err), "error", err)
-		return "", err
+		return "", h.notApplied(log, err)
 	}
+	return h.committed(log, rec), nil
+}
+
+func (h *Handler) eventLog(hev handling.Event) *slog.Logger {
+	return h.log.With("stripe_event_id", hev.ID, "type", hev.Type, "subject", hev.Subject, "num_delivered", hev.Deliveries)
+}
+
+// apply is the work of one event inside tx: claim its id in stripe_events,
+// run its route, store the outcome. An error means tx (or the savepoint of a
+// batch) must be rolled back.
+func (h *Handler) apply(ctx context.Context, tx bun.Tx, ev event) (*record, error) {
+	rec := &record{outcome: model.EventApplied}
+	fresh, err := insertEvent(ctx, tx, ev, h.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		rec.seen = true
+		return rec, nil
+	}
+	if rt, handled := h.routes[ev.Type]; !handled {
+		rec.outcome = model.EventIgnored
+	} else if err := rt(ctx, tx, ev, rec); err != nil {
+		return nil, err
+	}
+	return rec, finishEvent(ctx, tx, ev.ID, rec)
+}
+
+// notApplied classifies and logs the failure of an event whose effects were
+// rolled back.
+func (h *Handler) notApplied(log *slog.Logger, err error) error {
+	err = classify(err)
+	log.Warn("stripe event not applied", "code", fault.CodeOf(err), "reason", fault.ReasonOf(err), "error", err)
+	return err
+}
+
+// committed counts and logs an event whose transaction committed; metrics
+// are never counted for effects that were rolled back.
+func (h *Handler) committed(log *slog.Logger, rec *record) handling.Outcome {
 	for _, f := range rec.effects {
 		f(h.m)
 	}
 	out := rec.result()
 	log.Info("stripe event handled", "outcome", out, "purchase_id", rec.purchaseIDString(), "note", rec.note)
-	return out, nil
+	return out
 }
 
 // record is what a route did.

@@ -29,6 +29,8 @@ type env struct {
 	reg *prometheus.Registry
 	cfg purchase.Config
 	clk *clock
+	// batch makes deliver use HandleBatch (the runtime's default).
+	batch bool
 }
 
 // clock is a settable test clock.

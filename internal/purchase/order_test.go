@@ -54,6 +54,10 @@ func (e *env) final(w world) final {
 // (NakWithDelay) and is delivered again; any other error fails the test.
 func (e *env) deliver(evs []handling.Event) {
 	e.t.Helper()
+	if e.batch {
+		e.deliverBatches(evs)
+		return
+	}
 	queue := append([]handling.Event(nil), evs...)
 	stalled := 0
 	for len(queue) > 0 {
@@ -72,6 +76,31 @@ func (e *env) deliver(evs []handling.Event) {
 		if stalled++; stalled > len(queue) {
 			e.t.Fatalf("events stuck waiting: %v", err)
 		}
+	}
+}
+
+// deliverBatches is deliver with batching on: all waiting events go to
+// HandleBatch together; the Pending ones come back as the next batch.
+func (e *env) deliverBatches(evs []handling.Event) {
+	e.t.Helper()
+	queue := append([]handling.Event(nil), evs...)
+	for len(queue) > 0 {
+		res := e.h.HandleBatch(context.Background(), queue)
+		var again []handling.Event
+		for i, r := range res {
+			if r.Err == nil {
+				continue
+			}
+			if fault.CodeOf(r.Err) != fault.Pending {
+				e.t.Fatalf("HandleBatch: %s %s: %v", queue[i].Type, queue[i].ID, r.Err)
+			}
+			queue[i].Deliveries++
+			again = append(again, queue[i])
+		}
+		if len(again) == len(queue) {
+			e.t.Fatalf("events stuck waiting: %v", res[0].Err)
+		}
+		queue = again
 	}
 }
 
@@ -153,23 +182,30 @@ func TestEveryDeliveryOrderEndsInTheSameState(t *testing.T) {
 		}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
 	}
 	for si, sc := range scenarios {
-		t.Run(sc.name, func(t *testing.T) {
-			e := newEnv(t, purchase.AccessPolicy{})
-			cat := e.seedContent()
-			n := len(sc.events(t, newWorld(cat, "probe")))
-			for pi, perm := range permutations(n) {
-				w := newWorld(cat, fmt.Sprintf("s%dp%d", si, pi))
-				evs := sc.events(t, w)
-				ordered := make([]handling.Event, n)
-				for i, j := range perm {
-					ordered[i] = evs[j]
-				}
-				e.deliver(ordered)
-				if got := e.final(w); got != sc.want {
-					t.Errorf("order %v: final %+v, want %+v", perm, got, sc.want)
-				}
+		for _, batch := range []bool{false, true} {
+			name := sc.name
+			if batch {
+				name += " (batched)"
 			}
-		})
+			t.Run(name, func(t *testing.T) {
+				e := newEnv(t, purchase.AccessPolicy{})
+				e.batch = batch
+				cat := e.seedContent()
+				n := len(sc.events(t, newWorld(cat, "probe")))
+				for pi, perm := range permutations(n) {
+					w := newWorld(cat, fmt.Sprintf("s%dp%d", si, pi))
+					evs := sc.events(t, w)
+					ordered := make([]handling.Event, n)
+					for i, j := range perm {
+						ordered[i] = evs[j]
+					}
+					e.deliver(ordered)
+					if got := e.final(w); got != sc.want {
+						t.Errorf("order %v: final %+v, want %+v", perm, got, sc.want)
+					}
+				}
+			})
+		}
 	}
 }
 

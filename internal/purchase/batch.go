@@ -1,0 +1,124 @@
+package purchase
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/handling"
+)
+
+var _ handling.BatchHandler = (*Handler)(nil)
+
+// HandleBatch applies evs in one transaction, each event inside its own
+// SAVEPOINT, and commits once: the commit (a WAL flush) and BEGIN/COMMIT
+// round trips are shared by the batch, which is where per-event transactions
+// spend most of their time. The result of each event is exactly Handle's:
+//
+//   - an event that cannot be decoded, or whose handling fails, is rolled
+//     back to its savepoint and gets its own error; its neighbours go on;
+//   - if the transaction as a whole fails (a savepoint cannot be rolled back,
+//     the commit fails on a serialization failure, a deadlock or a lost
+//     connection), nothing of it is committed and every event is handled
+//     again in its own transaction by Handle, so no event inherits another's
+//     failure;
+//   - metrics and the "handled" log line come only after the commit.
+//
+// Locks taken by an event (its stripe_events key, its purchase row, the
+// access advisory lock) are held until the batch commits. Two batches of
+// different instances that lock the same keys in opposite order deadlock;
+// Postgres then fails one event's statement (40P01, retried like any
+// deadlock) and that event's savepoint rollback releases its locks, so the
+// rest of both batches commits.
+func (h *Handler) HandleBatch(ctx context.Context, hevs []handling.Event) []handling.Result {
+	res := make([]handling.Result, len(hevs))
+	if len(hevs) == 1 {
+		res[0].Outcome, res[0].Err = h.Handle(ctx, hevs[0])
+		return res
+	}
+	logs := make([]*slog.Logger, len(hevs))
+	evs := make([]event, len(hevs))
+	todo := make([]int, 0, len(hevs)) // indexes of the decoded events
+	for i, hev := range hevs {
+		logs[i] = h.eventLog(hev)
+		ev, err := decodeEvent(hev)
+		if err != nil {
+			logs[i].Warn("stripe event rejected", "reason", fault.ReasonOf(err), "error", err)
+			res[i].Err = err
+			continue
+		}
+		evs[i] = ev
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return res
+	}
+	recs, errs, err := h.applyBatch(ctx, evs, todo)
+	if err != nil {
+		h.log.Warn("batch transaction failed; handling its events one per transaction", "events", len(todo), "error", err)
+		for _, i := range todo {
+			res[i].Outcome, res[i].Err = h.Handle(ctx, hevs[i])
+		}
+		return res
+	}
+	for _, i := range todo {
+		if errs[i] != nil {
+			res[i].Err = h.notApplied(logs[i], errs[i])
+			continue
+		}
+		res[i].Outcome = h.committed(logs[i], recs[i])
+	}
+	return res
+}
+
+// applyBatch runs the events evs[i], i in todo, in one transaction and
+// commits it. It returns each event's record or its own error (rolled back
+// to the event's savepoint), or an error of the transaction as a whole, in
+// which case nothing was committed.
+//
+// Savepoints are not released: RELEASE would cost one more round trip per
+// event and frees nothing that matters (a subtransaction's xid stays with the
+// top transaction until it ends either way). "ROLLBACK TO SAVEPOINT event"
+// rolls back to the most recent savepoint of that name, the current event's.
+func (h *Handler) applyBatch(ctx context.Context, evs []event, todo []int) (recs []*record, errs []error, err error) {
+	tx, err := h.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("begin batch: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the connection may be gone; the transaction ends with it
+		}
+	}()
+	recs, errs = make([]*record, len(evs)), make([]error, len(evs))
+	for _, i := range todo {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT event"); err != nil {
+			return nil, nil, fmt.Errorf("savepoint for stripe event %s: %w", evs[i].ID, err)
+		}
+		rec, aerr := h.apply(ctx, tx, evs[i])
+		if aerr == nil {
+			recs[i] = rec
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT event"); err != nil {
+			return nil, nil, fmt.Errorf("roll back stripe event %s to its savepoint (after %v): %w", evs[i].ID, aerr, err)
+		}
+		errs[i] = aerr
+	}
+	if h.beforeCommit != nil {
+		if err := h.beforeCommit(ctx, tx); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, fmt.Errorf("commit batch of %d events: %w", len(todo), err)
+	}
+	return recs, errs, nil
+}
+
+// beforeCommitHook runs inside a batch transaction just before its commit;
+// tests use it to break the commit.
+type beforeCommitHook func(ctx context.Context, tx bun.Tx) error
