@@ -34,6 +34,7 @@ import (
 // pipelineOptions are the flags of `paystream bench pipeline`.
 type pipelineOptions struct {
 	events, processors, workers int
+	batchSize                   int
 	syncAlways, skipE2E, keepDB bool
 	e2eDuration                 time.Duration
 	asJSON                      bool
@@ -50,6 +51,7 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	fs.IntVar(&o.events, "events", 2000, "events loaded for the throughput runs")
 	fs.IntVar(&o.processors, "processors", 1, "processor instances sharing the durable consumer")
 	fs.IntVar(&o.workers, "workers", processor.DefaultWorkers, "workers (and DB connections) per processor; the SQL baseline uses processors×workers")
+	fs.IntVar(&o.batchSize, "batch-size", processor.DefaultBatchSize, "events per processor transaction (PROCESSOR_BATCH_SIZE; 1 = one transaction per event)")
 	fs.BoolVar(&o.syncAlways, "sync-always", false, "broker fsyncs every write (sync_interval: always, the compose setting); default: fsync every 2 min")
 	fs.DurationVar(&o.e2eDuration, "e2e-duration", 10*time.Second, "length of the end-to-end latency run")
 	fs.BoolVar(&o.skipE2E, "skip-e2e", false, "skip the end-to-end latency run")
@@ -66,8 +68,8 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if o.events < 1 || o.processors < 1 || o.workers < 1 {
-		return errors.New("bench pipeline: --events, --processors and --workers must be at least 1")
+	if o.events < 1 || o.processors < 1 || o.workers < 1 || o.batchSize < 1 || o.batchSize > processor.MaxBatchSize {
+		return fmt.Errorf("bench pipeline: --events, --processors and --workers must be at least 1, --batch-size 1..%d", processor.MaxBatchSize)
 	}
 	p := config.NewParser(getenv)
 	common := config.ParseCommon(p)
@@ -134,6 +136,7 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	}
 	rep := benchReport{Kind: "pipeline", Machine: machine(), Started: time.Now(), Extra: map[string]any{
 		"events": o.events, "processors": o.processors, "workers_per_processor": o.workers, "broker_sync": sync,
+		"batch_size": o.batchSize,
 	}}
 	fmt.Fprintf(stderr, "bench pipeline: %d events, %d processor(s) × %d workers, broker sync %s, %s\n",
 		o.events, o.processors, o.workers, sync, rep.Machine)
@@ -299,7 +302,7 @@ func startGroup(ctx context.Context, natsURL, dsn string, o pipelineOptions, get
 		h, comps, err := dom.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: reg, Log: log})
 		if err == nil {
 			var proc *processor.Processor
-			proc, err = processor.New(js, h, processor.Config{Workers: o.workers}, processor.NewMetrics(reg), log)
+			proc, err = processor.New(js, h, processor.Config{Workers: o.workers, BatchSize: o.batchSize}, processor.NewMetrics(reg), log)
 			if err == nil {
 				g.wg.Add(1)
 				go func() {
