@@ -513,35 +513,10 @@ func (s *stack) histogramCount(name string) uint64 {
 	return n
 }
 
-// metricOf returns the value of counter or gauge name with exactly labels in
-// reg; 0 when the series does not exist.
+// metricOf is testenv.Metric.
 func metricOf(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; !ok || v != lp.GetValue() {
-					continue next
-				}
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
+	return testenv.Metric(t, reg, name, labels)
 }
 
 // events is the label set of paystream_processor_events_total.
