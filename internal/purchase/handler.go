@@ -140,13 +140,15 @@ func (h *Handler) eventLog(hev handling.Event) *slog.Logger {
 // finds the id claimed, rolls back and reports a duplicate, so one event
 // never applies twice.
 func (h *Handler) apply(ctx context.Context, tx bun.Tx, ev event) (*record, error) {
+	// processed_at is when handling began, as when the claim came first.
+	start := h.cfg.Now()
 	rec := &record{outcome: model.EventApplied}
 	if rt, handled := h.routes[ev.Type]; !handled {
 		rec.outcome = model.EventIgnored
 	} else if err := rt(ctx, tx, ev, rec); err != nil {
 		return nil, err
 	}
-	fresh, err := insertEvent(ctx, tx, ev, rec, h.cfg.Now())
+	fresh, err := insertEvent(ctx, tx, ev, rec, start)
 	if err != nil {
 		return nil, err
 	}
