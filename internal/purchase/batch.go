@@ -2,6 +2,7 @@ package purchase
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -105,6 +106,20 @@ func (h *Handler) applyBatch(ctx context.Context, evs []event, todo []int) (recs
 		}
 		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT event"); err != nil {
 			return nil, nil, fmt.Errorf("roll back stripe event %s to its savepoint (after %v): %w", evs[i].ID, aerr, err)
+		}
+		if errors.Is(aerr, errSeen) {
+			recs[i] = &record{seen: true}
+			continue
+		}
+		// As in Handle: a failed event whose id was applied before is a
+		// duplicate.
+		seen, err := eventSeen(ctx, tx, evs[i].ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if seen {
+			recs[i] = &record{seen: true}
+			continue
 		}
 		errs[i] = aerr
 	}

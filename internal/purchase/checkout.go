@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stripe/stripe-go/v76"
@@ -175,11 +176,11 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 			rec.recorded(nil, fmt.Sprintf("no purchase for checkout session %s; nothing to %s", s.ID, trig))
 			return nil
 		}
-		c, err := contentFor(ctx, tx, meta)
+		c, terms, err := contentFor(ctx, tx, meta, ev.at)
 		if err != nil {
 			return err
 		}
-		np, err := h.newPurchase(ctx, tx, ev, s, meta, c, to.Status)
+		np, err := h.newPurchase(ev, s, meta, terms, to.Status)
 		if err != nil {
 			return err
 		}
@@ -212,24 +213,34 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 		rec.duplicate(p.ID, fmt.Sprintf("purchase %s is %s; %s changes nothing", p.ID, p.Status, trig))
 		return nil
 	}
-	c, err := contentAny(ctx, tx, p.ContentID)
-	if err != nil {
-		return err
-	}
+	var c *model.Content
 	switch to.Status {
 	case model.PurchaseCompleted:
 		// The split is fixed when the payment completes, at that event's
-		// time; a pending purchase only carried a provisional one.
-		s2, err := split.SplitAt(ctx, tx, p.OrganizationID, c.CreatorID, p.AmountPaidCents, ev.at)
+		// time; a pending purchase only carried a provisional one. The
+		// terms are those of the content's organization, which is the
+		// purchase's (composite foreign key).
+		cc, terms, err := split.ContentTermsAt(ctx, tx, p.ContentID, ev.at)
+		if err != nil {
+			return fmt.Errorf("load content %s: %w", p.ContentID, err)
+		}
+		s2, err := split.Compute(p.AmountPaidCents, terms)
 		if err != nil {
 			return err
 		}
+		c = &cc
 		setSplit(p, s2)
 		at := ev.at
 		p.PurchasedAt = &at
 	case model.PurchaseFailed:
 		at, reason := ev.at, string(trig)
 		p.FailedAt, p.FailureReason = &at, &reason
+	}
+	if c == nil {
+		var err error
+		if c, err = contentAny(ctx, tx, p.ContentID); err != nil {
+			return err
+		}
 	}
 	if p.StripePaymentIntentID == nil && s.PaymentIntentID != "" {
 		p.StripePaymentIntentID = &s.PaymentIntentID
@@ -245,9 +256,9 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 }
 
 // newPurchase builds the purchase a checkout event creates, with the split
-// in force at the event's time.
-func (h *Handler) newPurchase(ctx context.Context, tx bun.Tx, ev event, s session, meta purchaseMeta, c *model.Content, status string) (*model.Purchase, error) {
-	sp, err := split.SplitAt(ctx, tx, meta.OrganizationID, c.CreatorID, meta.Amount, ev.at)
+// of terms, the terms in force at the event's time.
+func (h *Handler) newPurchase(ev event, s session, meta purchaseMeta, terms split.Terms, status string) (*model.Purchase, error) {
+	sp, err := split.Compute(meta.Amount, terms)
 	if err != nil {
 		return nil, err
 	}
@@ -287,22 +298,23 @@ func setSplit(p *model.Purchase, s split.Split) {
 		s.PlatformAgreementID, s.PlatformFeeConfigID, s.CreatorOrgAgreementID
 }
 
-// contentFor returns the live content of meta and checks its organization.
-func contentFor(ctx context.Context, tx bun.IDB, meta purchaseMeta) (*model.Content, error) {
-	var c model.Content
-	err := tx.NewSelect().Model(&c).Where("id = ?", meta.ContentID).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fault.New(fault.Invalid, "unknown_content",
+// contentFor returns the live content of meta, checked against its
+// organization, and the terms in force at t for its creator and
+// organization, in one statement (split.ContentTermsAt).
+func contentFor(ctx context.Context, tx bun.IDB, meta purchaseMeta, t time.Time) (*model.Content, split.Terms, error) {
+	c, terms, err := split.ContentTermsAt(ctx, tx, meta.ContentID, t)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && c.DeletedAt != nil) {
+		return nil, split.Terms{}, fault.New(fault.Invalid, "unknown_content",
 			"content %s of the checkout does not exist or was deleted; create it (or fix metadata contentId), then replay", meta.ContentID)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load content %s: %w", meta.ContentID, err)
+		return nil, split.Terms{}, fmt.Errorf("load content %s: %w", meta.ContentID, err)
 	}
 	if c.OrganizationID != meta.OrganizationID {
-		return nil, fault.New(fault.Invalid, "content_org_mismatch",
+		return nil, split.Terms{}, fault.New(fault.Invalid, "content_org_mismatch",
 			"content %s belongs to organization %s, but the checkout names organization %s", c.ID, c.OrganizationID, meta.OrganizationID)
 	}
-	return &c, nil
+	return &c, terms, nil
 }
 
 // contentAny returns content id even when soft-deleted: a purchase made

@@ -108,7 +108,16 @@ func (h *Handler) Handle(ctx context.Context, hev handling.Event) (handling.Outc
 		rec, err = h.apply(ctx, tx, ev)
 		return err
 	})
+	if errors.Is(err, errSeen) {
+		return h.committed(log, &record{seen: true}), nil
+	}
 	if err != nil {
+		// The route failed, but its event may have been applied before
+		// (a redelivery meeting a changed world): that is a duplicate,
+		// as when the claim came first. Only failures pay this lookup.
+		if seen, serr := eventSeen(ctx, h.db, ev.ID); serr == nil && seen {
+			return h.committed(log, &record{seen: true}), nil
+		}
 		return "", h.notApplied(log, err)
 	}
 	return h.committed(log, rec), nil
@@ -118,26 +127,39 @@ func (h *Handler) eventLog(hev handling.Event) *slog.Logger {
 	return h.log.With("stripe_event_id", hev.ID, "type", hev.Type, "subject", hev.Subject, "num_delivered", hev.Deliveries)
 }
 
-// apply is the work of one event inside tx: claim its id in stripe_events,
-// run its route, store the outcome. An error means tx (or the savepoint of a
-// batch) must be rolled back.
+// apply is the work of one event inside tx: run its route, then claim its
+// id in stripe_events with the outcome (one INSERT, no UPDATE afterwards).
+// errSeen means the id was claimed already: tx (or the batch's savepoint)
+// must be rolled back, which discards whatever the route wrote. Any other
+// error means the same.
+//
+// Claiming last keeps the guarantees of claiming first: a concurrent copy of
+// the event changes the same purchase, so it waits on the purchase row (or
+// on its insert) and then finds the change made; an event with no purchase
+// to lock waits on the stripe_events key instead. Either way the later copy
+// finds the id claimed, rolls back and reports a duplicate, so one event
+// never applies twice.
 func (h *Handler) apply(ctx context.Context, tx bun.Tx, ev event) (*record, error) {
+	// processed_at is when handling began, as when the claim came first.
+	start := h.cfg.Now()
 	rec := &record{outcome: model.EventApplied}
-	fresh, err := insertEvent(ctx, tx, ev, h.cfg.Now())
-	if err != nil {
-		return nil, err
-	}
-	if !fresh {
-		rec.seen = true
-		return rec, nil
-	}
 	if rt, handled := h.routes[ev.Type]; !handled {
 		rec.outcome = model.EventIgnored
 	} else if err := rt(ctx, tx, ev, rec); err != nil {
 		return nil, err
 	}
-	return rec, finishEvent(ctx, tx, ev.ID, rec)
+	fresh, err := insertEvent(ctx, tx, ev, rec, start)
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		return nil, errSeen
+	}
+	return rec, nil
 }
+
+// errSeen reports that an event's id is in stripe_events already.
+var errSeen = errors.New("stripe event was handled before")
 
 // notApplied classifies and logs the failure of an event whose effects were
 // rolled back.
@@ -231,16 +253,20 @@ func decodeEvent(hev handling.Event) (event, error) {
 	return event{Event: hev, stripe: &se, at: at.UTC()}, nil
 }
 
-// insertEvent claims ev's id in stripe_events. It reports false when the id
-// is there already. A concurrent transaction inserting the same id blocks on
-// the primary key until the first commits (then false) or rolls back (then
-// true): duplicates handled at once by several instances serialize here.
-func insertEvent(ctx context.Context, tx bun.Tx, ev event, now time.Time) (bool, error) {
+// insertEvent claims ev's id in stripe_events with rec's outcome. It reports
+// false when the id is there already. A concurrent transaction inserting the
+// same id blocks on the primary key until the first commits (then false) or
+// rolls back (then true): duplicates handled at once by several instances
+// serialize here at the latest.
+func insertEvent(ctx context.Context, tx bun.Tx, ev event, rec *record, now time.Time) (bool, error) {
 	created := ev.at
 	row := model.StripeEvent{
 		EventID: ev.ID, Type: ev.Type, Endpoint: ev.Endpoint, Livemode: ev.Livemode,
 		APIVersion: ev.APIVersion, StripeCreatedAt: &created, ProcessedAt: now.UTC(),
-		Outcome: model.EventApplied, Payload: ev.Payload,
+		Outcome: rec.outcome, PurchaseID: rec.purchaseID, Payload: ev.Payload,
+	}
+	if rec.note != "" {
+		row.Error = &rec.note
 	}
 	if !ev.ReceivedAt.IsZero() {
 		r := ev.ReceivedAt.UTC()
@@ -257,19 +283,13 @@ func insertEvent(ctx context.Context, tx bun.Tx, ev event, now time.Time) (bool,
 	return n == 1, nil
 }
 
-// finishEvent stores the outcome of ev's row.
-func finishEvent(ctx context.Context, tx bun.Tx, id string, rec *record) error {
-	q := tx.NewUpdate().Model((*model.StripeEvent)(nil)).
-		Set("outcome = ?", rec.outcome).
-		Set("purchase_id = ?", rec.purchaseID).
-		Where("event_id = ?", id)
-	if rec.note != "" {
-		q = q.Set("error = ?", rec.note)
+// eventSeen reports whether id is in stripe_events.
+func eventSeen(ctx context.Context, idb bun.IDB, id string) (bool, error) {
+	seen, err := idb.NewSelect().Model((*model.StripeEvent)(nil)).Where("event_id = ?", id).Exists(ctx)
+	if err != nil {
+		return false, fmt.Errorf("look up stripe event %s: %w", id, err)
 	}
-	if _, err := q.Exec(ctx); err != nil {
-		return fmt.Errorf("store outcome of stripe event %s: %w", id, err)
-	}
-	return nil
+	return seen, nil
 }
 
 // classify gives every error that is not a fault.Error yet its code:

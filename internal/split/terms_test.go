@@ -2,6 +2,8 @@ package split_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"testing"
 	"time"
 
@@ -51,6 +53,14 @@ func TestTermsAt(t *testing.T) {
 	coAg := model.CreatorOrganizationAgreement{ID: uuid.New(), CreatorID: creator, OrganizationID: org,
 		OrganizationFeePercentage: 2000, EffectiveFrom: feb, EffectiveUntil: &mar}
 	mustInsert(t, bdb, &cfg, &orgAg, &coAg)
+	// One content item of creator per organization, the second one deleted:
+	// ContentTermsAt must find it all the same and give TermsAt's answer.
+	del := jan
+	contents := map[uuid.UUID]uuid.UUID{org: uuid.New(), otherOrg: uuid.New()}
+	mustInsert(t, bdb,
+		&model.Content{ID: contents[org], CreatorID: creator, OrganizationID: org, PriceCents: 2999, Currency: "usd", Visibility: "public"},
+		&model.Content{ID: contents[otherOrg], CreatorID: creator, OrganizationID: otherOrg, PriceCents: 2999, Currency: "usd",
+			Visibility: "public", DeletedAt: &del})
 
 	tests := []struct {
 		name     string
@@ -78,6 +88,17 @@ func TestTermsAt(t *testing.T) {
 				!sameID(got.PlatformFeeConfigID, tt.want.PlatformFeeConfigID) ||
 				!sameID(got.CreatorOrgAgreementID, tt.want.CreatorOrgAgreementID) {
 				t.Errorf("TermsAt = %+v, want %+v", got, tt.want)
+			}
+			c, ct, err := split.ContentTermsAt(ctx, bdb, contents[tt.org], tt.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ID != contents[tt.org] || c.CreatorID != creator || c.OrganizationID != tt.org ||
+				(c.DeletedAt != nil) != (tt.org == otherOrg) {
+				t.Errorf("ContentTermsAt content = %+v, want %s of %s by %s", c, contents[tt.org], tt.org, creator)
+			}
+			if !sameTerms(ct, got) {
+				t.Errorf("ContentTermsAt terms = %+v, TermsAt = %+v", ct, got)
 			}
 			s, err := split.SplitAt(ctx, bdb, tt.org, creator, 2999, tt.at)
 			if err != nil {
@@ -116,6 +137,20 @@ func mustInsert(t *testing.T, idb bun.IDB, models ...any) {
 		if _, err := idb.NewInsert().Model(m).Exec(context.Background()); err != nil {
 			t.Fatalf("insert %T: %v", m, err)
 		}
+	}
+}
+
+func sameTerms(a, b split.Terms) bool {
+	return a.PlatformBps == b.PlatformBps && a.OrganizationBps == b.OrganizationBps &&
+		sameID(a.PlatformAgreementID, b.PlatformAgreementID) && sameID(a.PlatformFeeConfigID, b.PlatformFeeConfigID) &&
+		sameID(a.CreatorOrgAgreementID, b.CreatorOrgAgreementID)
+}
+
+func TestContentTermsAtMissingContent(t *testing.T) {
+	bdb, _ := testenv.DB(t)
+	_, _, err := split.ContentTermsAt(context.Background(), bdb, uuid.New(), time.Now())
+	if !errors.Is(err, sql.ErrNoRows) {
+		t.Fatalf("ContentTermsAt of a missing content: err = %v, want sql.ErrNoRows", err)
 	}
 }
 
