@@ -10,6 +10,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/loadgen"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
@@ -90,5 +91,28 @@ func TestBaselinePublishesUniqueEvents(t *testing.T) {
 	// per worker) but are not counted.
 	if got := info.State.Msgs; got < uint64(res.Requests) || got > uint64(res.Requests+4) {
 		t.Fatalf("stream holds %d messages, baseline counted %d", got, res.Requests)
+	}
+}
+
+func TestCommitClockTimesAppliedEventsOnly(t *testing.T) {
+	c := loadgen.NewCommitClock()
+	h := c.Wrap(handling.HandlerFunc(func(_ context.Context, ev handling.Event) (handling.Outcome, error) {
+		if ev.ID == "evt_dup" {
+			return handling.Duplicate, nil
+		}
+		return handling.Applied, nil
+	}))
+	received := time.Now().Add(-20 * time.Millisecond)
+	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_before", ReceivedAt: received}) // not started: ignored
+	c.Start()
+	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_1", ReceivedAt: received})
+	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_dup", ReceivedAt: received})
+	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_no_receipt"})
+	lat := c.Stop()
+	if lat.Events != 1 || lat.P50 < 20*time.Millisecond || lat.Max != lat.P50 {
+		t.Fatalf("latency = %+v, want one event of at least 20ms", lat)
+	}
+	if _, ok := h.(handling.BatchHandler); ok {
+		t.Fatal("a plain handler must not become a batch handler")
 	}
 }

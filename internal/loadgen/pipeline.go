@@ -161,33 +161,11 @@ func baselineTx(ctx context.Context, tx bun.Tx, ids IDs, body []byte, pur Purcha
 	return err
 }
 
-// Latency are end-to-end percentiles read from stripe_events
-// (processed_at − received_at, i.e. edge receipt → the handler's commit).
+// Latency are end-to-end percentiles: edge receipt → committed transaction.
 type Latency struct {
 	Events int           `json:"events"`
 	P50    time.Duration `json:"p50_ns"`
 	P90    time.Duration `json:"p90_ns"`
 	P99    time.Duration `json:"p99_ns"`
 	Max    time.Duration `json:"max_ns"`
-}
-
-// EndToEnd computes Latency over the events received since since.
-func EndToEnd(ctx context.Context, db bun.IDB, since time.Time) (Latency, error) {
-	var row struct {
-		N             int
-		P50, P90, P99 float64
-		Max           float64
-	}
-	err := db.NewRaw(`SELECT count(*) AS n,
-		coalesce(percentile_cont(0.50) WITHIN GROUP (ORDER BY d), 0) AS p50,
-		coalesce(percentile_cont(0.90) WITHIN GROUP (ORDER BY d), 0) AS p90,
-		coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY d), 0) AS p99,
-		coalesce(max(d), 0) AS max
-		FROM (SELECT extract(epoch FROM processed_at - received_at) AS d FROM stripe_events
-		      WHERE received_at >= ?) s`, since.UTC()).Scan(ctx, &row)
-	if err != nil {
-		return Latency{}, fmt.Errorf("end-to-end latency: %w", err)
-	}
-	sec := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
-	return Latency{Events: row.N, P50: sec(row.P50), P90: sec(row.P90), P99: sec(row.P99), Max: sec(row.Max)}, nil
 }
