@@ -66,13 +66,12 @@ func benchEdge(ctx context.Context, args []string, getenv config.Getenv, stdout,
 	size := fs.Int("size", 0, "pad each event to about this many bytes (0 = natural size)")
 	skipBase := fs.Bool("skip-baseline", false, "measure the edge only")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: paystream bench edge [flags]")
-		fmt.Fprintln(stderr, "drives a running edge with unique signed checkout events, then publishes the same events straight to")
-		fmt.Fprintln(stderr, "JetStream (sync, Nats-Msg-Id) at the same concurrency, and prints edge ÷ baseline. env: NATS_URL")
-		fmt.Fprintln(stderr, "the edge must run with EDGE_RATE_LIMIT=0, and no processor should consume STRIPE_EVENTS meanwhile")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, stderr,
+		"usage: paystream bench edge [flags]",
+		"drives a running edge with unique signed checkout events, then publishes the same events straight to",
+		"JetStream (sync, Nats-Msg-Id) at the same concurrency, and prints edge ÷ baseline. env: NATS_URL",
+		"the edge must run with EDGE_RATE_LIMIT=0, and no processor should consume STRIPE_EVENTS meanwhile",
+	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -57,14 +57,13 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	fs.BoolVar(&o.skipE2E, "skip-e2e", false, "skip the end-to-end latency run")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the scratch database")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: paystream bench pipeline --events N [--processors K] [flags]")
-		fmt.Fprintln(stderr, "loads N checkout events into an embedded JetStream, times the processor group committing them, runs")
-		fmt.Fprintln(stderr, "the same SQL effects directly (one transaction per event, same concurrency) and prints the ratio,")
-		fmt.Fprintln(stderr, "then measures edge receipt → commit latency at half the measured capacity through the real edge.")
-		fmt.Fprintln(stderr, "env: DATABASE_URL (a scratch database is created on that server and dropped afterwards)")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, stderr,
+		"usage: paystream bench pipeline --events N [--processors K] [flags]",
+		"loads N checkout events into an embedded JetStream, times the processor group committing them, runs",
+		"the same SQL effects directly (one transaction per event, same concurrency) and prints the ratio,",
+		"then measures edge receipt → commit latency at half the measured capacity through the real edge.",
+		"env: DATABASE_URL (a scratch database is created on that server and dropped afterwards)",
+	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

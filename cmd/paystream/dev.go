@@ -53,13 +53,12 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 	fs.BoolVar(&o.noProcessor, "no-processor", false, "run without the processor (e.g. for `paystream bench edge`)")
 	fs.BoolVar(&o.noEdge, "no-edge", false, "run without the edge")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "grace for in-flight work on Ctrl-C")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: paystream dev [flags]")
-		fmt.Fprintln(stderr, "runs an embedded NATS (JetStream), Postgres (DATABASE_URL, else the local server, else a private")
-		fmt.Fprintln(stderr, "cluster under <data-dir>/pg), migrations, the edge and the processor in one process. Ctrl-C stops it.")
-		fmt.Fprintln(stderr, "env: DATABASE_URL, STRIPE_WEBHOOK_SECRET[_<NAME>], LOG_LEVEL, and every edge/processor variable")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, stderr,
+		"usage: paystream dev [flags]",
+		"runs an embedded NATS (JetStream), Postgres (DATABASE_URL, else the local server, else a private",
+		"cluster under <data-dir>/pg), migrations, the edge and the processor in one process. Ctrl-C stops it.",
+		"env: DATABASE_URL, STRIPE_WEBHOOK_SECRET[_<NAME>], LOG_LEVEL, and every edge/processor variable",
+	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

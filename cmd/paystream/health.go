@@ -19,11 +19,10 @@ func runHealth(ctx context.Context, args []string, _ config.Getenv, stdout, stde
 	fs.SetOutput(stderr)
 	url := fs.String("url", "http://127.0.0.1:9090/readyz", "URL to probe")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: paystream health [--url URL] [--timeout 3s]")
-		fmt.Fprintln(stderr, "exits 0 when URL answers 200 (for container healthchecks)")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, stderr,
+		"usage: paystream health [--url URL] [--timeout 3s]",
+		"exits 0 when URL answers 200 (for container healthchecks)",
+	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -80,6 +80,17 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	return nil // --help: the command printed its usage
 }
 
+// setUsage makes fs print lines, then its flags, when --help is asked or a
+// flag is wrong.
+func setUsage(fs *flag.FlagSet, w io.Writer, lines ...string) {
+	fs.Usage = func() {
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+		fs.PrintDefaults()
+	}
+}
+
 // parseFlags parses a subcommand's flags. --help returns flag.ErrHelp, which
 // run turns into success; a bad flag is a usage error (exit code 2) after
 // the flag package printed what was wrong and the usage.

@@ -62,15 +62,14 @@ func runSeed(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 	fs.StringVar(&o.currency, "currency", demo.Currency, "content currency (ISO 4217, lower case)")
 	fs.IntVar(&o.platformBps, "platform-bps", split.DefaultPlatformBps, "organization platform agreement: platform fee in basis points (0-10000)")
 	fs.IntVar(&o.orgBps, "org-bps", 500, "creator-organization agreement: organization fee in basis points (0-10000)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: paystream seed [flags]")
-		fmt.Fprintln(stderr, "inserts demo content, an organization platform agreement and a creator-organization agreement")
-		fmt.Fprintln(stderr, "(both in force from "+seedEffectiveFrom.Format("2006-01-02")+", open ended), so that")
-		fmt.Fprintln(stderr, "`paystream send checkout.session.completed` produces a full purchase. Running it again changes nothing;")
-		fmt.Fprintln(stderr, "rows that exist with other values are reported and left alone (exit 1).")
-		fmt.Fprintln(stderr, "env: DATABASE_URL")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, stderr,
+		"usage: paystream seed [flags]",
+		"inserts demo content, an organization platform agreement and a creator-organization agreement",
+		"(both in force from "+seedEffectiveFrom.Format("2006-01-02")+", open ended), so that",
+		"`paystream send checkout.session.completed` produces a full purchase. Running it again changes nothing;",
+		"rows that exist with other values are reported and left alone (exit 1).",
+		"env: DATABASE_URL",
+	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

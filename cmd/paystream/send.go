@@ -60,12 +60,11 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 	fs.IntVar(&o.repeat, "repeat", 1, "send N distinct events (new ids each)")
 	fs.BoolVar(&o.duplicate, "duplicate", false, "send each event twice with the same id (Stripe retry demo)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "HTTP timeout per request")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: paystream send <event-type> [flags]")
-		fmt.Fprintln(stderr, "builds a realistic Stripe event (API "+stripefixture.APIVersion+"), signs it like Stripe, posts it to the edge")
-		fmt.Fprintln(stderr, "event types:\n  "+strings.Join(sendTypes(), "\n  "))
-		fs.PrintDefaults()
-	}
+	setUsage(fs, stderr,
+		"usage: paystream send <event-type> [flags]",
+		"builds a realistic Stripe event (API "+stripefixture.APIVersion+"), signs it like Stripe, posts it to the edge",
+		"event types:\n  "+strings.Join(sendTypes(), "\n  "),
+	)
 	typ, rest := "", args
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		typ, rest = args[0], args[1:]
