@@ -40,14 +40,27 @@ type envelope struct {
 // CloudEvents subject). It returns the event id, which is also the broker's
 // dedup key.
 func Add(ctx context.Context, idb bun.IDB, subject, eventType string, aggregate uuid.UUID, data any, now time.Time) (uuid.UUID, error) {
+	row, err := NewRow(subject, eventType, aggregate, data, now)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if _, err := idb.NewInsert().Model(&row).Exec(ctx); err != nil {
+		return uuid.Nil, fmt.Errorf("outbox: insert %s event for %s: %w", eventType, aggregate, err)
+	}
+	return row.ID, nil
+}
+
+// NewRow builds the outbox row Add would insert, for writers that insert
+// many rows in one statement (a set-based batch).
+func NewRow(subject, eventType string, aggregate uuid.UUID, data any, now time.Time) (model.Outbox, error) {
 	if !strings.HasPrefix(subject, streams.PurchasesSubjectPrefix) || strings.ContainsAny(subject, "*> \t\r\n") {
-		return uuid.Nil, fmt.Errorf("outbox: subject %q is not a literal purchases.* subject", subject)
+		return model.Outbox{}, fmt.Errorf("outbox: subject %q is not a literal purchases.* subject", subject)
 	}
 	// Version 7 ids sort by creation time, which keeps the relay's index
 	// scans and the broker's dedup window friendly.
 	id, err := uuid.NewV7()
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("outbox: new id: %w", err)
+		return model.Outbox{}, fmt.Errorf("outbox: new id: %w", err)
 	}
 	now = now.UTC()
 	payload, err := json.Marshal(envelope{
@@ -61,16 +74,12 @@ func Add(ctx context.Context, idb bun.IDB, subject, eventType string, aggregate 
 		Data:            data,
 	})
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("outbox: encode %s event: %w", eventType, err)
+		return model.Outbox{}, fmt.Errorf("outbox: encode %s event: %w", eventType, err)
 	}
-	row := model.Outbox{
+	return model.Outbox{
 		ID: id, Subject: subject, EventType: eventType, AggregateID: aggregate,
 		Payload: payload, CreatedAt: now,
-	}
-	if _, err := idb.NewInsert().Model(&row).Exec(ctx); err != nil {
-		return uuid.Nil, fmt.Errorf("outbox: insert %s event for %s: %w", eventType, aggregate, err)
-	}
-	return id, nil
+	}, nil
 }
 
 // Message builds the NATS message of row: its subject, the envelope as body,

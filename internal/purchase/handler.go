@@ -45,6 +45,9 @@ type Handler struct {
 	routes map[string]route
 	// beforeCommit, when set (tests only), runs just before a batch commits.
 	beforeCommit beforeCommitHook
+	// path is how HandleBatch applies a batch; the zero value is the
+	// set-based fast path, the others are for tests and comparisons.
+	path batchPath
 }
 
 var _ handling.Handler = (*Handler)(nil)
@@ -259,6 +262,20 @@ func decodeEvent(hev handling.Event) (event, error) {
 // rolls back (then true): duplicates handled at once by several instances
 // serialize here at the latest.
 func insertEvent(ctx context.Context, tx bun.Tx, ev event, rec *record, now time.Time) (bool, error) {
+	row := eventRow(ev, rec, now)
+	res, err := tx.NewInsert().Model(&row).On("CONFLICT (event_id) DO NOTHING").Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("record stripe event %s: %w", ev.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record stripe event %s: %w", ev.ID, err)
+	}
+	return n == 1, nil
+}
+
+// eventRow is the stripe_events row of ev with rec's outcome, handled at now.
+func eventRow(ev event, rec *record, now time.Time) model.StripeEvent {
 	created := ev.at
 	row := model.StripeEvent{
 		EventID: ev.ID, Type: ev.Type, Endpoint: ev.Endpoint, Livemode: ev.Livemode,
@@ -272,15 +289,7 @@ func insertEvent(ctx context.Context, tx bun.Tx, ev event, rec *record, now time
 		r := ev.ReceivedAt.UTC()
 		row.ReceivedAt = &r
 	}
-	res, err := tx.NewInsert().Model(&row).On("CONFLICT (event_id) DO NOTHING").Exec(ctx)
-	if err != nil {
-		return false, fmt.Errorf("record stripe event %s: %w", ev.ID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("record stripe event %s: %w", ev.ID, err)
-	}
-	return n == 1, nil
+	return row
 }
 
 // eventSeen reports whether id is in stripe_events.
