@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,7 @@ import (
 type pipelineOptions struct {
 	events, processors, workers int
 	batchSize                   int
+	compareBatchSizes           []int // further drains, one per size, beside the main one
 	syncAlways, skipE2E, keepDB bool
 	e2eDuration                 time.Duration
 	asJSON                      bool
@@ -52,6 +54,16 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	fs.IntVar(&o.processors, "processors", 1, "processor instances sharing the durable consumer")
 	fs.IntVar(&o.workers, "workers", processor.DefaultWorkers, "workers (and DB connections) per processor; the SQL baseline uses processors×workers")
 	fs.IntVar(&o.batchSize, "batch-size", processor.DefaultBatchSize, "events per processor transaction (PROCESSOR_BATCH_SIZE; 1 = one transaction per event)")
+	fs.Func("compare-batch-sizes", "comma-separated batch sizes drained after the main run, each with --events new events (e.g. 1,64)", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > processor.MaxBatchSize {
+				return fmt.Errorf("batch size %q is not 1..%d", f, processor.MaxBatchSize)
+			}
+			o.compareBatchSizes = append(o.compareBatchSizes, n)
+		}
+		return nil
+	})
 	fs.BoolVar(&o.syncAlways, "sync-always", false, "broker fsyncs every write (sync_interval: always, the compose setting); default: fsync every 2 min")
 	fs.DurationVar(&o.e2eDuration, "e2e-duration", 10*time.Second, "length of the end-to-end latency run")
 	fs.BoolVar(&o.skipE2E, "skip-e2e", false, "skip the end-to-end latency run")
@@ -167,6 +179,15 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	procRes := loadgen.Result{Name: "processor", Concurrency: o.processors * o.workers, Requests: o.events,
 		Elapsed: elapsed, PerSecond: float64(o.events) / elapsed.Seconds()}
 	fmt.Fprintf(stderr, "\r  processor group: %.1f events/s\n", procRes.PerSecond)
+	// The same drain at other batch sizes, side by side in one run.
+	var compared []loadgen.Result
+	for _, size := range o.compareBatchSizes {
+		r, err := drainAt(ctx, ns.ClientURL(), dsn, bdb, js, payloads, o, size, getenv, log, stderr)
+		if err != nil {
+			return err
+		}
+		compared = append(compared, r)
+	}
 
 	// 2. The baseline: the same SQL effects, one transaction per event.
 	s := plan.expectSplit
@@ -179,8 +200,12 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	if err != nil {
 		return err
 	}
-	rep.Results = []loadgen.Result{procRes, base}
+	rep.Results = append([]loadgen.Result{procRes}, compared...)
+	rep.Results = append(rep.Results, base)
 	rep.Ratio = procRes.PerSecond / base.PerSecond
+	for _, r := range compared {
+		rep.Extra["ratio_"+strings.ReplaceAll(r.Name, " ", "_")] = fmt.Sprintf("%.2fx", r.PerSecond/base.PerSecond)
+	}
 
 	// 3. End-to-end latency through the real edge at half the capacity.
 	if !o.skipE2E {
@@ -196,6 +221,38 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	}
 	rep.Finished = time.Now()
 	return printBench(stdout, rep, o.asJSON)
+}
+
+// drainAt loads o.events more events and times a fresh processor group
+// with batch size size draining them.
+func drainAt(ctx context.Context, natsURL, dsn string, bdb *bun.DB, js jetstream.JetStream, payloads *loadgen.Payloads,
+	o pipelineOptions, size int, getenv config.Getenv, log *slog.Logger, stderr io.Writer) (loadgen.Result, error) {
+	before, err := bdb.NewSelect().Table("stripe_events").Count(ctx)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	fmt.Fprintf(stderr, "  loading %d more events for batch size %d\n", o.events, size)
+	if err := loadgen.Load(ctx, js, payloads, o.events, 32); err != nil {
+		return loadgen.Result{}, err
+	}
+	o.batchSize = size
+	g, err := startGroup(ctx, natsURL, dsn, o, getenv, log, nil)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	start := time.Now()
+	err = loadgen.WaitEvents(ctx, bdb, int(before)+o.events, stderr)
+	elapsed := time.Since(start)
+	if serr := g.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	r := loadgen.Result{Name: fmt.Sprintf("processor batch %d", size), Concurrency: o.processors * o.workers,
+		Requests: o.events, Elapsed: elapsed, PerSecond: float64(o.events) / elapsed.Seconds()}
+	fmt.Fprintf(stderr, "\r  processor group, batch size %d: %.1f events/s\n", size, r.PerSecond)
+	return r, nil
 }
 
 // benchE2E runs the real edge and a fresh processor group, offers load at

@@ -23,6 +23,9 @@ type Processor struct {
 	// BatchSize is PROCESSOR_BATCH_SIZE: the most events a worker applies in
 	// one transaction (only events already waiting; 1 = one per transaction).
 	BatchSize int
+	// BatchWait is PROCESSOR_BATCH_WAIT: how long a worker may wait to fill
+	// a batch, only while the consumer has a backlog; 0 never waits.
+	BatchWait time.Duration
 }
 
 // DefaultProcessorBatchSize is PROCESSOR_BATCH_SIZE's default, and
@@ -32,6 +35,9 @@ const (
 	DefaultProcessorBatchSize = 16
 	MaxProcessorBatchSize     = 64
 )
+
+// DefaultProcessorBatchWait is PROCESSOR_BATCH_WAIT's default.
+const DefaultProcessorBatchWait = 2 * time.Millisecond
 
 // ParseProcessor reads and validates the processor's environment. The error
 // names every bad variable.
@@ -51,6 +57,7 @@ func ParseProcessor(getenv Getenv) (Processor, error) {
 		HandleTimeout:   p.Duration("PROCESSOR_HANDLE_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),
 		ShutdownTimeout: p.Duration("PROCESSOR_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, time.Hour),
 		BatchSize:       p.Int("PROCESSOR_BATCH_SIZE", DefaultProcessorBatchSize, 1, MaxProcessorBatchSize),
+		BatchWait:       p.Duration("PROCESSOR_BATCH_WAIT", DefaultProcessorBatchWait, 0, time.Second),
 	}
 	c.Workers = p.Int("PROCESSOR_WORKERS", c.DBMaxConns, 1, 1024)
 	c.validate(p)

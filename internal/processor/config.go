@@ -25,8 +25,18 @@ type Config struct {
 	// handling.BatchHandler at once; default DefaultBatchSize, 1 turns
 	// batching off. Only events already waiting are batched.
 	BatchSize int
+	// BatchWait is how long a worker waits for more events to fill a batch
+	// when the consumer has a backlog (the last message's NumPending > 0);
+	// never at light load, where a lone event goes at once. Default
+	// DefaultBatchWait; negative turns the wait off.
+	BatchWait time.Duration
 	Now       func() time.Time // clock; default time.Now
 }
+
+// DefaultBatchWait is PROCESSOR_BATCH_WAIT's default: a few milliseconds,
+// small next to a batch's transaction, long enough for the next pull to
+// arrive.
+const DefaultBatchWait = 2 * time.Millisecond
 
 // DefaultBatchSize is PROCESSOR_BATCH_SIZE's default: enough events per
 // commit to amortize it, few enough that a batch stays a few milliseconds.
@@ -78,6 +88,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = DefaultBatchWait
 	}
 }
 

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -105,6 +106,7 @@ func (s Service) Run(ctx context.Context) error {
 		HandleTimeout:   cfg.HandleTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		BatchSize:       cfg.BatchSize,
+		BatchWait:       cmp.Or(cfg.BatchWait, -1), // PROCESSOR_BATCH_WAIT=0: never wait
 	}, m, log)
 	if err != nil {
 		return err

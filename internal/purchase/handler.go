@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/stripe/stripe-go/v76"
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/config"
@@ -60,8 +59,22 @@ type route func(ctx context.Context, tx bun.Tx, ev event, rec *record) error
 // event is a delivered event with its decoded Stripe envelope.
 type event struct {
 	handling.Event
-	stripe *stripe.Event
+	stripe *envelope
 	at     time.Time // Stripe's event time: agreement windows are judged at it
+}
+
+// envelope is what the handler reads of a Stripe event: data.object stays
+// raw until its route decodes it into the type it expects. (stripe.Event
+// would also decode data.object into a map, a second full decode of the
+// body that nothing reads.)
+type envelope struct {
+	ID         string `json:"id"`
+	Type       string `json:"type"`
+	Created    int64  `json:"created"`
+	APIVersion string `json:"api_version"`
+	Data       *struct {
+		Raw json.RawMessage `json:"object"`
+	} `json:"data"`
 }
 
 // NewHandler returns the purchase handler.
@@ -232,11 +245,11 @@ func decodeEvent(hev handling.Event) (event, error) {
 	if !streams.ValidEventType(hev.Type) {
 		return event{}, fault.New(fault.Invalid, "invalid_payload", "event type %q is not a Stripe event type", hev.Type)
 	}
-	var se stripe.Event
+	var se envelope
 	if err := json.Unmarshal(hev.Payload, &se); err != nil {
 		return event{}, fault.Wrap(err, fault.Invalid, "invalid_payload", "payload of "+hev.ID+" is not a Stripe event JSON")
 	}
-	if se.ID != hev.ID || string(se.Type) != hev.Type {
+	if se.ID != hev.ID || se.Type != hev.Type {
 		return event{}, fault.New(fault.Invalid, "invalid_payload",
 			"payload is event %q of type %q but was delivered as %q of type %q", se.ID, se.Type, hev.ID, hev.Type)
 	}
