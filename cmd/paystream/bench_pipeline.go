@@ -39,6 +39,7 @@ type pipelineOptions struct {
 	compareBatchSizes           []int // further drains, one per size, beside the main one
 	syncAlways, skipE2E, keepDB bool
 	e2eDuration                 time.Duration
+	e2eRate                     float64 // events/s offered in the end-to-end run; 0 = half the measured capacity
 	asJSON                      bool
 }
 
@@ -67,6 +68,7 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	fs.BoolVar(&o.syncAlways, "sync-always", false, "broker fsyncs every write (sync_interval: always, the compose setting); default: fsync every 2 min")
 	fs.DurationVar(&o.e2eDuration, "e2e-duration", 10*time.Second, "length of the end-to-end latency run")
 	fs.BoolVar(&o.skipE2E, "skip-e2e", false, "skip the end-to-end latency run")
+	fs.Float64Var(&o.e2eRate, "e2e-rate", 0, "events/s offered in the end-to-end run (0 = half the measured processor capacity)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the scratch database")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	setUsage(fs, stderr,
@@ -209,7 +211,11 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 
 	// 3. End-to-end latency through the real edge at half the capacity.
 	if !o.skipE2E {
-		lat, offered, err := benchE2E(ctx, ns.ClientURL(), dsn, bdb, js, o, procRes.PerSecond/2, getenv, log, stderr)
+		rate := procRes.PerSecond / 2
+		if o.e2eRate > 0 {
+			rate = o.e2eRate
+		}
+		lat, offered, err := benchE2E(ctx, ns.ClientURL(), dsn, bdb, js, o, rate, getenv, log, stderr)
 		if err != nil {
 			return err
 		}
