@@ -14,10 +14,12 @@ import (
 
 var _ handling.BatchHandler = (*Handler)(nil)
 
-// HandleBatch applies evs in one transaction, each event inside its own
-// SAVEPOINT, and commits once: the commit (a WAL flush) and BEGIN/COMMIT
-// round trips are shared by the batch, which is where per-event transactions
-// spend most of their time. The result of each event is exactly Handle's:
+// HandleBatch applies evs in one transaction and commits once: the commit (a
+// WAL flush) and BEGIN/COMMIT round trips are shared by the batch. The new
+// paid checkouts of the batch are applied set-based, with a fixed number of
+// statements for all of them (batch_setbased.go); every other event inside
+// its own SAVEPOINT after them. A later copy of an event id in the batch gets
+// its first copy's result. The result of each event is exactly Handle's:
 //
 //   - an event that cannot be decoded, or whose handling fails, is rolled
 //     back to its savepoint and gets its own error; its neighbours go on;
