@@ -22,8 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
@@ -38,10 +38,9 @@ import (
 
 // The full-stack harness: embedded JetStream, a fresh migrated database with
 // a seeded catalog, the real edge handler behind an HTTP server, N processor
-// instances wired exactly as cmd/processor wires them (pipeline.Config.Domain
-// → processor.New → processor.RunWithCompanions, each with its own NATS
-// connection, database pool and metrics registry), and a PURCHASES consumer
-// collecting what downstream systems would see.
+// instances started exactly as cmd/processor starts them (app.App, each with
+// its own NATS connection, database pool and metrics registry), and a
+// PURCHASES consumer collecting what downstream systems would see.
 
 // Seeded catalog. The organization has its own platform agreement and the
 // creator an agreement with the organization, so every purchase exercises
@@ -170,7 +169,7 @@ func expectedSplit(t *testing.T) split.Split {
 	return s
 }
 
-// instance is one processor process.
+// instance is one processor process; its parts are set once it runs.
 type instance struct {
 	name   string
 	nc     *nats.Conn
@@ -186,7 +185,7 @@ type instance struct {
 var errNotStopped = errors.New("did not stop")
 
 // stop shuts the instance down gracefully, as SIGTERM does, and returns
-// what RunWithCompanions returned; later calls return the same.
+// what app.App.Run returned; later calls return the same.
 func (i *instance) stop(within time.Duration) error {
 	i.stopOnce.Do(func() {
 		i.cancel()
@@ -209,54 +208,54 @@ type procOpts struct {
 	pipeline *pipeline.Config // nil: the relay only, polling every 20ms
 }
 
-// startProcessor starts one processor instance as cmd/processor builds it:
-// its own NATS connection (streams.Connect: reconnects forever), its own
-// pool, its own registry, the pipeline's domain (purchase handler + outbox
-// relay) under processor.RunWithCompanions. It stops at cleanup.
+// startProcessor starts one processor instance exactly as cmd/processor
+// does, through app.App: schema check, its own NATS connection
+// (streams.Connect: reconnects forever), stream ensuring, its own pool and
+// registry, the admin server on a free port, the pipeline's domain (purchase
+// handler + outbox relay [+ periodic reconcile]) under the one supervisor,
+// and the ordered drain on stop. Only the settings differ: a short consumer
+// schedule and timeouts. It returns once the instance consumes, and stops it
+// at cleanup.
 func (s *stack) startProcessor(o procOpts) *instance {
 	t := s.t
 	t.Helper()
 	s.mu.Lock()
 	name := fmt.Sprintf("p%d", len(s.procs)+1)
 	s.mu.Unlock()
-	log := s.log.With("instance", name)
-	nc, err := streams.Connect(s.nats.URL(), "paystream-processor-"+name, log)
+	if o.workers == 0 {
+		o.workers = 4
+	}
+	rt, err := config.ParseProcessor(config.MapEnv(map[string]string{
+		"NATS_URL": s.nats.URL(), "DATABASE_URL": s.dsn, "ADMIN_ADDR": "127.0.0.1:0", "DB_MAX_CONNS": "6",
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := streams.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bdb, err := db.Open(context.Background(), s.dsn, db.Options{MaxOpenConns: 6})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst := &instance{name: name, nc: nc, db: bdb, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
+	rt.Consumer, rt.Workers = testConsumer(), o.workers
+	rt.HandleTimeout, rt.ShutdownTimeout = 5*time.Second, 5*time.Second
 	pc := pipeline.Config{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
 	if o.pipeline != nil {
 		pc = *o.pipeline
 	}
-	h, companions, err := pc.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: inst.reg, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.wrap != nil {
-		h = o.wrap(inst, h)
-	}
-	if o.workers == 0 {
-		o.workers = 4
-	}
-	p, err := processor.New(js, h, processor.Config{
-		Consumer: testConsumer(), Workers: o.workers, HandleTimeout: 5 * time.Second,
-		ShutdownTimeout: 5 * time.Second, PollInterval: 100 * time.Millisecond, AckTimeout: 2 * time.Second,
-	}, processor.NewMetrics(inst.reg), log)
+	inst := &instance{name: name, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	a, err := app.New(app.Config{Processor: &app.Processor{Runtime: rt, Domain: pc}}, s.log.With("instance", name),
+		app.WithClientName("paystream-"+name),
+		app.WithProcessorTuning(func(c *processor.Config) { c.PollInterval, c.AckTimeout = 100*time.Millisecond, 2*time.Second }),
+		app.WithHandler(func(r processor.Runtime, h handling.Handler) handling.Handler {
+			inst.nc, inst.db, inst.reg = r.Conn, r.DB, r.Registry
+			if o.wrap != nil {
+				h = o.wrap(inst, h)
+			}
+			return h
+		}),
+		app.WithReady(func(app.Addrs) { close(ready) }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	inst.cancel = cancel
-	go func() { inst.done <- processor.RunWithCompanions(ctx, p, companions, log) }()
+	go func() { inst.done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		switch err := inst.stop(20 * time.Second); {
 		case errors.Is(err, errNotStopped):
@@ -264,9 +263,14 @@ func (s *stack) startProcessor(o procOpts) *instance {
 		case err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, processor.ErrShutdownTimeout):
 			t.Logf("processor %s stopped with: %v", name, err)
 		}
-		nc.Close()
-		_ = bdb.Close()
 	})
+	select {
+	case <-ready:
+	case err := <-inst.done:
+		t.Fatalf("processor %s: %v", name, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("processor %s not consuming after 30s", name)
+	}
 	s.mu.Lock()
 	s.procs = append(s.procs, inst)
 	s.mu.Unlock()
