@@ -17,7 +17,6 @@ import (
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/handling"
-	"github.com/paystream/paystream/internal/pipeline"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/supervise"
 )
@@ -37,7 +36,7 @@ type Config struct {
 // many instances run in this process.
 type Processor struct {
 	Runtime config.Processor
-	Domain  pipeline.Config
+	Domain  DomainConfig
 	// Instances is the number of processor instances sharing the durable
 	// consumer, each with its own NATS connection, pool and registry as
 	// separate processes would have; 0 means 1.
@@ -49,7 +48,7 @@ type Processor struct {
 func ParseProcessor(getenv config.Getenv) (Processor, error) {
 	rt, err := config.ParseProcessor(getenv)
 	p := config.NewParser(getenv)
-	dom := pipeline.Parse(p)
+	dom := ParseDomain(p)
 	if err := errors.Join(err, p.Err()); err != nil {
 		return Processor{}, err
 	}

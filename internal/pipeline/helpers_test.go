@@ -27,7 +27,6 @@ import (
 	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
-	"github.com/paystream/paystream/internal/pipeline"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/internal/stripefixture"
@@ -205,7 +204,7 @@ type wrapFunc func(inst *instance, h handling.Handler) handling.Handler
 type procOpts struct {
 	workers  int
 	wrap     wrapFunc
-	pipeline *pipeline.Config // nil: the relay only, polling every 20ms
+	pipeline *app.DomainConfig // nil: the relay only, polling every 20ms
 }
 
 // startProcessor starts one processor instance exactly as cmd/processor
@@ -233,7 +232,7 @@ func (s *stack) startProcessor(o procOpts) *instance {
 	}
 	rt.Consumer, rt.Workers = testConsumer(), o.workers
 	rt.HandleTimeout, rt.ShutdownTimeout = 5*time.Second, 5*time.Second
-	pc := pipeline.Config{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
+	pc := app.DomainConfig{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
 	if o.pipeline != nil {
 		pc = *o.pipeline
 	}

@@ -1,4 +1,4 @@
-package pipeline_test
+package app_test
 
 import (
 	"io"
@@ -9,8 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/pipeline"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
@@ -42,7 +42,7 @@ func TestDomainCompanions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := config.NewParser(config.MapEnv(tt.env))
-			c := pipeline.Parse(p)
+			c := app.ParseDomain(p)
 			if err := p.Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +64,7 @@ func TestDomainCompanions(t *testing.T) {
 
 func TestParseNamesTheBadVariable(t *testing.T) {
 	p := config.NewParser(config.MapEnv(map[string]string{"RECONCILE_INTERVAL": "1h"}))
-	pipeline.Parse(p)
+	app.ParseDomain(p)
 	if err := p.Err(); err == nil || !contains(err.Error(), "STRIPE_SECRET_KEY") {
 		t.Fatalf("err = %v, want one naming STRIPE_SECRET_KEY", err)
 	}

@@ -1,9 +1,9 @@
-// Package pipeline is the one place where the processor's consumer runtime
-// meets the domain: the purchase handler applies events, the outbox relay
-// publishes what they wrote to PURCHASES, and the optional periodic reconcile
-// recovers events Stripe never delivered. cmd/processor, the all-in-one dev
-// mode and the load tool all build the processor through it.
-package pipeline
+package app
+
+// This file is the one place where the processor's consumer runtime meets
+// the domain: the purchase handler applies events, the outbox relay publishes
+// what they wrote to PURCHASES, and the optional periodic reconcile recovers
+// events Stripe never delivered.
 
 import (
 	"context"
@@ -18,18 +18,18 @@ import (
 	"github.com/paystream/paystream/streams"
 )
 
-// Config is the domain side's share of the environment (PURCHASE_*,
+// DomainConfig is the domain side's share of the environment (PURCHASE_*,
 // OUTBOX_*, RECONCILE_*, STRIPE_*), read with the rest before anything
 // connects.
-type Config struct {
+type DomainConfig struct {
 	Purchase  purchase.Config
 	Relay     outbox.RelayConfig
 	Reconcile config.Reconcile
 }
 
-// Parse reads the domain settings from p; check p.Err afterwards.
-func Parse(p *config.Parser) Config {
-	return Config{
+// ParseDomain reads the domain settings from p; check p.Err afterwards.
+func ParseDomain(p *config.Parser) DomainConfig {
+	return DomainConfig{
 		Purchase:  purchase.ParseConfig(p),
 		Relay:     outbox.ParseRelayConfig(p),
 		Reconcile: config.ParseReconcile(p, false),
@@ -39,7 +39,7 @@ func Parse(p *config.Parser) Config {
 // Domain returns the processor.Domain that builds the purchase handler and
 // its companions: the outbox relay always, the periodic reconcile when
 // RECONCILE_INTERVAL > 0.
-func (c Config) Domain() processor.Domain {
+func (c DomainConfig) Domain() processor.Domain {
 	return func(d processor.DomainDeps) (handling.Handler, []processor.Companion, error) {
 		h, err := purchase.NewHandler(d.DB, c.Purchase, purchase.NewMetrics(d.Reg), d.Log)
 		if err != nil {
