@@ -169,10 +169,10 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 
 	// 2. The baseline: the same SQL effects, one transaction per event.
 	s := plan.expectSplit
-	pa, co := plan.platform.ID, plan.creatorOrg.ID
+	pa, co := plan.Platform.ID, plan.CreatorOrg.ID
 	base, err := loadgen.SQLBaseline(ctx, bdb, payloads, loadgen.Purchase{
-		ContentID: plan.content.ID, OrganizationID: plan.content.OrganizationID, Amount: s.Amount,
-		Currency: plan.content.Currency, PlatformFee: s.Platform, OrgFee: s.Organization, Creator: s.Creator,
+		ContentID: plan.Content.ID, OrganizationID: plan.Content.OrganizationID, Amount: s.Amount,
+		Currency: plan.Content.Currency, PlatformFee: s.Platform, OrgFee: s.Organization, Creator: s.Creator,
 		PlatformBps: s.PlatformBps, OrgBps: s.OrganizationBps, PlatformAgreement: &pa, CreatorOrg: &co,
 	}, o.events, o.processors*o.workers, stderr)
 	if err != nil {
