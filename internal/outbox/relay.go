@@ -275,18 +275,11 @@ func (r *Relay) refreshGauges(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	var st struct {
-		N      int64      `bun:"n"`
-		Oldest *time.Time `bun:"oldest"`
-	}
-	err := r.db.NewSelect().Model((*model.Outbox)(nil)).
-		ColumnExpr("count(*) AS n, min(created_at) AS oldest").
-		Where("published_at IS NULL").
-		Scan(ctx, &st)
+	st, err := ReadBacklog(ctx, r.db)
 	if err != nil {
 		return
 	}
-	r.m.backlog.Set(float64(st.N))
+	r.m.backlog.Set(float64(st.Rows))
 	age := 0.0
 	if st.Oldest != nil {
 		age = max(r.cfg.Now().Sub(*st.Oldest).Seconds(), 0)
@@ -316,4 +309,24 @@ func ParseRelayConfig(p *config.Parser) RelayConfig {
 		MaxBackoff:     p.Duration("OUTBOX_MAX_BACKOFF", 30*time.Second, time.Second, 10*time.Minute),
 		Retention:      p.Duration("OUTBOX_RETENTION", 7*24*time.Hour, time.Hour, 365*24*time.Hour),
 	}
+}
+
+// Backlog is what the outbox still has to relay.
+type Backlog struct {
+	Rows   int64      `bun:"n"`      // unpublished rows
+	Oldest *time.Time `bun:"oldest"` // created_at of the oldest; nil when none
+}
+
+// ReadBacklog counts the unpublished rows: the relay's gauges and
+// `paystream status` read it.
+func ReadBacklog(ctx context.Context, idb bun.IDB) (Backlog, error) {
+	var b Backlog
+	err := idb.NewSelect().Model((*model.Outbox)(nil)).
+		ColumnExpr("count(*) AS n, min(created_at) AS oldest").
+		Where("published_at IS NULL").
+		Scan(ctx, &b)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("read outbox backlog: %w", err)
+	}
+	return b, nil
 }
