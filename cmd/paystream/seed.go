@@ -155,4 +155,3 @@ func seed(ctx context.Context, bdb *bun.DB, plan seedPlan, w io.Writer) error {
 	}
 	return nil
 }
-

@@ -12,19 +12,8 @@ import (
 	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/processor"
-	"github.com/paystream/paystream/internal/purchase"
-	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/testenv"
 )
-
-// Reconcile must ask Stripe for exactly the types the handler acts on, or
-// missed events of a new type would never be recovered.
-func TestReconcileListsExactlyTheHandledTypes(t *testing.T) {
-	got := slices.Sorted(slices.Values(reconcile.HandledTypes))
-	if want := purchase.HandledTypes(); !slices.Equal(got, want) {
-		t.Fatalf("reconcile.HandledTypes = %v\npurchase.HandledTypes() = %v", got, want)
-	}
-}
 
 func TestDomainCompanions(t *testing.T) {
 	bdb, _ := testenv.DB(t)
