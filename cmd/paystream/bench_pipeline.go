@@ -279,7 +279,7 @@ func startBenchApp(ctx context.Context, natsURL, dsn string, o pipelineOptions, 
 	ready := make(chan app.Addrs, 1)
 	opts := []app.Option{app.WithClientName("paystream-bench"), app.WithReady(func(a app.Addrs) { ready <- a })}
 	if clock != nil {
-		opts = append(opts, app.WithHandler(func(_ processor.Runtime, h handling.Handler) handling.Handler { return clock.Wrap(h) }))
+		opts = append(opts, app.WithHandler(func(_ app.Runtime, h handling.Handler) handling.Handler { return clock.Wrap(h) }))
 	}
 	a, err := app.New(app.Config{Edge: ecfg, Processor: &pcfg}, log, opts...)
 	if err != nil {

@@ -72,7 +72,7 @@ func WithReady(f func(Addrs)) Option { return func(a *App) { a.ready = f } }
 
 // WithHandler puts wrap around each processor instance's domain handler
 // (fault injection, the load tool's commit clock).
-func WithHandler(wrap func(rt processor.Runtime, h handling.Handler) handling.Handler) Option {
+func WithHandler(wrap func(rt Runtime, h handling.Handler) handling.Handler) Option {
 	return func(a *App) { a.wrap = wrap }
 }
 
@@ -97,7 +97,7 @@ type App struct {
 	cfg        Config
 	log        *slog.Logger
 	ready      func(Addrs)
-	wrap       func(processor.Runtime, handling.Handler) handling.Handler
+	wrap       func(Runtime, handling.Handler) handling.Handler
 	tune       func(*processor.Config)
 	grace      time.Duration
 	clientName string
@@ -176,7 +176,7 @@ func (a *App) Run(ctx context.Context) error {
 			name := a.clientName + "-" + unit
 			var bound string
 			r := report(func(s *Addrs) { s.ProcessorAdmin[i] = bound })
-			svc := processor.Service{Config: c.Runtime, Domain: c.Domain.Domain(), Log: log, Name: name,
+			svc := processorService{Config: c.Runtime, Domain: c.Domain.Domain(), Log: log, Name: name,
 				Wrap: a.wrap, Tune: a.tune, Ready: func(addr string) { bound = addr; r() }}
 			units = append(units, supervise.Unit{Name: unit, Run: svc.Run})
 		}

@@ -12,7 +12,6 @@ import (
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
-	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/streams"
@@ -36,11 +35,11 @@ func ParseDomain(p *config.Parser) DomainConfig {
 	}
 }
 
-// Domain returns the processor.Domain that builds the purchase handler and
+// Domain returns the Domain that builds the purchase handler and
 // its companions: the outbox relay always, the periodic reconcile when
 // RECONCILE_INTERVAL > 0.
-func (c DomainConfig) Domain() processor.Domain {
-	return func(d processor.DomainDeps) (handling.Handler, []processor.Companion, error) {
+func (c DomainConfig) Domain() Domain {
+	return func(d DomainDeps) (handling.Handler, []Companion, error) {
 		h, err := purchase.NewHandler(d.DB, c.Purchase, purchase.NewMetrics(d.Reg), d.Log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("purchase handler: %w", err)
@@ -49,7 +48,7 @@ func (c DomainConfig) Domain() processor.Domain {
 		if err != nil {
 			return nil, nil, fmt.Errorf("outbox relay: %w", err)
 		}
-		companions := []processor.Companion{{Name: "outbox-relay", Run: relay.Run}}
+		companions := []Companion{{Name: "outbox-relay", Run: relay.Run}}
 		if rc := c.Reconcile; rc.Interval > 0 {
 			lister, err := reconcile.NewStripeLister(reconcile.StripeConfig{Key: rc.SecretKey, APIBase: rc.APIBase,
 				MaxNetworkRetries: rc.MaxNetworkRetries}, d.Log)
@@ -59,7 +58,7 @@ func (c DomainConfig) Domain() processor.Domain {
 			cfg := reconcile.Config{Since: rc.Window, Endpoint: rc.Endpoint,
 				Index: reconcile.StreamIndex{JS: d.JS}, Metrics: reconcile.NewMetrics(d.Reg)}
 			pub := streams.NewPublisher(d.JS)
-			companions = append(companions, processor.Companion{Name: "periodic-reconcile", Run: func(ctx context.Context) error {
+			companions = append(companions, Companion{Name: "periodic-reconcile", Run: func(ctx context.Context) error {
 				return reconcile.Periodic(ctx, rc.Interval, cfg, lister, pub, d.Log)
 			}})
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -35,7 +34,7 @@ func TestDomainCompanions(t *testing.T) {
 			if err := p.Err(); err != nil {
 				t.Fatal(err)
 			}
-			h, comps, err := c.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: prometheus.NewRegistry(),
+			h, comps, err := c.Domain()(app.DomainDeps{DB: bdb, JS: js, Reg: prometheus.NewRegistry(),
 				Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil || h == nil {
 				t.Fatalf("Domain() = %v, %v", h, err)

@@ -241,7 +241,7 @@ func (s *stack) startProcessor(o procOpts) *instance {
 	a, err := app.New(app.Config{Processor: &app.Processor{Runtime: rt, Domain: pc}}, s.log.With("instance", name),
 		app.WithClientName("paystream-"+name),
 		app.WithProcessorTuning(func(c *processor.Config) { c.PollInterval, c.AckTimeout = 100*time.Millisecond, 2*time.Second }),
-		app.WithHandler(func(r processor.Runtime, h handling.Handler) handling.Handler {
+		app.WithHandler(func(r app.Runtime, h handling.Handler) handling.Handler {
 			inst.nc, inst.db, inst.reg = r.Conn, r.DB, r.Registry
 			if o.wrap != nil {
 				h = o.wrap(inst, h)

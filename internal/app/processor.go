@@ -1,4 +1,4 @@
-package processor
+package app
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/supervise"
 	"github.com/paystream/paystream/migrations"
 	"github.com/paystream/paystream/streams"
@@ -36,14 +37,14 @@ type DomainDeps struct {
 	Log *slog.Logger
 }
 
-// Domain builds the domain handler and its companions. cmd/processor wires
-// the purchase handler and the outbox relay here; tests wire fakes. The
-// runtime itself knows nothing of purchases.
+// Domain builds the domain handler and its companions. DomainConfig.Domain
+// wires the purchase handler, the outbox relay and the periodic reconcile;
+// tests wire fakes. The runtime itself knows nothing of purchases.
 type Domain func(deps DomainDeps) (handling.Handler, []Companion, error)
 
-// Service is the whole processor program once its environment is parsed. The
-// processor binary and the all-in-one dev mode run it.
-type Service struct {
+// processorService is one processor instance, the whole processor program
+// once its environment is parsed; App runs one per instance.
+type processorService struct {
 	Config config.Processor
 	Domain Domain
 	Log    *slog.Logger
@@ -58,11 +59,11 @@ type Service struct {
 	Wrap func(rt Runtime, h handling.Handler) handling.Handler
 	// Tune, if set, adjusts the runtime settings the environment does not
 	// carry (e.g. PollInterval, AckTimeout) before the processor is built.
-	Tune func(*Config)
+	Tune func(*processor.Config)
 }
 
 // Runtime is what one running processor instance is made of, handed to
-// Service.Wrap: tests cut its connection or read its metrics.
+// the WithHandler wrapper: tests cut its connection or read its metrics.
 type Runtime struct {
 	Conn     *nats.Conn
 	DB       *bun.DB
@@ -75,13 +76,13 @@ type Runtime struct {
 // order: the processor drains (in-flight events finish and are acked), the
 // companions stop (the relay publishes what those last transactions wrote),
 // the NATS connection drains, the admin server and the database close.
-func (s Service) Run(ctx context.Context) error {
+func (s processorService) Run(ctx context.Context) error {
 	cfg, log := s.Config, s.Log
 	if s.Domain == nil || log == nil {
 		return errors.New("processor service: Domain and Log are required")
 	}
 	reg := obs.NewRegistry()
-	m := NewMetrics(reg)
+	m := processor.NewMetrics(reg)
 
 	bdb, err := db.Open(ctx, cfg.DatabaseURL, db.Options{MaxOpenConns: cfg.DBMaxConns})
 	if err != nil {
@@ -95,7 +96,7 @@ func (s Service) Run(ctx context.Context) error {
 	if err := migrations.Current(ctx, bdb); err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
-	if err := RegisterDBStats(reg, bdb.DB.Stats); err != nil {
+	if err := processor.RegisterDBStats(reg, bdb.DB.Stats); err != nil {
 		return fmt.Errorf("register db metrics: %w", err)
 	}
 
@@ -123,7 +124,7 @@ func (s Service) Run(ctx context.Context) error {
 	if s.Wrap != nil {
 		h = s.Wrap(Runtime{Conn: nc, DB: bdb, Registry: reg}, h)
 	}
-	pc := Config{
+	pc := processor.Config{
 		Consumer:        cfg.Consumer,
 		Workers:         cfg.Workers,
 		HandleTimeout:   cfg.HandleTimeout,
@@ -133,7 +134,7 @@ func (s Service) Run(ctx context.Context) error {
 	if s.Tune != nil {
 		s.Tune(&pc)
 	}
-	p, err := New(js, h, pc, m, log)
+	p, err := processor.New(js, h, pc, m, log)
 	if err != nil {
 		return err
 	}
@@ -166,17 +167,17 @@ func (s Service) Run(ctx context.Context) error {
 		s.Ready(admin.Addr())
 	}
 
-	runErr := RunWithCompanions(ctx, p, companions, log)
+	runErr := runWithCompanions(ctx, p, companions, log)
 	drainErr := drainConn(nc, 5*time.Second)
 	return errors.Join(runErr, drainErr)
 }
 
-// RunWithCompanions runs p and the companions under the one supervisor
+// runWithCompanions runs p and the companions under the one supervisor
 // until ctx ends. The companions are stopped only after p has drained, so
 // the outbox rows written by the last acked events are still relayed. If a
 // companion fails (or returns before shutdown), everything stops and its
 // error is returned.
-func RunWithCompanions(ctx context.Context, p *Processor, companions []Companion, log *slog.Logger) error {
+func runWithCompanions(ctx context.Context, p *processor.Processor, companions []Companion, log *slog.Logger) error {
 	units := []supervise.Unit{{Name: "processor", Run: p.Run}}
 	for _, c := range companions {
 		units = append(units, supervise.Unit(c))
