@@ -29,8 +29,8 @@ type DomainConfig struct {
 // ParseDomain reads the domain settings from p; check p.Err afterwards.
 func ParseDomain(p *config.Parser) DomainConfig {
 	return DomainConfig{
-		Purchase:  purchase.ParseConfig(p),
-		Relay:     outbox.ParseRelayConfig(p),
+		Purchase:  config.ParsePurchase(p),
+		Relay:     config.ParseRelay(p),
 		Reconcile: config.ParseReconcile(p, false),
 	}
 }
