@@ -111,7 +111,7 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	eventually(t, 5*time.Second, "ready once consuming", func() bool {
+	testenv.Eventually(t, 5*time.Second, "ready once consuming", func() bool {
 		code, body := get("/readyz")
 		return code == http.StatusOK && strings.Contains(body, `"ready"`)
 	})
@@ -119,9 +119,13 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 		!strings.Contains(body, "paystream_processor_in_flight") {
 		t.Errorf("GET /metrics = %d, missing processor series", code)
 	}
-	js := connect(t, n) // the service ensured the streams
+	// The service ensured the streams; a client's own Ensure could race it.
+	js, err := streams.NewJetStream(n.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	publish(t, js, "evt_first", "checkout.session.completed")
-	eventually(t, 5*time.Second, "first event", func() bool { return h.appliedCount() == 1 })
+	testenv.Eventually(t, 5*time.Second, "first event", func() bool { return h.appliedCount() == 1 })
 	publish(t, js, "evt_last", "checkout.session.completed")
 	select {
 	case <-lastEntered:
@@ -193,26 +197,6 @@ func publish(t *testing.T, js jetstream.JetStream, id, typ string) {
 	body := fmt.Sprintf(`{"id":%q,"object":"event","type":%q,"data":{"object":{}}}`, id, typ)
 	if _, err := streams.NewPublisher(js).Publish(context.Background(), ev, []byte(body)); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func connect(t *testing.T, n *testenv.NATS) jetstream.JetStream {
-	t.Helper()
-	js, err := streams.NewJetStream(n.Connect(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
