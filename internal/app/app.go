@@ -27,8 +27,9 @@ type Config struct {
 	Edge *config.Edge
 	// Processor is the consumer group (cmd/processor).
 	Processor *Processor
-	// The purchase API (cmd/api) is wired here as a third field, built in
-	// App.units beside the edge and stopped first.
+	// The purchase API (cmd/api, internal/api) is wired here as a third
+	// field (API *api.Config): Run adds its unit before the edge's, so it
+	// stops first, and WithReady reports its bound addresses in Addrs.
 }
 
 // Processor is the processor group's configuration: the runtime settings,
@@ -151,6 +152,9 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 
+	// Units are listed in stop order. The API's goes first here (stop
+	// taking requests), then the edge's (stop taking webhooks), then the
+	// processors (finish and relay what came in).
 	var units []supervise.Unit
 	if c := a.cfg.Edge; c != nil {
 		pending++
