@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -36,7 +35,7 @@ import (
 )
 
 // The full-stack harness: embedded JetStream, a fresh migrated database with
-// a seeded catalog, the real edge handler behind an HTTP server, N processor
+// a seeded catalog, the edge started as cmd/edge starts it (app.App), N processor
 // instances started exactly as cmd/processor starts them (app.App, each with
 // its own NATS connection, database pool and metrics registry), and a
 // PURCHASES consumer collecting what downstream systems would see.
@@ -84,9 +83,7 @@ type stack struct {
 	dbName string
 	cat    catalog
 	secret string
-	edgeH  *edge.Handler
-	edgeM  *edge.Metrics
-	edge   *httptest.Server
+	edge   string // base URL of the edge's public listener
 	log    *slog.Logger
 	got    *collector
 
@@ -107,20 +104,52 @@ func newStack(t *testing.T) *stack {
 		secret: stripefixture.NewSecret(), log: testLogger(t)}
 	s.cat = seedCatalog(t, bdb)
 
-	s.edgeM = edge.NewMetrics(prometheus.NewRegistry())
-	s.edgeH, err = edge.New(config.Edge{
-		Endpoints:      map[string][]string{streams.DefaultEndpoint: {s.secret}},
-		Tolerance:      config.DefaultWebhookTol,
-		MaxBodyBytes:   config.DefaultMaxBodyBytes,
-		PublishTimeout: 5 * time.Second,
-	}, s.js, s.edgeM, s.log)
+	s.edge = s.startEdge()
+	s.got = subscribePurchases(t, s.js)
+	return s
+}
+
+// startEdge starts the edge exactly as cmd/edge does, through app.App with
+// its own NATS connection, on free ports, and returns its base URL; it stops
+// at cleanup.
+func (s *stack) startEdge() string {
+	t := s.t
+	t.Helper()
+	cfg, err := config.ParseEdge(config.MapEnv(map[string]string{
+		"NATS_URL": s.nats.URL(), config.SecretVar: s.secret, "EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"EDGE_RATE_LIMIT": "0",
+	}), []string{config.SecretVar})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.edge = httptest.NewServer(s.edgeH)
-	t.Cleanup(s.edge.Close)
-	s.got = subscribePurchases(t, s.js)
-	return s
+	ready := make(chan app.Addrs, 1)
+	a, err := app.New(app.Config{Edge: &cfg}, s.log.With("service", "edge"), app.WithReady(func(addrs app.Addrs) { ready <- addrs }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("edge stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("edge did not stop 30s after cancel")
+		}
+	})
+	select {
+	case addrs := <-ready:
+		return "http://" + addrs.Edge.Public
+	case err := <-done:
+		t.Fatalf("edge: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("edge not listening after 30s")
+	}
+	return ""
 }
 
 // testLogger discards logs unless PAYSTREAM_TEST_LOG is set, so a failing
@@ -279,7 +308,7 @@ func (s *stack) startProcessor(o procOpts) *instance {
 // post signs body with the endpoint secret and posts it to the edge.
 func (s *stack) post(body []byte) int {
 	s.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.edge.URL+edge.RoutePrefix, bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, s.edge+edge.RoutePrefix, bytes.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
 	}
