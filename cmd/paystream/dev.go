@@ -169,7 +169,7 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		go func() {
 			defer wg.Done()
 			defer nc.Close()
-			err := edge.Run(ctx, ecfg, nc, obs.NewRegistry(), log.With("service", "edge"), func(a edge.Addrs) { pub(a.Public); adm(a.Admin) })
+			err := edge.Run(ctx, ecfg, nc, obs.NewRegistry(), log.With("component", "edge"), func(a edge.Addrs) { pub(a.Public); adm(a.Admin) })
 			failOnce("edge", err)
 			_ = nc.Drain()
 		}()
@@ -190,7 +190,7 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := processor.Service{Config: pcfg, Domain: dom.Domain(), Log: log.With("service", "processor"),
+			err := processor.Service{Config: pcfg, Domain: dom.Domain(), Log: log.With("component", "processor"),
 				Ready: ready("processor-admin")}.Run(ctx)
 			failOnce("processor", err)
 		}()
