@@ -1,0 +1,166 @@
+package livecheck
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/edge"
+	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/pipeline"
+	"github.com/paystream/paystream/internal/processor"
+	"github.com/paystream/paystream/internal/stripefixture"
+	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/model"
+	"github.com/paystream/paystream/streams"
+)
+
+// stack is a running paystream as the test sees it from outside.
+type stack struct {
+	edgeURL        string // http://host:port of the public webhook listener
+	edgeAdmin      string // host:port of the edge's admin listener
+	processorAdmin string // host:port of the processor's admin listener
+	secret         string // the endpoint's signing secret
+	content        uuid.UUID
+	org            uuid.UUID
+}
+
+// adminTargets are the admin listeners Prometheus scrapes, by job name (the
+// job names of deploy/prometheus/prometheus.yml, which the alerts use).
+// The api service's admin listener joins here as job "api" once it exists.
+func (s *stack) adminTargets() map[string]string {
+	return map[string]string{"edge": s.edgeAdmin, "processor": s.processorAdmin}
+}
+
+// startStack runs the edge and one processor exactly as their binaries do
+// (edge.Run, processor.Service with the pipeline domain), configured from an
+// environment map, on random ports, against an embedded JetStream and a
+// fresh migrated database with one piece of content; both are stopped at
+// cleanup. It is the only place that wires the services: swap it for the
+// composition package when there is one.
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	n := testenv.StartNATS(t)
+	bdb, dsn := testenv.DB(t)
+	s := &stack{secret: stripefixture.NewSecret(), content: uuid.New(), org: uuid.New()}
+	if _, err := bdb.NewInsert().Model(&model.Content{ID: s.content, CreatorID: "creator_live", OrganizationID: s.org,
+		PriceCents: price, Currency: "usd", Visibility: "public"}).Exec(context.Background()); err != nil {
+		t.Fatalf("seed content: %v", err)
+	}
+	env := map[string]string{
+		"NATS_URL": n.URL(), "DATABASE_URL": dsn, "STRIPE_WEBHOOK_SECRET": s.secret,
+		"EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"PROCESSOR_ACK_WAIT": "2s", "PROCESSOR_BACKOFF": "50ms,100ms,200ms", "PROCESSOR_MAX_DELIVER": "5",
+		"DB_MAX_CONNS": "4", "OUTBOX_POLL_INTERVAL": "50ms",
+	}
+	getenv := config.MapEnv(env)
+	log := testLogger(t)
+	ctx, cancel := context.WithCancel(context.Background())
+
+	ecfg, err := config.ParseEdge(getenv, []string{"STRIPE_WEBHOOK_SECRET=" + s.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := streams.Connect(n.URL(), "livecheck-edge", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edgeUp := make(chan edge.Addrs, 1)
+	edgeDone := make(chan error, 1)
+	go func() {
+		edgeDone <- edge.Run(ctx, ecfg, nc, obs.NewRegistry(), log.With("component", "edge"), func(a edge.Addrs) { edgeUp <- a })
+	}()
+
+	pcfg, err := config.ParseProcessor(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp := config.NewParser(getenv)
+	dom := pipeline.Parse(dp)
+	if err := dp.Err(); err != nil {
+		t.Fatal(err)
+	}
+	procUp := make(chan string, 1)
+	procDone := make(chan error, 1)
+	go func() {
+		procDone <- processor.Service{Config: pcfg, Domain: dom.Domain(), Log: log.With("component", "processor"),
+			Ready: func(a string) { procUp <- a }}.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		for name, done := range map[string]chan error{"edge": edgeDone, "processor": procDone} {
+			select {
+			case err := <-done:
+				if err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("%s stopped with: %v", name, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("%s did not stop within 30s", name)
+			}
+		}
+		_ = nc.Drain()
+	})
+
+	for range 2 {
+		select {
+		case a := <-edgeUp:
+			s.edgeURL, s.edgeAdmin = "http://"+a.Public, a.Admin
+		case a := <-procUp:
+			s.processorAdmin = a
+		case err := <-edgeDone:
+			t.Fatalf("edge stopped at start: %v", err)
+		case err := <-procDone:
+			t.Fatalf("processor stopped at start: %v", err)
+		case <-time.After(60 * time.Second):
+			t.Fatal("stack not up within 60s")
+		}
+	}
+	for _, a := range s.adminTargets() {
+		waitReady(t, "http://"+a+"/readyz")
+	}
+	return s
+}
+
+// waitReady polls url until it answers 200.
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready within 60s (last: %v)", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// testLogger discards logs unless PAYSTREAM_TEST_LOG is set.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("PAYSTREAM_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return obs.NewLogger(tWriter{t}, slog.LevelDebug, "livecheck")
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
