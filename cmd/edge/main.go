@@ -49,6 +49,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, environ []str
 	}
 	log := obs.NewLogger(stderr, cfg.LogLevel, "edge")
 	log.Info("starting", "config", cfg)
+	stopTracing, err := obs.SetupTracing(ctx, getenv, "paystream-edge", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := obs.NewRegistry()
 
 	closed := make(chan struct{})

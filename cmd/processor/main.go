@@ -43,5 +43,10 @@ func run(ctx context.Context, args []string, getenv config.Getenv, _, stderr io.
 		return err
 	}
 	log := obs.NewLogger(stderr, cfg.LogLevel, "processor")
+	stopTracing, err := obs.SetupTracing(ctx, getenv, "paystream-processor", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	return processor.Service{Config: cfg, Domain: dom.Domain(), Log: log}.Run(ctx)
 }

@@ -53,7 +53,8 @@ func TestDashboardAndAlertsLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole stack and a Prometheus server")
 	}
-	prometheusBinary(t) // skip early, before starting the stack
+	prometheusBinary(t)       // skip early, before starting the stack
+	installInMemoryTracing(t) // so the latency histograms carry exemplars
 	s := startStack(t)
 	prom := startPrometheus(t, s.adminTargets(), rulesWithShortFor(t, t.TempDir(), dlqAlert))
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -162,6 +163,19 @@ func TestDashboardAndAlertsLive(t *testing.T) {
 		sort.Strings(unused)
 		for _, n := range slices.Compact(unused) {
 			t.Errorf("%s is exported but no panel or alert uses it (add a panel, or list it in intentionallyUnused with the reason)", n)
+		}
+	})
+
+	t.Run("latency histograms carry trace exemplars", func(t *testing.T) {
+		for _, h := range []string{"paystream_edge_request_duration_seconds_bucket", "paystream_edge_publish_duration_seconds_bucket",
+			"paystream_processor_handle_duration_seconds_bucket"} {
+			n, err := prom.exemplars(ctx, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				t.Errorf("Prometheus stored no exemplar for %s", h)
+			}
 		}
 	})
 

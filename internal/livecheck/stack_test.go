@@ -26,6 +26,7 @@ import (
 
 // stack is a running paystream as the test sees it from outside.
 type stack struct {
+	nats           *testenv.NATS
 	edgeURL        string // http://host:port of the public webhook listener
 	edgeAdmin      string // host:port of the edge's admin listener
 	processorAdmin string // host:port of the processor's admin listener
@@ -51,7 +52,7 @@ func startStack(t *testing.T) *stack {
 	t.Helper()
 	n := testenv.StartNATS(t)
 	bdb, dsn := testenv.DB(t)
-	s := &stack{secret: stripefixture.NewSecret(), content: uuid.New(), org: uuid.New()}
+	s := &stack{nats: n, secret: stripefixture.NewSecret(), content: uuid.New(), org: uuid.New()}
 	if _, err := bdb.NewInsert().Model(&model.Content{ID: s.content, CreatorID: "creator_live", OrganizationID: s.org,
 		PriceCents: price, Currency: "usd", Visibility: "public"}).Exec(context.Background()); err != nil {
 		t.Fatalf("seed content: %v", err)

@@ -65,7 +65,7 @@ func Add(ctx context.Context, idb bun.IDB, subject, eventType string, aggregate 
 	}
 	row := model.Outbox{
 		ID: id, Subject: subject, EventType: eventType, AggregateID: aggregate,
-		Payload: payload, CreatedAt: now,
+		Payload: payload, CreatedAt: now, TraceParent: streams.TraceParent(ctx),
 	}
 	if _, err := idb.NewInsert().Model(&row).Exec(ctx); err != nil {
 		return uuid.Nil, fmt.Errorf("outbox: insert %s event for %s: %w", eventType, aggregate, err)
