@@ -167,15 +167,22 @@ func TestDashboardAndAlertsLive(t *testing.T) {
 	})
 
 	t.Run("latency histograms carry trace exemplars", func(t *testing.T) {
-		for _, h := range []string{"paystream_edge_request_duration_seconds_bucket", "paystream_edge_publish_duration_seconds_bucket",
-			"paystream_processor_handle_duration_seconds_bucket"} {
-			n, err := prom.exemplars(ctx, h)
-			if err != nil {
-				t.Fatal(err)
+		missing := eventually(ctx, 30*time.Second, func() []string {
+			var missing []string
+			for _, h := range []string{"paystream_edge_request_duration_seconds_bucket", "paystream_edge_publish_duration_seconds_bucket",
+				"paystream_processor_handle_duration_seconds_bucket"} {
+				n, err := prom.exemplars(ctx, h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					missing = append(missing, h)
+				}
 			}
-			if n == 0 {
-				t.Errorf("Prometheus stored no exemplar for %s", h)
-			}
+			return missing
+		})
+		for _, h := range missing {
+			t.Errorf("Prometheus stored no exemplar for %s", h)
 		}
 	})
 
