@@ -18,6 +18,7 @@ import (
 	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/internal/pipeline"
 	"github.com/paystream/paystream/internal/processor"
+	"github.com/paystream/paystream/internal/reconcile/stripefake"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
@@ -62,6 +63,9 @@ func startStack(t *testing.T) *stack {
 		"EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"PROCESSOR_ACK_WAIT": "2s", "PROCESSOR_BACKOFF": "50ms,100ms,200ms", "PROCESSOR_MAX_DELIVER": "5",
 		"DB_MAX_CONNS": "4", "OUTBOX_POLL_INTERVAL": "50ms",
+		// Periodic reconcile against a fake Stripe, so its series are
+		// exported (its first run is an interval away, after the test).
+		"RECONCILE_INTERVAL": "1m", "STRIPE_SECRET_KEY": stripefake.Key, "STRIPE_API_BASE": stripefake.New(t, "").URL,
 	}
 	getenv := config.MapEnv(env)
 	log := testLogger(t)
