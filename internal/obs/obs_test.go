@@ -88,3 +88,14 @@ func duplicateKey(line string) string {
 	}
 	return ""
 }
+
+func TestLoggerRepeatedKeyWithinOneWith(t *testing.T) {
+	var buf bytes.Buffer
+	NewLogger(&buf, slog.LevelInfo, "edge").With("k", 1, "k", 2).Info("m")
+	if dup := duplicateKey(strings.TrimSpace(buf.String())); dup != "" {
+		t.Fatalf("duplicate key %q in %s", dup, buf.String())
+	}
+	if !strings.Contains(buf.String(), `"k":2`) {
+		t.Fatalf("newest value lost: %s", buf.String())
+	}
+}

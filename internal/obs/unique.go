@@ -13,8 +13,9 @@ const ComponentKey = "component"
 // duplicate keys. A repeated ComponentKey is joined into a path
 // ("processor/purchase"); any other repeated key keeps its newest value.
 //
-// It keeps the attributes given since the last group and hands the merged set
-// to the wrapped handler once per With, so Handle costs nothing extra.
+// It keeps the attributes given since the last group; a With without a
+// repeated key costs what it costs the wrapped handler, one with a repeated key
+// rebuilds the merged set once, and Handle costs nothing extra.
 type UniqueHandler struct {
 	base  slog.Handler // the wrapped handler before attrs (and after the last group)
 	attrs []slog.Attr  // merged attributes applied on top of base
@@ -45,6 +46,11 @@ func (u *UniqueHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	}
 	merged := make([]slog.Attr, len(u.attrs), len(u.attrs)+len(attrs))
 	copy(merged, u.attrs)
+	if !repeats(u.attrs, attrs) {
+		// The common case (a per-event logger adding ids): the wrapped
+		// handler formats only the new attributes, as without this wrapper.
+		return &UniqueHandler{base: u.base, attrs: append(merged, attrs...), h: u.h.WithAttrs(attrs)}
+	}
 next:
 	for _, a := range attrs {
 		for i, old := range merged {
@@ -60,6 +66,23 @@ next:
 		merged = append(merged, a)
 	}
 	return &UniqueHandler{base: u.base, attrs: merged, h: u.base.WithAttrs(merged)}
+}
+
+// repeats reports whether a key of attrs is already in have or twice in attrs.
+func repeats(have, attrs []slog.Attr) bool {
+	for i, a := range attrs {
+		for _, h := range have {
+			if h.Key == a.Key {
+				return true
+			}
+		}
+		for _, b := range attrs[:i] {
+			if b.Key == a.Key {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // WithGroup opens a group; keys inside it are unique among themselves.
