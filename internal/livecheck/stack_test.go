@@ -13,16 +13,13 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/internal/pipeline"
-	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
-	"github.com/paystream/paystream/streams"
 )
 
 // stack is a running paystream as the test sees it from outside.
@@ -43,12 +40,10 @@ func (s *stack) adminTargets() map[string]string {
 	return map[string]string{"edge": s.edgeAdmin, "processor": s.processorAdmin}
 }
 
-// startStack runs the edge and one processor exactly as their binaries do
-// (edge.Run, processor.Service with the pipeline domain), configured from an
-// environment map, on random ports, against an embedded JetStream and a
-// fresh migrated database with one piece of content; both are stopped at
-// cleanup. It is the only place that wires the services: swap it for the
-// composition package when there is one.
+// startStack runs the edge and one processor through internal/app, exactly
+// as their binaries do, configured from an environment map, on random ports,
+// against an embedded JetStream and a fresh migrated database with one piece
+// of content; both are stopped at cleanup.
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	n := testenv.StartNATS(t)
@@ -75,59 +70,37 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := streams.Connect(n.URL(), "livecheck-edge", log)
+	pcfg, err := app.ParseProcessor(getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	edgeUp := make(chan edge.Addrs, 1)
-	edgeDone := make(chan error, 1)
-	go func() {
-		edgeDone <- edge.Run(ctx, ecfg, nc, obs.NewRegistry(), log.With("component", "edge"), func(a edge.Addrs) { edgeUp <- a })
-	}()
-
-	pcfg, err := config.ParseProcessor(getenv)
+	up := make(chan app.Addrs, 1)
+	a, err := app.New(app.Config{Edge: &ecfg, Processor: &pcfg}, log, app.WithClientName("livecheck"),
+		app.WithReady(func(addrs app.Addrs) { up <- addrs }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp := config.NewParser(getenv)
-	dom := pipeline.Parse(dp)
-	if err := dp.Err(); err != nil {
-		t.Fatal(err)
-	}
-	procUp := make(chan string, 1)
-	procDone := make(chan error, 1)
-	go func() {
-		procDone <- processor.Service{Config: pcfg, Domain: dom.Domain(), Log: log.With("component", "processor"),
-			Ready: func(a string) { procUp <- a }}.Run(ctx)
-	}()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		for name, done := range map[string]chan error{"edge": edgeDone, "processor": procDone} {
-			select {
-			case err := <-done:
-				if err != nil && !errors.Is(err, context.Canceled) {
-					t.Errorf("%s stopped with: %v", name, err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("%s did not stop within 30s", name)
-			}
-		}
-		_ = nc.Drain()
-	})
-
-	for range 2 {
 		select {
-		case a := <-edgeUp:
-			s.edgeURL, s.edgeAdmin = "http://"+a.Public, a.Admin
-		case a := <-procUp:
-			s.processorAdmin = a
-		case err := <-edgeDone:
-			t.Fatalf("edge stopped at start: %v", err)
-		case err := <-procDone:
-			t.Fatalf("processor stopped at start: %v", err)
-		case <-time.After(60 * time.Second):
-			t.Fatal("stack not up within 60s")
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("stack stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("stack did not stop within 30s")
 		}
+	})
+	select {
+	case addrs := <-up:
+		s.edgeURL, s.edgeAdmin = "http://"+addrs.Edge.Public, addrs.Edge.Admin
+		s.processorAdmin = addrs.ProcessorAdmin[0]
+	case err := <-done:
+		t.Fatalf("stack stopped at start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("stack not up within 60s")
 	}
 	for _, a := range s.adminTargets() {
 		waitReady(t, "http://"+a+"/readyz")

@@ -11,8 +11,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-
-	"github.com/paystream/paystream/internal/config"
 )
 
 func resetTracing(t *testing.T) {
@@ -26,7 +24,7 @@ func TestSetupTracing(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	t.Run("off without an endpoint", func(t *testing.T) {
 		resetTracing(t)
-		stop, err := SetupTracing(context.Background(), config.MapEnv(nil), "edge", log)
+		stop, err := SetupTracing(context.Background(), mapEnv(nil), "edge", log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,7 +35,7 @@ func TestSetupTracing(t *testing.T) {
 	})
 	t.Run("on with an endpoint", func(t *testing.T) {
 		resetTracing(t)
-		stop, err := SetupTracing(context.Background(), config.MapEnv(map[string]string{
+		stop, err := SetupTracing(context.Background(), mapEnv(map[string]string{
 			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"}), "edge", log)
 		if err != nil {
 			t.Fatal(err)
@@ -49,7 +47,7 @@ func TestSetupTracing(t *testing.T) {
 	})
 	t.Run("grpc refused by name", func(t *testing.T) {
 		resetTracing(t)
-		_, err := SetupTracing(context.Background(), config.MapEnv(map[string]string{
+		_, err := SetupTracing(context.Background(), mapEnv(map[string]string{
 			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}), "edge", log)
 		if err == nil || Tracing() {
 			t.Fatalf("OTEL_EXPORTER_OTLP_PROTOCOL=grpc: err %v, tracing %v", err, Tracing())
@@ -84,4 +82,10 @@ func TestObserveAddsTraceExemplar(t *testing.T) {
 	if m.GetHistogram().GetSampleCount() != 2 {
 		t.Fatalf("count %d, want 2", m.GetHistogram().GetSampleCount())
 	}
+}
+
+// mapEnv is a getenv over m (internal/config's MapEnv would be an import
+// cycle from here).
+func mapEnv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
 }
