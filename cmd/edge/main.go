@@ -40,6 +40,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, environ []str
 	}
 	log := obs.NewLogger(stderr, cfg.LogLevel, "edge")
 	log.Info("starting", "config", cfg)
+	stopTracing, err := obs.SetupTracing(ctx, getenv, "paystream-edge", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	a, err := app.New(app.Config{Edge: &cfg}, log)
 	if err != nil {
 		return err

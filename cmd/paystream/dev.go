@@ -67,6 +67,11 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		return err
 	}
 	log := obs.NewLogger(stderr, common.LogLevel, "dev")
+	stopTracing, err := obs.SetupTracing(ctx, getenv, "paystream-dev", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return fmt.Errorf("dev: data directory: %w", err)
 	}

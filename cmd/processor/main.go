@@ -42,6 +42,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, _, stderr io.
 		return err
 	}
 	log := obs.NewLogger(stderr, cfg.Runtime.LogLevel, "processor")
+	stopTracing, err := obs.SetupTracing(ctx, getenv, "paystream-processor", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	a, err := app.New(app.Config{Processor: &cfg}, log)
 	if err != nil {
 		return err

@@ -158,7 +158,7 @@ func (a *App) Run(ctx context.Context) error {
 	var units []supervise.Unit
 	if c := a.cfg.Edge; c != nil {
 		pending++
-		log := a.log.With("service", "edge")
+		log := a.log.With("component", "edge")
 		var ready func(edge.Addrs)
 		units = append(units, supervise.Unit{Name: "edge", Run: func(ctx context.Context) error {
 			return runEdge(ctx, *c, a.clientName+"-edge", log, ready)
@@ -172,7 +172,7 @@ func (a *App) Run(ctx context.Context) error {
 		addrs.ProcessorAdmin = make([]string, n)
 		for i := range n {
 			pending++
-			unit, log := "processor", a.log.With("service", "processor")
+			unit, log := "processor", a.log.With("component", "processor")
 			if n > 1 {
 				unit = fmt.Sprintf("processor-%d", i+1)
 				log = log.With("instance", i+1)

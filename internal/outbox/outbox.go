@@ -27,7 +27,7 @@ import (
 // CloudEvents subject). It returns the event id, which is also the broker's
 // dedup key.
 func Add(ctx context.Context, idb bun.IDB, subject, eventType string, aggregate uuid.UUID, data any, now time.Time) (uuid.UUID, error) {
-	row, err := NewRow(subject, eventType, aggregate, data, now)
+	row, err := NewRow(ctx, subject, eventType, aggregate, data, now)
 	if err != nil {
 		return uuid.Nil, err
 	}
@@ -38,8 +38,9 @@ func Add(ctx context.Context, idb bun.IDB, subject, eventType string, aggregate 
 }
 
 // NewRow builds the outbox row Add would insert, for writers that insert
-// many rows in one statement (a set-based batch).
-func NewRow(subject, eventType string, aggregate uuid.UUID, data any, now time.Time) (model.Outbox, error) {
+// many rows in one statement (a set-based batch). The row carries the trace
+// of ctx, so the relay publishes it in that trace.
+func NewRow(ctx context.Context, subject, eventType string, aggregate uuid.UUID, data any, now time.Time) (model.Outbox, error) {
 	if !strings.HasPrefix(subject, streams.PurchasesSubjectPrefix) || strings.ContainsAny(subject, "*> \t\r\n") {
 		return model.Outbox{}, fmt.Errorf("outbox: subject %q is not a literal purchases.* subject", subject)
 	}
@@ -65,7 +66,7 @@ func NewRow(subject, eventType string, aggregate uuid.UUID, data any, now time.T
 	}
 	return model.Outbox{
 		ID: id, Subject: subject, EventType: eventType, AggregateID: aggregate,
-		Payload: payload, CreatedAt: now,
+		Payload: payload, CreatedAt: now, TraceParent: streams.TraceParent(ctx),
 	}, nil
 }
 

@@ -195,7 +195,11 @@ func (r *Relay) RunOnce(ctx context.Context) (more bool, err error) {
 		var failed *model.Outbox
 		for i := range rows {
 			pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-			_, err := streams.PublishMsg(pctx, r.js, Message(rows[i]))
+			pctx, span := startPublishSpan(pctx, rows[i])
+			msg := Message(rows[i])
+			streams.InjectTrace(pctx, msg.Header)
+			_, err := streams.PublishMsg(pctx, r.js, msg)
+			endPublishSpan(span, err)
 			cancel()
 			if err != nil {
 				pubErr, failed = err, &rows[i]

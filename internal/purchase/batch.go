@@ -65,7 +65,9 @@ func (h *Handler) HandleBatch(ctx context.Context, hevs []handling.Event) []hand
 	if h.path != pathPerEvent {
 		apply = h.applySetBased
 	}
-	recs, errs, err := apply(ctx, evs, todo)
+	tctx, span := startTxSpan(ctx, len(todo))
+	recs, errs, err := apply(tctx, evs, todo)
+	endTxSpan(span, err)
 	if err != nil {
 		h.log.Warn("batch transaction failed; handling its events one per transaction", "events", len(todo), "error", err)
 		for _, i := range todo {

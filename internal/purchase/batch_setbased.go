@@ -338,7 +338,7 @@ func (h *Handler) applyFast(ctx context.Context, tx bun.Tx, fast []*fastCheckout
 			to := stateOf(p)
 			kind := kindOf(State{}, to)
 			data := dataOf(p, fc.creatorID, "", h.cfg.Access.Grants(to), fc.ev.ID)
-			row, err := outbox.NewRow(streams.PurchaseSubject(kind), streams.PurchaseEventType(kind), p.ID, data, now)
+			row, err := outbox.NewRow(ctx, streams.PurchaseSubject(kind), streams.PurchaseEventType(kind), p.ID, data, now)
 			if err != nil {
 				return nil, nil, err
 			}

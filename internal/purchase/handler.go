@@ -119,10 +119,12 @@ func (h *Handler) Handle(ctx context.Context, hev handling.Event) (handling.Outc
 		return "", err
 	}
 	var rec *record
-	err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	tctx, span := startTxSpan(ctx, 1)
+	err = h.db.RunInTx(tctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		rec, err = h.apply(ctx, tx, ev)
 		return err
 	})
+	endTxSpan(span, err)
 	if errors.Is(err, errSeen) {
 		return h.committed(log, &record{seen: true}), nil
 	}
