@@ -25,7 +25,10 @@ type Config struct {
 	// handling.BatchHandler at once; default DefaultBatchSize, 1 turns
 	// batching off. Only events already waiting are batched.
 	BatchSize int
-	Now       func() time.Time // clock; default time.Now
+	// Breaker pauses the instance while the database is down instead of
+	// spending the events' delivery budget; off without a Probe.
+	Breaker BreakerConfig
+	Now     func() time.Time // clock; default time.Now
 }
 
 // DefaultBatchSize is PROCESSOR_BATCH_SIZE's default: enough events per
@@ -79,6 +82,7 @@ func (c *Config) setDefaults() {
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
 	}
+	c.Breaker.setDefaults()
 }
 
 func (c *Config) validate() error {
@@ -96,7 +100,7 @@ func (c *Config) validate() error {
 	case c.HandleTimeout <= 0 || c.ShutdownTimeout <= 0 || c.PollInterval <= 0 || c.AckTimeout <= 0:
 		return errors.New("processor: timeouts and intervals must be positive")
 	}
-	return nil
+	return c.Breaker.validate()
 }
 
 // prefetch is how many messages an instance pulls ahead. Without batching,

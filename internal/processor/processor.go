@@ -32,6 +32,9 @@ type Processor struct {
 	log *slog.Logger
 
 	consuming atomic.Bool // a pull subscription is live
+
+	breaker *breaker // nil when BreakerConfig.Probe is nil
+	parked  *parking // messages received while the breaker was not closed
 }
 
 // New returns a Processor that feeds the events of the durable consumer to h.
@@ -47,7 +50,8 @@ func New(js jetstream.JetStream, h handling.Handler, cfg Config, m *Metrics, log
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	p := &Processor{js: js, h: h, cfg: cfg, m: m, log: log}
+	p := &Processor{js: js, h: h, cfg: cfg, m: m, log: log, parked: newParking(),
+		breaker: newBreaker(cfg.Breaker, m.breaker, log, cfg.Now)}
 	if bh, ok := h.(handling.BatchHandler); ok && cfg.BatchSize > 1 {
 		p.bh = bh
 	}
@@ -69,6 +73,9 @@ func (p *Processor) Config() Config { return p.cfg }
 // consumer (the broker is unreachable, or the consumer cannot be created
 // because its stored configuration conflicts) and after it stopped.
 func (p *Processor) Check(context.Context) error {
+	if err := p.breaker.check(); err != nil {
+		return err
+	}
 	if !p.consuming.Load() {
 		return fmt.Errorf("not consuming from %s/%s", streams.EventsStream, streams.ProcessorConsumer)
 	}
@@ -107,6 +114,11 @@ func (p *Processor) Run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	bg.Go(func() { p.pollGauges(ctx) })
 	bg.Go(func() { p.watchAdvisories(ctx) })
+	if p.breaker != nil {
+		p.breaker.stop = ctx.Done()
+		bg.Go(func() { p.breaker.run(ctx) })
+		bg.Go(func() { p.tendParking(ctx, hctx, work) })
+	}
 
 	cc := p.consume(ctx, hctx, work)
 
@@ -157,13 +169,19 @@ func (p *Processor) consume(ctx, hctx context.Context, work chan<- delivery) jet
 				p.log.Info("processor consuming", "stream", streams.EventsStream, "consumer", streams.ProcessorConsumer,
 					"workers", p.cfg.Workers, "batch_size", p.batchSize())
 				p.consuming.Store(true)
-				select {
-				case <-ctx.Done():
+				switch p.awaitEnd(ctx, cc) {
+				case consumeStopped:
 					p.consuming.Store(false)
 					return cc
-				case <-cc.Closed():
+				case consumeEnded:
 					p.consuming.Store(false)
 					p.log.Warn("consume subscription ended; subscribing again")
+				case consumePaused:
+					// The breaker closed again after a pause: pull at once.
+					retry = time.Second
+					continue
+				case consumePausedStopped:
+					return nil
 				}
 			}
 		}
@@ -203,13 +221,22 @@ func (p *Processor) onConsumeError(cc jetstream.ConsumeContext, err error) {
 func (p *Processor) dispatch(hctx context.Context, work chan<- delivery) jetstream.MessageHandler {
 	every := p.cfg.progressInterval()
 	return func(msg jetstream.Msg) {
+		if p.park(msg) {
+			return
+		}
 		d := delivery{msg: msg, arrived: p.cfg.Now()}
 		t := time.NewTimer(every)
 		defer t.Stop()
+		_, breakerChanged := p.breaker.watch()
 		for {
 			select {
 			case work <- d:
 				return
+			case <-breakerChanged:
+				if p.park(msg) {
+					return
+				}
+				_, breakerChanged = p.breaker.watch()
 			case <-t.C:
 				if err := msg.InProgress(); err != nil {
 					p.m.ackErrors.WithLabelValues("in_progress").Inc()
@@ -275,6 +302,15 @@ func (p *Processor) fill(batch []delivery, work <-chan delivery) []delivery {
 // is then acked, retried or dead-lettered by its own result, with the same
 // classification as a single event.
 func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
+	if !p.hold(hctx, heldMsgs(ds), p.log) {
+		// Stopping while the database is down: give them back at once.
+		for _, d := range ds {
+			if err := d.msg.Nak(); err != nil {
+				p.m.ackErrors.WithLabelValues("nak").Inc()
+			}
+		}
+		return
+	}
 	p.m.batchSize.Observe(float64(len(ds)))
 	if len(ds) == 1 {
 		p.process(hctx, ds[0])
@@ -322,7 +358,9 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 	}
 	stop := p.keepAlive(hctx, msgs, arrived, p.log)
 	start := p.cfg.Now()
-	results := p.handleBatch(hctx, evs)
+	results := p.rehandleWhileStoreDown(hctx, msgs, evs, p.handleBatch(hctx, evs), func(evs []handling.Event) []handling.Result {
+		return p.handleBatch(hctx, evs)
+	})
 	// Every event of the batch waited for the batch's commit: that is its
 	// handling time.
 	took := p.cfg.Now().Sub(start).Seconds()
@@ -397,6 +435,9 @@ func (p *Processor) process(hctx context.Context, d delivery) {
 		outcome, err = p.handle(hctx, ev)
 		p.m.handleDuration.WithLabelValues(typ).Observe(p.cfg.Now().Sub(start).Seconds())
 		stop()
+		if p.breaker != nil && err != nil {
+			outcome, err = p.rehandleOne(hctx, msg, ev, outcome, err)
+		}
 	}
 	dec := Classify(err, md.NumDelivered, p.cfg.Consumer)
 	p.apply(msg, md, ev, typ, outcome, err, dec, log)

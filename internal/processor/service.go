@@ -105,6 +105,7 @@ func (s Service) Run(ctx context.Context) error {
 		HandleTimeout:   cfg.HandleTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		BatchSize:       cfg.BatchSize,
+		Breaker:         BreakerConfig{Probe: func(ctx context.Context) error { return db.Probe(ctx, bdb) }},
 	}, m, log)
 	if err != nil {
 		return err
