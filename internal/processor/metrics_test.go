@@ -75,6 +75,8 @@ func TestMetricNamesMatchTheAgreedPlan(t *testing.T) {
 		"paystream_processor_consumer_ack_pending",
 		"paystream_processor_consumer_pending",
 		"paystream_processor_consumer_redelivered",
+		"paystream_processor_db_breaker_held_messages",
+		"paystream_processor_db_breaker_state", // _transitions_total appears at the first transition
 		"paystream_processor_db_connections",
 		"paystream_processor_db_wait_seconds_total",
 		"paystream_processor_db_waits_total",
