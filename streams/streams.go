@@ -19,7 +19,8 @@ const (
 	PurchasesStream = "PURCHASES"
 )
 
-// Config shapes the three streams. Every field is settable through the
+// Config shapes the streams (the three of the design contract and
+// STRIPE_ADVISORIES, see AdvisoriesDefinition). Every field is settable through the
 // environment (STREAM_*); see DefaultConfig for the reasons behind the defaults.
 type Config struct {
 	Storage         jetstream.StorageType
@@ -93,6 +94,7 @@ func (c Config) Definitions() []jetstream.StreamConfig {
 			MaxAge:      c.PurchasesMaxAge,
 			Duplicates:  c.DedupWindow,
 		},
+		c.AdvisoriesDefinition(),
 	}
 }
 

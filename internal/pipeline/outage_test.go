@@ -288,4 +288,3 @@ func TestDatabaseOutageLongerThanTheRetryBudget(t *testing.T) {
 	}
 	t.Logf("%d sessions, highest delivery count %d of %d", len(sessions), maxDelivered.Load(), consumer.MaxDeliver)
 }
-
