@@ -72,7 +72,12 @@ func (c Config) Definitions() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.EventsMaxAge,
 			Duplicates:  c.DedupWindow,
-			Discard:     jetstream.DiscardOld,
+			// A stream that reaches a size limit (an operator's max_bytes,
+			// the account's or server's storage) must refuse new events —
+			// the edge answers 503 and Stripe retries — never make room by
+			// dropping old ones that may not be applied yet. MaxAge still
+			// ages events out.
+			Discard: jetstream.DiscardNew,
 		},
 		{
 			Name:        DLQStream,
@@ -83,6 +88,9 @@ func (c Config) Definitions() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.DLQMaxAge,
 			Duplicates:  c.DedupWindow,
+			// Full: refuse; the processor naks and never terminates an
+			// event without its copy.
+			Discard: jetstream.DiscardNew,
 		},
 		{
 			Name:        PurchasesStream,
@@ -93,6 +101,8 @@ func (c Config) Definitions() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.PurchasesMaxAge,
 			Duplicates:  c.DedupWindow,
+			// Full: refuse, and the outbox relay keeps the rows and retries.
+			Discard: jetstream.DiscardNew,
 		},
 		c.AdvisoriesDefinition(),
 	}
