@@ -315,6 +315,11 @@ func (p *Processor) hold(hctx context.Context, msgs []jetstream.Msg, log *slog.L
 	return b.awaitClosed(hctx)
 }
 
+// maxStoreRounds bounds how often one delivery is held and handled again
+// for store errors: an event that itself breaks the connection must not be
+// held forever.
+const maxStoreRounds = 20
+
 // rehandleWhileStoreDown takes the results of handling evs (delivered as
 // msgs) and, as long as some of them failed because the store is down, holds
 // those messages until the breaker closes and handles them again with again.
@@ -324,7 +329,7 @@ func (p *Processor) rehandleWhileStoreDown(hctx context.Context, msgs []jetstrea
 	if p.breaker == nil {
 		return results
 	}
-	for {
+	for round := 1; ; round++ {
 		var idx []int
 		for i, r := range results {
 			if p.breaker.suspect(hctx, r.Err) {
@@ -332,6 +337,14 @@ func (p *Processor) rehandleWhileStoreDown(hctx context.Context, msgs []jetstrea
 			}
 		}
 		if len(idx) == 0 {
+			return results
+		}
+		if round > maxStoreRounds {
+			// The database answers the probe every time and these events
+			// still fail as if it were down: they are the problem, not
+			// the store. Let the retry budget decide.
+			p.log.Warn("events keep failing with store errors while the database answers; retrying them normally",
+				"events", len(idx), "rounds", round-1)
 			return results
 		}
 		held := make([]jetstream.Msg, len(idx))
@@ -416,7 +429,7 @@ func (p *Processor) tendParking(ctx, hctx context.Context, work chan<- delivery)
 	feed := p.dispatch(hctx, work)
 	for {
 		st, changed := p.breaker.watch()
-		for st == BreakerClosed {
+		for st == BreakerClosed && ctx.Err() == nil {
 			msg, ok := pk.pop()
 			if !ok {
 				break

@@ -100,6 +100,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	// abort. It is cancelled only when the shutdown budget runs out.
 	hctx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
+	if p.breaker != nil {
+		p.breaker.stop = ctx.Done() // shutdown releases what the breaker holds
+	}
 
 	// Without batching the queue is unbuffered: the consume callback waits
 	// for a free worker. With batching it holds what was prefetched beyond
@@ -115,7 +118,6 @@ func (p *Processor) Run(ctx context.Context) error {
 	bg.Go(func() { p.pollGauges(ctx) })
 	bg.Go(func() { p.watchAdvisories(ctx) })
 	if p.breaker != nil {
-		p.breaker.stop = ctx.Done()
 		bg.Go(func() { p.breaker.run(ctx) })
 		bg.Go(func() { p.tendParking(ctx, hctx, work) })
 	}

@@ -1,0 +1,106 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/testenv"
+)
+
+// The store is down for many times the retry budget: events are held, not
+// nak'ed (no second delivery, nothing dead-lettered), the instance is not
+// ready while the breaker is open, and everything is applied on the first
+// delivery once the probe answers.
+func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
+	js := testenv.StartNATS(t).JetStream(t)
+	var down atomic.Bool
+	down.Store(true)
+	storeErr := fault.Wrap(fmt.Errorf("begin: %w", &pgconn.PgError{Code: "57P03", Message: "the database system is starting up"}),
+		fault.Unavailable, "database_unavailable", "database unavailable")
+	h := newRecorder(func(handling.Event, int) (handling.Outcome, error) {
+		if down.Load() {
+			return "", storeErr
+		}
+		return handling.Applied, nil
+	})
+	var probes atomic.Int64
+	cfg := testConfig()
+	cfg.Consumer.AckWait = 300 * time.Millisecond // many AckWaits in the outage: only InProgress keeps them
+	cfg.Consumer.MaxDeliver = 2
+	cfg.Consumer.Backoff = []time.Duration{20 * time.Millisecond}
+	cfg.Breaker = BreakerConfig{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		Probe: func(context.Context) error {
+			probes.Add(1)
+			if down.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
+		}}
+	s := start(t, js, h, cfg)
+	for i := range 20 {
+		publish(t, js, fmt.Sprintf("evt_out_%02d", i), "charge.refunded")
+	}
+	eventually(t, 5*time.Second, "the breaker to open", func() bool { return s.p.Check(context.Background()) != nil })
+	time.Sleep(2 * time.Second) // > 6 AckWaits, > 50 times the retry budget
+	for i := range 20 {
+		publish(t, js, fmt.Sprintf("evt_late_%02d", i), "charge.refunded")
+	}
+	time.Sleep(500 * time.Millisecond)
+	if st, _ := s.p.breaker.watch(); st == BreakerClosed {
+		t.Fatal("breaker closed while the store is down")
+	}
+	if probes.Load() < 3 {
+		t.Errorf("%d probes during the outage, want several", probes.Load())
+	}
+	if n := len(dlqMessages(t, js)); n != 0 {
+		t.Fatalf("%d dead letters during the outage", n)
+	}
+	down.Store(false)
+	eventually(t, 10*time.Second, "all 40 events applied", func() bool { e, _ := h.appliedCount(); return e == 40 })
+	eventually(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, js) })
+	if err := s.p.Check(context.Background()); err != nil {
+		t.Errorf("not ready after the outage: %v", err)
+	}
+	for id, calls := range h.calls {
+		for _, c := range calls {
+			if c.deliveries != 1 {
+				t.Errorf("%s was handled on delivery %d; the outage must not cost deliveries", id, c.deliveries)
+			}
+		}
+	}
+	if n := len(dlqMessages(t, js)); n != 0 {
+		t.Errorf("%d dead letters", n)
+	}
+	if v := value(t, s.m.breaker.transitions.WithLabelValues("closed")); v < 1 {
+		t.Errorf("%v transitions to closed", v)
+	}
+	if v := value(t, s.m.breaker.held); v != 0 {
+		t.Errorf("held gauge %v after the outage", v)
+	}
+}
+
+// Without a probe there is no breaker: store errors spend the retry budget
+// as any transient error does (the behaviour the breaker exists to change).
+func TestNoBreakerWithoutProbe(t *testing.T) {
+	js := testenv.StartNATS(t).JetStream(t)
+	h := newRecorder(func(handling.Event, int) (handling.Outcome, error) {
+		return "", fault.Wrap(&pgconn.PgError{Code: "57P01"}, fault.Unavailable, "database_unavailable", "db")
+	})
+	cfg := testConfig()
+	cfg.Consumer.MaxDeliver = 2
+	cfg.Consumer.Backoff = []time.Duration{20 * time.Millisecond}
+	s := start(t, js, h, cfg)
+	if s.p.breaker != nil {
+		t.Fatal("breaker on without a probe")
+	}
+	publish(t, js, "evt_nobreaker", "charge.refunded")
+	eventually(t, 10*time.Second, "the event to be dead-lettered", func() bool { return len(dlqMessages(t, js)) == 1 })
+}
