@@ -308,9 +308,9 @@ func (p *Processor) hold(hctx context.Context, msgs []jetstream.Msg, log *slog.L
 	}
 	b.m.held.Add(float64(len(msgs)))
 	defer b.m.held.Sub(float64(len(msgs)))
-	// The messages were just handled or taken, so their clocks are fresh
-	// enough for the regular keep-alive schedule.
-	stop := p.keepAlive(hctx, msgs, p.cfg.Now(), log)
+	// How long ago each message last had InProgress is not known here (a
+	// batch may have waited in the queue): signal at once, then regularly.
+	stop := p.keepAlive(hctx, msgs, time.Time{}, log)
 	defer stop()
 	return b.awaitClosed(hctx)
 }
@@ -403,8 +403,10 @@ func (pk *parking) pop() (jetstream.Msg, bool) {
 
 // tendParking keeps the parked messages alive, hands them to the workers
 // (through dispatch, oldest first) whenever the breaker is closed, and gives
-// them back to the broker when the instance stops.
-func (p *Processor) tendParking(ctx, hctx context.Context, work chan<- delivery) {
+// them back to the broker when the instance stops. When the breaker opens it
+// also parks what waits in the work queue: nothing keeps those alive there,
+// and the workers are busy holding their own.
+func (p *Processor) tendParking(ctx, hctx context.Context, work chan delivery) {
 	pk := p.parked
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -438,6 +440,9 @@ func (p *Processor) tendParking(ctx, hctx context.Context, work chan<- delivery)
 			feed(msg) // parks it again if the breaker opened meanwhile
 			st, changed = p.breaker.watch()
 		}
+		if st != BreakerClosed {
+			p.parkQueued(work)
+		}
 		select {
 		case <-ctx.Done():
 			stopKeep()
@@ -453,6 +458,24 @@ func (p *Processor) tendParking(ctx, hctx context.Context, work chan<- delivery)
 			}
 		case <-changed:
 		case <-pk.ready:
+		}
+	}
+}
+
+// parkQueued moves the deliveries waiting in the work queue to parking.
+func (p *Processor) parkQueued(work chan delivery) {
+	for {
+		select {
+		case d := <-work:
+			// It may have waited in the queue for a while: restart its
+			// clock now, the parking ticker takes over from here.
+			if err := d.msg.InProgress(); err != nil {
+				p.m.ackErrors.WithLabelValues("in_progress").Inc()
+			}
+			p.breaker.m.held.Inc()
+			p.parked.put(d.msg)
+		default:
+			return
 		}
 	}
 }
