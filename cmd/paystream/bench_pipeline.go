@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,14 +16,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/devenv"
-	"github.com/paystream/paystream/internal/edge"
+	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/loadgen"
 	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/internal/pipeline"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/migrations"
@@ -151,7 +150,7 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	}
 
 	// 1. The processor group drains the backlog.
-	group, err := startGroup(ctx, ns.ClientURL(), dsn, o, getenv, log, nil)
+	group, err := startBenchApp(ctx, ns.ClientURL(), dsn, o, getenv, log, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -170,10 +169,10 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 
 	// 2. The baseline: the same SQL effects, one transaction per event.
 	s := plan.expectSplit
-	pa, co := plan.platform.ID, plan.creatorOrg.ID
+	pa, co := plan.Platform.ID, plan.CreatorOrg.ID
 	base, err := loadgen.SQLBaseline(ctx, bdb, payloads, loadgen.Purchase{
-		ContentID: plan.content.ID, OrganizationID: plan.content.OrganizationID, Amount: s.Amount,
-		Currency: plan.content.Currency, PlatformFee: s.Platform, OrgFee: s.Organization, Creator: s.Creator,
+		ContentID: plan.Content.ID, OrganizationID: plan.Content.OrganizationID, Amount: s.Amount,
+		Currency: plan.Content.Currency, PlatformFee: s.Platform, OrgFee: s.Organization, Creator: s.Creator,
 		PlatformBps: s.PlatformBps, OrgBps: s.OrganizationBps, PlatformAgreement: &pa, CreatorOrg: &co,
 	}, o.events, o.processors*o.workers, stderr)
 	if err != nil {
@@ -209,29 +208,13 @@ func benchE2E(ctx context.Context, natsURL, dsn string, bdb *bun.DB, js jetstrea
 	if err != nil {
 		return loadgen.Latency{}, 0, err
 	}
-	enc, err := streams.Connect(natsURL, "paystream-bench-edge", log)
-	if err != nil {
-		return loadgen.Latency{}, 0, err
-	}
-	defer enc.Close()
-	ectx, stopEdge := context.WithCancel(ctx)
-	ready := make(chan edge.Addrs, 1)
-	edgeDone := make(chan error, 1)
-	go func() {
-		edgeDone <- edge.Run(ectx, ecfg, enc, obs.NewRegistry(), log, func(a edge.Addrs) { ready <- a })
-	}()
-	defer func() { stopEdge(); <-edgeDone }()
-	var addrs edge.Addrs
-	select {
-	case addrs = <-ready:
-	case err := <-edgeDone:
-		return loadgen.Latency{}, 0, fmt.Errorf("edge: %w", err)
-	}
 	clock := loadgen.NewCommitClock()
-	group, err := startGroup(ctx, natsURL, dsn, o, getenv, log, clock)
+	group, err := startBenchApp(ctx, natsURL, dsn, o, getenv, log, &ecfg, clock)
 	if err != nil {
 		return loadgen.Latency{}, 0, err
 	}
+	defer func() { _ = group.stop() }() // a no-op after the stop below
+	addrs := group.addrs.Edge
 	before, err := bdb.NewSelect().Table("stripe_events").Count(ctx)
 	if err != nil {
 		return loadgen.Latency{}, 0, err
@@ -263,78 +246,64 @@ func benchE2E(ctx context.Context, natsURL, dsn string, bdb *bun.DB, js jetstrea
 	return lat, res.PerSecond, nil
 }
 
-// group is a set of processor instances running in this process, each with
-// its own NATS connection and database pool, as separate processes would.
-type group struct {
+// benchApp is paystream running in this process through app.App: the
+// processor group (each instance with its own NATS connection and database
+// pool, as separate processes would have) and, for the end-to-end run, the
+// edge.
+type benchApp struct {
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
+	done   chan error
+	addrs  app.Addrs
+	once   sync.Once
+	err    error
 }
 
-func startGroup(ctx context.Context, natsURL, dsn string, o pipelineOptions, getenv config.Getenv, log *slog.Logger, clock *loadgen.CommitClock) (*group, error) {
-	dp := config.NewParser(getenv)
-	dom := pipeline.Parse(dp)
-	if err := dp.Err(); err != nil {
+// startBenchApp starts the group with the bench's flags on top of the
+// environment, and the edge when ecfg is set; clock, when set, times every
+// commit. It returns once everything listens and consumes.
+func startBenchApp(ctx context.Context, natsURL, dsn string, o pipelineOptions, getenv config.Getenv, log *slog.Logger,
+	ecfg *config.Edge, clock *loadgen.CommitClock) (*benchApp, error) {
+	over := map[string]string{"NATS_URL": natsURL, "DATABASE_URL": dsn, "ADMIN_ADDR": "127.0.0.1:0",
+		"DB_MAX_CONNS": strconv.Itoa(o.workers), "PROCESSOR_WORKERS": strconv.Itoa(o.workers),
+		"PROCESSOR_BATCH_SIZE": strconv.Itoa(o.batchSize)}
+	pcfg, err := app.ParseProcessor(func(k string) string {
+		if v, ok := over[k]; ok {
+			return v
+		}
+		return getenv(k)
+	})
+	if err != nil {
 		return nil, err
 	}
-	gctx, cancel := context.WithCancel(ctx)
-	g := &group{cancel: cancel}
-	for i := range o.processors {
-		nc, err := streams.Connect(natsURL, "paystream-bench-processor-"+strconv.Itoa(i), log)
-		if err != nil {
-			g.stop()
-			return nil, err
-		}
-		js, err := streams.NewJetStream(nc)
-		if err != nil {
-			nc.Close()
-			g.stop()
-			return nil, err
-		}
-		bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: o.workers})
-		if err != nil {
-			nc.Close()
-			g.stop()
-			return nil, err
-		}
-		reg := obs.NewRegistry()
-		h, comps, err := dom.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: reg, Log: log})
-		if err == nil && clock != nil {
-			h = clock.Wrap(h)
-		}
-		if err == nil {
-			var proc *processor.Processor
-			proc, err = processor.New(js, h, processor.Config{Workers: o.workers, BatchSize: o.batchSize}, processor.NewMetrics(reg), log)
-			if err == nil {
-				g.wg.Add(1)
-				go func() {
-					defer g.wg.Done()
-					defer bdb.Close()
-					defer nc.Close()
-					if err := processor.RunWithCompanions(gctx, proc, comps, log); err != nil && !errors.Is(err, context.Canceled) {
-						g.mu.Lock()
-						g.errs = append(g.errs, err)
-						g.mu.Unlock()
-					}
-				}()
-				continue
-			}
-		}
-		_ = bdb.Close()
-		nc.Close()
-		g.stop()
+	pcfg.Instances = o.processors
+	ready := make(chan app.Addrs, 1)
+	opts := []app.Option{app.WithClientName("paystream-bench"), app.WithReady(func(a app.Addrs) { ready <- a })}
+	if clock != nil {
+		opts = append(opts, app.WithHandler(func(_ app.Runtime, h handling.Handler) handling.Handler { return clock.Wrap(h) }))
+	}
+	a, err := app.New(app.Config{Edge: ecfg, Processor: &pcfg}, log, opts...)
+	if err != nil {
 		return nil, err
 	}
-	return g, nil
+	actx, cancel := context.WithCancel(ctx)
+	b := &benchApp{cancel: cancel, done: make(chan error, 1)}
+	go func() { b.done <- a.Run(actx) }()
+	select {
+	case b.addrs = <-ready:
+		return b, nil
+	case err := <-b.done:
+		cancel()
+		return nil, fmt.Errorf("bench: start: %w", err)
+	}
 }
 
-func (g *group) stop() error {
-	g.cancel()
-	g.wg.Wait()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return errors.Join(g.errs...)
+// stop stops everything and returns what went wrong while it ran.
+func (b *benchApp) stop() error {
+	b.once.Do(func() {
+		b.cancel()
+		b.err = <-b.done
+	})
+	return b.err
 }
 
 // scratchDatabase creates paystream_bench_<unix> on serverURL's server and

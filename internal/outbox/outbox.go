@@ -21,19 +21,6 @@ import (
 	"github.com/paystream/paystream/streams"
 )
 
-// envelope is the CloudEvents 1.0 structured-mode JSON of a row; its Data is
-// whatever the writer passes (streams.PurchaseData for purchase events).
-type envelope struct {
-	SpecVersion     string    `json:"specversion"`
-	ID              string    `json:"id"`
-	Source          string    `json:"source"`
-	Type            string    `json:"type"`
-	Subject         string    `json:"subject"`
-	Time            time.Time `json:"time"`
-	DataContentType string    `json:"datacontenttype"`
-	Data            any       `json:"data"`
-}
-
 // Add writes one event into the outbox through idb (normally the purchase
 // transaction). subject is the NATS subject (purchases.<kind>), eventType the
 // CloudEvents type, aggregate the id of the entity the event is about (the
@@ -50,7 +37,7 @@ func Add(ctx context.Context, idb bun.IDB, subject, eventType string, aggregate 
 		return uuid.Nil, fmt.Errorf("outbox: new id: %w", err)
 	}
 	now = now.UTC()
-	payload, err := json.Marshal(envelope{
+	payload, err := json.Marshal(streams.CloudEvent[any]{
 		SpecVersion:     streams.CloudEventsSpecVersion,
 		ID:              id.String(),
 		Source:          streams.PurchaseEventSource,
@@ -65,7 +52,7 @@ func Add(ctx context.Context, idb bun.IDB, subject, eventType string, aggregate 
 	}
 	row := model.Outbox{
 		ID: id, Subject: subject, EventType: eventType, AggregateID: aggregate,
-		Payload: payload, CreatedAt: now,
+		Payload: payload, CreatedAt: now, TraceParent: streams.TraceParent(ctx),
 	}
 	if _, err := idb.NewInsert().Model(&row).Exec(ctx); err != nil {
 		return uuid.Nil, fmt.Errorf("outbox: insert %s event for %s: %w", eventType, aggregate, err)

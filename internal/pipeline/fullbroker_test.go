@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/paystream/paystream/streams"
 )
 
@@ -80,7 +78,7 @@ func TestFullBrokerRefusesAndRecovers(t *testing.T) {
 		}
 		refused = append(refused, b)
 	}
-	if n := testutil.ToFloat64(s.edgeM.PublishErrors.WithLabelValues(streams.DefaultEndpoint)); n < 6 {
+	if n := scrape(t, s.edgeAd, "paystream_edge_publish_errors_total", map[string]string{"endpoint": streams.DefaultEndpoint}); n < 6 {
 		t.Errorf("%v publish errors counted, want at least 6", n)
 	}
 

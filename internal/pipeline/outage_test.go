@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,12 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/handling"
-	"github.com/paystream/paystream/internal/outbox"
-	"github.com/paystream/paystream/internal/pipeline"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/streams"
 )
@@ -137,70 +131,27 @@ func (r deliveryRecorder) HandleBatch(ctx context.Context, evs []handling.Event)
 	return r.h.(handling.BatchHandler).HandleBatch(ctx, evs)
 }
 
-// breakerInstance is a processor whose database is reached through dsn,
-// with a deliberately small delivery budget and the database breaker on.
-type breakerInstance struct {
-	p   *processor.Processor
-	reg *prometheus.Registry
-}
-
-func (s *stack) startBreakerProcessor(name, dsn string, consumer streams.ConsumerConfig, maxDelivered *atomic.Uint64) breakerInstance {
-	t := s.t
-	t.Helper()
-	log := s.log.With("instance", name)
-	nc, err := streams.Connect(s.nats.URL(), "paystream-processor-"+name, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := streams.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bdb, err := db.Open(context.Background(), dsn, db.Options{MaxOpenConns: 6})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	pc := pipeline.Config{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
-	h, companions, err := pc.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: reg, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := h.(handling.BatchHandler); !ok {
-		t.Fatal("the purchase handler is expected to take batches")
-	}
-	p, err := processor.New(js, deliveryRecorder{h: h, max: maxDelivered}, processor.Config{
-		Consumer: consumer, Workers: 4, HandleTimeout: 5 * time.Second,
-		ShutdownTimeout: 5 * time.Second, PollInterval: 100 * time.Millisecond, AckTimeout: 2 * time.Second,
-		Breaker: processor.BreakerConfig{
-			Probe:        func(ctx context.Context) error { return db.Probe(ctx, bdb) },
-			ProbeTimeout: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+// startBreakerProcessor starts a processor instance as cmd/processor does,
+// its database reached through dsn, with consumer's (deliberately small)
+// delivery budget and a quick breaker probe; it records the highest delivery
+// count any event reached in maxDelivered.
+func (s *stack) startBreakerProcessor(dsn string, consumer streams.ConsumerConfig, maxDelivered *atomic.Uint64) *instance {
+	return s.startProcessor(procOpts{
+		dsn: dsn, consumer: &consumer,
+		tune: func(c *processor.Config) {
+			c.Breaker.ProbeTimeout, c.Breaker.MinBackoff, c.Breaker.MaxBackoff = time.Second, 100*time.Millisecond, 500*time.Millisecond
 		},
-	}, processor.NewMetrics(reg), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- processor.RunWithCompanions(ctx, p, companions, log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, processor.ErrShutdownTimeout) {
-				t.Logf("processor %s stopped with: %v", name, err)
+		wrap: func(_ *instance, h handling.Handler) handling.Handler {
+			if _, ok := h.(handling.BatchHandler); !ok {
+				s.t.Fatal("the purchase handler is expected to take batches")
 			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("processor %s did not stop", name)
-		}
-		nc.Close()
-		_ = bdb.Close()
+			return deliveryRecorder{h: h, max: maxDelivered}
+		},
 	})
-	return breakerInstance{p: p, reg: reg}
 }
 
-func (b breakerInstance) breakerState(t *testing.T, state string) float64 {
-	return metricOf(t, b.reg, "paystream_processor_db_breaker_state", map[string]string{"state": state})
+func breakerState(t *testing.T, in *instance, state string) float64 {
+	return metricOf(t, in.reg, "paystream_processor_db_breaker_state", map[string]string{"state": state})
 }
 
 // The database is unreachable for many times the retry budget while
@@ -220,9 +171,9 @@ func TestDatabaseOutageLongerThanTheRetryBudget(t *testing.T) {
 	consumer := streams.ConsumerConfig{AckWait: time.Second, MaxAckPending: 64, MaxDeliver: 3,
 		Backoff: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}}
 	var maxDelivered atomic.Uint64
-	insts := []breakerInstance{
-		s.startBreakerProcessor("b1", proxy.url(t, s.dsn), consumer, &maxDelivered),
-		s.startBreakerProcessor("b2", proxy.url(t, s.dsn), consumer, &maxDelivered),
+	insts := []*instance{
+		s.startBreakerProcessor(proxy.url(t, s.dsn), consumer, &maxDelivered),
+		s.startBreakerProcessor(proxy.url(t, s.dsn), consumer, &maxDelivered),
 	}
 
 	var sessions []string
@@ -251,15 +202,15 @@ func TestDatabaseOutageLongerThanTheRetryBudget(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "both breakers to open", func() bool {
 		for _, in := range insts {
-			if in.breakerState(t, "closed") == 1 {
+			if breakerState(t, in, "closed") == 1 {
 				return false
 			}
 		}
 		return true
 	})
 	for i, in := range insts {
-		if err := in.p.Check(context.Background()); err == nil {
-			t.Errorf("instance %d reports ready with the database cut", i+1)
+		if ready(t, in.admin) {
+			t.Errorf("instance %d: /readyz answers 200 with the database cut", i+1)
 		}
 	}
 	if n := len(s.dlq()); n != 0 {
@@ -273,14 +224,14 @@ func TestDatabaseOutageLongerThanTheRetryBudget(t *testing.T) {
 	s.waitSettled(60 * time.Second)
 	s.assertAppliedOnce(sessions, len(sessions))
 	for i, in := range insts {
-		if in.breakerState(t, "closed") != 1 {
+		if breakerState(t, in, "closed") != 1 {
 			t.Errorf("instance %d breaker not closed after the outage", i+1)
 		}
 		if n := metricOf(t, in.reg, "paystream_processor_db_breaker_transitions_total", map[string]string{"to": "open"}); n < 1 {
 			t.Errorf("instance %d: %v transitions to open, want at least 1", i+1, n)
 		}
-		if err := in.p.Check(context.Background()); err != nil {
-			t.Errorf("instance %d not ready after the outage: %v", i+1, err)
+		if !ready(t, in.admin) {
+			t.Errorf("instance %d: /readyz not 200 after the outage", i+1)
 		}
 	}
 	if m := maxDelivered.Load(); m >= uint64(consumer.MaxDeliver) {

@@ -98,6 +98,11 @@ func newBreakerMetrics() *breakerMetrics {
 		}),
 	}
 	m.set(BreakerClosed)
+	// Every transition series exists from the start at 0, so increase()
+	// reads 0 on the dashboard and in the alert rather than no data.
+	for _, st := range breakerStates {
+		m.transitions.WithLabelValues(st.String())
+	}
 	return m
 }
 

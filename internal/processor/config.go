@@ -44,6 +44,17 @@ const MaxBatchSize = 64
 // worker holds one connection for its transaction.
 const DefaultWorkers = 10
 
+// Timeout defaults (PROCESSOR_HANDLE_TIMEOUT, PROCESSOR_SHUTDOWN_TIMEOUT).
+const (
+	// DefaultHandleTimeout is below the 30s AckWait, so a healthy handler
+	// never needs InProgress, and below the shutdown budget, so an
+	// in-flight event can finish.
+	DefaultHandleTimeout = 20 * time.Second
+	// DefaultShutdownTimeout: Kubernetes kills 30s after SIGTERM; keep 5s
+	// for nc.Drain and the database.
+	DefaultShutdownTimeout = 25 * time.Second
+)
+
 func (c *Config) setDefaults() {
 	def := streams.DefaultConsumerConfig()
 	if c.Consumer.AckWait == 0 {
@@ -62,13 +73,10 @@ func (c *Config) setDefaults() {
 		c.Workers = DefaultWorkers
 	}
 	if c.HandleTimeout == 0 {
-		// Below the 30s AckWait, so a healthy handler never needs InProgress,
-		// and below the shutdown budget, so an in-flight event can finish.
-		c.HandleTimeout = 20 * time.Second
+		c.HandleTimeout = DefaultHandleTimeout
 	}
 	if c.ShutdownTimeout == 0 {
-		// Kubernetes kills 30s after SIGTERM; keep 5s for nc.Drain and the DB.
-		c.ShutdownTimeout = 25 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 5 * time.Second

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -322,11 +324,13 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 	defer p.m.inFlight.Sub(float64(len(ds)))
 
 	type item struct {
-		msg jetstream.Msg
-		md  *jetstream.MsgMetadata
-		ev  handling.Event
-		typ string
-		log *slog.Logger
+		msg  jetstream.Msg
+		md   *jetstream.MsgMetadata
+		ev   handling.Event
+		typ  string
+		log  *slog.Logger
+		ctx  context.Context // carries span
+		span trace.Span      // nil with tracing off
 	}
 	items := make([]item, 0, len(ds))
 	arrived := ds[0].arrived
@@ -338,17 +342,20 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 		}
 		log := p.log.With("stripe_event_id", d.msg.Headers().Get(streams.HeaderEventID), "subject", d.msg.Subject(),
 			"num_delivered", md.NumDelivered, "stream_seq", md.Sequence.Stream)
+		ictx, span := startSpan(hctx, d.msg, md, len(ds))
 		ev, err := decodeEvent(d.msg.Subject(), d.msg.Headers(), d.msg.Data(), md.NumDelivered)
 		if err != nil {
 			// Never reaches the handler: classified and settled on its own.
 			typ := typeLabel(ev.Type)
-			p.apply(d.msg, md, ev, typ, "", err, Classify(err, md.NumDelivered, p.cfg.Consumer), log)
+			dec := Classify(err, md.NumDelivered, p.cfg.Consumer)
+			p.apply(d.msg, md, ev, typ, "", err, dec, log)
+			endSpan(span, dec, "", err)
 			continue
 		}
 		if d.arrived.Before(arrived) {
 			arrived = d.arrived
 		}
-		items = append(items, item{msg: d.msg, md: md, ev: ev, typ: typeLabel(ev.Type), log: log})
+		items = append(items, item{msg: d.msg, md: md, ev: ev, typ: typeLabel(ev.Type), log: log, ctx: ictx, span: span})
 	}
 	if len(items) == 0 {
 		return
@@ -360,8 +367,11 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 	}
 	stop := p.keepAlive(hctx, msgs, arrived, p.log)
 	start := p.cfg.Now()
-	results := p.rehandleWhileStoreDown(hctx, msgs, evs, p.handleBatch(hctx, evs), func(evs []handling.Event) []handling.Result {
-		return p.handleBatch(hctx, evs)
+	// One transaction for the batch: its spans join the first event's trace,
+	// and so do the re-handlings while the store is down.
+	bctx := items[0].ctx
+	results := p.rehandleWhileStoreDown(hctx, msgs, evs, p.handleBatch(bctx, evs), func(evs []handling.Event) []handling.Result {
+		return p.handleBatch(bctx, evs)
 	})
 	// Every event of the batch waited for the batch's commit: that is its
 	// handling time.
@@ -375,7 +385,9 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 		p.m.handleDuration.WithLabelValues(it.typ).Observe(took)
 		r := results[i]
 		settle.Go(func() {
-			p.apply(it.msg, it.md, it.ev, it.typ, r.Outcome, r.Err, Classify(r.Err, it.md.NumDelivered, p.cfg.Consumer), it.log)
+			dec := Classify(r.Err, it.md.NumDelivered, p.cfg.Consumer)
+			p.apply(it.msg, it.md, it.ev, it.typ, r.Outcome, r.Err, dec, it.log)
+			endSpan(it.span, dec, r.Outcome, r.Err)
 		})
 	}
 	settle.Wait()
@@ -427,6 +439,7 @@ func (p *Processor) process(hctx context.Context, d delivery) {
 	}
 	log := p.log.With("stripe_event_id", msg.Headers().Get(streams.HeaderEventID), "subject", msg.Subject(),
 		"num_delivered", md.NumDelivered, "stream_seq", md.Sequence.Stream)
+	hctx, span := startSpan(hctx, msg, md, 1)
 
 	ev, err := decodeEvent(msg.Subject(), msg.Headers(), msg.Data(), md.NumDelivered)
 	typ := typeLabel(ev.Type)
@@ -435,7 +448,7 @@ func (p *Processor) process(hctx context.Context, d delivery) {
 		stop := p.keepAlive(hctx, []jetstream.Msg{msg}, d.arrived, log)
 		start := p.cfg.Now()
 		outcome, err = p.handle(hctx, ev)
-		p.m.handleDuration.WithLabelValues(typ).Observe(p.cfg.Now().Sub(start).Seconds())
+		obs.Observe(hctx, p.m.handleDuration.WithLabelValues(typ), p.cfg.Now().Sub(start).Seconds())
 		stop()
 		if p.breaker != nil && err != nil {
 			outcome, err = p.rehandleOne(hctx, msg, ev, outcome, err)
@@ -443,6 +456,7 @@ func (p *Processor) process(hctx context.Context, d delivery) {
 	}
 	dec := Classify(err, md.NumDelivered, p.cfg.Consumer)
 	p.apply(msg, md, ev, typ, outcome, err, dec, log)
+	endSpan(span, dec, outcome, err)
 }
 
 // handle calls the handler with a deadline, turning a panic into an Internal

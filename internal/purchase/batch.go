@@ -57,7 +57,9 @@ func (h *Handler) HandleBatch(ctx context.Context, hevs []handling.Event) []hand
 	if len(todo) == 0 {
 		return res
 	}
-	recs, errs, err := h.applyBatch(ctx, evs, todo)
+	tctx, span := startTxSpan(ctx, len(todo))
+	recs, errs, err := h.applyBatch(tctx, evs, todo)
+	endTxSpan(span, err)
 	if err != nil {
 		h.log.Warn("batch transaction failed; handling its events one per transaction", "events", len(todo), "error", err)
 		for _, i := range todo {

@@ -17,7 +17,6 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/uptrace/bun"
 
-	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
@@ -104,10 +103,12 @@ func (h *Handler) Handle(ctx context.Context, hev handling.Event) (handling.Outc
 		return "", err
 	}
 	var rec *record
-	err = h.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	tctx, span := startTxSpan(ctx, 1)
+	err = h.db.RunInTx(tctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		rec, err = h.apply(ctx, tx, ev)
 		return err
 	})
+	endTxSpan(span, err)
 	if errors.Is(err, errSeen) {
 		return h.committed(log, &record{seen: true}), nil
 	}
@@ -313,13 +314,4 @@ func classify(err error) error {
 		return fault.Wrap(err, fault.Unavailable, "database_unavailable", "database unavailable")
 	}
 	return fault.Wrap(err, fault.Internal, "internal", "apply stripe event")
-}
-
-// ParseConfig reads the handler's settings from the environment:
-//
-//	PURCHASE_REVOKE_ON_PARTIAL_REFUND  false  revoke access on any partial refund
-//
-// Now stays time.Now.
-func ParseConfig(p *config.Parser) Config {
-	return Config{Access: AccessPolicy{RevokeOnPartialRefund: p.Bool("PURCHASE_REVOKE_ON_PARTIAL_REFUND", false)}}
 }

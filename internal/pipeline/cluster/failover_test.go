@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -20,14 +19,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/outbox"
-	"github.com/paystream/paystream/internal/pipeline"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
@@ -63,43 +60,60 @@ func connect(t *testing.T, cl *testenv.Cluster, name string, log *slog.Logger) j
 	return js
 }
 
-// startProcessor runs one processor instance as cmd/processor builds it,
-// connected to all three nodes.
-func startProcessor(t *testing.T, cl *testenv.Cluster, dsn, name string, log *slog.Logger) {
+// startStack runs the edge and two processor instances as cmd/edge and
+// cmd/processor start them (app.App: each instance with its own NATS
+// connection, pool and registry), connected to all three nodes, streams at
+// R3; it returns the edge's base URL and stops everything at cleanup.
+func startStack(t *testing.T, cl *testenv.Cluster, dsn, secret string, log *slog.Logger) string {
 	t.Helper()
-	js := connect(t, cl, "paystream-processor-"+name, log)
-	bdb, err := db.Open(context.Background(), dsn, db.Options{MaxOpenConns: 4})
+	env := config.MapEnv(map[string]string{
+		"NATS_URL": cl.URLs(), "DATABASE_URL": dsn, config.SecretVar: secret, "STREAM_REPLICAS": "3",
+		"EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "EDGE_RATE_LIMIT": "0", "EDGE_PUBLISH_TIMEOUT": "2s",
+		"DB_MAX_CONNS": "4", "PROCESSOR_WORKERS": "4",
+		"PROCESSOR_ACK_WAIT": "2s", "PROCESSOR_MAX_ACK_PENDING": "64", "PROCESSOR_MAX_DELIVER": "30",
+		"PROCESSOR_BACKOFF": "100ms,200ms,500ms",
+	})
+	ecfg, err := config.ParseEdge(env, []string{config.SecretVar})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	pc := pipeline.Config{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
-	h, companions, err := pc.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: reg, Log: log})
+	rt, err := config.ParseProcessor(env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := processor.New(js, h, processor.Config{
-		Consumer: streams.ConsumerConfig{AckWait: 2 * time.Second, MaxAckPending: 64, MaxDeliver: 30,
-			Backoff: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}},
-		Workers: 4, HandleTimeout: 5 * time.Second, ShutdownTimeout: 5 * time.Second,
-		PollInterval: 500 * time.Millisecond, AckTimeout: 2 * time.Second,
-		Breaker: processor.BreakerConfig{Probe: func(ctx context.Context) error { return db.Probe(ctx, bdb) }},
-	}, processor.NewMetrics(reg), log)
+	rt.HandleTimeout, rt.ShutdownTimeout = 5*time.Second, 5*time.Second // as the single-node suite
+	pc := app.Processor{Runtime: rt, Instances: 2,
+		Domain: app.DomainConfig{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}}
+	ready := make(chan app.Addrs, 1)
+	a, err := app.New(app.Config{Edge: &ecfg, Processor: &pc}, log,
+		app.WithProcessorTuning(func(c *processor.Config) { c.PollInterval, c.AckTimeout = 500*time.Millisecond, 2*time.Second }),
+		app.WithReady(func(addrs app.Addrs) { ready <- addrs }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- processor.RunWithCompanions(ctx, p, companions, log) }()
+	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Errorf("processor %s did not stop", name)
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, processor.ErrShutdownTimeout) {
+				t.Logf("stack stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("stack did not stop 30s after cancel")
 		}
-		_ = bdb.Close()
 	})
+	select {
+	case addrs := <-ready:
+		return "http://" + addrs.Edge.Public
+	case err := <-done:
+		t.Fatalf("stack: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("stack not ready after 60s")
+	}
+	return ""
 }
 
 // stripe plays Stripe: it sends each event until the edge answers 200,
@@ -229,22 +243,12 @@ func TestClusterLeaderFailover(t *testing.T) {
 	cancel()
 
 	secret := stripefixture.NewSecret()
-	eh, err := edge.New(config.Edge{
-		Endpoints: map[string][]string{streams.DefaultEndpoint: {secret}}, Tolerance: config.DefaultWebhookTol,
-		MaxBodyBytes: config.DefaultMaxBodyBytes, PublishTimeout: 2 * time.Second,
-	}, connect(t, cl, "paystream-edge", log), edge.NewMetrics(prometheus.NewRegistry()), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(eh)
-	t.Cleanup(srv.Close)
-	startProcessor(t, cl, dsn, "p1", log)
-	startProcessor(t, cl, dsn, "p2", log)
+	edgeURL := startStack(t, cl, dsn, secret, log)
 	eventually(t, 30*time.Second, "the processor consumer to have a leader", func() bool {
 		return leaderOf(js, streams.EventsStream, streams.ProcessorConsumer) != ""
 	})
 
-	st := &stripe{t: t, url: srv.URL, secret: secret, client: &http.Client{Timeout: 10 * time.Second},
+	st := &stripe{t: t, url: edgeURL, secret: secret, client: &http.Client{Timeout: 10 * time.Second},
 		unavailable: map[int]int{}}
 	ctx, stopTraffic := context.WithCancel(context.Background())
 	var traffic sync.WaitGroup
