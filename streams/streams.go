@@ -19,7 +19,8 @@ const (
 	PurchasesStream = "PURCHASES"
 )
 
-// Config shapes the three streams. Every field is settable through the
+// Config shapes the streams (the three of the design contract and
+// STRIPE_ADVISORIES, see AdvisoriesDefinition). Every field is settable through the
 // environment (STREAM_*); see DefaultConfig for the reasons behind the defaults.
 type Config struct {
 	Storage         jetstream.StorageType
@@ -71,7 +72,12 @@ func (c Config) Definitions() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.EventsMaxAge,
 			Duplicates:  c.DedupWindow,
-			Discard:     jetstream.DiscardOld,
+			// A stream that reaches a size limit (an operator's max_bytes,
+			// the account's or server's storage) must refuse new events —
+			// the edge answers 503 and Stripe retries — never make room by
+			// dropping old ones that may not be applied yet. MaxAge still
+			// ages events out.
+			Discard: jetstream.DiscardNew,
 		},
 		{
 			Name:        DLQStream,
@@ -82,6 +88,9 @@ func (c Config) Definitions() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.DLQMaxAge,
 			Duplicates:  c.DedupWindow,
+			// Full: refuse; the processor naks and never terminates an
+			// event without its copy.
+			Discard: jetstream.DiscardNew,
 		},
 		{
 			Name:        PurchasesStream,
@@ -92,7 +101,10 @@ func (c Config) Definitions() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.PurchasesMaxAge,
 			Duplicates:  c.DedupWindow,
+			// Full: refuse, and the outbox relay keeps the rows and retries.
+			Discard: jetstream.DiscardNew,
 		},
+		c.AdvisoriesDefinition(),
 	}
 }
 

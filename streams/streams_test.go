@@ -124,3 +124,36 @@ func TestSubjectsRejectWildcards(t *testing.T) {
 		})
 	}
 }
+
+// A deployment made before the streams discarded new messages at a limit
+// (STRIPE_EVENTS used DiscardOld, and STRIPE_ADVISORIES did not exist) is
+// upgraded in place by Ensure.
+func TestEnsureUpgradesDiscardPolicyAndAddsAdvisories(t *testing.T) {
+	ctx := context.Background()
+	js, err := streams.NewJetStream(testenv.StartNATS(t).Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := streams.DefaultConfig().Definitions()[0]
+	old.Discard = jetstream.DiscardOld
+	if _, err := js.CreateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(ctx, js, streams.DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, streams.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := s.CachedInfo().Config.Discard; d != jetstream.DiscardNew {
+		t.Errorf("STRIPE_EVENTS discard = %v after Ensure, want new", d)
+	}
+	a, err := js.Stream(ctx, streams.AdvisoriesStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := a.CachedInfo().Config; c.Retention != jetstream.WorkQueuePolicy || len(c.Subjects) != 1 || c.Subjects[0] != streams.MaxDeliveriesAdvisorySubject {
+		t.Errorf("STRIPE_ADVISORIES config = %+v", c)
+	}
+}

@@ -8,6 +8,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"os"
+
+	"github.com/google/uuid"
 
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/handling"
@@ -55,8 +58,13 @@ func (c DomainConfig) Domain() Domain {
 			if err != nil {
 				return nil, nil, fmt.Errorf("reconcile: %w", err)
 			}
+			// One run per interval across the processor group, not per instance.
+			lease, err := reconcile.NewKVLease(d.JS, rc.Interval, leaseHolder())
+			if err != nil {
+				return nil, nil, fmt.Errorf("reconcile: %w", err)
+			}
 			cfg := reconcile.Config{Since: rc.Window, Endpoint: rc.Endpoint,
-				Index: reconcile.StreamIndex{JS: d.JS}, Metrics: reconcile.NewMetrics(d.Reg)}
+				Index: reconcile.StreamIndex{JS: d.JS}, Metrics: reconcile.NewMetrics(d.Reg), Lease: lease}
 			pub := streams.NewPublisher(d.JS)
 			companions = append(companions, Companion{Name: "periodic-reconcile", Run: func(ctx context.Context) error {
 				return reconcile.Periodic(ctx, rc.Interval, cfg, lister, pub, d.Log)
@@ -64,4 +72,15 @@ func (c DomainConfig) Domain() Domain {
 		}
 		return h, companions, nil
 	}
+}
+
+// leaseHolder names this instance in the reconcile lease, for operators
+// reading the bucket: the host name and a random suffix (two processes on
+// one host are two holders).
+func leaseHolder() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "processor"
+	}
+	return host + "-" + uuid.NewString()[:8]
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	pmodel "github.com/prometheus/common/model"
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/app"
@@ -84,6 +86,7 @@ type stack struct {
 	cat    catalog
 	secret string
 	edge   string // base URL of the edge's public listener
+	edgeAd string // base URL of the edge's admin listener (/metrics)
 	log    *slog.Logger
 	got    *collector
 
@@ -104,15 +107,15 @@ func newStack(t *testing.T) *stack {
 		secret: stripefixture.NewSecret(), log: testLogger(t)}
 	s.cat = seedCatalog(t, bdb)
 
-	s.edge = s.startEdge()
+	s.edge, s.edgeAd = s.startEdge()
 	s.got = subscribePurchases(t, s.js)
 	return s
 }
 
 // startEdge starts the edge exactly as cmd/edge does, through app.App with
-// its own NATS connection, on free ports, and returns its base URL; it stops
-// at cleanup.
-func (s *stack) startEdge() string {
+// its own NATS connection, on free ports, and returns the base URLs of its
+// public and admin listeners; it stops at cleanup.
+func (s *stack) startEdge() (public, admin string) {
 	t := s.t
 	t.Helper()
 	cfg, err := config.ParseEdge(config.MapEnv(map[string]string{
@@ -143,13 +146,13 @@ func (s *stack) startEdge() string {
 	})
 	select {
 	case addrs := <-ready:
-		return "http://" + addrs.Edge.Public
+		return "http://" + addrs.Edge.Public, "http://" + addrs.Edge.Admin
 	case err := <-done:
 		t.Fatalf("edge: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("edge not listening after 30s")
 	}
-	return ""
+	return "", ""
 }
 
 // testLogger discards logs unless PAYSTREAM_TEST_LOG is set, so a failing
@@ -203,6 +206,7 @@ type instance struct {
 	nc     *nats.Conn
 	db     *bun.DB
 	reg    *prometheus.Registry
+	admin  string // base URL of its admin listener (/readyz)
 	cancel context.CancelFunc
 	done   chan error
 
@@ -233,7 +237,10 @@ type wrapFunc func(inst *instance, h handling.Handler) handling.Handler
 type procOpts struct {
 	workers  int
 	wrap     wrapFunc
-	pipeline *app.DomainConfig // nil: the relay only, polling every 20ms
+	pipeline *app.DomainConfig       // nil: the relay only, polling every 20ms
+	dsn      string                  // database URL; empty: the stack's
+	consumer *streams.ConsumerConfig // nil: testConsumer()
+	tune     func(*processor.Config) // after the suite's PollInterval/AckTimeout
 }
 
 // startProcessor starts one processor instance exactly as cmd/processor
@@ -253,13 +260,19 @@ func (s *stack) startProcessor(o procOpts) *instance {
 	if o.workers == 0 {
 		o.workers = 4
 	}
+	if o.dsn == "" {
+		o.dsn = s.dsn
+	}
 	rt, err := config.ParseProcessor(config.MapEnv(map[string]string{
-		"NATS_URL": s.nats.URL(), "DATABASE_URL": s.dsn, "ADMIN_ADDR": "127.0.0.1:0", "DB_MAX_CONNS": "6",
+		"NATS_URL": s.nats.URL(), "DATABASE_URL": o.dsn, "ADMIN_ADDR": "127.0.0.1:0", "DB_MAX_CONNS": "6",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt.Consumer, rt.Workers = testConsumer(), o.workers
+	if o.consumer != nil {
+		rt.Consumer = *o.consumer
+	}
 	rt.HandleTimeout, rt.ShutdownTimeout = 5*time.Second, 5*time.Second
 	pc := app.DomainConfig{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
 	if o.pipeline != nil {
@@ -269,7 +282,12 @@ func (s *stack) startProcessor(o procOpts) *instance {
 	ready := make(chan struct{})
 	a, err := app.New(app.Config{Processor: &app.Processor{Runtime: rt, Domain: pc}}, s.log.With("instance", name),
 		app.WithClientName("paystream-"+name),
-		app.WithProcessorTuning(func(c *processor.Config) { c.PollInterval, c.AckTimeout = 100*time.Millisecond, 2*time.Second }),
+		app.WithProcessorTuning(func(c *processor.Config) {
+			c.PollInterval, c.AckTimeout = 100*time.Millisecond, 2*time.Second
+			if o.tune != nil {
+				o.tune(c)
+			}
+		}),
 		app.WithHandler(func(r app.Runtime, h handling.Handler) handling.Handler {
 			inst.nc, inst.db, inst.reg = r.Conn, r.DB, r.Registry
 			if o.wrap != nil {
@@ -277,7 +295,10 @@ func (s *stack) startProcessor(o procOpts) *instance {
 			}
 			return h
 		}),
-		app.WithReady(func(app.Addrs) { close(ready) }))
+		app.WithReady(func(addrs app.Addrs) {
+			inst.admin = "http://" + addrs.ProcessorAdmin[0]
+			close(ready)
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,6 +324,58 @@ func (s *stack) startProcessor(o procOpts) *instance {
 	s.procs = append(s.procs, inst)
 	s.mu.Unlock()
 	return inst
+}
+
+// scrape reads the value of one series from the /metrics of the admin
+// listener at base (0 if absent), as Prometheus would.
+func scrape(t *testing.T, base, name string, labels map[string]string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", base, err)
+	}
+	defer resp.Body.Close()
+	tp := expfmt.NewTextParser(pmodel.UTF8Validation)
+	fams, err := tp.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", base, err)
+	}
+	f, ok := fams[name]
+	if !ok {
+		return 0
+	}
+	var sum float64
+series:
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue series
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+// ready reports whether the admin listener at base answers /readyz with 200.
+func ready(t *testing.T, base string) bool {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatalf("readyz %s: %v", base, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == http.StatusOK
 }
 
 // post signs body with the endpoint secret and posts it to the edge.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/paystream/paystream/streams"
@@ -22,69 +22,103 @@ type maxDeliveriesAdvisory struct {
 	Deliveries uint64 `json:"deliveries"`
 }
 
-// advisoryAttempts bounds the copies tried for one advisory: the message stays
-// on STRIPE_EVENTS, so a later advisory-free audit can still find it.
-const advisoryAttempts = 8
-
 // watchAdvisories is the safety net for events that ran out of deliveries
 // without a verdict from a handler: an instance crashed or hung on the last
-// delivery, or the DLQ copy failed then. For each MAX_DELIVERIES advisory it
-// copies the stored message to STRIPE_DLQ with reason max_deliveries.
-//
-// Every instance listens (no queue group): advisories are plain NATS messages
-// and would be lost with a single listener that is restarting. The copies are
+// delivery, or the DLQ copy failed then. The broker's MAX_DELIVERIES
+// advisories are captured by the stream STRIPE_ADVISORIES, so one published
+// while no processor ran is not lost; every instance works off its shared
+// durable consumer, copying the stored event to STRIPE_DLQ with reason
+// max_deliveries, and acks the advisory only once the copy exists. Copies are
 // deduplicated by their dlq-<stream seq> id, and only the first is counted.
 func (p *Processor) watchAdvisories(ctx context.Context) {
-	ch := make(chan *nats.Msg, 1024)
-	sub, err := p.js.Conn().ChanSubscribe(streams.MaxDeliveriesAdvisorySubject, ch)
-	if err != nil {
-		p.log.Error("cannot subscribe to max-deliveries advisories; exhausted events will not be dead-lettered automatically",
-			"subject", streams.MaxDeliveriesAdvisorySubject, "error", err)
-		return
-	}
-	defer func() { _ = sub.Unsubscribe() }()
+	retry := time.Second
 	for {
+		err := p.workAdvisories(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Error("cannot work off max-deliveries advisories; retrying", "stream", streams.AdvisoriesStream,
+			"error", err, "retry_in", retry.String())
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-ch:
-			p.onAdvisory(ctx, m.Data)
+		case <-time.After(retry):
 		}
+		retry = min(retry*2, 30*time.Second)
 	}
 }
 
-func (p *Processor) onAdvisory(ctx context.Context, data []byte) {
+// workAdvisories consumes STRIPE_ADVISORIES until ctx ends (nil) or the
+// subscription fails.
+func (p *Processor) workAdvisories(ctx context.Context) error {
+	ectx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
+	cons, err := streams.EnsureAdvisoryConsumer(ectx, p.js)
+	cancel()
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { p.onAdvisoryMsg(ctx, msg) },
+		jetstream.PullMaxMessages(16),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			p.log.Debug("advisory consume error", "error", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", streams.AdvisoriesStream, err)
+	}
+	defer cc.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-cc.Closed():
+		return errors.New("advisory subscription ended")
+	}
+}
+
+// onAdvisoryMsg makes the dead-letter copy one stored advisory asks for and
+// acks the advisory, or gives it back with a growing delay when the copy
+// could not be made (the broker refused it, the event could not be read).
+func (p *Processor) onAdvisoryMsg(ctx context.Context, msg jetstream.Msg) {
+	if err := p.onAdvisory(ctx, msg.Data()); err != nil {
+		n := uint64(1)
+		if md, merr := msg.Metadata(); merr == nil {
+			n = md.NumDelivered
+		}
+		delay := min(time.Duration(1<<min(n, 6))*250*time.Millisecond, 30*time.Second)
+		p.m.ackErrors.WithLabelValues("dlq_publish").Inc()
+		p.log.Error("could not dead-letter an event that exhausted its deliveries; retrying", "error", err,
+			"attempt", n, "retry_in", delay.String())
+		if err := msg.NakWithDelay(delay); err != nil {
+			p.m.ackErrors.WithLabelValues("nak").Inc()
+		}
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.AckTimeout)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
+		// Redelivered later; the copy is deduplicated.
+		p.m.ackErrors.WithLabelValues("ack").Inc()
+	}
+}
+
+// onAdvisory copies the event an advisory names to STRIPE_DLQ. A nil error
+// means the advisory is done with: copied, not ours, unreadable, or naming an
+// event that no longer exists.
+func (p *Processor) onAdvisory(ctx context.Context, data []byte) error {
 	var adv maxDeliveriesAdvisory
 	if err := json.Unmarshal(data, &adv); err != nil || adv.StreamSeq == 0 {
 		p.log.Error("unreadable max-deliveries advisory", "error", err, "advisory", string(data))
-		return
+		return nil
 	}
 	if adv.Stream != streams.EventsStream || adv.Consumer != streams.ProcessorConsumer {
-		return
+		return nil
 	}
 	log := p.log.With("stream_seq", adv.StreamSeq, "num_delivered", adv.Deliveries)
-	wait := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := p.copyExhausted(ctx, adv, log)
-		if err == nil {
-			return
-		}
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			log.Error("event exhausted its deliveries but is no longer on STRIPE_EVENTS; nothing to dead-letter", "error", err)
-			return
-		}
-		if attempt == advisoryAttempts || ctx.Err() != nil {
-			p.m.ackErrors.WithLabelValues("dlq_publish").Inc()
-			log.Error("could not dead-letter an event that exhausted its deliveries; it stays on STRIPE_EVENTS",
-				"error", err, "attempts", attempt)
-			return
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 10*time.Second)
+	err := p.copyExhausted(ctx, adv, log)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		log.Error("event exhausted its deliveries but is no longer on STRIPE_EVENTS; nothing to dead-letter", "error", err)
+		return nil
 	}
+	return err
 }
 
 func (p *Processor) copyExhausted(ctx context.Context, adv maxDeliveriesAdvisory, log *slog.Logger) error {

@@ -30,7 +30,10 @@ type Config struct {
 	// never at light load, where a lone event goes at once. Default
 	// DefaultBatchWait; negative turns the wait off.
 	BatchWait time.Duration
-	Now       func() time.Time // clock; default time.Now
+	// Breaker pauses the instance while the database is down instead of
+	// spending the events' delivery budget; off without a Probe.
+	Breaker BreakerConfig
+	Now     func() time.Time // clock; default time.Now
 }
 
 // DefaultBatchWait is PROCESSOR_BATCH_WAIT's default: a few milliseconds,
@@ -100,6 +103,7 @@ func (c *Config) setDefaults() {
 	if c.BatchWait == 0 {
 		c.BatchWait = DefaultBatchWait
 	}
+	c.Breaker.setDefaults()
 }
 
 func (c *Config) validate() error {
@@ -117,7 +121,7 @@ func (c *Config) validate() error {
 	case c.HandleTimeout <= 0 || c.ShutdownTimeout <= 0 || c.PollInterval <= 0 || c.AckTimeout <= 0:
 		return errors.New("processor: timeouts and intervals must be positive")
 	}
-	return nil
+	return c.Breaker.validate()
 }
 
 // prefetch is how many messages an instance pulls ahead. Without batching,

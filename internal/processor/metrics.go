@@ -20,6 +20,7 @@ type Metrics struct {
 	inFlight       prometheus.Gauge
 	ackErrors      *prometheus.CounterVec // {op}
 	batchSize      prometheus.Histogram
+	breaker        *breakerMetrics
 }
 
 // NewMetrics creates the runtime's series and registers them on reg (skipped
@@ -74,10 +75,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Events a worker handed to the handler together (PROCESSOR_BATCH_SIZE bounds it; 1 when the queue is empty).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
+		breaker: newBreakerMetrics(),
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.handleDuration, m.endToEnd, m.pending, m.ackPending, m.redelivered,
 			m.dlqMessages, m.deadLetters, m.inFlight, m.ackErrors, m.batchSize)
+		reg.MustRegister(m.breaker.collectors()...)
 	}
 	return m
 }

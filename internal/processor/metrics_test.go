@@ -75,6 +75,9 @@ func TestMetricNamesMatchTheAgreedPlan(t *testing.T) {
 		"paystream_processor_consumer_ack_pending",
 		"paystream_processor_consumer_pending",
 		"paystream_processor_consumer_redelivered",
+		"paystream_processor_db_breaker_held_messages",
+		"paystream_processor_db_breaker_state",
+		"paystream_processor_db_breaker_transitions_total", // every {to} at 0 from the start
 		"paystream_processor_db_connections",
 		"paystream_processor_db_wait_seconds_total",
 		"paystream_processor_db_waits_total",
@@ -103,6 +106,12 @@ func TestMetricNamesMatchTheAgreedPlan(t *testing.T) {
 	} {
 		if values[k] != v {
 			t.Errorf("%s = %v, want %v", k, values[k], v)
+		}
+	}
+	for _, to := range []string{"open", "half_open", "closed"} {
+		k := "paystream_processor_db_breaker_transitions_total,to=" + to
+		if v, ok := values[k]; !ok || v != 0 {
+			t.Errorf("%s = %v (present %v), want 0 before any transition", k, v, ok)
 		}
 	}
 }

@@ -34,6 +34,9 @@ type Processor struct {
 	log *slog.Logger
 
 	consuming atomic.Bool // a pull subscription is live
+
+	breaker *breaker // nil when BreakerConfig.Probe is nil
+	parked  *parking // messages received while the breaker was not closed
 }
 
 // New returns a Processor that feeds the events of the durable consumer to h.
@@ -49,7 +52,8 @@ func New(js jetstream.JetStream, h handling.Handler, cfg Config, m *Metrics, log
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	p := &Processor{js: js, h: h, cfg: cfg, m: m, log: log}
+	p := &Processor{js: js, h: h, cfg: cfg, m: m, log: log, parked: newParking(),
+		breaker: newBreaker(cfg.Breaker, m.breaker, log, cfg.Now)}
 	if bh, ok := h.(handling.BatchHandler); ok && cfg.BatchSize > 1 {
 		p.bh = bh
 	}
@@ -71,6 +75,9 @@ func (p *Processor) Config() Config { return p.cfg }
 // consumer (the broker is unreachable, or the consumer cannot be created
 // because its stored configuration conflicts) and after it stopped.
 func (p *Processor) Check(context.Context) error {
+	if err := p.breaker.check(); err != nil {
+		return err
+	}
 	if !p.consuming.Load() {
 		return fmt.Errorf("not consuming from %s/%s", streams.EventsStream, streams.ProcessorConsumer)
 	}
@@ -95,6 +102,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	// abort. It is cancelled only when the shutdown budget runs out.
 	hctx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
+	if p.breaker != nil {
+		p.breaker.stop = ctx.Done() // shutdown releases what the breaker holds
+	}
 
 	// Without batching the queue is unbuffered: the consume callback waits
 	// for a free worker. With batching it holds what was prefetched beyond
@@ -109,6 +119,10 @@ func (p *Processor) Run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	bg.Go(func() { p.pollGauges(ctx) })
 	bg.Go(func() { p.watchAdvisories(ctx) })
+	if p.breaker != nil {
+		bg.Go(func() { p.breaker.run(ctx) })
+		bg.Go(func() { p.tendParking(ctx, hctx, work) })
+	}
 
 	cc := p.consume(ctx, hctx, work)
 
@@ -159,13 +173,19 @@ func (p *Processor) consume(ctx, hctx context.Context, work chan<- delivery) jet
 				p.log.Info("processor consuming", "stream", streams.EventsStream, "consumer", streams.ProcessorConsumer,
 					"workers", p.cfg.Workers, "batch_size", p.batchSize())
 				p.consuming.Store(true)
-				select {
-				case <-ctx.Done():
+				switch p.awaitEnd(ctx, cc) {
+				case consumeStopped:
 					p.consuming.Store(false)
 					return cc
-				case <-cc.Closed():
+				case consumeEnded:
 					p.consuming.Store(false)
 					p.log.Warn("consume subscription ended; subscribing again")
+				case consumePaused:
+					// The breaker closed again after a pause: pull at once.
+					retry = time.Second
+					continue
+				case consumePausedStopped:
+					return nil
 				}
 			}
 		}
@@ -205,13 +225,22 @@ func (p *Processor) onConsumeError(cc jetstream.ConsumeContext, err error) {
 func (p *Processor) dispatch(hctx context.Context, work chan<- delivery) jetstream.MessageHandler {
 	every := p.cfg.progressInterval()
 	return func(msg jetstream.Msg) {
+		if p.park(msg) {
+			return
+		}
 		d := delivery{msg: msg, arrived: p.cfg.Now()}
 		t := time.NewTimer(every)
 		defer t.Stop()
+		_, breakerChanged := p.breaker.watch()
 		for {
 			select {
 			case work <- d:
 				return
+			case <-breakerChanged:
+				if p.park(msg) {
+					return
+				}
+				_, breakerChanged = p.breaker.watch()
 			case <-t.C:
 				if err := msg.InProgress(); err != nil {
 					p.m.ackErrors.WithLabelValues("in_progress").Inc()
@@ -302,6 +331,15 @@ func backlog(msg jetstream.Msg) bool {
 // is then acked, retried or dead-lettered by its own result, with the same
 // classification as a single event.
 func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
+	if !p.hold(hctx, heldMsgs(ds), p.log) {
+		// Stopping while the database is down: give them back at once.
+		for _, d := range ds {
+			if err := d.msg.Nak(); err != nil {
+				p.m.ackErrors.WithLabelValues("nak").Inc()
+			}
+		}
+		return
+	}
 	p.m.batchSize.Observe(float64(len(ds)))
 	if len(ds) == 1 {
 		p.process(hctx, ds[0])
@@ -354,8 +392,12 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 	}
 	stop := p.keepAlive(hctx, msgs, arrived, p.log)
 	start := p.cfg.Now()
-	// One transaction for the batch: its spans join the first event's trace.
-	results := p.handleBatch(items[0].ctx, evs)
+	// One transaction for the batch: its spans join the first event's trace,
+	// and so do the re-handlings while the store is down.
+	bctx := items[0].ctx
+	results := p.rehandleWhileStoreDown(hctx, msgs, evs, p.handleBatch(bctx, evs), func(evs []handling.Event) []handling.Result {
+		return p.handleBatch(bctx, evs)
+	})
 	// Every event of the batch waited for the batch's commit: that is its
 	// handling time.
 	took := p.cfg.Now().Sub(start).Seconds()
@@ -439,6 +481,9 @@ func (p *Processor) process(hctx context.Context, d delivery) {
 		outcome, err = p.handle(hctx, ev)
 		obs.Observe(hctx, p.m.handleDuration.WithLabelValues(typ), p.cfg.Now().Sub(start).Seconds())
 		stop()
+		if p.breaker != nil && err != nil {
+			outcome, err = p.rehandleOne(hctx, msg, ev, outcome, err)
+		}
 	}
 	dec := Classify(err, md.NumDelivered, p.cfg.Consumer)
 	p.apply(msg, md, ev, typ, outcome, err, dec, log)

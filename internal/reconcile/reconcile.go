@@ -104,6 +104,11 @@ type Config struct {
 	Index Index
 
 	Metrics *Metrics // optional; nil records nothing
+
+	// Lease, when set, makes Periodic run once per interval across every
+	// instance sharing it instead of once per instance (NewKVLease).
+	// One-shot runs ignore it.
+	Lease Elector
 }
 
 // indexSkew is subtracted from the window start when reading the index: the

@@ -1,0 +1,153 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Elector decides which of the instances running Periodic does a given run.
+// Acquire takes the lease if no one holds it and reports, when it could not,
+// how long the current holder's lease has left. Renew extends a held lease
+// during a long run; ErrLeaseLost means someone else has it now.
+type Elector interface {
+	Acquire(ctx context.Context) (held bool, retryIn time.Duration, err error)
+	Renew(ctx context.Context) error
+}
+
+// ErrLeaseLost means the lease expired and another instance took it.
+var ErrLeaseLost = errors.New("reconcile lease lost to another instance")
+
+// LeaseBucket is the JetStream key-value bucket that holds the periodic
+// reconcile lease.
+const LeaseBucket = "paystream_reconcile_lease"
+
+const leaseKey = "periodic"
+
+// KVLease is an Elector on a JetStream key-value bucket whose TTL is the
+// reconcile interval. Acquire creates the key (which fails while it exists),
+// the holder renews it while its run lasts, and the key is left to expire
+// after the run rather than deleted: it is both the mutual exclusion and the
+// record that the group ran within the last interval. A holder that crashes
+// stops renewing, and its lease expires one TTL after its last renewal.
+type KVLease struct {
+	js     jetstream.JetStream
+	ttl    time.Duration
+	holder string
+	now    func() time.Time
+
+	mu  sync.Mutex
+	kv  jetstream.KeyValue
+	rev uint64
+}
+
+var _ Elector = (*KVLease)(nil)
+
+// NewKVLease returns a lease held as holder (an instance name, for
+// operators) for ttl, normally the reconcile interval. Replicas follow the
+// broker's stream replication. The bucket is created at the first Acquire.
+func NewKVLease(js jetstream.JetStream, ttl time.Duration, holder string) (*KVLease, error) {
+	if js == nil || ttl < 100*time.Millisecond || holder == "" {
+		return nil, fmt.Errorf("reconcile lease: JetStream, a TTL of at least 100ms and a holder name are required (ttl %s)", ttl)
+	}
+	return &KVLease{js: js, ttl: ttl, holder: holder, now: time.Now}, nil
+}
+
+func (l *KVLease) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	if l.kv != nil {
+		return l.kv, nil
+	}
+	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      LeaseBucket,
+		Description: "which processor instance runs the periodic reconcile; a key lives one interval",
+		TTL:         l.ttl,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile lease bucket %s: %w", LeaseBucket, err)
+	}
+	l.kv = kv
+	return kv, nil
+}
+
+// Acquire implements Elector.
+func (l *KVLease) Acquire(ctx context.Context) (bool, time.Duration, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kv, err := l.bucket(ctx)
+	if err != nil {
+		return false, 0, err
+	}
+	rev, err := kv.Create(ctx, leaseKey, []byte(l.holder))
+	if err == nil {
+		l.rev = rev
+		return true, 0, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return false, 0, fmt.Errorf("take reconcile lease: %w", err)
+	}
+	e, err := kv.Get(ctx, leaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, 0, nil // expired just now: try again at once
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("read reconcile lease: %w", err)
+	}
+	return false, max(e.Created().Add(l.ttl).Sub(l.now()), 0), nil
+}
+
+// Renew implements Elector.
+func (l *KVLease) Renew(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kv, err := l.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	rev, err := kv.Update(ctx, leaseKey, []byte(l.holder), l.rev)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return fmt.Errorf("%w: %w", ErrLeaseLost, err)
+		}
+		return fmt.Errorf("renew reconcile lease: %w", err)
+	}
+	l.rev = rev
+	return nil
+}
+
+// runElected runs f under the lease, renewing it every third of its TTL;
+// f's context is cancelled if the lease is lost to another instance, so two
+// runs never overlap.
+func runElected(ctx context.Context, e Elector, ttl time.Duration, f func(ctx context.Context)) error {
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(rctx)
+	}()
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	var renewErr error
+	for {
+		select {
+		case <-done:
+			return renewErr
+		case <-t.C:
+			err := e.Renew(rctx)
+			if errors.Is(err, ErrLeaseLost) {
+				cancel(err)
+				<-done
+				return err
+			}
+			renewErr = err // a broker hiccup: the next renewal may still make it
+		}
+	}
+}
