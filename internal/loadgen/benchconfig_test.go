@@ -55,13 +55,7 @@ func TestPipelineBenchConfigValidate(t *testing.T) {
 			c := PipelineBenchConfig{DatabaseURL: "postgres://db"}
 			tc.edit(&c)
 			c.setDefaults()
-			err := c.validate()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("validate: %v", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("validate = %v, want an error containing %q", err, tc.want)
-			}
+			wantErr(t, c.validate(), tc.want)
 		})
 	}
 }
@@ -88,13 +82,7 @@ func TestEdgeBenchConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.c.setDefaults()
-			err := tc.c.validate()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("validate: %v", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("validate = %v, want an error containing %q", err, tc.want)
-			}
+			wantErr(t, tc.c.validate(), tc.want)
 		})
 	}
 }
@@ -109,5 +97,16 @@ func TestRunBenchesValidateFirst(t *testing.T) {
 	_, err = RunEdgeBench(ctx, EdgeBenchConfig{URL: "http://127.0.0.1:1/webhooks/stripe", NATSURL: "nats://127.0.0.1:1"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "Secret") {
 		t.Errorf("RunEdgeBench = %v, want the missing secret error", err)
+	}
+}
+
+// wantErr fails t unless err is nil (want "") or contains want.
+func wantErr(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("validate: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("validate = %v, want an error containing %q", err, want)
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/paystream/paystream/streams"
 )
 
@@ -65,13 +68,10 @@ func (c *EdgeBenchConfig) validate() error {
 // Nats-Msg-Id) at the same concurrency, and reports edge ÷ baseline.
 // Progress lines and warnings go to progress (nil = quiet).
 func RunEdgeBench(ctx context.Context, cfg EdgeBenchConfig, progress io.Writer) (Report, error) {
-	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := prepare(&cfg); err != nil {
 		return Report{}, err
 	}
-	if progress == nil {
-		progress = io.Discard
-	}
+	progress = orDiscard(progress)
 	payloads, err := demoPayloads(cfg.Size)
 	if err != nil {
 		return Report{}, err
@@ -92,15 +92,11 @@ func RunEdgeBench(ctx context.Context, cfg EdgeBenchConfig, progress io.Writer) 
 		fmt.Fprintln(progress, "warning: the edge rate-limited the load tool; run it with EDGE_RATE_LIMIT=0")
 	}
 	if !cfg.SkipBaseline {
-		nc, err := streams.Connect(cfg.NATSURL, "paystream-bench", slog.New(slog.DiscardHandler))
+		nc, js, err := connectBench(cfg.NATSURL, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return Report{}, err
 		}
 		defer nc.Close()
-		js, err := streams.NewJetStream(nc)
-		if err != nil {
-			return Report{}, err
-		}
 		base, err := RunBaseline(ctx, js, ecfg, payloads)
 		if err != nil {
 			return Report{}, err
@@ -112,4 +108,19 @@ func RunEdgeBench(ctx context.Context, cfg EdgeBenchConfig, progress io.Writer) 
 	}
 	rep.Finished = time.Now()
 	return rep, nil
+}
+
+// connectBench connects to natsURL as paystream-bench and returns the
+// connection, for the caller to close, and its JetStream context.
+func connectBench(natsURL string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := streams.Connect(natsURL, "paystream-bench", log)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := streams.NewJetStream(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }

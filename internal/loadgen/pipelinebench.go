@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -97,7 +96,7 @@ func (c *PipelineBenchConfig) setDefaults() {
 
 func (c *PipelineBenchConfig) validate() error {
 	if c.DatabaseURL == "" {
-		return errors.New("loadgen: pipeline bench: DatabaseURL is required")
+		return fmt.Errorf("loadgen: pipeline bench: DatabaseURL is required")
 	}
 	if c.Events < 1 || c.Processors < 1 || c.Workers < 1 {
 		return fmt.Errorf("loadgen: pipeline bench: Events %d, Processors %d and Workers %d must be at least 1",
@@ -109,7 +108,7 @@ func (c *PipelineBenchConfig) validate() error {
 		}
 	}
 	if c.E2EDuration < 0 || c.E2ERate < 0 {
-		return errors.New("loadgen: pipeline bench: E2EDuration and E2ERate must not be negative")
+		return fmt.Errorf("loadgen: pipeline bench: E2EDuration %s and E2ERate %g must not be negative", c.E2EDuration, c.E2ERate)
 	}
 	return nil
 }
@@ -124,13 +123,10 @@ func (c *PipelineBenchConfig) concurrency() int { return c.Processors * c.Worker
 // processor group and the edge start through internal/app, as in production.
 // Progress lines go to progress (nil = quiet).
 func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.Writer) (Report, error) {
-	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := prepare(&cfg); err != nil {
 		return Report{}, err
 	}
-	if progress == nil {
-		progress = io.Discard
-	}
+	progress = orDiscard(progress)
 
 	// A scratch database on the same server, migrated and seeded.
 	dsn, dropDB, err := ScratchDatabase(ctx, cfg.DatabaseURL)
@@ -164,15 +160,11 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 		return Report{}, err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := streams.Connect(ns.ClientURL(), "paystream-bench", cfg.Log)
+	nc, js, err := connectBench(ns.ClientURL(), cfg.Log)
 	if err != nil {
 		return Report{}, err
 	}
 	defer nc.Close()
-	js, err := streams.NewJetStream(nc)
-	if err != nil {
-		return Report{}, err
-	}
 	if err := streams.Ensure(ctx, js, cfg.Streams); err != nil {
 		return Report{}, err
 	}

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"time"
 )
@@ -24,4 +25,25 @@ type Report struct {
 // number is never read without it.
 func Machine() string {
 	return fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+}
+
+// benchConfig is a bench's configuration, in the Config pattern.
+type benchConfig interface {
+	setDefaults()
+	validate() error
+}
+
+// prepare fills cfg's zero fields with their defaults and checks it, before
+// anything connects.
+func prepare(cfg benchConfig) error {
+	cfg.setDefaults()
+	return cfg.validate()
+}
+
+// orDiscard is w, or io.Discard for a nil w (quiet).
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }

@@ -22,7 +22,8 @@ func TestScratchDatabaseCreatesAndDrops(t *testing.T) {
 	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		t.Fatal(err)
+		drop()
+		t.Fatalf("scratch database URL %q: %v", dsn, err)
 	}
 	name := cfg.Database
 	if !strings.HasPrefix(name, "paystream_bench_") {
