@@ -1,4 +1,4 @@
-package processor
+package processor_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paystream/paystream/internal/loadgen"
+	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
@@ -49,7 +50,7 @@ func BenchmarkPipeline(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p, err := New(js, h, Config{BatchSize: bc.batch}, NewMetrics(nil), log)
+			p, err := processor.New(js, h, processor.Config{BatchSize: bc.batch}, processor.NewMetrics(nil), log)
 			if err != nil {
 				b.Fatal(err)
 			}
