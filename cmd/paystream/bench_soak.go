@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/paystream/paystream/internal/config"
@@ -40,9 +41,19 @@ func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout,
 	fs.Float64Var(&c.DupRetry, "dup-retry", 0.1, "fraction of events resent with the same event id")
 	fs.Float64Var(&c.DupSession, "dup-session", 0.05, "fraction of checkout sessions sent again under a second event id")
 	fs.DurationVar(&c.Drain, "drain", 3*time.Minute, "bound on the final backlog drain")
+	fs.DurationVar(&c.Tolerance.SettleAfterLoad, "settle", 3*time.Second, "idle time before each usage sample (start and end)")
 	edgeBin := fs.String("edge-bin", "", "a built cmd/edge (default: go build it into a temp dir)")
 	procBin := fs.String("processor-bin", "", "a built cmd/processor (default: go build it into a temp dir)")
 	brokerBin := fs.String("broker-bin", "", "a built nats-server (default: go build github.com/nats-io/nats-server/v2, the version in go.mod)")
+	c.Env = map[string]string{}
+	fs.Func("env", "`KEY=VALUE` added to the edge's and processors' environment (repeatable), e.g. PROCESSOR_ACK_WAIT=5s", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", kv)
+		}
+		c.Env[k] = v
+		return nil
+	})
 	keepDB := fs.Bool("keep-db", false, "keep the scratch database")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	setUsage(fs, stderr,

@@ -45,11 +45,12 @@ const soakAppName = "paystream-soak-processor"
 
 // SoakConfig drives RunSoak.
 type SoakConfig struct {
-	EdgeBin, ProcessorBin string // built cmd/edge and cmd/processor
-	BrokerBin             string // a built nats-server (github.com/nats-io/nats-server/v2)
-	DatabaseURL           string // a migrated, seeded scratch database the soak owns
-	StoreDir              string // the embedded broker's JetStream store (kept across its restarts)
-	Processors            int    // processor processes (the last one is the SIGKILL victim); default 2
+	EdgeBin, ProcessorBin string            // built cmd/edge and cmd/processor
+	BrokerBin             string            // a built nats-server (github.com/nats-io/nats-server/v2)
+	DatabaseURL           string            // a migrated, seeded scratch database the soak owns
+	StoreDir              string            // the embedded broker's JetStream store (kept across its restarts)
+	Processors            int               // processor processes (the last one is the SIGKILL victim); default 2
+	Env                   map[string]string // extra environment for the edge and the processors, e.g. PROCESSOR_ACK_WAIT
 
 	Duration    time.Duration // the soak itself, after the capacity probe
 	Probe       time.Duration // unthrottled capacity probe; default 20s
@@ -149,6 +150,10 @@ func (c *SoakConfig) validate() error {
 type Usage struct {
 	RSS        uint64 `json:"rss_bytes"`
 	Goroutines int    `json:"goroutines"`
+	// The broker only: messages and bytes stored in its streams, and the
+	// message ids it holds in memory for deduplication (STREAM_DEDUP_WINDOW).
+	StoredMsgs  uint64 `json:"stored_msgs,omitempty"`
+	StoredBytes uint64 `json:"stored_bytes,omitempty"`
 }
 
 // ComponentUsage is a component's usage at the start and end of the soak.
@@ -206,7 +211,8 @@ type SoakReport struct {
 	Tolerance     Tolerance        `json:"-"`
 	LoadAvgBefore string           `json:"loadavg_before"`
 	LoadAvgAfter  string           `json:"loadavg_after"`
-	Drained       time.Duration    `json:"drained_ns"` // from the end of the load to an empty backlog
+	Drained       time.Duration    `json:"drained_ns"`      // from the end of the load to an empty backlog
+	DedupWindow   time.Duration    `json:"dedup_window_ns"` // STRIPE_EVENTS\' duplicate window: the broker holds every id of it in memory
 }
 
 // Verdict says whether the soak held: nothing lost, nothing doubled, nothing
@@ -261,14 +267,22 @@ func (r SoakReport) WriteTo(w io.Writer) (int64, error) {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "load average:       before %s, after %s\n", r.LoadAvgBefore, r.LoadAvgAfter)
+	fmt.Fprintf(&b, "broker dedup window: %s (the broker keeps every message id of the window in memory)\n", r.DedupWindow)
 	fmt.Fprintf(&b, "%-22s %12s %12s %8s %8s\n", "component", "RSS start", "RSS end", "gor. st", "gor. end")
 	for _, c := range r.Components {
 		note := c.Note
+		if c.Unjudged {
+			note = "not judged: " + note
+		}
 		if c.Restarts > 0 {
 			if note != "" {
 				note += "; "
 			}
 			note += fmt.Sprintf("restarted %d×, end is its latest run", c.Restarts)
+		}
+		if c.End.StoredMsgs > 0 {
+			note += fmt.Sprintf("; streams hold %d → %d msgs (%s → %s)", c.Start.StoredMsgs, c.End.StoredMsgs,
+				mib(c.Start.StoredBytes), mib(c.End.StoredBytes))
 		}
 		fmt.Fprintf(&b, "%-22s %12s %12s %8d %8d  %s\n", c.Name, mib(c.Start.RSS), mib(c.End.RSS),
 			c.Start.Goroutines, c.End.Goroutines, note)
@@ -420,6 +434,11 @@ func (s *soak) start(ctx context.Context) error {
 			env: map[string]string{"NATS_URL": s.natsURL(), "DATABASE_URL": dsn, "LOG_LEVEL": "warn"}})
 	}
 	for _, p := range append([]*process{s.edge}, s.procs...) {
+		for k, v := range s.cfg.Env {
+			if _, ours := p.env[k]; !ours {
+				p.env[k] = v
+			}
+		}
 		if err := p.start(ctx); err != nil {
 			return err
 		}
@@ -710,6 +729,15 @@ func (s *soak) count(ctx context.Context) error {
 		return fmt.Errorf("soak: %s: %w", streams.DLQStream, err)
 	}
 	s.rep.DeadLetters = info.State.Msgs
+	ev, err := s.nc.js.Stream(qctx, streams.EventsStream)
+	if err != nil {
+		return fmt.Errorf("soak: %s: %w", streams.EventsStream, err)
+	}
+	evInfo, err := ev.Info(qctx)
+	if err != nil {
+		return fmt.Errorf("soak: %s: %w", streams.EventsStream, err)
+	}
+	s.rep.DedupWindow = evInfo.Config.Duplicates
 	return nil
 }
 
@@ -737,6 +765,22 @@ func (s *soak) usage(ctx context.Context) (map[string]Usage, error) {
 		}
 		out[p.name] = u
 	}
+	b := out["broker"]
+	for _, name := range []string{streams.EventsStream, streams.DLQStream, streams.PurchasesStream} {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := s.nc.js.Stream(qctx, name)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = st.Info(qctx)
+		}
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("soak: stream %s: %w", name, err)
+		}
+		b.StoredMsgs += info.State.Msgs
+		b.StoredBytes += info.State.Bytes
+	}
+	out["broker"] = b
 	rss, err := vmRSS("self")
 	if err != nil {
 		return nil, err
@@ -772,7 +816,7 @@ func pairUsage(start, end map[string]Usage, restarts map[string]int) []Component
 		case "broker":
 			c.Note = "nats-server process, file store kept across restarts"
 		case loadToolName:
-			c.Unjudged, c.Note = true, "not judged: holds every accepted id"
+			c.Unjudged, c.Note = true, "holds every accepted id"
 		}
 		out = append(out, c)
 	}
