@@ -71,11 +71,11 @@ type SoakConfig struct {
 // start before the soak calls them growing: the larger of a ratio and an
 // absolute slack, so small idle processes are not judged on noise.
 type Tolerance struct {
-	RSSRatio        float64 // default 0.5 (+50 %)
-	RSSSlack        uint64  // default 24 MiB
-	GoroutineRatio  float64 // default 0.25
-	GoroutineSlack  int     // default 20
-	SettleAfterLoad time.Duration
+	RSSRatio        float64       // default 0.5 (+50 %)
+	RSSSlack        uint64        // default 24 MiB
+	GoroutineRatio  float64       // default 0.25
+	GoroutineSlack  int           // default 20
+	SettleAfterLoad time.Duration // idle time before each usage sample, so both are taken at rest; default 3s
 }
 
 func (t *Tolerance) setDefaults() {
@@ -208,11 +208,11 @@ type SoakReport struct {
 	Faults        map[string]int   `json:"faults"`         // injected, by kind
 	FaultErrors   []string         `json:"fault_errors,omitempty"`
 	Components    []ComponentUsage `json:"components"`
-	Tolerance     Tolerance        `json:"-"`
+	Tolerance     Tolerance        `json:"tolerance"`
 	LoadAvgBefore string           `json:"loadavg_before"`
 	LoadAvgAfter  string           `json:"loadavg_after"`
 	Drained       time.Duration    `json:"drained_ns"`      // from the end of the load to an empty backlog
-	DedupWindow   time.Duration    `json:"dedup_window_ns"` // STRIPE_EVENTS\' duplicate window: the broker holds every id of it in memory
+	DedupWindow   time.Duration    `json:"dedup_window_ns"` // STRIPE_EVENTS' duplicate window: the broker holds every id of it in memory
 }
 
 // Verdict says whether the soak held: nothing lost, nothing doubled, nothing
@@ -903,7 +903,7 @@ func (p *process) start(ctx context.Context) error {
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The processes die with the soak, whatever happens to it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("soak: start %s: %w", p.name, err)
