@@ -144,7 +144,7 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 	if _, err := migrations.Up(ctx, bdb); err != nil {
 		return Report{}, err
 	}
-	pur, err := seedDemo(ctx, bdb)
+	pur, err := SeedDemo(ctx, bdb)
 	if err != nil {
 		return Report{}, err
 	}
@@ -344,10 +344,10 @@ func demoPayloads(size int) (*Payloads, error) {
 		Amount: demo.PriceCents, Currency: demo.Currency, Size: size})
 }
 
-// seedDemo makes the demo content and its agreements exist in bdb (as
+// SeedDemo makes the demo content and its agreements exist in bdb (as
 // `paystream seed` does) and returns what each event buys, for the SQL
 // baseline.
-func seedDemo(ctx context.Context, bdb *bun.DB) (Purchase, error) {
+func SeedDemo(ctx context.Context, bdb *bun.DB) (Purchase, error) {
 	contentID, err := uuid.Parse(demo.ContentID)
 	if err != nil {
 		return Purchase{}, err

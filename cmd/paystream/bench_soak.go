@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/db"
+	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/loadgen"
+	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/migrations"
+)
+
+// errSoakFailed is returned when the soak ran but its verdict is FAIL.
+var errSoakFailed = errors.New("bench soak: verdict FAIL")
+
+// benchSoak runs the real binaries for --duration at half their probed
+// capacity with duplicates and faults, and prints what became of every
+// accepted event and how each component's memory and goroutines moved.
+func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench soak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c loadgen.SoakConfig
+	fs.DurationVar(&c.Duration, "duration", 10*time.Minute, "length of the soak (after the capacity probe)")
+	fs.DurationVar(&c.Probe, "probe", 20*time.Second, "length of the unthrottled capacity probe")
+	fs.Float64Var(&c.Rate, "rate", 0, "offered events/s (0 = half the probed capacity)")
+	fs.IntVar(&c.Concurrency, "concurrency", 32, "senders")
+	fs.IntVar(&c.Processors, "processors", 2, "processor processes; the last one is the SIGKILL victim")
+	fs.DurationVar(&c.FaultEvery, "fault-every", 30*time.Second, "one fault per period, cycling Postgres sessions killed, broker restarted, processor SIGKILLed (0 = none)")
+	fs.Float64Var(&c.DupRetry, "dup-retry", 0.1, "fraction of events resent with the same event id")
+	fs.Float64Var(&c.DupSession, "dup-session", 0.05, "fraction of checkout sessions sent again under a second event id")
+	fs.DurationVar(&c.Drain, "drain", 3*time.Minute, "bound on the final backlog drain")
+	fs.DurationVar(&c.Tolerance.SettleAfterLoad, "settle", 3*time.Second, "idle time before each usage sample (start and end)")
+	edgeBin := fs.String("edge-bin", "", "a built cmd/edge (default: go build it into a temp dir)")
+	procBin := fs.String("processor-bin", "", "a built cmd/processor (default: go build it into a temp dir)")
+	brokerBin := fs.String("broker-bin", "", "a built nats-server (default: go build github.com/nats-io/nats-server/v2, the version in go.mod)")
+	c.Env = map[string]string{}
+	fs.Func("env", "`KEY=VALUE` added to the edge's and processors' environment (repeatable), e.g. PROCESSOR_ACK_WAIT=5s", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", kv)
+		}
+		c.Env[k] = v
+		return nil
+	})
+	keepDB := fs.Bool("keep-db", false, "keep the scratch database")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	setUsage(fs, stderr,
+		"usage: paystream bench soak --duration D [flags]",
+		"runs cmd/edge, cmd/processor and nats-server as processes on loopback with a scratch database, probes",
+		"the end-to-end capacity, then offers half of it for D with Stripe-style duplicates and periodic faults,",
+		"drains, and prints events accepted, purchases, duplicates, dead letters, RSS and goroutines at start",
+		"and end of each component, and a verdict (exit status 1 on FAIL).",
+		"env: DATABASE_URL (a scratch database is created on that server and dropped afterwards)",
+	)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	p := config.NewParser(getenv)
+	common := config.ParseCommon(p)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	c.Log = obs.NewLogger(io.Discard, slog.LevelError, "bench")
+	if lv := getenv("LOG_LEVEL"); lv != "" {
+		c.Log = obs.NewLogger(stderr, common.LogLevel, "bench")
+	}
+	c.Progress = stderr
+
+	dir, err := os.MkdirTemp("", "paystream-soak-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	c.StoreDir = filepath.Join(dir, "nats")
+	c.EdgeBin, c.ProcessorBin, c.BrokerBin = *edgeBin, *procBin, *brokerBin
+	for _, b := range []struct {
+		path      *string
+		name, pkg string
+	}{
+		{&c.EdgeBin, "edge", "github.com/paystream/paystream/cmd/edge"},
+		{&c.ProcessorBin, "processor", "github.com/paystream/paystream/cmd/processor"},
+		{&c.BrokerBin, "broker", "github.com/nats-io/nats-server/v2"},
+	} {
+		if *b.path != "" {
+			continue
+		}
+		*b.path = filepath.Join(dir, b.name)
+		fmt.Fprintf(stderr, "bench soak: go build %s\n", b.pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", *b.path, b.pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("bench soak: go build %s (run it inside the repository, or pass --%s-bin): %w: %s",
+				b.pkg, b.name, err, out)
+		}
+	}
+
+	dsn, dropDB, err := loadgen.ScratchDatabase(ctx, common.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	if !*keepDB {
+		defer dropDB()
+	}
+	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: 4})
+	if err != nil {
+		return err
+	}
+	defer bdb.Close()
+	if _, err := migrations.Up(ctx, bdb); err != nil {
+		return err
+	}
+	if _, err := loadgen.SeedDemo(ctx, bdb); err != nil {
+		return err
+	}
+	c.Payload = loadgen.PayloadSpec{ContentID: demo.ContentID, OrganizationID: demo.OrganizationID,
+		Amount: demo.PriceCents, Currency: demo.Currency}
+	fmt.Fprintf(stderr, "bench soak: %s soak, %d processor(s), fault every %s, %s\n", c.Duration, c.Processors, c.FaultEvery, machine())
+
+	c.DatabaseURL = dsn
+	rep, err := loadgen.RunSoak(ctx, bdb, c)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		ok, reasons := rep.Verdict()
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			loadgen.SoakReport
+			Machine string   `json:"machine"`
+			Pass    bool     `json:"pass"`
+			Reasons []string `json:"reasons,omitempty"`
+		}{rep, machine(), ok, reasons}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "soak (%s)\n", machine())
+		if _, err := rep.WriteTo(stdout); err != nil {
+			return err
+		}
+	}
+	if ok, _ := rep.Verdict(); !ok {
+		return errSoakFailed
+	}
+	return nil
+}
