@@ -151,6 +151,9 @@ func (h *Handler) checkoutRoute(fixed Trigger) route {
 				return fault.New(fault.Invalid, "invalid_payload", "checkout session %s has unknown payment_status %q", s.ID, s.PaymentStatus)
 			}
 		}
+		if err := MarkCheckoutSession(ctx, tx, s.ID, sessionStatusOf(trig), ev.at); err != nil {
+			return err
+		}
 		return h.applyCheckout(ctx, tx, ev, s, trig, rec)
 	}
 }
