@@ -210,7 +210,7 @@ func (s *Server) checkoutTx(ctx context.Context, tx bun.Tx, in checkoutInput) (*
 		return nil, 0, "", errorf(CodeContentFree, "content %s is free: there is nothing to check out", in.content)
 	}
 	now := s.cfg.Now().UTC()
-	acc, found, err := loadAccess(ctx, tx, in.customer, in.content, now)
+	acc, found, err := loadAccess(ctx, tx.Tx, in.customer, in.content, now)
 	if err != nil {
 		return nil, 0, "", err
 	}

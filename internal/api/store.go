@@ -34,9 +34,16 @@ type accessRow struct {
 	Active         bool
 }
 
+// rowQuerier is *sql.DB or *sql.Tx: the access check goes to database/sql
+// directly, so its $n placeholders reach Postgres as they are (Bun would
+// rewrite ? placeholders) and the hot path skips Bun's query formatting.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // loadAccess runs AccessQuery; found is false when the customer never had a
 // grant of the content.
-func loadAccess(ctx context.Context, idb bun.IDB, customer string, content uuid.UUID, now time.Time) (r accessRow, found bool, err error) {
+func loadAccess(ctx context.Context, idb rowQuerier, customer string, content uuid.UUID, now time.Time) (r accessRow, found bool, err error) {
 	var pid uuid.NullUUID
 	err = idb.QueryRowContext(ctx, AccessQuery, customer, content, now).
 		Scan(&r.AccessType, &pid, &r.PurchaseStatus, &r.GrantedAt, &r.ExpiresAt, &r.RevokedAt, &r.Active)
