@@ -98,6 +98,13 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Validate checks c as New would (defaults applied to a copy), so a caller
+// can fail before it connects to anything.
+func (c Config) Validate() error {
+	c.setDefaults()
+	return c.validate()
+}
+
 // validate checks the settings; messages name the variable.
 func (c *Config) validate() error {
 	var errs []error
