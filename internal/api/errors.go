@@ -12,7 +12,6 @@ const (
 	CodeInvalidRequest    = "invalid_request"        // a body, path or query value does not validate
 	CodeUnauthorized      = "unauthorized"           // no or unknown bearer key
 	CodeNotFound          = "not_found"              // route, content or purchase unknown
-	CodeMethodNotAllowed  = "method_not_allowed"     // route known, method not
 	CodeContentFree       = "content_free"           // price 0: nothing to check out
 	CodeAlreadyOwned      = "already_owned"          // the customer has active access
 	CodeIdempotencyReused = "idempotency_key_reused" // same key, other customer or content
@@ -30,7 +29,6 @@ var statusOf = map[string]int{
 	CodeIdempotencyReused: http.StatusBadRequest,
 	CodeUnauthorized:      http.StatusUnauthorized,
 	CodeNotFound:          http.StatusNotFound,
-	CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
 	CodeAlreadyOwned:      http.StatusConflict,
 	CodeRateLimited:       http.StatusTooManyRequests,
 	CodeStripeError:       http.StatusBadGateway,
