@@ -42,7 +42,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &Error{Code: CodeInvalidRequest, Message: "invalid path: " + fieldList(fields), Fields: fields})
 		return
 	}
-	row, found, err := loadAccess(r.Context(), s.db.DB, customer, content, s.cfg.Now())
+	row, found, err := loadAccess(r.Context(), s.accessQ, customer, content, s.cfg.Now())
 	if err != nil {
 		s.fail(w, r, dbFailure(err))
 		return

@@ -52,6 +52,7 @@ type Server struct {
 	keys     keyring
 	limiter  *keyLimiter
 	handler  http.Handler
+	accessQ  *accessStmt
 	stopping atomic.Bool
 }
 
@@ -66,6 +67,7 @@ func New(db *bun.DB, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*
 	s := &Server{db: db, cfg: cfg, log: log, reg: reg, metrics: NewMetrics(reg),
 		keys: newKeyring(cfg.Keys), limiter: newKeyLimiter(len(cfg.Keys), cfg.RateLimit)}
 	s.stripe = newStripeCheckouts(cfg, log)
+	s.accessQ = &accessStmt{db: db.DB}
 	// Authentication runs inside each route, after the mux matched it, so
 	// a refused request is still counted under its route.
 	mux := http.NewServeMux()
@@ -141,6 +143,9 @@ func (s *Server) Run(ctx context.Context, gatherer *prometheus.Registry, ready f
 	}
 	if err := adm.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("api: shutdown of the admin listener: %w", err))
+	}
+	if err := s.accessQ.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("api: close the access statement: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

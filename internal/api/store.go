@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,6 +58,45 @@ func loadAccess(ctx context.Context, idb rowQuerier, customer string, content uu
 		r.PurchaseID = &pid.UUID
 	}
 	return r, true, nil
+}
+
+// accessStmt is AccessQuery prepared once per pooled connection
+// (database/sql re-prepares it on each connection it runs on): the hot path
+// then sends Bind/Execute of a named statement and Postgres reuses its plan,
+// as a direct pgx client with its statement cache does. It is prepared on
+// first use, so New needs no database, and again after a failure.
+type accessStmt struct {
+	db   *sql.DB
+	mu   sync.Mutex
+	stmt *sql.Stmt
+}
+
+// QueryRowContext implements rowQuerier.
+func (a *accessStmt) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	a.mu.Lock()
+	st := a.stmt
+	if st == nil {
+		var err error
+		if st, err = a.db.PrepareContext(ctx, AccessQuery); err != nil {
+			a.mu.Unlock()
+			return a.db.QueryRowContext(ctx, query, args...) // unprepared; Scan reports the failure if the DB is down
+		}
+		a.stmt = st
+	}
+	a.mu.Unlock()
+	return st.QueryRowContext(ctx, args...)
+}
+
+// Close releases the prepared statement.
+func (a *accessStmt) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stmt == nil {
+		return nil
+	}
+	err := a.stmt.Close()
+	a.stmt = nil
+	return err
 }
 
 // loadContent returns the content id, or nil when it is unknown or deleted.
