@@ -23,4 +23,7 @@ type Outbox struct {
 	PublishedAt *time.Time      `bun:"published_at"`
 	Attempts    int             `bun:"attempts,notnull,default:0"`
 	LastError   *string         `bun:"last_error"`
+	// TraceParent is the W3C trace context of the writing transaction
+	// ("" when tracing is off), continued by the relay's publish.
+	TraceParent string `bun:"traceparent,nullzero"`
 }

@@ -62,6 +62,11 @@ func DefaultConsumerConfig() ConsumerConfig {
 	}
 }
 
+// MaxBackoffDelays is how many backoff delays a consumer with maxDeliver
+// deliveries uses: delivery maxDeliver is dead-lettered, not retried, so
+// only maxDeliver-1 delays are ever used and a longer list is a mistake.
+func MaxBackoffDelays(maxDeliver int) int { return maxDeliver - 1 }
+
 // Validate reports the first setting JetStream or the processor would not
 // accept, naming its environment variable.
 func (c ConsumerConfig) Validate() error {
@@ -75,9 +80,7 @@ func (c ConsumerConfig) Validate() error {
 		return fmt.Errorf("consumer: PROCESSOR_MAX_DELIVER %d must be at least 2", c.MaxDeliver)
 	case len(c.Backoff) == 0:
 		return errors.New("consumer: PROCESSOR_BACKOFF must hold at least one delay")
-	case len(c.Backoff) >= c.MaxDeliver:
-		// Delivery MaxDeliver is dead-lettered, not retried, so only
-		// MaxDeliver-1 delays are ever used; a longer list is a mistake.
+	case len(c.Backoff) > MaxBackoffDelays(c.MaxDeliver):
 		return fmt.Errorf("consumer: PROCESSOR_BACKOFF has %d delays; PROCESSOR_MAX_DELIVER %d allows at most %d",
 			len(c.Backoff), c.MaxDeliver, c.MaxDeliver-1)
 	}

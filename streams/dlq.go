@@ -249,18 +249,11 @@ func (d *DLQ) Replay(ctx context.Context, seq uint64) (PubResult, error) {
 	if err != nil {
 		return PubResult{}, err
 	}
+	eventID, err := dl.Replayable()
+	if err != nil {
+		return PubResult{}, fmt.Errorf("replay dead letter %d: %w", seq, err)
+	}
 	subj := dl.OriginalSubject
-	if _, _, ok := splitEventSubject(subj); !ok {
-		// Also keeps a tampered header from publishing anywhere else.
-		return PubResult{}, fmt.Errorf("replay dead letter %d: original subject %q is not a stripe.events.<endpoint>.<type> subject", seq, subj)
-	}
-	eventID := dl.EventID
-	if eventID == "" {
-		eventID = dl.Header.Get(HeaderDLQOriginalMsgID)
-	}
-	if eventID == "" {
-		return PubResult{}, fmt.Errorf("replay dead letter %d: it carries no event id", seq)
-	}
 	m := nats.NewMsg(subj)
 	m.Data = dl.Data
 	for k, vs := range dl.Header {
@@ -278,6 +271,25 @@ func (d *DLQ) Replay(ctx context.Context, seq uint64) (PubResult, error) {
 		return PubResult{}, fmt.Errorf("replay dead letter %d: %w", seq, err)
 	}
 	return res, nil
+}
+
+// Replayable makes the checks Replay makes before it publishes (a dry run
+// makes them too): the original subject must be a
+// stripe.events.<endpoint>.<type> subject, which also keeps a tampered header
+// from publishing anywhere else, and the letter must name its event. It
+// returns that event id.
+func (l DeadLetterMsg) Replayable() (eventID string, err error) {
+	if _, _, ok := splitEventSubject(l.OriginalSubject); !ok {
+		return "", fmt.Errorf("original subject %q is not a %s<endpoint>.<type> subject", l.OriginalSubject, EventsSubjectPrefix)
+	}
+	eventID = l.EventID
+	if eventID == "" {
+		eventID = l.Header.Get(HeaderDLQOriginalMsgID)
+	}
+	if eventID == "" {
+		return "", errors.New("it carries no event id")
+	}
+	return eventID, nil
 }
 
 // Purge deletes dead letter seq from STRIPE_DLQ.

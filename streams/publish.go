@@ -85,6 +85,7 @@ func (p *Publisher) Publish(ctx context.Context, ev Event, body []byte) (PubResu
 	if err != nil {
 		return PubResult{}, err
 	}
+	InjectTrace(ctx, m.Header)
 	return PublishMsg(ctx, p.js, m)
 }
 

@@ -46,19 +46,24 @@ func PurchaseEventType(kind string) string {
 	return "com.paystream.purchase." + kind + "." + PurchaseEventVersion
 }
 
-// PurchaseEvent is one message of the PURCHASES stream: a CloudEvents 1.0
-// envelope in structured JSON mode. ID is unique per event (and is the
-// Nats-Msg-Id), so consumers deduplicate on it.
-type PurchaseEvent struct {
-	SpecVersion     string       `json:"specversion"`     // "1.0"
-	ID              string       `json:"id"`              // outbox row id (uuid)
-	Source          string       `json:"source"`          // "paystream/processor"
-	Type            string       `json:"type"`            // com.paystream.purchase.<kind>.v1
-	Subject         string       `json:"subject"`         // purchase id
-	Time            time.Time    `json:"time"`            // when the change was committed
-	DataContentType string       `json:"datacontenttype"` // "application/json"
-	Data            PurchaseData `json:"data"`
+// CloudEvent is a CloudEvents 1.0 envelope in structured JSON mode with
+// data of type D: the one definition of the PURCHASES wire format. The
+// outbox writes it (D = any, the writer's data) and consumers read it as
+// PurchaseEvent.
+type CloudEvent[D any] struct {
+	SpecVersion     string    `json:"specversion"`     // "1.0"
+	ID              string    `json:"id"`              // outbox row id (uuid)
+	Source          string    `json:"source"`          // "paystream/processor"
+	Type            string    `json:"type"`            // com.paystream.purchase.<kind>.v1
+	Subject         string    `json:"subject"`         // purchase id
+	Time            time.Time `json:"time"`            // when the change was committed
+	DataContentType string    `json:"datacontenttype"` // "application/json"
+	Data            D         `json:"data"`
 }
+
+// PurchaseEvent is one message of the PURCHASES stream. ID is unique per
+// event (and is the Nats-Msg-Id), so consumers deduplicate on it.
+type PurchaseEvent = CloudEvent[PurchaseData]
 
 // PurchaseData is the purchase as it stands after the change the event
 // reports. Amounts are integer minor units of Currency.

@@ -2,7 +2,6 @@ package streams
 
 import (
 	"fmt"
-	"regexp"
 )
 
 // Subject prefixes. Each ends with a dot; the rest of a subject is built by
@@ -16,20 +15,46 @@ const (
 // DefaultEndpoint names the endpoint of the plain /webhooks/stripe route.
 const DefaultEndpoint = "default"
 
-var (
-	// endpointRe: an endpoint name is one subject token, lower case.
-	endpointRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	// eventTypeRe: Stripe event types are dot-separated lower-case words
-	// (checkout.session.completed, v1.billing.meter.error_report_triggered).
-	eventTypeRe = regexp.MustCompile(`^[a-z0-9_]{1,64}(\.[a-z0-9_]{1,64}){0,7}$`)
-)
-
-// ValidEndpoint reports whether name can be an endpoint name.
-func ValidEndpoint(name string) bool { return endpointRe.MatchString(name) }
+// ValidEndpoint reports whether name can be an endpoint name: one subject
+// token, lower case, `^[a-z0-9][a-z0-9_-]{0,62}$`. (A loop, not a regexp:
+// the edge checks every request, and the regexp was 5 % of its CPU.)
+func ValidEndpoint(name string) bool {
+	if len(name) < 1 || len(name) > 63 || !lowerDigit(name[0]) {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		if c := name[i]; !lowerDigit(c) && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidEventType reports whether t is shaped like a Stripe event type and so
-// is safe inside a subject.
-func ValidEventType(t string) bool { return eventTypeRe.MatchString(t) }
+// is safe inside a subject: dot-separated lower-case words
+// (checkout.session.completed, v1.billing.meter.error_report_triggered),
+// `^[a-z0-9_]{1,64}(\.[a-z0-9_]{1,64}){0,7}$`.
+func ValidEventType(t string) bool {
+	words, n := 1, 0 // words so far, length of the current one
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case lowerDigit(c) || c == '_':
+			if n++; n > 64 {
+				return false
+			}
+		case c == '.':
+			if n == 0 || words == 8 {
+				return false
+			}
+			words, n = words+1, 0
+		default:
+			return false
+		}
+	}
+	return n > 0
+}
+
+func lowerDigit(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
 
 // EventSubject returns stripe.events.<endpoint>.<event type>.
 func EventSubject(endpoint, eventType string) (string, error) {

@@ -6,20 +6,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"github.com/nats-io/nats.go"
-
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/streams"
 )
 
 func main() {
@@ -32,13 +27,9 @@ func main() {
 	}
 }
 
-// drainTimeout bounds the final NATS drain (flushing pending publishes).
-const drainTimeout = 10 * time.Second
-
-// run is the whole program: read the environment, connect to NATS (in the
-// background if the broker is down), serve until ctx ends, then drain NATS.
-// Logs go to stderr as JSON; stdout is unused and kept for symmetry with the
-// other binaries.
+// run is the whole program: read the environment, then run the edge
+// service (internal/app) until ctx ends. Logs go to stderr as JSON; stdout
+// is unused and kept for symmetry with the other binaries.
 func run(ctx context.Context, args []string, getenv config.Getenv, environ []string, _ /* stdout */, stderr io.Writer) error {
 	if len(args) > 0 {
 		return fmt.Errorf("takes no arguments (got %q); configure it with environment variables, see docs/edge.md", args)
@@ -49,28 +40,17 @@ func run(ctx context.Context, args []string, getenv config.Getenv, environ []str
 	}
 	log := obs.NewLogger(stderr, cfg.LogLevel, "edge")
 	log.Info("starting", "config", cfg)
-	reg := obs.NewRegistry()
-
-	closed := make(chan struct{})
-	nc, err := streams.Connect(cfg.NATSURL, "paystream-edge", log, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	stopTracing, err := obs.SetupTracing(ctx, getenv, "paystream-edge", log)
 	if err != nil {
 		return err
 	}
-	runErr := edge.Run(ctx, cfg, nc, reg, log, nil)
-
-	// Every handler has returned: flush what is left and close.
-	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		log.Warn("nats drain", "error", err)
-		nc.Close()
+	defer stopTracing()
+	a, err := app.New(app.Config{Edge: &cfg}, log)
+	if err != nil {
+		return err
 	}
-	select {
-	case <-closed:
-	case <-time.After(drainTimeout):
-		log.Warn("nats drain timed out; closing")
-		nc.Close()
-	}
-	if runErr != nil {
-		return runErr
+	if err := a.Run(ctx); err != nil {
+		return err
 	}
 	log.Info("exit")
 	return nil

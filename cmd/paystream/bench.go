@@ -62,7 +62,8 @@ func benchEdge(ctx context.Context, args []string, getenv config.Getenv, stdout,
 	url := fs.String("url", "http://127.0.0.1:8080/webhooks/stripe", "edge webhook URL")
 	secret := fs.String("secret", "", "signing secret (default: $STRIPE_WEBHOOK_SECRET, else the one `paystream dev` generated)")
 	dataDir := fs.String("data-dir", "./.paystream", "where `paystream dev` keeps its generated secret")
-	metricsURL := fs.String("metrics-url", "http://127.0.0.1:9090/metrics", "edge /metrics, sampled for resident memory (\"\" to skip)")
+	metricsURL := fs.String("metrics-url", "http://127.0.0.1:9090/metrics", "edge /metrics, sampled for resident memory and CPU time (\"\" to skip)")
+	pid := fs.Int("pid", 0, "edge process id: CPU time per event from /proc/<pid>/stat (default: process_cpu_seconds_total of --metrics-url); under `paystream dev` the embedded broker is the same process, so the baseline row is the broker alone")
 	conc := fs.Int("concurrency", 16, "requests in flight")
 	dur := fs.Duration("duration", 10*time.Second, "length of each measured run")
 	rps := fs.Float64("rate", 0, "offered load in requests/s (0 = closed loop, as fast as possible)")
@@ -94,7 +95,7 @@ func benchEdge(ctx context.Context, args []string, getenv config.Getenv, stdout,
 		return err
 	}
 	cfg := loadgen.EdgeConfig{URL: *url, Secret: sec, Concurrency: *conc, Duration: *dur, Rate: *rps,
-		MetricsURL: *metricsURL, Progress: stderr, Payload: loadgen.PayloadSpec{Size: *size}}
+		MetricsURL: *metricsURL, PID: *pid, Progress: stderr, Payload: loadgen.PayloadSpec{Size: *size}}
 	rep := benchReport{Kind: "edge", Machine: machine(), Started: time.Now(),
 		Extra: map[string]any{"event_bytes": payloads.Len(), "rate": *rps}}
 	fmt.Fprintf(stderr, "bench edge: %d-byte events, concurrency %d, %s per run, %s\n", payloads.Len(), *conc, *dur, rep.Machine)

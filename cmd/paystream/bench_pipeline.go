@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,14 +17,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/devenv"
-	"github.com/paystream/paystream/internal/edge"
+	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/loadgen"
 	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/internal/pipeline"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/migrations"
@@ -35,8 +35,10 @@ import (
 type pipelineOptions struct {
 	events, processors, workers int
 	batchSize                   int
+	compareBatchSizes           []int // further drains, one per size, beside the main one
 	syncAlways, skipE2E, keepDB bool
 	e2eDuration                 time.Duration
+	e2eRate                     float64 // events/s offered in the end-to-end run; 0 = half the measured capacity
 	asJSON                      bool
 }
 
@@ -52,9 +54,20 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	fs.IntVar(&o.processors, "processors", 1, "processor instances sharing the durable consumer")
 	fs.IntVar(&o.workers, "workers", processor.DefaultWorkers, "workers (and DB connections) per processor; the SQL baseline uses processors×workers")
 	fs.IntVar(&o.batchSize, "batch-size", processor.DefaultBatchSize, "events per processor transaction (PROCESSOR_BATCH_SIZE; 1 = one transaction per event)")
+	fs.Func("compare-batch-sizes", "comma-separated batch sizes drained after the main run, each with --events new events (e.g. 1,64)", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > processor.MaxBatchSize {
+				return fmt.Errorf("batch size %q is not 1..%d", f, processor.MaxBatchSize)
+			}
+			o.compareBatchSizes = append(o.compareBatchSizes, n)
+		}
+		return nil
+	})
 	fs.BoolVar(&o.syncAlways, "sync-always", false, "broker fsyncs every write (sync_interval: always, the compose setting); default: fsync every 2 min")
 	fs.DurationVar(&o.e2eDuration, "e2e-duration", 10*time.Second, "length of the end-to-end latency run")
 	fs.BoolVar(&o.skipE2E, "skip-e2e", false, "skip the end-to-end latency run")
+	fs.Float64Var(&o.e2eRate, "e2e-rate", 0, "events/s offered in the end-to-end run (0 = half the measured processor capacity)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the scratch database")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	setUsage(fs, stderr,
@@ -151,7 +164,7 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	}
 
 	// 1. The processor group drains the backlog.
-	group, err := startGroup(ctx, ns.ClientURL(), dsn, o, getenv, log, nil)
+	group, err := startBenchApp(ctx, ns.ClientURL(), dsn, o, getenv, log, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -167,24 +180,41 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	procRes := loadgen.Result{Name: "processor", Concurrency: o.processors * o.workers, Requests: o.events,
 		Elapsed: elapsed, PerSecond: float64(o.events) / elapsed.Seconds()}
 	fmt.Fprintf(stderr, "\r  processor group: %.1f events/s\n", procRes.PerSecond)
+	// The same drain at other batch sizes, side by side in one run.
+	var compared []loadgen.Result
+	for _, size := range o.compareBatchSizes {
+		r, err := drainAt(ctx, ns.ClientURL(), dsn, bdb, js, payloads, o, size, getenv, log, stderr)
+		if err != nil {
+			return err
+		}
+		compared = append(compared, r)
+	}
 
 	// 2. The baseline: the same SQL effects, one transaction per event.
 	s := plan.expectSplit
-	pa, co := plan.platform.ID, plan.creatorOrg.ID
+	pa, co := plan.Platform.ID, plan.CreatorOrg.ID
 	base, err := loadgen.SQLBaseline(ctx, bdb, payloads, loadgen.Purchase{
-		ContentID: plan.content.ID, OrganizationID: plan.content.OrganizationID, Amount: s.Amount,
-		Currency: plan.content.Currency, PlatformFee: s.Platform, OrgFee: s.Organization, Creator: s.Creator,
+		ContentID: plan.Content.ID, OrganizationID: plan.Content.OrganizationID, Amount: s.Amount,
+		Currency: plan.Content.Currency, PlatformFee: s.Platform, OrgFee: s.Organization, Creator: s.Creator,
 		PlatformBps: s.PlatformBps, OrgBps: s.OrganizationBps, PlatformAgreement: &pa, CreatorOrg: &co,
 	}, o.events, o.processors*o.workers, stderr)
 	if err != nil {
 		return err
 	}
-	rep.Results = []loadgen.Result{procRes, base}
+	rep.Results = append([]loadgen.Result{procRes}, compared...)
+	rep.Results = append(rep.Results, base)
 	rep.Ratio = procRes.PerSecond / base.PerSecond
+	for _, r := range compared {
+		rep.Extra["ratio_"+strings.ReplaceAll(r.Name, " ", "_")] = fmt.Sprintf("%.2fx", r.PerSecond/base.PerSecond)
+	}
 
 	// 3. End-to-end latency through the real edge at half the capacity.
 	if !o.skipE2E {
-		lat, offered, err := benchE2E(ctx, ns.ClientURL(), dsn, bdb, js, o, procRes.PerSecond/2, getenv, log, stderr)
+		rate := procRes.PerSecond / 2
+		if o.e2eRate > 0 {
+			rate = o.e2eRate
+		}
+		lat, offered, err := benchE2E(ctx, ns.ClientURL(), dsn, bdb, js, o, rate, getenv, log, stderr)
 		if err != nil {
 			return err
 		}
@@ -198,6 +228,38 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	return printBench(stdout, rep, o.asJSON)
 }
 
+// drainAt loads o.events more events and times a fresh processor group
+// with batch size size draining them.
+func drainAt(ctx context.Context, natsURL, dsn string, bdb *bun.DB, js jetstream.JetStream, payloads *loadgen.Payloads,
+	o pipelineOptions, size int, getenv config.Getenv, log *slog.Logger, stderr io.Writer) (loadgen.Result, error) {
+	before, err := bdb.NewSelect().Table("stripe_events").Count(ctx)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	fmt.Fprintf(stderr, "  loading %d more events for batch size %d\n", o.events, size)
+	if err := loadgen.Load(ctx, js, payloads, o.events, 32); err != nil {
+		return loadgen.Result{}, err
+	}
+	o.batchSize = size
+	g, err := startBenchApp(ctx, natsURL, dsn, o, getenv, log, nil, nil)
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	start := time.Now()
+	err = loadgen.WaitEvents(ctx, bdb, int(before)+o.events, stderr)
+	elapsed := time.Since(start)
+	if serr := g.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	r := loadgen.Result{Name: fmt.Sprintf("processor batch %d", size), Concurrency: o.processors * o.workers,
+		Requests: o.events, Elapsed: elapsed, PerSecond: float64(o.events) / elapsed.Seconds()}
+	fmt.Fprintf(stderr, "\r  processor group, batch size %d: %.1f events/s\n", size, r.PerSecond)
+	return r, nil
+}
+
 // benchE2E runs the real edge and a fresh processor group, offers load at
 // rate through the edge for o.e2eDuration, and times every applied event from
 // the edge's receipt to the return of its committed transaction.
@@ -209,29 +271,13 @@ func benchE2E(ctx context.Context, natsURL, dsn string, bdb *bun.DB, js jetstrea
 	if err != nil {
 		return loadgen.Latency{}, 0, err
 	}
-	enc, err := streams.Connect(natsURL, "paystream-bench-edge", log)
-	if err != nil {
-		return loadgen.Latency{}, 0, err
-	}
-	defer enc.Close()
-	ectx, stopEdge := context.WithCancel(ctx)
-	ready := make(chan edge.Addrs, 1)
-	edgeDone := make(chan error, 1)
-	go func() {
-		edgeDone <- edge.Run(ectx, ecfg, enc, obs.NewRegistry(), log, func(a edge.Addrs) { ready <- a })
-	}()
-	defer func() { stopEdge(); <-edgeDone }()
-	var addrs edge.Addrs
-	select {
-	case addrs = <-ready:
-	case err := <-edgeDone:
-		return loadgen.Latency{}, 0, fmt.Errorf("edge: %w", err)
-	}
 	clock := loadgen.NewCommitClock()
-	group, err := startGroup(ctx, natsURL, dsn, o, getenv, log, clock)
+	group, err := startBenchApp(ctx, natsURL, dsn, o, getenv, log, &ecfg, clock)
 	if err != nil {
 		return loadgen.Latency{}, 0, err
 	}
+	defer func() { _ = group.stop() }() // a no-op after the stop below
+	addrs := group.addrs.Edge
 	before, err := bdb.NewSelect().Table("stripe_events").Count(ctx)
 	if err != nil {
 		return loadgen.Latency{}, 0, err
@@ -263,78 +309,64 @@ func benchE2E(ctx context.Context, natsURL, dsn string, bdb *bun.DB, js jetstrea
 	return lat, res.PerSecond, nil
 }
 
-// group is a set of processor instances running in this process, each with
-// its own NATS connection and database pool, as separate processes would.
-type group struct {
+// benchApp is paystream running in this process through app.App: the
+// processor group (each instance with its own NATS connection and database
+// pool, as separate processes would have) and, for the end-to-end run, the
+// edge.
+type benchApp struct {
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
+	done   chan error
+	addrs  app.Addrs
+	once   sync.Once
+	err    error
 }
 
-func startGroup(ctx context.Context, natsURL, dsn string, o pipelineOptions, getenv config.Getenv, log *slog.Logger, clock *loadgen.CommitClock) (*group, error) {
-	dp := config.NewParser(getenv)
-	dom := pipeline.Parse(dp)
-	if err := dp.Err(); err != nil {
+// startBenchApp starts the group with the bench's flags on top of the
+// environment, and the edge when ecfg is set; clock, when set, times every
+// commit. It returns once everything listens and consumes.
+func startBenchApp(ctx context.Context, natsURL, dsn string, o pipelineOptions, getenv config.Getenv, log *slog.Logger,
+	ecfg *config.Edge, clock *loadgen.CommitClock) (*benchApp, error) {
+	over := map[string]string{"NATS_URL": natsURL, "DATABASE_URL": dsn, "ADMIN_ADDR": "127.0.0.1:0",
+		"DB_MAX_CONNS": strconv.Itoa(o.workers), "PROCESSOR_WORKERS": strconv.Itoa(o.workers),
+		"PROCESSOR_BATCH_SIZE": strconv.Itoa(o.batchSize)}
+	pcfg, err := app.ParseProcessor(func(k string) string {
+		if v, ok := over[k]; ok {
+			return v
+		}
+		return getenv(k)
+	})
+	if err != nil {
 		return nil, err
 	}
-	gctx, cancel := context.WithCancel(ctx)
-	g := &group{cancel: cancel}
-	for i := range o.processors {
-		nc, err := streams.Connect(natsURL, "paystream-bench-processor-"+strconv.Itoa(i), log)
-		if err != nil {
-			g.stop()
-			return nil, err
-		}
-		js, err := streams.NewJetStream(nc)
-		if err != nil {
-			nc.Close()
-			g.stop()
-			return nil, err
-		}
-		bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: o.workers})
-		if err != nil {
-			nc.Close()
-			g.stop()
-			return nil, err
-		}
-		reg := obs.NewRegistry()
-		h, comps, err := dom.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: reg, Log: log})
-		if err == nil && clock != nil {
-			h = clock.Wrap(h)
-		}
-		if err == nil {
-			var proc *processor.Processor
-			proc, err = processor.New(js, h, processor.Config{Workers: o.workers, BatchSize: o.batchSize}, processor.NewMetrics(reg), log)
-			if err == nil {
-				g.wg.Add(1)
-				go func() {
-					defer g.wg.Done()
-					defer bdb.Close()
-					defer nc.Close()
-					if err := processor.RunWithCompanions(gctx, proc, comps, log); err != nil && !errors.Is(err, context.Canceled) {
-						g.mu.Lock()
-						g.errs = append(g.errs, err)
-						g.mu.Unlock()
-					}
-				}()
-				continue
-			}
-		}
-		_ = bdb.Close()
-		nc.Close()
-		g.stop()
+	pcfg.Instances = o.processors
+	ready := make(chan app.Addrs, 1)
+	opts := []app.Option{app.WithClientName("paystream-bench"), app.WithReady(func(a app.Addrs) { ready <- a })}
+	if clock != nil {
+		opts = append(opts, app.WithHandler(func(_ app.Runtime, h handling.Handler) handling.Handler { return clock.Wrap(h) }))
+	}
+	a, err := app.New(app.Config{Edge: ecfg, Processor: &pcfg}, log, opts...)
+	if err != nil {
 		return nil, err
 	}
-	return g, nil
+	actx, cancel := context.WithCancel(ctx)
+	b := &benchApp{cancel: cancel, done: make(chan error, 1)}
+	go func() { b.done <- a.Run(actx) }()
+	select {
+	case b.addrs = <-ready:
+		return b, nil
+	case err := <-b.done:
+		cancel()
+		return nil, fmt.Errorf("bench: start: %w", err)
+	}
 }
 
-func (g *group) stop() error {
-	g.cancel()
-	g.wg.Wait()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return errors.Join(g.errs...)
+// stop stops everything and returns what went wrong while it ran.
+func (b *benchApp) stop() error {
+	b.once.Do(func() {
+		b.cancel()
+		b.err = <-b.done
+	})
+	return b.err
 }
 
 // scratchDatabase creates paystream_bench_<unix> on serverURL's server and

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,20 +10,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/devenv"
-	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/internal/pipeline"
-	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/migrations"
-	"github.com/paystream/paystream/streams"
 )
 
 // devOptions are the flags of `paystream dev`.
@@ -72,6 +67,11 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		return err
 	}
 	log := obs.NewLogger(stderr, common.LogLevel, "dev")
+	stopTracing, err := obs.SetupTracing(ctx, getenv, "paystream-dev", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return fmt.Errorf("dev: data directory: %w", err)
 	}
@@ -123,100 +123,35 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		return m
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		errMu    sync.Mutex
-		errs     []error
-		addrMu   sync.Mutex
-		addrs    = map[string]string{}
-		pending  sync.WaitGroup
-		failOnce = func(name string, err error) {
-			if err != nil && !errors.Is(err, context.Canceled) {
-				errMu.Lock()
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
-				errMu.Unlock()
-				cancel()
-			}
-		}
-	)
-	ready := func(name string) func(string) {
-		var once sync.Once
-		return func(a string) {
-			once.Do(func() {
-				addrMu.Lock()
-				addrs[name] = a
-				addrMu.Unlock()
-				pending.Done()
-			})
-		}
-	}
-
+	var cfg app.Config
 	if !o.noEdge {
 		ecfg, err := config.ParseEdge(overlay(with("ADMIN_ADDR", o.edgeAdmin)), append(os.Environ(), "STRIPE_WEBHOOK_SECRET"))
 		if err != nil {
 			return err
 		}
 		ecfg.Addr = o.edgeAddr
-		nc, err := streams.Connect(natsURL, "paystream-dev-edge", log)
-		if err != nil {
-			return err
-		}
-		pending.Add(2)
-		pub, adm := ready("edge"), ready("edge-admin")
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer nc.Close()
-			err := edge.Run(ctx, ecfg, nc, obs.NewRegistry(), log.With("service", "edge"), func(a edge.Addrs) { pub(a.Public); adm(a.Admin) })
-			failOnce("edge", err)
-			_ = nc.Drain()
-		}()
+		cfg.Edge = &ecfg
 	}
 	if !o.noProcessor {
-		penv := overlay(with("ADMIN_ADDR", o.processorAdmin))
-		pcfg, err := config.ParseProcessor(penv)
+		pcfg, err := app.ParseProcessor(overlay(with("ADMIN_ADDR", o.processorAdmin)))
 		if err != nil {
 			return err
 		}
-		dp := config.NewParser(penv)
-		dom := pipeline.Parse(dp)
-		if err := dp.Err(); err != nil {
-			return err
-		}
-		pcfg.ShutdownTimeout = min(pcfg.ShutdownTimeout, o.shutdownTimeout)
-		pending.Add(1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := processor.Service{Config: pcfg, Domain: dom.Domain(), Log: log.With("service", "processor"),
-				Ready: ready("processor-admin")}.Run(ctx)
-			failOnce("processor", err)
-		}()
+		pcfg.Runtime.ShutdownTimeout = min(pcfg.Runtime.ShutdownTimeout, o.shutdownTimeout)
+		cfg.Processor = &pcfg
 	}
-
-	started := make(chan struct{})
-	go func() { pending.Wait(); close(started) }()
-	select {
-	case <-started:
-		printBanner(stdout, devBanner{addrs: addrs, natsURL: natsURL, pg: pg, secret: secret, generated: generated,
-			dataDir: o.dataDir, syncAlways: o.syncAlways})
-		writeDevEnv(o.dataDir, natsURL, pg.URL, log)
-	case <-ctx.Done():
+	a, err := app.New(cfg, log, app.WithClientName("paystream-dev"), app.WithGrace(o.shutdownTimeout+5*time.Second),
+		app.WithReady(func(addrs app.Addrs) {
+			printBanner(stdout, devBanner{addrs: addrs, natsURL: natsURL, pg: pg, secret: secret, generated: generated,
+				dataDir: o.dataDir, syncAlways: o.syncAlways})
+			writeDevEnv(o.dataDir, natsURL, pg.URL, log)
+		}))
+	if err != nil {
+		return err
 	}
-	<-ctx.Done()
-	log.Info("dev: shutting down")
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(o.shutdownTimeout + 5*time.Second):
-		errs = append(errs, errors.New("dev: components did not stop in time"))
-	}
-	errMu.Lock()
-	defer errMu.Unlock()
-	return errors.Join(errs...)
+	err = a.Run(ctx)
+	log.Info("dev: stopped")
+	return err
 }
 
 // devSecret returns STRIPE_WEBHOOK_SECRET's first value, else the secret a
@@ -250,7 +185,7 @@ func devMigrate(ctx context.Context, url string) error {
 
 // devBanner is what the dev mode tells the developer once everything runs.
 type devBanner struct {
-	addrs      map[string]string
+	addrs      app.Addrs
 	natsURL    string
 	pg         *devenv.Postgres
 	secret     string
@@ -261,7 +196,7 @@ type devBanner struct {
 
 func printBanner(w io.Writer, b devBanner) {
 	fmt.Fprintln(w, "paystream dev is running (Ctrl-C to stop)")
-	if a := b.addrs["edge"]; a != "" {
+	if a := b.addrs.Edge.Public; a != "" {
 		fmt.Fprintf(w, "  webhooks:          POST http://%s/webhooks/stripe\n", a)
 	}
 	if b.generated {
@@ -269,10 +204,10 @@ func printBanner(w io.Writer, b devBanner) {
 	} else {
 		fmt.Fprintln(w, "  signing secret:    from STRIPE_WEBHOOK_SECRET")
 	}
-	if a := b.addrs["edge-admin"]; a != "" {
+	if a := b.addrs.Edge.Admin; a != "" {
 		fmt.Fprintf(w, "  edge metrics:      http://%s/metrics\n", a)
 	}
-	if a := b.addrs["processor-admin"]; a != "" {
+	for _, a := range b.addrs.ProcessorAdmin {
 		fmt.Fprintf(w, "  processor metrics: http://%s/metrics\n", a)
 	}
 	sync := "default (fsync every 2 min)"
@@ -282,7 +217,7 @@ func printBanner(w io.Writer, b devBanner) {
 	fmt.Fprintf(w, "  nats:              %s (JetStream in %s, sync %s)\n", b.natsURL, filepath.Join(b.dataDir, "nats"), sync)
 	fmt.Fprintf(w, "  postgres:          %s (%s)\n", db.Redact(b.pg.URL), b.pg.Source)
 	fmt.Fprintf(w, "  other shells:      source %s   # exports NATS_URL and DATABASE_URL\n", filepath.Join(b.dataDir, "env"))
-	if a := b.addrs["edge"]; a != "" {
+	if a := b.addrs.Edge.Public; a != "" {
 		fmt.Fprintf(w, "  try:               paystream seed && paystream send checkout.session.completed --url http://%s/webhooks/stripe && paystream status\n", a)
 	}
 }

@@ -365,7 +365,7 @@ func (o *dlqOptions) replay(ctx context.Context, d *streams.DLQ) error {
 	for _, l := range letters {
 		what := fmt.Sprintf("dead letter %d (%s %s, reason %s)", l.Sequence, orDash(l.EventType), orDash(l.EventID), orDash(l.Reason))
 		if o.dryRun {
-			if err := replayable(l); err != nil {
+			if _, err := l.Replayable(); err != nil {
 				fmt.Fprintf(o.stdout, "cannot replay %s: %v\n", what, err)
 				failed++
 				continue
@@ -399,21 +399,6 @@ func (o *dlqOptions) replay(ctx context.Context, d *streams.DLQ) error {
 	}
 	if failed > 0 {
 		return fmt.Errorf("dlq replay: %d of %d failed", failed, len(letters))
-	}
-	return nil
-}
-
-// replayable is the dry-run's version of the checks Replay makes before it
-// publishes: the original subject must be an events subject and the letter
-// must name its event.
-func replayable(l streams.DeadLetterMsg) error {
-	rest, ok := strings.CutPrefix(l.OriginalSubject, streams.EventsSubjectPrefix)
-	endpoint, typ, found := strings.Cut(rest, ".")
-	if !ok || !found || !streams.ValidEndpoint(endpoint) || !streams.ValidEventType(typ) {
-		return fmt.Errorf("original subject %q is not a %s<endpoint>.<type> subject", l.OriginalSubject, streams.EventsSubjectPrefix)
-	}
-	if l.EventID == "" && l.Header.Get(streams.HeaderDLQOriginalMsgID) == "" {
-		return errors.New("it carries no event id")
 	}
 	return nil
 }

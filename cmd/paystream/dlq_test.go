@@ -62,16 +62,8 @@ func startProcessor(t *testing.T, js jetstream.JetStream, bdb *bun.DB) {
 	})
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
+// eventually is testenv.Eventually.
+var eventually = testenv.Eventually
 
 // publishCheckout stores a demo checkout.session.completed on STRIPE_EVENTS
 // the way the edge does.

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -17,21 +15,15 @@ import (
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/migrations"
 	"github.com/paystream/paystream/model"
 )
 
-// seedEffectiveFrom is when the seeded agreements start: a fixed date well in
-// the past, so every event `paystream send` builds (stamped now) and every
-// replay of it falls inside the open-ended window, and so two runs of seed
-// describe the very same rows.
-var seedEffectiveFrom = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// seedLockKey serialises concurrent seeds (two terminals, a script racing a
-// human) with a transaction-scoped advisory lock, so check-then-insert cannot
-// insert twice or trip the agreements' exclusion constraints.
-const seedLockKey int64 = 0x7061797365656400 // "payseed\0"
+// seedEffectiveFrom is when the seeded agreements start (see
+// purchase.SeedEffectiveFrom).
+var seedEffectiveFrom = purchase.SeedEffectiveFrom() // read-only
 
 // currencyPattern is the schema's CHECK on content.currency.
 var currencyPattern = regexp.MustCompile(`^[a-z]{3}$`)
@@ -43,11 +35,10 @@ type seedOptions struct {
 	platformBps, orgBps             int
 }
 
-// seedPlan is the validated form of seedOptions: the rows seed wants to exist.
+// seedPlan is the validated form of seedOptions: the rows seed wants to
+// exist, and the split they give a purchase.
 type seedPlan struct {
-	content     model.Content
-	platform    model.OrganizationPlatformAgreement
-	creatorOrg  model.CreatorOrganizationAgreement
+	purchase.Seed
 	expectSplit split.Split
 }
 
@@ -130,66 +121,31 @@ func (o seedOptions) plan() (seedPlan, error) {
 		return seedPlan{}, fmt.Errorf("seed: %w", err)
 	}
 	return seedPlan{
-		content: model.Content{ID: contentID, CreatorID: o.creator, OrganizationID: orgID,
-			PriceCents: o.price, Currency: o.currency, Visibility: "public"},
-		platform: model.OrganizationPlatformAgreement{ID: uuid.New(), OrganizationID: orgID,
-			PlatformFeePercentage: o.platformBps, EffectiveFrom: seedEffectiveFrom},
-		creatorOrg: model.CreatorOrganizationAgreement{ID: uuid.New(), CreatorID: o.creator, OrganizationID: orgID,
-			OrganizationFeePercentage: o.orgBps, EffectiveFrom: seedEffectiveFrom},
+		Seed: purchase.NewSeed(model.Content{ID: contentID, CreatorID: o.creator, OrganizationID: orgID,
+			PriceCents: o.price, Currency: o.currency, Visibility: "public"}, o.platformBps, o.orgBps),
 		expectSplit: expect,
 	}, nil
 }
 
-// seedConflict is a row that exists with other values than seed wants. Seed
-// never overwrites: the database may hold real catalog data or agreements.
-type seedConflict struct{ what string }
-
-// Error implements error.
-func (c seedConflict) Error() string { return c.what }
-
 // seed makes the planned rows exist in one transaction and prints, per row,
 // whether it was created or already there.
 func seed(ctx context.Context, bdb *bun.DB, plan seedPlan, w io.Writer) error {
-	var lines []string
-	created := 0
-	report := func(isNew bool, format string, args ...any) {
-		state := "already present"
-		if isNew {
-			state, created = "created", created+1
-		}
-		lines = append(lines, fmt.Sprintf("%-16s %s", state, fmt.Sprintf(format, args...)))
-	}
-	err := bdb.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", seedLockKey); err != nil {
-			return fmt.Errorf("seed: take lock: %w", err)
-		}
-		isNew, err := seedContent(ctx, tx, plan.content)
-		if err != nil {
-			return err
-		}
-		report(isNew, "content %s", plan.content.ID)
-		isNew, id, err := seedPlatformAgreement(ctx, tx, plan.platform)
-		if err != nil {
-			return err
-		}
-		report(isNew, "platform agreement %s", id)
-		isNew, id, err = seedCreatorAgreement(ctx, tx, plan.creatorOrg)
-		if err != nil {
-			return err
-		}
-		report(isNew, "creator agreement %s", id)
-		return nil
-	})
+	rows, err := purchase.SeedCatalog(ctx, bdb, plan.Seed)
 	if err != nil {
 		return err
 	}
-	c, s := plan.content, plan.expectSplit
-	for _, l := range lines {
-		fmt.Fprintln(w, l)
+	created := 0
+	for _, r := range rows {
+		state := "already present"
+		if r.Created {
+			state, created = "created", created+1
+		}
+		fmt.Fprintf(w, "%-16s %s\n", state, r.What)
 	}
+	c, s := plan.Content, plan.expectSplit
 	fmt.Fprintf(w, "\ncontent %s by %s, organization %s, %d %s\n", c.ID, c.CreatorID, c.OrganizationID, c.PriceCents, c.Currency)
 	fmt.Fprintf(w, "agreements in force from %s, open ended: platform %d bps, organization %d bps\n",
-		seedEffectiveFrom.Format("2006-01-02"), plan.platform.PlatformFeePercentage, plan.creatorOrg.OrganizationFeePercentage)
+		seedEffectiveFrom.Format("2006-01-02"), plan.Platform.PlatformFeePercentage, plan.CreatorOrg.OrganizationFeePercentage)
 	fmt.Fprintf(w, "a purchase of %d %s splits into platform %d, organization %d, creator %d\n",
 		s.Amount, c.Currency, s.Platform, s.Organization, s.Creator)
 	if created == 0 {
@@ -198,103 +154,4 @@ func seed(ctx context.Context, bdb *bun.DB, plan seedPlan, w io.Writer) error {
 		fmt.Fprintf(w, "inserted %d row(s); now try: paystream send checkout.session.completed\n", created)
 	}
 	return nil
-}
-
-// seedContent inserts want unless a content row with its id exists; an
-// existing row (even soft-deleted) must match, or seed reports the conflict.
-func seedContent(ctx context.Context, tx bun.Tx, want model.Content) (bool, error) {
-	var have model.Content
-	err := tx.NewSelect().Model(&have).WhereAllWithDeleted().Where("id = ?", want.ID).Scan(ctx)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.NewInsert().Model(&want).Exec(ctx); err != nil {
-			return false, fmt.Errorf("seed: insert content %s: %w", want.ID, err)
-		}
-		return true, nil
-	case err != nil:
-		return false, fmt.Errorf("seed: look up content %s: %w", want.ID, err)
-	}
-	var diffs []string
-	if have.CreatorID != want.CreatorID {
-		diffs = append(diffs, fmt.Sprintf("creator %q", have.CreatorID))
-	}
-	if have.OrganizationID != want.OrganizationID {
-		diffs = append(diffs, fmt.Sprintf("organization %s", have.OrganizationID))
-	}
-	if have.PriceCents != want.PriceCents || have.Currency != want.Currency {
-		diffs = append(diffs, fmt.Sprintf("price %d %s", have.PriceCents, have.Currency))
-	}
-	if have.DeletedAt != nil {
-		diffs = append(diffs, "deleted at "+have.DeletedAt.UTC().Format(time.RFC3339))
-	}
-	if len(diffs) > 0 {
-		return false, seedConflict{fmt.Sprintf("seed: content %s already exists with %s; seed changes no existing row (pass other flags, or fix the row)",
-			want.ID, strings.Join(diffs, ", "))}
-	}
-	return false, nil
-}
-
-// seedPlatformAgreement makes want the organization's agreement from
-// seedEffectiveFrom on. An identical open-ended agreement counts as present;
-// any other agreement overlapping the window is a conflict (the schema
-// excludes overlaps, and seed will not end someone's agreement).
-func seedPlatformAgreement(ctx context.Context, tx bun.Tx, want model.OrganizationPlatformAgreement) (bool, uuid.UUID, error) {
-	var have []model.OrganizationPlatformAgreement
-	err := tx.NewSelect().Model(&have).
-		Where("organization_id = ?", want.OrganizationID).
-		Where("(effective_until IS NULL OR effective_until > ?)", want.EffectiveFrom).
-		OrderExpr("effective_from").Scan(ctx)
-	if err != nil {
-		return false, uuid.Nil, fmt.Errorf("seed: look up platform agreements of organization %s: %w", want.OrganizationID, err)
-	}
-	for _, a := range have {
-		if a.EffectiveFrom.Equal(want.EffectiveFrom) && a.EffectiveUntil == nil && a.PlatformFeePercentage == want.PlatformFeePercentage {
-			return false, a.ID, nil
-		}
-	}
-	if len(have) > 0 {
-		a := have[0]
-		return false, uuid.Nil, seedConflict{fmt.Sprintf("seed: organization %s already has platform agreement %s (%d bps, %s); seed changes no existing agreement",
-			want.OrganizationID, a.ID, a.PlatformFeePercentage, window(a.EffectiveFrom, a.EffectiveUntil))}
-	}
-	if _, err := tx.NewInsert().Model(&want).Exec(ctx); err != nil {
-		return false, uuid.Nil, fmt.Errorf("seed: insert platform agreement of organization %s: %w", want.OrganizationID, err)
-	}
-	return true, want.ID, nil
-}
-
-// seedCreatorAgreement is seedPlatformAgreement for the creator–organization
-// agreement.
-func seedCreatorAgreement(ctx context.Context, tx bun.Tx, want model.CreatorOrganizationAgreement) (bool, uuid.UUID, error) {
-	var have []model.CreatorOrganizationAgreement
-	err := tx.NewSelect().Model(&have).
-		Where("creator_id = ?", want.CreatorID).
-		Where("organization_id = ?", want.OrganizationID).
-		Where("(effective_until IS NULL OR effective_until > ?)", want.EffectiveFrom).
-		OrderExpr("effective_from").Scan(ctx)
-	if err != nil {
-		return false, uuid.Nil, fmt.Errorf("seed: look up agreements of creator %q with organization %s: %w", want.CreatorID, want.OrganizationID, err)
-	}
-	for _, a := range have {
-		if a.EffectiveFrom.Equal(want.EffectiveFrom) && a.EffectiveUntil == nil && a.OrganizationFeePercentage == want.OrganizationFeePercentage {
-			return false, a.ID, nil
-		}
-	}
-	if len(have) > 0 {
-		a := have[0]
-		return false, uuid.Nil, seedConflict{fmt.Sprintf("seed: creator %q already has agreement %s with organization %s (%d bps, %s); seed changes no existing agreement",
-			want.CreatorID, a.ID, want.OrganizationID, a.OrganizationFeePercentage, window(a.EffectiveFrom, a.EffectiveUntil))}
-	}
-	if _, err := tx.NewInsert().Model(&want).Exec(ctx); err != nil {
-		return false, uuid.Nil, fmt.Errorf("seed: insert agreement of creator %q with organization %s: %w", want.CreatorID, want.OrganizationID, err)
-	}
-	return true, want.ID, nil
-}
-
-// window renders an agreement window for messages.
-func window(from time.Time, until *time.Time) string {
-	if until == nil {
-		return "from " + from.UTC().Format(time.RFC3339) + ", open ended"
-	}
-	return "from " + from.UTC().Format(time.RFC3339) + " until " + until.UTC().Format(time.RFC3339)
 }

@@ -197,7 +197,7 @@ func TestSeedRefusesConflictingRows(t *testing.T) {
 			}
 			before := readSeeded(t, bdb)
 			out, err := runCLI(t, env, append([]string{"seed"}, tt.args...)...)
-			var conflict seedConflict
+			var conflict purchase.SeedConflict
 			if !errors.As(err, &conflict) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("seed = %v, want a conflict mentioning %q\n%s", err, tt.want, out)
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/db"
+	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/migrations"
 	"github.com/paystream/paystream/streams"
 )
@@ -160,13 +161,14 @@ func collectDB(ctx context.Context, bdb *bun.DB, rep *statusReport) {
 		return
 	}
 	rep.Schema.Current = true
-	var ob outboxStatus
-	err := bdb.NewRaw(`SELECT count(*) AS backlog,
-		COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS oldest
-		FROM outbox WHERE published_at IS NULL`).Scan(ctx, &ob.Backlog, &ob.OldestAgeSec)
+	b, err := outbox.ReadBacklog(ctx, bdb)
 	if err != nil {
 		rep.Problems = append(rep.Problems, "outbox: "+err.Error())
 		return
+	}
+	ob := outboxStatus{Backlog: int(b.Rows)}
+	if b.Oldest != nil {
+		ob.OldestAgeSec = max(time.Since(*b.Oldest).Seconds(), 0)
 	}
 	rep.Outbox = &ob
 }

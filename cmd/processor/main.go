@@ -13,9 +13,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/internal/processor"
 )
 
 func main() {
@@ -32,16 +32,24 @@ func main() {
 var errArgs = errors.New("processor takes no arguments; it is configured through the environment (see README.md)")
 
 // run reads the environment (failing before it connects to anything), then
-// runs the processor service until ctx ends. Logs go to stderr as JSON.
+// runs the processor group (internal/app) until ctx ends. Logs go to stderr as JSON.
 func run(ctx context.Context, args []string, getenv config.Getenv, _, stderr io.Writer) error {
 	if len(args) > 0 {
 		return errArgs
 	}
-	cfg, err := config.ParseProcessor(getenv)
-	dom, derr := parseDomain(getenv)
-	if err := errors.Join(err, derr); err != nil {
+	cfg, err := app.ParseProcessor(getenv)
+	if err != nil {
 		return err
 	}
-	log := obs.NewLogger(stderr, cfg.LogLevel, "processor")
-	return processor.Service{Config: cfg, Domain: dom.Domain(), Log: log}.Run(ctx)
+	log := obs.NewLogger(stderr, cfg.Runtime.LogLevel, "processor")
+	stopTracing, err := obs.SetupTracing(ctx, getenv, "paystream-processor", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	a, err := app.New(app.Config{Processor: &cfg}, log)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
 }

@@ -11,16 +11,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -41,23 +41,35 @@ type notifierConfig struct {
 	LogLevel slog.Level // LOG_LEVEL
 }
 
-func parseConfig(getenv config.Getenv) (notifierConfig, error) {
-	p := config.NewParser(getenv)
-	common := config.ParseCommon(p)
-	c := notifierConfig{NATSURL: common.NATSURL, LogLevel: common.LogLevel,
-		Durable: p.String("NOTIFIER_DURABLE", "purchase-notifier")}
-	if !streams.ValidEndpoint(c.Durable) {
-		p.Fail("NOTIFIER_DURABLE", c.Durable, "must be a lower-case consumer name such as purchase-notifier")
+// parseConfig reads the environment. The notifier uses only the standard
+// library and the public streams package, so it can be copied into another
+// module as is.
+func parseConfig(getenv func(string) string) (notifierConfig, error) {
+	c := notifierConfig{NATSURL: "nats://127.0.0.1:4222", Durable: "purchase-notifier"}
+	var errs []error
+	if v := strings.TrimSpace(getenv("NATS_URL")); v != "" {
+		c.NATSURL = v
 	}
-	return c, p.Err()
+	if v := strings.TrimSpace(getenv("NOTIFIER_DURABLE")); v != "" {
+		c.Durable = v
+	}
+	if !streams.ValidEndpoint(c.Durable) {
+		errs = append(errs, fmt.Errorf("NOTIFIER_DURABLE=%q: must be a lower-case consumer name such as purchase-notifier", c.Durable))
+	}
+	if v := strings.TrimSpace(getenv("LOG_LEVEL")); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: must be debug, info, warn or error", v))
+		}
+	}
+	return c, errors.Join(errs...)
 }
 
-func run(ctx context.Context, _ []string, getenv config.Getenv, stdout, stderr io.Writer) error {
+func run(ctx context.Context, _ []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(getenv)
 	if err != nil {
 		return err
 	}
-	log := obs.NewLogger(stderr, cfg.LogLevel, "notifier")
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "notifier")
 	nc, err := streams.Connect(cfg.NATSURL, "paystream-notifier", log)
 	if err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
-	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
@@ -37,7 +36,7 @@ func TestNotifierPrintsConfirmation(t *testing.T) {
 	var out, errOut syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, nil, config.MapEnv(map[string]string{"NATS_URL": n.URL(), "NOTIFIER_DURABLE": "notifier-test"}), &out, &errOut)
+		done <- run(ctx, nil, mapEnv(map[string]string{"NATS_URL": n.URL(), "NOTIFIER_DURABLE": "notifier-test"}), &out, &errOut)
 	}()
 
 	pid, content := uuid.New(), uuid.New()
@@ -68,8 +67,11 @@ func TestNotifierPrintsConfirmation(t *testing.T) {
 }
 
 func TestNotifierRejectsBadConfig(t *testing.T) {
-	err := run(context.Background(), nil, config.MapEnv(map[string]string{"NOTIFIER_DURABLE": "Bad Name"}), &bytes.Buffer{}, &bytes.Buffer{})
+	err := run(context.Background(), nil, mapEnv(map[string]string{"NOTIFIER_DURABLE": "Bad Name"}), &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "NOTIFIER_DURABLE") {
 		t.Fatalf("run = %v, want an error naming NOTIFIER_DURABLE", err)
 	}
 }
+
+// mapEnv adapts a map to the getenv run takes.
+func mapEnv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

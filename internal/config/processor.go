@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -23,34 +24,32 @@ type Processor struct {
 	// BatchSize is PROCESSOR_BATCH_SIZE: the most events a worker applies in
 	// one transaction (only events already waiting; 1 = one per transaction).
 	BatchSize int
+	// BatchWait is PROCESSOR_BATCH_WAIT: how long a worker may wait to fill
+	// a batch, only while the consumer has a backlog; 0 never waits.
+	BatchWait time.Duration
 }
 
-// DefaultProcessorBatchSize is PROCESSOR_BATCH_SIZE's default, and
-// MaxProcessorBatchSize its upper bound (each event of a batch is a
-// Postgres subtransaction; a backend caches 64 of them).
-const (
-	DefaultProcessorBatchSize = 16
-	MaxProcessorBatchSize     = 64
-)
-
 // ParseProcessor reads and validates the processor's environment. The error
-// names every bad variable.
+// names every bad variable. The defaults and rules are the processor's
+// (processor.Config) and the consumer's (streams.ConsumerConfig); this only
+// maps variables onto them.
 func ParseProcessor(getenv Getenv) (Processor, error) {
 	p := NewParser(getenv)
 	def := streams.DefaultConsumerConfig()
 	c := Processor{
 		Common:     ParseCommon(p),
 		AdminAddr:  p.Addr("ADMIN_ADDR", DefaultProcessorAdminAddr),
-		DBMaxConns: p.Int("DB_MAX_CONNS", 10, 1, 1000),
+		DBMaxConns: p.Int("DB_MAX_CONNS", processor.DefaultWorkers, 1, 1000),
 		Consumer: streams.ConsumerConfig{
 			AckWait:       p.Duration("PROCESSOR_ACK_WAIT", def.AckWait, time.Second, time.Hour),
 			MaxAckPending: p.Int("PROCESSOR_MAX_ACK_PENDING", def.MaxAckPending, 1, 100000),
 			MaxDeliver:    p.Int("PROCESSOR_MAX_DELIVER", def.MaxDeliver, 2, 1000),
 			Backoff:       p.Durations("PROCESSOR_BACKOFF", def.Backoff),
 		},
-		HandleTimeout:   p.Duration("PROCESSOR_HANDLE_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),
-		ShutdownTimeout: p.Duration("PROCESSOR_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, time.Hour),
-		BatchSize:       p.Int("PROCESSOR_BATCH_SIZE", DefaultProcessorBatchSize, 1, MaxProcessorBatchSize),
+		HandleTimeout:   p.Duration("PROCESSOR_HANDLE_TIMEOUT", processor.DefaultHandleTimeout, 100*time.Millisecond, time.Hour),
+		ShutdownTimeout: p.Duration("PROCESSOR_SHUTDOWN_TIMEOUT", processor.DefaultShutdownTimeout, time.Second, time.Hour),
+		BatchSize:       p.Int("PROCESSOR_BATCH_SIZE", processor.DefaultBatchSize, 1, processor.MaxBatchSize),
+		BatchWait:       p.Duration("PROCESSOR_BATCH_WAIT", processor.DefaultBatchWait, 0, time.Second),
 	}
 	c.Workers = p.Int("PROCESSOR_WORKERS", c.DBMaxConns, 1, 1024)
 	c.validate(p)
@@ -59,9 +58,9 @@ func ParseProcessor(getenv Getenv) (Processor, error) {
 
 // validate checks the relations between variables.
 func (c Processor) validate(p *Parser) {
-	if n := len(c.Consumer.Backoff); n >= c.Consumer.MaxDeliver {
+	if n, most := len(c.Consumer.Backoff), streams.MaxBackoffDelays(c.Consumer.MaxDeliver); n > most {
 		p.Fail("PROCESSOR_BACKOFF", fmt.Sprint(c.Consumer.Backoff),
-			fmt.Sprintf("has %d delays; PROCESSOR_MAX_DELIVER=%d uses at most %d", n, c.Consumer.MaxDeliver, c.Consumer.MaxDeliver-1))
+			fmt.Sprintf("has %d delays; PROCESSOR_MAX_DELIVER=%d uses at most %d", n, c.Consumer.MaxDeliver, most))
 	}
 	if c.Workers > c.DBMaxConns {
 		p.Fail("PROCESSOR_WORKERS", fmt.Sprint(c.Workers),

@@ -31,7 +31,7 @@ func TestParseProcessorReadsEveryVariable(t *testing.T) {
 		"ADMIN_ADDR": "127.0.0.1:0", "PROCESSOR_WORKERS": "4", "PROCESSOR_ACK_WAIT": "45s",
 		"PROCESSOR_MAX_ACK_PENDING": "100", "PROCESSOR_MAX_DELIVER": "5", "PROCESSOR_BACKOFF": "1s, 10s,1m",
 		"PROCESSOR_HANDLE_TIMEOUT": "10s", "PROCESSOR_SHUTDOWN_TIMEOUT": "40s", "DB_MAX_CONNS": "8",
-		"PROCESSOR_BATCH_SIZE": "1",
+		"PROCESSOR_BATCH_SIZE": "1", "PROCESSOR_BATCH_WAIT": "5ms",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestParseProcessorReadsEveryVariable(t *testing.T) {
 	if c.AdminAddr != "127.0.0.1:0" || c.Workers != 4 || c.DBMaxConns != 8 || c.HandleTimeout != 10*time.Second ||
 		c.ShutdownTimeout != 40*time.Second || c.Consumer.AckWait != want.AckWait || c.Consumer.MaxAckPending != 100 ||
 		c.Consumer.MaxDeliver != 5 || len(c.Consumer.Backoff) != 3 || c.Consumer.Backoff[2] != time.Minute ||
-		c.BatchSize != 1 {
+		c.BatchSize != 1 || c.BatchWait != 5*time.Millisecond {
 		t.Errorf("parsed = %+v", c)
 	}
 	// Workers follow the pool size unless set.
@@ -70,6 +70,8 @@ func TestParseProcessorRejects(t *testing.T) {
 		{"batch size zero", map[string]string{"PROCESSOR_BATCH_SIZE": "0"}, "PROCESSOR_BATCH_SIZE"},
 		{"batch size over 64", map[string]string{"PROCESSOR_BATCH_SIZE": "65"}, "PROCESSOR_BATCH_SIZE"},
 		{"batch size garbage", map[string]string{"PROCESSOR_BATCH_SIZE": "lots"}, "PROCESSOR_BATCH_SIZE"},
+		{"batch wait negative", map[string]string{"PROCESSOR_BATCH_WAIT": "-1ms"}, "PROCESSOR_BATCH_WAIT"},
+		{"batch wait over a second", map[string]string{"PROCESSOR_BATCH_WAIT": "2s"}, "PROCESSOR_BATCH_WAIT"},
 		{"pool zero", map[string]string{"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"},
 		{"common still checked", map[string]string{"NATS_URL": "http://x"}, "NATS_URL"},
 	}

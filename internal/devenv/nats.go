@@ -55,10 +55,13 @@ func StartNATS(o NATSOptions, log *slog.Logger) (*server.Server, error) {
 	return srv, nil
 }
 
-// slogLogger adapts slog to nats-server's Logger interface.
+// slogLogger adapts slog to nats-server's Logger interface. The server's
+// notices (a dozen banner lines at start, one per connection change) are
+// debug output for paystream: they show only with LOG_LEVEL=debug, so the
+// embedded server logs at warn level otherwise.
 type slogLogger struct{ log *slog.Logger }
 
-func (l slogLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l slogLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l slogLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
 func (l slogLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l slogLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -130,6 +131,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.m.InFlight.Dec()
 
 	req := &request{id: requestID(r.Header.Get(HeaderRequestID)), endpoint: unknownEndpoint}
+	r, span := startSpan(r)
 	hdr := w.Header()
 	hdr.Set(HeaderRequestID, req.id)
 	hdr.Set("X-Content-Type-Options", "nosniff")
@@ -149,8 +151,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	elapsed := h.Now().Sub(start)
 	h.m.Requests.WithLabelValues(req.endpoint, strconv.Itoa(status)).Inc()
-	h.m.RequestDuration.WithLabelValues(req.endpoint).Observe(elapsed.Seconds())
+	obs.Observe(r.Context(), h.m.RequestDuration.WithLabelValues(req.endpoint), elapsed.Seconds())
 	h.logRequest(r, req, status, err, elapsed)
+	endSpan(span, req, status, err)
 }
 
 // handle runs the checks in order and publishes; a non-nil error is a
@@ -219,7 +222,7 @@ func (h *Handler) publish(ctx context.Context, req *request, body []byte, receiv
 		ReceivedAt: received,
 		RequestID:  req.id,
 	}, body)
-	h.m.PublishDuration.WithLabelValues(req.endpoint).Observe(h.Now().Sub(pubStart).Seconds())
+	obs.Observe(ctx, h.m.PublishDuration.WithLabelValues(req.endpoint), h.Now().Sub(pubStart).Seconds())
 	if err != nil {
 		if errors.Is(err, streams.ErrUnavailable) {
 			h.m.PublishErrors.WithLabelValues(req.endpoint).Inc()

@@ -27,9 +27,14 @@ type EdgeConfig struct {
 	Concurrency int           // workers, each with one request in flight
 	Duration    time.Duration // per measured run
 	Rate        float64       // requests per second over all workers; 0 = as fast as possible
-	MetricsURL  string        // the edge's /metrics, sampled for its resident memory ("" = skip)
-	Payload     PayloadSpec
-	Progress    io.Writer // live progress line; nil = quiet
+	MetricsURL  string        // the edge's /metrics, sampled for its resident memory and CPU time ("" = skip)
+	// PID, when set, is the edge's process id: its CPU time is read from
+	// /proc/<pid>/stat instead of MetricsURL. Under `paystream dev` the
+	// embedded broker is the same process, so the baseline run (publishes
+	// to that broker) measures the broker alone.
+	PID      int
+	Payload  PayloadSpec
+	Progress io.Writer // live progress line; nil = quiet
 }
 
 // RunEdge posts signed events to the edge for cfg.Duration.
@@ -47,24 +52,26 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, p *Payloads) (Result, error) {
 		stop := rss.start(cfg.MetricsURL)
 		defer stop()
 	}
-	res, err := drive(ctx, "edge", cfg.Concurrency, cfg.Duration, cfg.Rate, cfg.Progress, func(ctx context.Context, buf []byte) ([]byte, string, bool) {
-		body, _ := p.Next(buf)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(body))
-		if err != nil {
-			return body, "error", false
-		}
-		req.Header.Set("Content-Type", "application/json; charset=utf-8")
-		req.Header.Set("Stripe-Signature", Sign(body, cfg.Secret, time.Now()))
-		resp, err := client.Do(req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return body, "", false
+	res, err := measureCPU(cfg.cpu(), func() (Result, error) {
+		return drive(ctx, "edge", cfg.Concurrency, cfg.Duration, cfg.Rate, cfg.Progress, func(ctx context.Context, buf []byte) ([]byte, string, bool) {
+			body, _ := p.Next(buf)
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(body))
+			if err != nil {
+				return body, "error", false
 			}
-			return body, "transport_error", false
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		return body, strconv.Itoa(resp.StatusCode), resp.StatusCode == http.StatusOK
+			req.Header.Set("Content-Type", "application/json; charset=utf-8")
+			req.Header.Set("Stripe-Signature", Sign(body, cfg.Secret, time.Now()))
+			resp, err := client.Do(req)
+			if err != nil {
+				if ctx.Err() != nil {
+					return body, "", false
+				}
+				return body, "transport_error", false
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			return body, strconv.Itoa(resp.StatusCode), resp.StatusCode == http.StatusOK
+		})
 	})
 	res.PeakRSS = rss.peak()
 	return res, err
@@ -79,22 +86,27 @@ func RunBaseline(ctx context.Context, js jetstream.JetStream, cfg EdgeConfig, p 
 	if endpoint == "" {
 		endpoint = streams.DefaultEndpoint
 	}
-	return drive(ctx, "baseline", cfg.Concurrency, cfg.Duration, cfg.Rate, cfg.Progress, func(ctx context.Context, buf []byte) ([]byte, string, bool) {
-		body, ids := p.Next(buf)
-		m, err := streams.Msg(streams.Event{ID: ids.Event, Type: "checkout.session.completed", APIVersion: "2023-10-16",
-			Endpoint: endpoint, Created: time.Now().Unix(), ReceivedAt: time.Now(), Source: "bench-baseline"}, body)
-		if err != nil {
-			return body, "error", false
-		}
-		if _, err := js.PublishMsg(ctx, m); err != nil {
-			if ctx.Err() != nil {
-				return body, "", false
+	return measureCPU(cfg.cpu(), func() (Result, error) {
+		return drive(ctx, "baseline", cfg.Concurrency, cfg.Duration, cfg.Rate, cfg.Progress, func(ctx context.Context, buf []byte) ([]byte, string, bool) {
+			body, ids := p.Next(buf)
+			m, err := streams.Msg(streams.Event{ID: ids.Event, Type: "checkout.session.completed", APIVersion: "2023-10-16",
+				Endpoint: endpoint, Created: time.Now().Unix(), ReceivedAt: time.Now(), Source: "bench-baseline"}, body)
+			if err != nil {
+				return body, "error", false
 			}
-			return body, "publish_error", false
-		}
-		return body, "puback", true
+			if _, err := js.PublishMsg(ctx, m); err != nil {
+				if ctx.Err() != nil {
+					return body, "", false
+				}
+				return body, "publish_error", false
+			}
+			return body, "puback", true
+		})
 	})
 }
+
+// cpu is the meter of the process under test.
+func (cfg EdgeConfig) cpu() cpuMeter { return cpuMeter{PID: cfg.PID, MetricsURL: cfg.MetricsURL} }
 
 // drive runs do from conc workers for d (or until ctx ends), optionally
 // paced to rps overall, and records each call's latency.

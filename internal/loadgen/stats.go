@@ -25,6 +25,9 @@ type Result struct {
 	P99         time.Duration  `json:"p99_ns"`
 	Max         time.Duration  `json:"max_ns"`
 	PeakRSS     uint64         `json:"peak_rss_bytes,omitempty"`
+	// CPUPerRequest is the CPU time (utime + stime) the process under test
+	// used over the run per successful request; 0 when not measured.
+	CPUPerRequest time.Duration `json:"cpu_per_request_ns,omitempty"`
 }
 
 // String formats r for humans.
@@ -37,6 +40,9 @@ func (r Result) String() string {
 	}
 	if r.PeakRSS > 0 {
 		s += fmt.Sprintf("   peak RSS %.1f MiB", float64(r.PeakRSS)/(1<<20))
+	}
+	if r.CPUPerRequest > 0 {
+		s += fmt.Sprintf("   CPU %.0f µs/event", float64(r.CPUPerRequest)/float64(time.Microsecond))
 	}
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,10 +20,13 @@ type Check struct {
 	Check func(ctx context.Context) error
 }
 
-// AdminHandler serves /metrics from reg, /healthz (the process is alive) and
-// /readyz (every check passes within 2s; 503 with the failures otherwise).
+// AdminHandler serves /metrics from reg, /healthz (the process is alive),
+// /readyz (every check passes within 2s; 503 with the failures otherwise) and
+// Go's profiles under /debug/pprof/. It belongs on the admin listener only:
+// profiles reveal the program's internals and a CPU profile costs CPU.
 func AdminHandler(reg *prometheus.Registry, checks []Check, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	registerPprof(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		Registry:          reg,
 		EnableOpenMetrics: true,
@@ -50,6 +54,18 @@ func AdminHandler(reg *prometheus.Registry, checks []Check, log *slog.Logger) ht
 	return mux
 }
 
+// registerPprof mounts net/http/pprof on mux. The package's init registers on
+// http.DefaultServeMux, which no paystream listener serves; the handlers are
+// mounted here explicitly instead.
+func registerPprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // heap, goroutine, block, mutex, allocs, threadcreate
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -74,7 +90,7 @@ func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      65 * time.Second, // above go tool pprof's default 30s CPU profile
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}}, nil

@@ -1,24 +1,38 @@
 // Package obs builds the observability plumbing every paystream process
-// shares: a JSON slog logger, a per-process Prometheus registry, and the
-// admin HTTP server with /metrics, /healthz and /readyz.
+// shares: the slog logger tree, a per-process Prometheus registry, the admin
+// HTTP server with /metrics, /healthz, /readyz and /debug/pprof/, and the
+// OpenTelemetry tracer provider.
 package obs
 
 import (
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/term"
 )
 
 // Namespace starts every metric name: paystream_…
 const Namespace = "paystream"
 
-// NewLogger returns a JSON logger writing to w at level, tagged with the
-// service name.
+// NewLogger returns the root logger of a process, writing to w at level and
+// tagged once with service. It writes text when w is a terminal (a person
+// reads it) and JSON otherwise (a log pipeline reads it).
+//
+// Parts of the process tag their loggers with log.With("component", name);
+// the tree keeps every key once: a nested component becomes a path
+// ("processor/purchase") and any other repeated key keeps its newest value.
 func NewLogger(w io.Writer, level slog.Level, service string) *slog.Logger {
-	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
-	return slog.New(h).With("service", service)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		h = slog.NewTextHandler(w, opts)
+	} else {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(NewUniqueHandler(h)).With("service", service)
 }
 
 // NewRegistry returns a fresh registry with the Go runtime and process

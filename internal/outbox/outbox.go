@@ -21,36 +21,37 @@ import (
 	"github.com/paystream/paystream/streams"
 )
 
-// envelope is the CloudEvents 1.0 structured-mode JSON of a row; its Data is
-// whatever the writer passes (streams.PurchaseData for purchase events).
-type envelope struct {
-	SpecVersion     string    `json:"specversion"`
-	ID              string    `json:"id"`
-	Source          string    `json:"source"`
-	Type            string    `json:"type"`
-	Subject         string    `json:"subject"`
-	Time            time.Time `json:"time"`
-	DataContentType string    `json:"datacontenttype"`
-	Data            any       `json:"data"`
-}
-
 // Add writes one event into the outbox through idb (normally the purchase
 // transaction). subject is the NATS subject (purchases.<kind>), eventType the
 // CloudEvents type, aggregate the id of the entity the event is about (the
 // CloudEvents subject). It returns the event id, which is also the broker's
 // dedup key.
 func Add(ctx context.Context, idb bun.IDB, subject, eventType string, aggregate uuid.UUID, data any, now time.Time) (uuid.UUID, error) {
+	row, err := NewRow(ctx, subject, eventType, aggregate, data, now)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if _, err := idb.NewInsert().Model(&row).Exec(ctx); err != nil {
+		return uuid.Nil, fmt.Errorf("outbox: insert %s event for %s: %w", eventType, aggregate, err)
+	}
+	return row.ID, nil
+}
+
+// NewRow builds the outbox row Add would insert, for writers that insert
+// many rows in one statement (a set-based batch). The row carries the trace
+// of ctx, so the relay publishes it in that trace.
+func NewRow(ctx context.Context, subject, eventType string, aggregate uuid.UUID, data any, now time.Time) (model.Outbox, error) {
 	if !strings.HasPrefix(subject, streams.PurchasesSubjectPrefix) || strings.ContainsAny(subject, "*> \t\r\n") {
-		return uuid.Nil, fmt.Errorf("outbox: subject %q is not a literal purchases.* subject", subject)
+		return model.Outbox{}, fmt.Errorf("outbox: subject %q is not a literal purchases.* subject", subject)
 	}
 	// Version 7 ids sort by creation time, which keeps the relay's index
 	// scans and the broker's dedup window friendly.
 	id, err := uuid.NewV7()
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("outbox: new id: %w", err)
+		return model.Outbox{}, fmt.Errorf("outbox: new id: %w", err)
 	}
 	now = now.UTC()
-	payload, err := json.Marshal(envelope{
+	payload, err := json.Marshal(streams.CloudEvent[any]{
 		SpecVersion:     streams.CloudEventsSpecVersion,
 		ID:              id.String(),
 		Source:          streams.PurchaseEventSource,
@@ -61,16 +62,12 @@ func Add(ctx context.Context, idb bun.IDB, subject, eventType string, aggregate 
 		Data:            data,
 	})
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("outbox: encode %s event: %w", eventType, err)
+		return model.Outbox{}, fmt.Errorf("outbox: encode %s event: %w", eventType, err)
 	}
-	row := model.Outbox{
+	return model.Outbox{
 		ID: id, Subject: subject, EventType: eventType, AggregateID: aggregate,
-		Payload: payload, CreatedAt: now,
-	}
-	if _, err := idb.NewInsert().Model(&row).Exec(ctx); err != nil {
-		return uuid.Nil, fmt.Errorf("outbox: insert %s event for %s: %w", eventType, aggregate, err)
-	}
-	return id, nil
+		Payload: payload, CreatedAt: now, TraceParent: streams.TraceParent(ctx),
+	}, nil
 }
 
 // Message builds the NATS message of row: its subject, the envelope as body,

@@ -12,9 +12,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
 
-	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
+)
+
+// Relay defaults (OUTBOX_* variables).
+const (
+	DefaultPollInterval   = 200 * time.Millisecond
+	DefaultBatchSize      = 100
+	DefaultPublishTimeout = 5 * time.Second
+	DefaultMaxBackoff     = 30 * time.Second
+	// DefaultRetention is far beyond the broker's dedup window and a
+	// consumer's catch-up horizon; the rows are an audit aid, PURCHASES is
+	// the record.
+	DefaultRetention     = 7 * 24 * time.Hour
+	DefaultPruneInterval = time.Minute
 )
 
 // RelayConfig tunes the relay. Zero values take the defaults.
@@ -30,24 +42,22 @@ type RelayConfig struct {
 
 func (c *RelayConfig) setDefaults() {
 	if c.PollInterval == 0 {
-		c.PollInterval = 200 * time.Millisecond
+		c.PollInterval = DefaultPollInterval
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 100
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 5 * time.Second
+		c.PublishTimeout = DefaultPublishTimeout
 	}
 	if c.MaxBackoff == 0 {
-		c.MaxBackoff = 30 * time.Second
+		c.MaxBackoff = DefaultMaxBackoff
 	}
 	if c.Retention == 0 {
-		// Far beyond the broker's dedup window and a consumer's catch-up
-		// horizon; the rows are an audit aid, PURCHASES is the record.
-		c.Retention = 7 * 24 * time.Hour
+		c.Retention = DefaultRetention
 	}
 	if c.PruneInterval == 0 {
-		c.PruneInterval = time.Minute
+		c.PruneInterval = DefaultPruneInterval
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -185,7 +195,11 @@ func (r *Relay) RunOnce(ctx context.Context) (more bool, err error) {
 		var failed *model.Outbox
 		for i := range rows {
 			pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-			_, err := streams.PublishMsg(pctx, r.js, Message(rows[i]))
+			pctx, span := startPublishSpan(pctx, rows[i])
+			msg := Message(rows[i])
+			streams.InjectTrace(pctx, msg.Header)
+			_, err := streams.PublishMsg(pctx, r.js, msg)
+			endPublishSpan(span, err)
 			cancel()
 			if err != nil {
 				pubErr, failed = err, &rows[i]
@@ -275,18 +289,11 @@ func (r *Relay) refreshGauges(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	var st struct {
-		N      int64      `bun:"n"`
-		Oldest *time.Time `bun:"oldest"`
-	}
-	err := r.db.NewSelect().Model((*model.Outbox)(nil)).
-		ColumnExpr("count(*) AS n, min(created_at) AS oldest").
-		Where("published_at IS NULL").
-		Scan(ctx, &st)
+	st, err := ReadBacklog(ctx, r.db)
 	if err != nil {
 		return
 	}
-	r.m.backlog.Set(float64(st.N))
+	r.m.backlog.Set(float64(st.Rows))
 	age := 0.0
 	if st.Oldest != nil {
 		age = max(r.cfg.Now().Sub(*st.Oldest).Seconds(), 0)
@@ -301,19 +308,22 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// ParseRelayConfig reads the relay's settings from the environment:
-//
-//	OUTBOX_POLL_INTERVAL    200ms  idle wait between scans (10ms–1m)
-//	OUTBOX_BATCH_SIZE       100    rows per transaction (1–10000)
-//	OUTBOX_PUBLISH_TIMEOUT  5s     wait for one PubAck (100ms–1m)
-//	OUTBOX_MAX_BACKOFF      30s    longest wait after failures (1s–10m)
-//	OUTBOX_RETENTION        168h   delete published rows older than this (1h–8760h)
-func ParseRelayConfig(p *config.Parser) RelayConfig {
-	return RelayConfig{
-		PollInterval:   p.Duration("OUTBOX_POLL_INTERVAL", 200*time.Millisecond, 10*time.Millisecond, time.Minute),
-		BatchSize:      p.Int("OUTBOX_BATCH_SIZE", 100, 1, 10000),
-		PublishTimeout: p.Duration("OUTBOX_PUBLISH_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
-		MaxBackoff:     p.Duration("OUTBOX_MAX_BACKOFF", 30*time.Second, time.Second, 10*time.Minute),
-		Retention:      p.Duration("OUTBOX_RETENTION", 7*24*time.Hour, time.Hour, 365*24*time.Hour),
+// Backlog is what the outbox still has to relay.
+type Backlog struct {
+	Rows   int64      `bun:"n"`      // unpublished rows
+	Oldest *time.Time `bun:"oldest"` // created_at of the oldest; nil when none
+}
+
+// ReadBacklog counts the unpublished rows: the relay's gauges and
+// `paystream status` read it.
+func ReadBacklog(ctx context.Context, idb bun.IDB) (Backlog, error) {
+	var b Backlog
+	err := idb.NewSelect().Model((*model.Outbox)(nil)).
+		ColumnExpr("count(*) AS n, min(created_at) AS oldest").
+		Where("published_at IS NULL").
+		Scan(ctx, &b)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("read outbox backlog: %w", err)
 	}
+	return b, nil
 }

@@ -200,7 +200,7 @@ func TestAPIAcceptanceFlows(t *testing.T) {
 	s.run(t, "3 invalid signature changes nothing", func(t *testing.T) {
 		before := s.count("stripe_events", "TRUE")
 		body := s.stripeEvent(c, typeCompleted, "evt_api_forged", session, at)
-		req, _ := http.NewRequest(http.MethodPost, s.edge.URL+edge.RoutePrefix, bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, s.edge+edge.RoutePrefix, bytes.NewReader(body))
 		req.Header.Set("Stripe-Signature", stripefixture.Sign(body, stripefixture.NewSecret(), time.Now()))
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {

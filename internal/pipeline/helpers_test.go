@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -22,12 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
-	"github.com/paystream/paystream/internal/pipeline"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/internal/stripefixture"
@@ -37,11 +35,10 @@ import (
 )
 
 // The full-stack harness: embedded JetStream, a fresh migrated database with
-// a seeded catalog, the real edge handler behind an HTTP server, N processor
-// instances wired exactly as cmd/processor wires them (pipeline.Config.Domain
-// → processor.New → processor.RunWithCompanions, each with its own NATS
-// connection, database pool and metrics registry), and a PURCHASES consumer
-// collecting what downstream systems would see.
+// a seeded catalog, the edge started as cmd/edge starts it (app.App), N processor
+// instances started exactly as cmd/processor starts them (app.App, each with
+// its own NATS connection, database pool and metrics registry), and a
+// PURCHASES consumer collecting what downstream systems would see.
 
 // Seeded catalog. The organization has its own platform agreement and the
 // creator an agreement with the organization, so every purchase exercises
@@ -86,9 +83,7 @@ type stack struct {
 	dbName string
 	cat    catalog
 	secret string
-	edgeH  *edge.Handler
-	edgeM  *edge.Metrics
-	edge   *httptest.Server
+	edge   string // base URL of the edge's public listener
 	log    *slog.Logger
 	got    *collector
 
@@ -109,20 +104,52 @@ func newStack(t *testing.T) *stack {
 		secret: stripefixture.NewSecret(), log: testLogger(t)}
 	s.cat = seedCatalog(t, bdb)
 
-	s.edgeM = edge.NewMetrics(prometheus.NewRegistry())
-	s.edgeH, err = edge.New(config.Edge{
-		Endpoints:      map[string][]string{streams.DefaultEndpoint: {s.secret}},
-		Tolerance:      config.DefaultWebhookTol,
-		MaxBodyBytes:   config.DefaultMaxBodyBytes,
-		PublishTimeout: 5 * time.Second,
-	}, s.js, s.edgeM, s.log)
+	s.edge = s.startEdge()
+	s.got = subscribePurchases(t, s.js)
+	return s
+}
+
+// startEdge starts the edge exactly as cmd/edge does, through app.App with
+// its own NATS connection, on free ports, and returns its base URL; it stops
+// at cleanup.
+func (s *stack) startEdge() string {
+	t := s.t
+	t.Helper()
+	cfg, err := config.ParseEdge(config.MapEnv(map[string]string{
+		"NATS_URL": s.nats.URL(), config.SecretVar: s.secret, "EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"EDGE_RATE_LIMIT": "0",
+	}), []string{config.SecretVar})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.edge = httptest.NewServer(s.edgeH)
-	t.Cleanup(s.edge.Close)
-	s.got = subscribePurchases(t, s.js)
-	return s
+	ready := make(chan app.Addrs, 1)
+	a, err := app.New(app.Config{Edge: &cfg}, s.log.With("service", "edge"), app.WithReady(func(addrs app.Addrs) { ready <- addrs }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("edge stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("edge did not stop 30s after cancel")
+		}
+	})
+	select {
+	case addrs := <-ready:
+		return "http://" + addrs.Edge.Public
+	case err := <-done:
+		t.Fatalf("edge: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("edge not listening after 30s")
+	}
+	return ""
 }
 
 // testLogger discards logs unless PAYSTREAM_TEST_LOG is set, so a failing
@@ -170,7 +197,7 @@ func expectedSplit(t *testing.T) split.Split {
 	return s
 }
 
-// instance is one processor process.
+// instance is one processor process; its parts are set once it runs.
 type instance struct {
 	name   string
 	nc     *nats.Conn
@@ -186,7 +213,7 @@ type instance struct {
 var errNotStopped = errors.New("did not stop")
 
 // stop shuts the instance down gracefully, as SIGTERM does, and returns
-// what RunWithCompanions returned; later calls return the same.
+// what app.App.Run returned; later calls return the same.
 func (i *instance) stop(within time.Duration) error {
 	i.stopOnce.Do(func() {
 		i.cancel()
@@ -206,57 +233,57 @@ type wrapFunc func(inst *instance, h handling.Handler) handling.Handler
 type procOpts struct {
 	workers  int
 	wrap     wrapFunc
-	pipeline *pipeline.Config // nil: the relay only, polling every 20ms
+	pipeline *app.DomainConfig // nil: the relay only, polling every 20ms
 }
 
-// startProcessor starts one processor instance as cmd/processor builds it:
-// its own NATS connection (streams.Connect: reconnects forever), its own
-// pool, its own registry, the pipeline's domain (purchase handler + outbox
-// relay) under processor.RunWithCompanions. It stops at cleanup.
+// startProcessor starts one processor instance exactly as cmd/processor
+// does, through app.App: schema check, its own NATS connection
+// (streams.Connect: reconnects forever), stream ensuring, its own pool and
+// registry, the admin server on a free port, the pipeline's domain (purchase
+// handler + outbox relay [+ periodic reconcile]) under the one supervisor,
+// and the ordered drain on stop. Only the settings differ: a short consumer
+// schedule and timeouts. It returns once the instance consumes, and stops it
+// at cleanup.
 func (s *stack) startProcessor(o procOpts) *instance {
 	t := s.t
 	t.Helper()
 	s.mu.Lock()
 	name := fmt.Sprintf("p%d", len(s.procs)+1)
 	s.mu.Unlock()
-	log := s.log.With("instance", name)
-	nc, err := streams.Connect(s.nats.URL(), "paystream-processor-"+name, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := streams.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bdb, err := db.Open(context.Background(), s.dsn, db.Options{MaxOpenConns: 6})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst := &instance{name: name, nc: nc, db: bdb, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
-	pc := pipeline.Config{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
-	if o.pipeline != nil {
-		pc = *o.pipeline
-	}
-	h, companions, err := pc.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: inst.reg, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.wrap != nil {
-		h = o.wrap(inst, h)
-	}
 	if o.workers == 0 {
 		o.workers = 4
 	}
-	p, err := processor.New(js, h, processor.Config{
-		Consumer: testConsumer(), Workers: o.workers, HandleTimeout: 5 * time.Second,
-		ShutdownTimeout: 5 * time.Second, PollInterval: 100 * time.Millisecond, AckTimeout: 2 * time.Second,
-	}, processor.NewMetrics(inst.reg), log)
+	rt, err := config.ParseProcessor(config.MapEnv(map[string]string{
+		"NATS_URL": s.nats.URL(), "DATABASE_URL": s.dsn, "ADMIN_ADDR": "127.0.0.1:0", "DB_MAX_CONNS": "6",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Consumer, rt.Workers = testConsumer(), o.workers
+	rt.HandleTimeout, rt.ShutdownTimeout = 5*time.Second, 5*time.Second
+	pc := app.DomainConfig{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
+	if o.pipeline != nil {
+		pc = *o.pipeline
+	}
+	inst := &instance{name: name, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	a, err := app.New(app.Config{Processor: &app.Processor{Runtime: rt, Domain: pc}}, s.log.With("instance", name),
+		app.WithClientName("paystream-"+name),
+		app.WithProcessorTuning(func(c *processor.Config) { c.PollInterval, c.AckTimeout = 100*time.Millisecond, 2*time.Second }),
+		app.WithHandler(func(r app.Runtime, h handling.Handler) handling.Handler {
+			inst.nc, inst.db, inst.reg = r.Conn, r.DB, r.Registry
+			if o.wrap != nil {
+				h = o.wrap(inst, h)
+			}
+			return h
+		}),
+		app.WithReady(func(app.Addrs) { close(ready) }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	inst.cancel = cancel
-	go func() { inst.done <- processor.RunWithCompanions(ctx, p, companions, log) }()
+	go func() { inst.done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		switch err := inst.stop(20 * time.Second); {
 		case errors.Is(err, errNotStopped):
@@ -264,9 +291,14 @@ func (s *stack) startProcessor(o procOpts) *instance {
 		case err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, processor.ErrShutdownTimeout):
 			t.Logf("processor %s stopped with: %v", name, err)
 		}
-		nc.Close()
-		_ = bdb.Close()
 	})
+	select {
+	case <-ready:
+	case err := <-inst.done:
+		t.Fatalf("processor %s: %v", name, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("processor %s not consuming after 30s", name)
+	}
 	s.mu.Lock()
 	s.procs = append(s.procs, inst)
 	s.mu.Unlock()
@@ -276,7 +308,7 @@ func (s *stack) startProcessor(o procOpts) *instance {
 // post signs body with the endpoint secret and posts it to the edge.
 func (s *stack) post(body []byte) int {
 	s.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.edge.URL+edge.RoutePrefix, bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, s.edge+edge.RoutePrefix, bytes.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -366,17 +398,8 @@ type storedMsg struct {
 	Data   []byte
 }
 
-// eventually polls cond until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// eventually is testenv.Eventually.
+var eventually = testenv.Eventually
 
 // count counts rows of table matching where. It retries briefly, because
 // the fault tests kill the test's own connections too.

@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/outbox"
-	"github.com/paystream/paystream/internal/pipeline"
 
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
@@ -240,14 +240,14 @@ func (s *stack) lastSeq(stream string) uint64 {
 	return st.CachedInfo().State.LastSeq
 }
 
-// The processor's periodic mode, wired by pipeline.Config.Domain as
+// The processor's periodic mode, wired by app.DomainConfig.Domain as
 // cmd/processor wires it: two instances each reconcile on their own timer,
 // the missed events are recovered without anyone running a command, and the
 // runs that follow (on both instances) change nothing.
 func TestPeriodicReconcileRecoversMissedEvents(t *testing.T) {
 	s := newStack(t)
 	fake := stripefake.New(t, "")
-	pc := pipeline.Config{
+	pc := app.DomainConfig{
 		Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond},
 		// Below the 1m minimum the environment allows, so the test does
 		// not wait; Domain takes the settings as given.

@@ -25,8 +25,18 @@ type Config struct {
 	// handling.BatchHandler at once; default DefaultBatchSize, 1 turns
 	// batching off. Only events already waiting are batched.
 	BatchSize int
+	// BatchWait is how long a worker waits for more events to fill a batch
+	// when the consumer has a backlog (the last message's NumPending > 0);
+	// never at light load, where a lone event goes at once. Default
+	// DefaultBatchWait; negative turns the wait off.
+	BatchWait time.Duration
 	Now       func() time.Time // clock; default time.Now
 }
+
+// DefaultBatchWait is PROCESSOR_BATCH_WAIT's default: a few milliseconds,
+// small next to a batch's transaction, long enough for the next pull to
+// arrive.
+const DefaultBatchWait = 2 * time.Millisecond
 
 // DefaultBatchSize is PROCESSOR_BATCH_SIZE's default: enough events per
 // commit to amortize it, few enough that a batch stays a few milliseconds.
@@ -40,6 +50,17 @@ const MaxBatchSize = 64
 // DefaultWorkers matches the default database pool (DB_MAX_CONNS): each
 // worker holds one connection for its transaction.
 const DefaultWorkers = 10
+
+// Timeout defaults (PROCESSOR_HANDLE_TIMEOUT, PROCESSOR_SHUTDOWN_TIMEOUT).
+const (
+	// DefaultHandleTimeout is below the 30s AckWait, so a healthy handler
+	// never needs InProgress, and below the shutdown budget, so an
+	// in-flight event can finish.
+	DefaultHandleTimeout = 20 * time.Second
+	// DefaultShutdownTimeout: Kubernetes kills 30s after SIGTERM; keep 5s
+	// for nc.Drain and the database.
+	DefaultShutdownTimeout = 25 * time.Second
+)
 
 func (c *Config) setDefaults() {
 	def := streams.DefaultConsumerConfig()
@@ -59,13 +80,10 @@ func (c *Config) setDefaults() {
 		c.Workers = DefaultWorkers
 	}
 	if c.HandleTimeout == 0 {
-		// Below the 30s AckWait, so a healthy handler never needs InProgress,
-		// and below the shutdown budget, so an in-flight event can finish.
-		c.HandleTimeout = 20 * time.Second
+		c.HandleTimeout = DefaultHandleTimeout
 	}
 	if c.ShutdownTimeout == 0 {
-		// Kubernetes kills 30s after SIGTERM; keep 5s for nc.Drain and the DB.
-		c.ShutdownTimeout = 25 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 5 * time.Second
@@ -78,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = DefaultBatchWait
 	}
 }
 

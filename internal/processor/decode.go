@@ -2,7 +2,6 @@ package processor
 
 import (
 	"encoding/json"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,9 +11,6 @@ import (
 	"github.com/paystream/paystream/streams"
 )
 
-// maxEventIDLen bounds the event id we accept (Stripe's are ~30 characters).
-const maxEventIDLen = 255
-
 // decodeEvent turns a delivered message into the handler's Event. Headers
 // were set by our own edge from a verified event, so anything missing or
 // garbled means the message did not come from it (or was corrupted) and will
@@ -23,38 +19,13 @@ const maxEventIDLen = 255
 // feeds the end-to-end histogram, and a payment must not be parked for it.
 func decodeEvent(subject string, h nats.Header, data []byte, deliveries uint64) (handling.Event, error) {
 	ev := handling.Event{Subject: subject, Deliveries: deliveries, Payload: json.RawMessage(data)}
-	ev.ID = h.Get(streams.HeaderEventID)
-	if ev.ID == "" || len(ev.ID) > maxEventIDLen {
-		return ev, invalidHeader(streams.HeaderEventID, ev.ID)
-	}
-	ev.Type = h.Get(streams.HeaderEventType)
-	if !streams.ValidEventType(ev.Type) {
-		return ev, invalidHeader(streams.HeaderEventType, ev.Type)
-	}
-	ev.Endpoint = h.Get(streams.HeaderEndpoint)
-	if !streams.ValidEndpoint(ev.Endpoint) {
-		return ev, invalidHeader(streams.HeaderEndpoint, ev.Endpoint)
-	}
-	if want, _ := streams.EventSubject(ev.Endpoint, ev.Type); want != subject {
-		return ev, fault.New(fault.Invalid, streams.ReasonInvalidHeaders,
-			"subject %q does not match endpoint %q and type %q", subject, ev.Endpoint, ev.Type)
-	}
-	ev.APIVersion = h.Get(streams.HeaderAPIVersion)
-	lm, err := strconv.ParseBool(h.Get(streams.HeaderLivemode))
+	se, err := streams.DecodeHeaders(subject, h)
+	ev.ID, ev.Type, ev.Endpoint, ev.APIVersion, ev.Livemode = se.ID, se.Type, se.Endpoint, se.APIVersion, se.Livemode
 	if err != nil {
-		return ev, invalidHeader(streams.HeaderLivemode, h.Get(streams.HeaderLivemode))
+		return ev, fault.Wrap(err, fault.Invalid, streams.ReasonInvalidHeaders, "")
 	}
-	ev.Livemode = lm
-	created, err := strconv.ParseInt(h.Get(streams.HeaderCreated), 10, 64)
-	if err != nil || created <= 0 {
-		return ev, invalidHeader(streams.HeaderCreated, h.Get(streams.HeaderCreated))
-	}
-	ev.Created = time.Unix(created, 0).UTC()
-	if v := h.Get(streams.HeaderReceivedAt); v != "" {
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-			ev.ReceivedAt = t
-		}
-	}
+	ev.Created = time.Unix(se.Created, 0).UTC()
+	ev.ReceivedAt = se.ReceivedAt
 
 	// The body must be the Stripe event the headers describe.
 	var env struct {
@@ -70,11 +41,4 @@ func decodeEvent(subject string, h nats.Header, data []byte, deliveries uint64) 
 			"body is event %q of type %q, headers say %q of type %q", env.ID, env.Type, ev.ID, ev.Type)
 	}
 	return ev, nil
-}
-
-func invalidHeader(name, value string) error {
-	if len(value) > 64 {
-		value = value[:64] + "…"
-	}
-	return fault.New(fault.Invalid, streams.ReasonInvalidHeaders, "header %s is missing or malformed: %q", name, value)
 }

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -258,16 +260,41 @@ func (p *Processor) work(hctx context.Context, work <-chan delivery, stop <-chan
 }
 
 // fill appends the deliveries already waiting in work, up to the batch size.
+// When the queue runs dry before the batch is full but the consumer has a
+// backlog (more messages are on their way in the next pull), it waits up to
+// BatchWait for them; at light load (no backlog) it never waits.
 func (p *Processor) fill(batch []delivery, work <-chan delivery) []delivery {
+	var deadline <-chan time.Time
 	for len(batch) < p.batchSize() {
 		select {
 		case d := <-work:
 			batch = append(batch, d)
+			continue
 		default:
+		}
+		if deadline == nil {
+			if p.cfg.BatchWait <= 0 || !backlog(batch[len(batch)-1].msg) {
+				return batch
+			}
+			t := time.NewTimer(p.cfg.BatchWait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case d := <-work:
+			batch = append(batch, d)
+		case <-deadline:
 			return batch
 		}
 	}
 	return batch
+}
+
+// backlog reports whether the consumer had messages pending beyond msg when
+// it was delivered.
+func backlog(msg jetstream.Msg) bool {
+	md, err := msg.Metadata()
+	return err == nil && md.NumPending > 0
 }
 
 // processBatch handles deliveries taken together: one alone goes through
@@ -284,11 +311,13 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 	defer p.m.inFlight.Sub(float64(len(ds)))
 
 	type item struct {
-		msg jetstream.Msg
-		md  *jetstream.MsgMetadata
-		ev  handling.Event
-		typ string
-		log *slog.Logger
+		msg  jetstream.Msg
+		md   *jetstream.MsgMetadata
+		ev   handling.Event
+		typ  string
+		log  *slog.Logger
+		ctx  context.Context // carries span
+		span trace.Span      // nil with tracing off
 	}
 	items := make([]item, 0, len(ds))
 	arrived := ds[0].arrived
@@ -300,17 +329,20 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 		}
 		log := p.log.With("stripe_event_id", d.msg.Headers().Get(streams.HeaderEventID), "subject", d.msg.Subject(),
 			"num_delivered", md.NumDelivered, "stream_seq", md.Sequence.Stream)
+		ictx, span := startSpan(hctx, d.msg, md, len(ds))
 		ev, err := decodeEvent(d.msg.Subject(), d.msg.Headers(), d.msg.Data(), md.NumDelivered)
 		if err != nil {
 			// Never reaches the handler: classified and settled on its own.
 			typ := typeLabel(ev.Type)
-			p.apply(d.msg, md, ev, typ, "", err, Classify(err, md.NumDelivered, p.cfg.Consumer), log)
+			dec := Classify(err, md.NumDelivered, p.cfg.Consumer)
+			p.apply(d.msg, md, ev, typ, "", err, dec, log)
+			endSpan(span, dec, "", err)
 			continue
 		}
 		if d.arrived.Before(arrived) {
 			arrived = d.arrived
 		}
-		items = append(items, item{msg: d.msg, md: md, ev: ev, typ: typeLabel(ev.Type), log: log})
+		items = append(items, item{msg: d.msg, md: md, ev: ev, typ: typeLabel(ev.Type), log: log, ctx: ictx, span: span})
 	}
 	if len(items) == 0 {
 		return
@@ -322,20 +354,29 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 	}
 	stop := p.keepAlive(hctx, msgs, arrived, p.log)
 	start := p.cfg.Now()
-	results := p.handleBatch(hctx, evs)
+	// One transaction for the batch: its spans join the first event's trace.
+	results := p.handleBatch(items[0].ctx, evs)
 	// Every event of the batch waited for the batch's commit: that is its
 	// handling time.
 	took := p.cfg.Now().Sub(start).Seconds()
 	stop()
-	// Settle the messages concurrently: each ack waits for the broker's
-	// confirmation, and one after the other they would keep this worker (and
-	// its database connection) idle for a round trip per event.
+	// Acks of a batch are not confirmed (Ack, not DoubleAck): they leave in
+	// the client's write buffer, without a broker round trip each, and a
+	// lost one only brings a redelivery the handler finds done. The other
+	// verdicts (a nak, a DLQ copy) still wait, concurrently.
 	var settle sync.WaitGroup
 	for i, it := range items {
 		p.m.handleDuration.WithLabelValues(it.typ).Observe(took)
 		r := results[i]
+		dec := Classify(r.Err, it.md.NumDelivered, p.cfg.Consumer)
+		if dec.Verdict == Ack {
+			p.settle(it.msg, it.md, it.ev, it.typ, r.Outcome, r.Err, dec, it.log, false)
+			endSpan(it.span, dec, r.Outcome, r.Err)
+			continue
+		}
 		settle.Go(func() {
-			p.apply(it.msg, it.md, it.ev, it.typ, r.Outcome, r.Err, Classify(r.Err, it.md.NumDelivered, p.cfg.Consumer), it.log)
+			p.apply(it.msg, it.md, it.ev, it.typ, r.Outcome, r.Err, dec, it.log)
+			endSpan(it.span, dec, r.Outcome, r.Err)
 		})
 	}
 	settle.Wait()
@@ -387,6 +428,7 @@ func (p *Processor) process(hctx context.Context, d delivery) {
 	}
 	log := p.log.With("stripe_event_id", msg.Headers().Get(streams.HeaderEventID), "subject", msg.Subject(),
 		"num_delivered", md.NumDelivered, "stream_seq", md.Sequence.Stream)
+	hctx, span := startSpan(hctx, msg, md, 1)
 
 	ev, err := decodeEvent(msg.Subject(), msg.Headers(), msg.Data(), md.NumDelivered)
 	typ := typeLabel(ev.Type)
@@ -395,11 +437,12 @@ func (p *Processor) process(hctx context.Context, d delivery) {
 		stop := p.keepAlive(hctx, []jetstream.Msg{msg}, d.arrived, log)
 		start := p.cfg.Now()
 		outcome, err = p.handle(hctx, ev)
-		p.m.handleDuration.WithLabelValues(typ).Observe(p.cfg.Now().Sub(start).Seconds())
+		obs.Observe(hctx, p.m.handleDuration.WithLabelValues(typ), p.cfg.Now().Sub(start).Seconds())
 		stop()
 	}
 	dec := Classify(err, md.NumDelivered, p.cfg.Consumer)
 	p.apply(msg, md, ev, typ, outcome, err, dec, log)
+	endSpan(span, dec, outcome, err)
 }
 
 // handle calls the handler with a deadline, turning a panic into an Internal
@@ -449,11 +492,18 @@ func (p *Processor) keepAlive(hctx context.Context, msgs []jetstream.Msg, arrive
 	return func() { cancel(); <-done }
 }
 
-// apply carries out a decision. Acks wait for the broker's confirmation
-// (DoubleAck), so a lost ack shows up in logs and metrics; the handler's
-// idempotency makes the redelivery that follows harmless.
+// apply carries out a decision. Acks of single events wait for the broker's
+// confirmation (DoubleAck), so a lost ack shows up in logs and metrics; the
+// handler's idempotency makes the redelivery that follows harmless.
 func (p *Processor) apply(msg jetstream.Msg, md *jetstream.MsgMetadata, ev handling.Event, typ string,
 	outcome handling.Outcome, herr error, dec Decision, log *slog.Logger) {
+	p.settle(msg, md, ev, typ, outcome, herr, dec, log, true)
+}
+
+// settle is apply; confirm false sends an Ack without waiting for the
+// broker's confirmation (a batch's acks).
+func (p *Processor) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, ev handling.Event, typ string,
+	outcome handling.Outcome, herr error, dec Decision, log *slog.Logger, confirm bool) {
 	actx, cancel := context.WithTimeout(context.Background(), p.cfg.AckTimeout)
 	defer cancel()
 	switch dec.Verdict {
@@ -463,7 +513,11 @@ func (p *Processor) apply(msg jetstream.Msg, md *jetstream.MsgMetadata, ev handl
 			log.Warn("handler returned an unknown outcome; counted as applied", "handler_outcome", string(outcome))
 		}
 		p.m.events.WithLabelValues(typ, label).Inc()
-		if err := msg.DoubleAck(actx); err != nil {
+		ack := msg.Ack
+		if confirm {
+			ack = func() error { return msg.DoubleAck(actx) }
+		}
+		if err := ack(); err != nil {
 			p.m.ackErrors.WithLabelValues("ack").Inc()
 			log.Error("ack failed; the event will be redelivered and found already processed", "outcome", label, "error", err)
 			return

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -707,22 +706,25 @@ func TestSlowHandlerIsKeptAliveNotRedelivered(t *testing.T) {
 	}
 }
 
-func TestFailingCompanionStopsTheProcessor(t *testing.T) {
+func TestReadinessFailsWhileNotConsuming(t *testing.T) {
 	js := testenv.StartNATS(t).JetStream(t)
 	p, err := New(js, newRecorder(nil), testConfig(), nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := Companion{Name: "outbox-relay", Run: func(context.Context) error { return errors.New("relay lost its table") }}
+	if err := p.Check(context.Background()); err == nil {
+		t.Fatal("Check passed before Run")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- RunWithCompanions(context.Background(), p, []Companion{broken}, testLogger(t)) }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "outbox-relay: relay lost its table") {
-			t.Fatalf("RunWithCompanions = %v, want the relay's error", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a failed companion did not stop the processor")
+	go func() { done <- p.Run(ctx) }()
+	eventually(t, 5*time.Second, "consuming", func() bool { return p.Check(context.Background()) == nil })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(context.Background()); err == nil {
+		t.Error("Check passed after Run returned")
 	}
 }
 

@@ -14,10 +14,12 @@ import (
 
 var _ handling.BatchHandler = (*Handler)(nil)
 
-// HandleBatch applies evs in one transaction, each event inside its own
-// SAVEPOINT, and commits once: the commit (a WAL flush) and BEGIN/COMMIT
-// round trips are shared by the batch, which is where per-event transactions
-// spend most of their time. The result of each event is exactly Handle's:
+// HandleBatch applies evs in one transaction and commits once: the commit (a
+// WAL flush) and BEGIN/COMMIT round trips are shared by the batch. The new
+// paid checkouts of the batch are applied set-based, with a fixed number of
+// statements for all of them (batch_setbased.go); every other event inside
+// its own SAVEPOINT after them. A later copy of an event id in the batch gets
+// its first copy's result. The result of each event is exactly Handle's:
 //
 //   - an event that cannot be decoded, or whose handling fails, is rolled
 //     back to its savepoint and gets its own error; its neighbours go on;
@@ -36,7 +38,7 @@ var _ handling.BatchHandler = (*Handler)(nil)
 // rest of both batches commits.
 func (h *Handler) HandleBatch(ctx context.Context, hevs []handling.Event) []handling.Result {
 	res := make([]handling.Result, len(hevs))
-	if len(hevs) == 1 {
+	if len(hevs) == 1 && h.path != pathSetBasedAlways {
 		res[0].Outcome, res[0].Err = h.Handle(ctx, hevs[0])
 		return res
 	}
@@ -57,7 +59,15 @@ func (h *Handler) HandleBatch(ctx context.Context, hevs []handling.Event) []hand
 	if len(todo) == 0 {
 		return res
 	}
-	recs, errs, err := h.applyBatch(ctx, evs, todo)
+	todo, copies := dedupByID(evs, todo)
+	defer settleCopies(res, copies, logs)
+	apply := h.applyBatch
+	if h.path != pathPerEvent {
+		apply = h.applySetBased
+	}
+	tctx, span := startTxSpan(ctx, len(todo))
+	recs, errs, err := apply(tctx, evs, todo)
+	endTxSpan(span, err)
 	if err != nil {
 		h.log.Warn("batch transaction failed; handling its events one per transaction", "events", len(todo), "error", err)
 		for _, i := range todo {
@@ -95,9 +105,22 @@ func (h *Handler) applyBatch(ctx context.Context, evs []event, todo []int) (recs
 		}
 	}()
 	recs, errs = make([]*record, len(evs)), make([]error, len(evs))
+	if err := h.applyEach(ctx, tx, evs, todo, recs, errs); err != nil {
+		return nil, nil, err
+	}
+	if err := h.commitBatch(ctx, tx, len(todo)); err != nil {
+		return nil, nil, err
+	}
+	return recs, errs, nil
+}
+
+// applyEach applies the events evs[i], i in todo, one after the other inside
+// tx, each in its own savepoint, and sets recs[i] or errs[i]. An error
+// returned is one of the transaction as a whole.
+func (h *Handler) applyEach(ctx context.Context, tx bun.Tx, evs []event, todo []int, recs []*record, errs []error) error {
 	for _, i := range todo {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT event"); err != nil {
-			return nil, nil, fmt.Errorf("savepoint for stripe event %s: %w", evs[i].ID, err)
+			return fmt.Errorf("savepoint for stripe event %s: %w", evs[i].ID, err)
 		}
 		rec, aerr := h.apply(ctx, tx, evs[i])
 		if aerr == nil {
@@ -105,7 +128,7 @@ func (h *Handler) applyBatch(ctx context.Context, evs []event, todo []int) (recs
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT event"); err != nil {
-			return nil, nil, fmt.Errorf("roll back stripe event %s to its savepoint (after %v): %w", evs[i].ID, aerr, err)
+			return fmt.Errorf("roll back stripe event %s to its savepoint (after %v): %w", evs[i].ID, aerr, err)
 		}
 		if errors.Is(aerr, errSeen) {
 			recs[i] = &record{seen: true}
@@ -115,7 +138,7 @@ func (h *Handler) applyBatch(ctx context.Context, evs []event, todo []int) (recs
 		// duplicate.
 		seen, err := eventSeen(ctx, tx, evs[i].ID)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		if seen {
 			recs[i] = &record{seen: true}
@@ -123,15 +146,20 @@ func (h *Handler) applyBatch(ctx context.Context, evs []event, todo []int) (recs
 		}
 		errs[i] = aerr
 	}
+	return nil
+}
+
+// commitBatch runs the test hook, then commits tx.
+func (h *Handler) commitBatch(ctx context.Context, tx bun.Tx, n int) error {
 	if h.beforeCommit != nil {
 		if err := h.beforeCommit(ctx, tx); err != nil {
-			return nil, nil, err
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, nil, fmt.Errorf("commit batch of %d events: %w", len(todo), err)
+		return fmt.Errorf("commit batch of %d events: %w", n, err)
 	}
-	return recs, errs, nil
+	return nil
 }
 
 // beforeCommitHook runs inside a batch transaction just before its commit;

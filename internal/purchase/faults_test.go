@@ -19,67 +19,69 @@ import (
 // with a retryable error and roll back; retrying applies every event exactly
 // once: nothing lost, nothing doubled.
 func TestConnectionsKilledMidTransactionLoseAndDoubleNothing(t *testing.T) {
-	e := newEnv(t, purchase.AccessPolicy{})
-	cat := e.seedContent()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // the killer: its own connection, outside the handler's pool
-		defer wg.Done()
-		conn, err := pgx.Connect(context.Background(), e.dsn)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(context.Background())
-		for ctx.Err() == nil {
-			_, _ = conn.Exec(context.Background(),
-				"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'")
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	forEachPath(t, func(t *testing.T, path purchase.BatchPath) {
+		e := newEnvOn(t, path, purchase.AccessPolicy{})
+		cat := e.seedContent()
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { // the killer: its own connection, outside the handler's pool
+			defer wg.Done()
+			conn, err := pgx.Connect(context.Background(), e.dsn)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close(context.Background())
+			for ctx.Err() == nil {
+				_, _ = conn.Exec(context.Background(),
+					"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'")
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
 
-	const n = 30
-	retries := 0
-	for i := 0; i < n; i++ {
-		w := newWorld(cat, fmt.Sprintf("kill%d", i))
-		evs := []handling.Event{
-			w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, t0, ""),
-			w.refund(t, "evt_r_"+w.session, t0.Add(time.Hour), stripefixture.Refund{Amount: 500}),
-		}
-		for _, ev := range evs {
-			for attempt := 0; ; attempt++ {
-				_, err := e.handle(ev)
-				if err == nil {
-					break
+		const n = 30
+		retries := 0
+		for i := 0; i < n; i++ {
+			w := newWorld(cat, fmt.Sprintf("kill%d", i))
+			evs := []handling.Event{
+				w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, t0, ""),
+				w.refund(t, "evt_r_"+w.session, t0.Add(time.Hour), stripefixture.Refund{Amount: 500}),
+			}
+			for _, ev := range evs {
+				for attempt := 0; ; attempt++ {
+					_, err := e.handle(ev)
+					if err == nil {
+						break
+					}
+					if fault.ActionOf(err) != fault.Retry {
+						t.Fatalf("Handle(%s) = %v: a killed connection must be retryable", ev.ID, err)
+					}
+					if attempt > 500 {
+						t.Fatalf("Handle(%s) never succeeded: %v", ev.ID, err)
+					}
+					retries++
+					ev.Deliveries++
 				}
-				if fault.ActionOf(err) != fault.Retry {
-					t.Fatalf("Handle(%s) = %v: a killed connection must be retryable", ev.ID, err)
-				}
-				if attempt > 500 {
-					t.Fatalf("Handle(%s) never succeeded: %v", ev.ID, err)
-				}
-				retries++
-				ev.Deliveries++
 			}
 		}
-	}
-	cancel()
-	wg.Wait()
-	// The killer's last round may have hit a connection just as it went back
-	// to the pool (pg_stat_activity lags); close the idle ones so the counts
-	// below start on live connections.
-	e.db.SetMaxIdleConns(0)
-	t.Logf("%d retries caused by killed connections", retries)
-	if retries == 0 {
-		t.Error("no transaction was killed; the test proved nothing")
-	}
-	for table, want := range map[string]int{"purchases": n, "content_access": n, "stripe_events": 2 * n, "outbox": 2 * n} {
-		if got := e.count(table, ""); got != want {
-			t.Errorf("%s rows = %d, want %d", table, got, want)
+		cancel()
+		wg.Wait()
+		// The killer's last round may have hit a connection just as it went back
+		// to the pool (pg_stat_activity lags); close the idle ones so the counts
+		// below start on live connections.
+		e.db.SetMaxIdleConns(0)
+		t.Logf("%d retries caused by killed connections", retries)
+		if retries == 0 {
+			t.Error("no transaction was killed; the test proved nothing")
 		}
-	}
-	if got := e.count("purchases", "status = 'partially_refunded' AND refund_amount_cents = 500"); got != n {
-		t.Errorf("%d purchases refunded exactly once, want %d", got, n)
-	}
+		for table, want := range map[string]int{"purchases": n, "content_access": n, "stripe_events": 2 * n, "outbox": 2 * n} {
+			if got := e.count(table, ""); got != want {
+				t.Errorf("%s rows = %d, want %d", table, got, want)
+			}
+		}
+		if got := e.count("purchases", "status = 'partially_refunded' AND refund_amount_cents = 500"); got != n {
+			t.Errorf("%d purchases refunded exactly once, want %d", got, n)
+		}
+	})
 }

@@ -31,6 +31,27 @@ type env struct {
 	clk *clock
 	// batch makes deliver use HandleBatch (the runtime's default).
 	batch bool
+	// path is the batch path of every handler of the env; on the set-based
+	// path, handle runs single events through HandleBatch too.
+	path purchase.BatchPath
+}
+
+// paths are the two ways of applying events; every correctness test runs on
+// both (forEachPath), and both must end in the same rows.
+var paths = []struct {
+	name string
+	path purchase.BatchPath
+}{
+	{"per-event", purchase.PathPerEvent},
+	{"set-based", purchase.PathSetBasedAlways},
+}
+
+// forEachPath runs f as a subtest on each path.
+func forEachPath(t *testing.T, f func(t *testing.T, path purchase.BatchPath)) {
+	t.Helper()
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) { f(t, p.path) })
+	}
 }
 
 // clock is a settable test clock.
@@ -47,8 +68,14 @@ var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 func newEnv(t *testing.T, pol purchase.AccessPolicy) *env {
 	t.Helper()
+	return newEnvOn(t, purchase.PathPerEvent, pol)
+}
+
+// newEnvOn is newEnv whose handlers apply batches by path.
+func newEnvOn(t *testing.T, path purchase.BatchPath, pol purchase.AccessPolicy) *env {
+	t.Helper()
 	bdb, dsn := testenv.DB(t)
-	e := &env{t: t, db: bdb, dsn: dsn, clk: &clock{t: t0}}
+	e := &env{t: t, db: bdb, dsn: dsn, clk: &clock{t: t0}, path: path}
 	e.cfg = purchase.Config{Access: pol, Now: e.clk.Now}
 	e.h, e.reg = e.newHandler(bdb)
 	return e
@@ -62,6 +89,7 @@ func (e *env) newHandler(bdb *bun.DB) (*purchase.Handler, *prometheus.Registry) 
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	purchase.SetBatchPath(h, e.path)
 	return h, reg
 }
 
@@ -131,7 +159,18 @@ func checkout(t *testing.T, typ, eventID string, at time.Time, cat catalog, sess
 
 func (e *env) handle(ev handling.Event) (handling.Outcome, error) {
 	e.t.Helper()
-	return e.h.Handle(context.Background(), ev)
+	return e.handleOn(e.h, ev)
+}
+
+// handleOn handles one event with h on the env's path: Handle, or on the
+// set-based path a batch of one.
+func (e *env) handleOn(h *purchase.Handler, ev handling.Event) (handling.Outcome, error) {
+	e.t.Helper()
+	if e.path == purchase.PathPerEvent {
+		return h.Handle(context.Background(), ev)
+	}
+	r := h.HandleBatch(context.Background(), []handling.Event{ev})[0]
+	return r.Outcome, r.Err
 }
 
 func (e *env) mustHandle(ev handling.Event, want handling.Outcome) {

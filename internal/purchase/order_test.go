@@ -121,189 +121,193 @@ func permutations(n int) [][]int {
 // For every pair (and triple) of lifecycle events, every delivery order —
 // duplicates included — ends in the same state.
 func TestEveryDeliveryOrderEndsInTheSameState(t *testing.T) {
-	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
-	full := func(w world, id string, at time.Time) handling.Event {
-		return w.refund(t, id, at, stripefixture.Refund{ID: "re_b_" + w.session, Amount: 1999}, stripefixture.Refund{ID: "re_a_" + w.session, Amount: 1000})
-	}
-	partial := func(w world, id string, at time.Time) handling.Event {
-		return w.refund(t, id, at, stripefixture.Refund{ID: "re_a_" + w.session, Amount: 1000})
-	}
-	scenarios := []struct {
-		name   string
-		events func(t *testing.T, w world) []handling.Event
-		want   final
-	}{
-		{"completed and full refund, each duplicated", func(t *testing.T, w world) []handling.Event {
-			c := w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "")
-			// The second report of the same full refund comes with a later time.
-			return []handling.Event{c, full(w, "evt_r_"+w.session, h(1)), c, full(w, "evt_r2_"+w.session, h(3))}
-		}, final{1, model.PurchaseRefunded, "", 2999, h(1), false}},
-		{"completed under two event ids and full refund", func(t *testing.T, w world) []handling.Event {
-			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
-				full(w, "evt_r_"+w.session, h(1)), w.checkout(t, "checkout.session.completed", "evt_c2_"+w.session, h(0), "")}
-		}, final{1, model.PurchaseRefunded, "", 2999, h(1), false}},
-		{"completed and dispute lost, close duplicated", func(t *testing.T, w world) []handling.Event {
-			lost := w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(2), "lost")
-			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
-				w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(1), "needs_response"), lost, lost}
-		}, final{1, model.PurchaseDisputeLost, model.DisputeLost, 0, time.Time{}, false}},
-		{"async succeeded and unpaid completed", func(t *testing.T, w world) []handling.Event {
-			s := w.checkout(t, "checkout.session.async_payment_succeeded", "evt_s_"+w.session, h(1), "")
-			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "unpaid"), s, s}
-		}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
-		{"refunds before the purchase exists", func(t *testing.T, w world) []handling.Event {
-			return []handling.Event{partial(w, "evt_r1_"+w.session, h(1)), full(w, "evt_r2_"+w.session, h(2)),
-				w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "")}
-		}, final{1, model.PurchaseRefunded, "", 2999, h(2), false}},
-		{"full refund and lost dispute", func(t *testing.T, w world) []handling.Event {
-			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
-				full(w, "evt_r_"+w.session, h(1)), w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(2), "lost")}
-		}, final{1, model.PurchaseDisputeLost, model.DisputeLost, 2999, h(1), false}},
-		{"dispute created and won", func(t *testing.T, w world) []handling.Event {
-			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
-				w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(1), "needs_response"),
-				w.dispute(t, "charge.dispute.closed", "evt_dw_"+w.session, h(2), "won")}
-		}, final{1, model.PurchaseCompleted, model.DisputeWon, 0, time.Time{}, true}},
-		{"partial refund and open dispute", func(t *testing.T, w world) []handling.Event {
-			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
-				partial(w, "evt_r_"+w.session, h(1)), w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(2), "needs_response")}
-		}, final{1, model.PurchasePartiallyRefunded, model.DisputeOpen, 1000, time.Time{}, true}},
-		{"async failed and unpaid completed", func(t *testing.T, w world) []handling.Event {
-			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "unpaid"),
-				w.checkout(t, "checkout.session.async_payment_failed", "evt_f_"+w.session, h(1), "")}
-		}, final{1, model.PurchaseFailed, "", 0, time.Time{}, false}},
-		{"paid and expired", func(t *testing.T, w world) []handling.Event {
-			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
-				w.checkout(t, "checkout.session.expired", "evt_x_"+w.session, h(1), "")}
-		}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
-		{"payment intent before and after its purchase", func(t *testing.T, w world) []handling.Event {
-			return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
-				w.paymentIntent(t, "payment_intent.succeeded", "evt_pi_"+w.session, h(0))}
-		}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
-	}
-	for si, sc := range scenarios {
-		for _, batch := range []bool{false, true} {
-			name := sc.name
-			if batch {
-				name += " (batched)"
-			}
-			t.Run(name, func(t *testing.T) {
-				e := newEnv(t, purchase.AccessPolicy{})
-				e.batch = batch
-				cat := e.seedContent()
-				n := len(sc.events(t, newWorld(cat, "probe")))
-				for pi, perm := range permutations(n) {
-					w := newWorld(cat, fmt.Sprintf("s%dp%d", si, pi))
-					evs := sc.events(t, w)
-					ordered := make([]handling.Event, n)
-					for i, j := range perm {
-						ordered[i] = evs[j]
-					}
-					e.deliver(ordered)
-					if got := e.final(w); got != sc.want {
-						t.Errorf("order %v: final %+v, want %+v", perm, got, sc.want)
-					}
-				}
-			})
+	forEachPath(t, func(t *testing.T, path purchase.BatchPath) {
+		h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+		full := func(w world, id string, at time.Time) handling.Event {
+			return w.refund(t, id, at, stripefixture.Refund{ID: "re_b_" + w.session, Amount: 1999}, stripefixture.Refund{ID: "re_a_" + w.session, Amount: 1000})
 		}
-	}
+		partial := func(w world, id string, at time.Time) handling.Event {
+			return w.refund(t, id, at, stripefixture.Refund{ID: "re_a_" + w.session, Amount: 1000})
+		}
+		scenarios := []struct {
+			name   string
+			events func(t *testing.T, w world) []handling.Event
+			want   final
+		}{
+			{"completed and full refund, each duplicated", func(t *testing.T, w world) []handling.Event {
+				c := w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "")
+				// The second report of the same full refund comes with a later time.
+				return []handling.Event{c, full(w, "evt_r_"+w.session, h(1)), c, full(w, "evt_r2_"+w.session, h(3))}
+			}, final{1, model.PurchaseRefunded, "", 2999, h(1), false}},
+			{"completed under two event ids and full refund", func(t *testing.T, w world) []handling.Event {
+				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+					full(w, "evt_r_"+w.session, h(1)), w.checkout(t, "checkout.session.completed", "evt_c2_"+w.session, h(0), "")}
+			}, final{1, model.PurchaseRefunded, "", 2999, h(1), false}},
+			{"completed and dispute lost, close duplicated", func(t *testing.T, w world) []handling.Event {
+				lost := w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(2), "lost")
+				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+					w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(1), "needs_response"), lost, lost}
+			}, final{1, model.PurchaseDisputeLost, model.DisputeLost, 0, time.Time{}, false}},
+			{"async succeeded and unpaid completed", func(t *testing.T, w world) []handling.Event {
+				s := w.checkout(t, "checkout.session.async_payment_succeeded", "evt_s_"+w.session, h(1), "")
+				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "unpaid"), s, s}
+			}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
+			{"refunds before the purchase exists", func(t *testing.T, w world) []handling.Event {
+				return []handling.Event{partial(w, "evt_r1_"+w.session, h(1)), full(w, "evt_r2_"+w.session, h(2)),
+					w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "")}
+			}, final{1, model.PurchaseRefunded, "", 2999, h(2), false}},
+			{"full refund and lost dispute", func(t *testing.T, w world) []handling.Event {
+				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+					full(w, "evt_r_"+w.session, h(1)), w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(2), "lost")}
+			}, final{1, model.PurchaseDisputeLost, model.DisputeLost, 2999, h(1), false}},
+			{"dispute created and won", func(t *testing.T, w world) []handling.Event {
+				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+					w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(1), "needs_response"),
+					w.dispute(t, "charge.dispute.closed", "evt_dw_"+w.session, h(2), "won")}
+			}, final{1, model.PurchaseCompleted, model.DisputeWon, 0, time.Time{}, true}},
+			{"partial refund and open dispute", func(t *testing.T, w world) []handling.Event {
+				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+					partial(w, "evt_r_"+w.session, h(1)), w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(2), "needs_response")}
+			}, final{1, model.PurchasePartiallyRefunded, model.DisputeOpen, 1000, time.Time{}, true}},
+			{"async failed and unpaid completed", func(t *testing.T, w world) []handling.Event {
+				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "unpaid"),
+					w.checkout(t, "checkout.session.async_payment_failed", "evt_f_"+w.session, h(1), "")}
+			}, final{1, model.PurchaseFailed, "", 0, time.Time{}, false}},
+			{"paid and expired", func(t *testing.T, w world) []handling.Event {
+				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+					w.checkout(t, "checkout.session.expired", "evt_x_"+w.session, h(1), "")}
+			}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
+			{"payment intent before and after its purchase", func(t *testing.T, w world) []handling.Event {
+				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+					w.paymentIntent(t, "payment_intent.succeeded", "evt_pi_"+w.session, h(0))}
+			}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
+		}
+		for si, sc := range scenarios {
+			for _, batch := range []bool{false, true} {
+				name := sc.name
+				if batch {
+					name += " (batched)"
+				}
+				t.Run(name, func(t *testing.T) {
+					e := newEnvOn(t, path, purchase.AccessPolicy{})
+					e.batch = batch
+					cat := e.seedContent()
+					n := len(sc.events(t, newWorld(cat, "probe")))
+					for pi, perm := range permutations(n) {
+						w := newWorld(cat, fmt.Sprintf("s%dp%d", si, pi))
+						evs := sc.events(t, w)
+						ordered := make([]handling.Event, n)
+						for i, j := range perm {
+							ordered[i] = evs[j]
+						}
+						e.deliver(ordered)
+						if got := e.final(w); got != sc.want {
+							t.Errorf("order %v: final %+v, want %+v", perm, got, sc.want)
+						}
+					}
+				})
+			}
+		}
+	})
 }
 
 // One test per row of the transition table in docs/lifecycle.md, through the
 // handler: the status, the access after, and the PURCHASES event.
 func TestAccessFollowsEachTransition(t *testing.T) {
-	e := newEnv(t, purchase.AccessPolicy{})
-	cat := e.seedContent()
-	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
-	type step func(w world) handling.Event
-	var (
-		paid step = func(w world) handling.Event {
-			return w.checkout(t, "checkout.session.completed", "evt_p_"+w.session, h(0), "")
-		}
-		unpaid step = func(w world) handling.Event {
-			return w.checkout(t, "checkout.session.completed", "evt_u_"+w.session, h(0), "unpaid")
-		}
-		succ step = func(w world) handling.Event {
-			return w.checkout(t, "checkout.session.async_payment_succeeded", "evt_s_"+w.session, h(1), "")
-		}
-		failed step = func(w world) handling.Event {
-			return w.checkout(t, "checkout.session.async_payment_failed", "evt_f_"+w.session, h(1), "")
-		}
-		expired step = func(w world) handling.Event {
-			return w.checkout(t, "checkout.session.expired", "evt_x_"+w.session, h(1), "")
-		}
-		part1 step = func(w world) handling.Event {
-			return w.refund(t, "evt_r1_"+w.session, h(2), stripefixture.Refund{ID: "re_1", Amount: 1000})
-		}
-		part2 step = func(w world) handling.Event {
-			return w.refund(t, "evt_r2_"+w.session, h(3), stripefixture.Refund{ID: "re_2", Amount: 500}, stripefixture.Refund{ID: "re_1", Amount: 1000})
-		}
-		fullR step = func(w world) handling.Event {
-			return w.refund(t, "evt_rf_"+w.session, h(4), stripefixture.Refund{ID: "re_f", Amount: 2999})
-		}
-		opened step = func(w world) handling.Event {
-			return w.dispute(t, "charge.dispute.created", "evt_do_"+w.session, h(5), "needs_response")
-		}
-		won step = func(w world) handling.Event {
-			return w.dispute(t, "charge.dispute.closed", "evt_dw_"+w.session, h(6), "won")
-		}
-		lost step = func(w world) handling.Event {
-			return w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(6), "lost")
-		}
-	)
-	tests := []struct {
-		name    string
-		setup   []step
-		trigger step
-		status  string // "" = no purchase
-		access  bool
-		subject string // "" = no PURCHASES event for the trigger
-	}{
-		{"none + unpaid → pending", nil, unpaid, model.PurchasePending, false, "purchases.pending"},
-		{"none + paid → completed", nil, paid, model.PurchaseCompleted, true, "purchases.completed"},
-		{"none + async failed → failed", nil, failed, model.PurchaseFailed, false, "purchases.failed"},
-		{"none + expired → nothing", nil, expired, "", false, ""},
-		{"pending + async succeeded → completed", []step{unpaid}, succ, model.PurchaseCompleted, true, "purchases.completed"},
-		{"pending + async failed → failed", []step{unpaid}, failed, model.PurchaseFailed, false, "purchases.failed"},
-		{"pending + expired → failed", []step{unpaid}, expired, model.PurchaseFailed, false, "purchases.failed"},
-		{"completed + partial refund → partially_refunded", []step{paid}, part1, model.PurchasePartiallyRefunded, true, "purchases.refunded"},
-		{"completed + full refund → refunded", []step{paid}, fullR, model.PurchaseRefunded, false, "purchases.refunded"},
-		{"partially_refunded + larger partial → partially_refunded", []step{paid, part1}, part2, model.PurchasePartiallyRefunded, true, "purchases.refunded"},
-		{"partially_refunded + full refund → refunded", []step{paid, part1}, fullR, model.PurchaseRefunded, false, "purchases.refunded"},
-		{"completed + dispute opened → disputed, access kept", []step{paid}, opened, model.PurchaseCompleted, true, "purchases.disputed"},
-		{"disputed + won → completed", []step{paid, opened}, won, model.PurchaseCompleted, true, "purchases.dispute_won"},
-		{"disputed + lost → dispute_lost", []step{paid, opened}, lost, model.PurchaseDisputeLost, false, "purchases.dispute_lost"},
-		{"partially_refunded + lost → dispute_lost", []step{paid, part1}, lost, model.PurchaseDisputeLost, false, "purchases.dispute_lost"},
-		{"refunded + lost → dispute_lost", []step{paid, fullR}, lost, model.PurchaseDisputeLost, false, "purchases.dispute_lost"},
-		{"refunded + paid again → unchanged", []step{paid, fullR}, succ, model.PurchaseRefunded, false, ""},
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(cat, fmt.Sprintf("row%d", i))
-			for _, s := range tt.setup {
-				e.mustHandle(s(w), handling.Applied)
+	forEachPath(t, func(t *testing.T, path purchase.BatchPath) {
+		e := newEnvOn(t, path, purchase.AccessPolicy{})
+		cat := e.seedContent()
+		h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+		type step func(w world) handling.Event
+		var (
+			paid step = func(w world) handling.Event {
+				return w.checkout(t, "checkout.session.completed", "evt_p_"+w.session, h(0), "")
 			}
-			var before int
-			if len(tt.setup) > 0 {
-				before = len(e.outboxRows(e.purchaseBySession(w.session).ID))
+			unpaid step = func(w world) handling.Event {
+				return w.checkout(t, "checkout.session.completed", "evt_u_"+w.session, h(0), "unpaid")
 			}
-			if _, err := e.handle(tt.trigger(w)); err != nil {
-				t.Fatal(err)
+			succ step = func(w world) handling.Event {
+				return w.checkout(t, "checkout.session.async_payment_succeeded", "evt_s_"+w.session, h(1), "")
 			}
-			f := e.final(w)
-			if f.status != tt.status || f.access != tt.access {
-				t.Errorf("status %q access %v, want %q %v", f.status, f.access, tt.status, tt.access)
+			failed step = func(w world) handling.Event {
+				return w.checkout(t, "checkout.session.async_payment_failed", "evt_f_"+w.session, h(1), "")
 			}
-			if tt.status == "" {
-				return
+			expired step = func(w world) handling.Event {
+				return w.checkout(t, "checkout.session.expired", "evt_x_"+w.session, h(1), "")
 			}
-			rows := e.outboxRows(e.purchaseBySession(w.session).ID)
-			switch {
-			case tt.subject == "" && len(rows) != before:
-				t.Errorf("unexpected PURCHASES events %v", subjects(rows[before:]))
-			case tt.subject != "" && (len(rows) != before+1 || rows[len(rows)-1].Subject != tt.subject):
-				t.Errorf("PURCHASES events %v, want one more %s", subjects(rows), tt.subject)
+			part1 step = func(w world) handling.Event {
+				return w.refund(t, "evt_r1_"+w.session, h(2), stripefixture.Refund{ID: "re_1", Amount: 1000})
 			}
-		})
-	}
+			part2 step = func(w world) handling.Event {
+				return w.refund(t, "evt_r2_"+w.session, h(3), stripefixture.Refund{ID: "re_2", Amount: 500}, stripefixture.Refund{ID: "re_1", Amount: 1000})
+			}
+			fullR step = func(w world) handling.Event {
+				return w.refund(t, "evt_rf_"+w.session, h(4), stripefixture.Refund{ID: "re_f", Amount: 2999})
+			}
+			opened step = func(w world) handling.Event {
+				return w.dispute(t, "charge.dispute.created", "evt_do_"+w.session, h(5), "needs_response")
+			}
+			won step = func(w world) handling.Event {
+				return w.dispute(t, "charge.dispute.closed", "evt_dw_"+w.session, h(6), "won")
+			}
+			lost step = func(w world) handling.Event {
+				return w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(6), "lost")
+			}
+		)
+		tests := []struct {
+			name    string
+			setup   []step
+			trigger step
+			status  string // "" = no purchase
+			access  bool
+			subject string // "" = no PURCHASES event for the trigger
+		}{
+			{"none + unpaid → pending", nil, unpaid, model.PurchasePending, false, "purchases.pending"},
+			{"none + paid → completed", nil, paid, model.PurchaseCompleted, true, "purchases.completed"},
+			{"none + async failed → failed", nil, failed, model.PurchaseFailed, false, "purchases.failed"},
+			{"none + expired → nothing", nil, expired, "", false, ""},
+			{"pending + async succeeded → completed", []step{unpaid}, succ, model.PurchaseCompleted, true, "purchases.completed"},
+			{"pending + async failed → failed", []step{unpaid}, failed, model.PurchaseFailed, false, "purchases.failed"},
+			{"pending + expired → failed", []step{unpaid}, expired, model.PurchaseFailed, false, "purchases.failed"},
+			{"completed + partial refund → partially_refunded", []step{paid}, part1, model.PurchasePartiallyRefunded, true, "purchases.refunded"},
+			{"completed + full refund → refunded", []step{paid}, fullR, model.PurchaseRefunded, false, "purchases.refunded"},
+			{"partially_refunded + larger partial → partially_refunded", []step{paid, part1}, part2, model.PurchasePartiallyRefunded, true, "purchases.refunded"},
+			{"partially_refunded + full refund → refunded", []step{paid, part1}, fullR, model.PurchaseRefunded, false, "purchases.refunded"},
+			{"completed + dispute opened → disputed, access kept", []step{paid}, opened, model.PurchaseCompleted, true, "purchases.disputed"},
+			{"disputed + won → completed", []step{paid, opened}, won, model.PurchaseCompleted, true, "purchases.dispute_won"},
+			{"disputed + lost → dispute_lost", []step{paid, opened}, lost, model.PurchaseDisputeLost, false, "purchases.dispute_lost"},
+			{"partially_refunded + lost → dispute_lost", []step{paid, part1}, lost, model.PurchaseDisputeLost, false, "purchases.dispute_lost"},
+			{"refunded + lost → dispute_lost", []step{paid, fullR}, lost, model.PurchaseDisputeLost, false, "purchases.dispute_lost"},
+			{"refunded + paid again → unchanged", []step{paid, fullR}, succ, model.PurchaseRefunded, false, ""},
+		}
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				w := newWorld(cat, fmt.Sprintf("row%d", i))
+				for _, s := range tt.setup {
+					e.mustHandle(s(w), handling.Applied)
+				}
+				var before int
+				if len(tt.setup) > 0 {
+					before = len(e.outboxRows(e.purchaseBySession(w.session).ID))
+				}
+				if _, err := e.handle(tt.trigger(w)); err != nil {
+					t.Fatal(err)
+				}
+				f := e.final(w)
+				if f.status != tt.status || f.access != tt.access {
+					t.Errorf("status %q access %v, want %q %v", f.status, f.access, tt.status, tt.access)
+				}
+				if tt.status == "" {
+					return
+				}
+				rows := e.outboxRows(e.purchaseBySession(w.session).ID)
+				switch {
+				case tt.subject == "" && len(rows) != before:
+					t.Errorf("unexpected PURCHASES events %v", subjects(rows[before:]))
+				case tt.subject != "" && (len(rows) != before+1 || rows[len(rows)-1].Subject != tt.subject):
+					t.Errorf("PURCHASES events %v, want one more %s", subjects(rows), tt.subject)
+				}
+			})
+		}
+	})
 }

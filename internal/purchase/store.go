@@ -100,7 +100,7 @@ const (
 // never revoked by a purchase event; CheckAccess evaluates the full rule.
 func syncAccess(ctx context.Context, tx bun.IDB, p *model.Purchase, pol AccessPolicy, now time.Time, reason string) (string, error) {
 	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
-		"content_access:"+p.CustomerID+":"+p.ContentID.String()); err != nil {
+		accessLockKey(p.CustomerID, p.ContentID)); err != nil {
 		return "", fmt.Errorf("lock access of %q to %s: %w", p.CustomerID, p.ContentID, err)
 	}
 	best, row, exists, err := accessFacts(ctx, tx, p.CustomerID, p.ContentID, pol)
@@ -149,6 +149,12 @@ func syncAccess(ctx context.Context, tx bun.IDB, p *model.Purchase, pol AccessPo
 		return accessRevoked, nil
 	}
 	return accessUnchanged, nil
+}
+
+// accessLockKey is the advisory lock key of a (customer, content) pair's
+// access; both the per-event and the set-based path lock it.
+func accessLockKey(customerID string, contentID uuid.UUID) string {
+	return "content_access:" + customerID + ":" + contentID.String()
 }
 
 // grantingPurchase returns the newest purchase of (customer, content) that
@@ -220,6 +226,12 @@ func accessFacts(ctx context.Context, tx bun.IDB, customerID string, contentID u
 	if err := tx.NewRaw(accessFactsQuery, customerID, contentID, customerID, contentID).Scan(ctx, &r); err != nil {
 		return nil, model.ContentAccess{}, false, fmt.Errorf("load purchases and access of %q for %s: %w", customerID, contentID, err)
 	}
+	return r.facts(customerID, contentID, pol)
+}
+
+// facts decodes r: the granting purchase under pol (or nil), the access row
+// and whether it exists.
+func (r accessFactsRow) facts(customerID string, contentID uuid.UUID, pol AccessPolicy) (*uuid.UUID, model.ContentAccess, bool, error) {
 	var js []struct {
 		ID            uuid.UUID `json:"id"`
 		Status        string    `json:"status"`

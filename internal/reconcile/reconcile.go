@@ -24,23 +24,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/streams"
 )
 
-// HandledTypes are the Stripe event types the processor acts on, the only
-// ones reconcile lists and publishes. Stripe's `types` filter takes at most
-// MaxTypes entries.
-var HandledTypes = []string{
-	"checkout.session.completed",
-	"checkout.session.async_payment_succeeded",
-	"checkout.session.async_payment_failed",
-	"checkout.session.expired",
-	"charge.refunded",
-	"charge.dispute.created",
-	"charge.dispute.closed",
-	"payment_intent.succeeded",
-	"payment_intent.payment_failed",
-}
+// The types reconcile lists and publishes are the processor's: the purchase
+// handler's dispatch table (purchase.HandledTypes), so a type the handler
+// learns is recovered too. Stripe's `types` filter takes at most MaxTypes.
 
 // MaxTypes is the most event types Stripe's Events API accepts in `types`.
 const MaxTypes = 20
@@ -89,7 +79,7 @@ var _ Publisher = (*streams.Publisher)(nil)
 // Config shapes one run. Zero values take the defaults noted per field.
 type Config struct {
 	Since    time.Duration    // window: events created in the last Since; required, at most MaxWindow
-	Types    []string         // subset of HandledTypes; HandledTypes when empty
+	Types    []string         // subset of purchase.HandledTypes(); all of them when empty
 	Endpoint string           // endpoint name of the subject; streams.DefaultEndpoint when empty
 	DryRun   bool             // list and count, publish nothing
 	Now      func() time.Time // clock; time.Now when nil
@@ -122,7 +112,7 @@ const indexSkew = 5 * time.Minute
 
 func (c *Config) setDefaults() {
 	if len(c.Types) == 0 {
-		c.Types = slices.Clone(HandledTypes)
+		c.Types = purchase.HandledTypes()
 	}
 	if c.Endpoint == "" {
 		c.Endpoint = streams.DefaultEndpoint
@@ -160,9 +150,10 @@ func (c *Config) validate() error {
 	if len(c.Types) > MaxTypes {
 		return fmt.Errorf("reconcile: %d event types given; the Stripe Events API filters on at most %d", len(c.Types), MaxTypes)
 	}
+	handled := purchase.HandledTypes()
 	for _, t := range c.Types {
-		if !slices.Contains(HandledTypes, t) {
-			return fmt.Errorf("reconcile: event type %q is not handled by the processor (handled: %v)", t, HandledTypes)
+		if !slices.Contains(handled, t) {
+			return fmt.Errorf("reconcile: event type %q is not handled by the processor (handled: %v)", t, handled)
 		}
 	}
 	if !streams.ValidEndpoint(c.Endpoint) {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
 	"github.com/paystream/paystream/internal/stripefixture"
@@ -56,8 +57,8 @@ func mustEvents(t *testing.T, perType int) []event {
 	t.Helper()
 	var out []event
 	for i := range perType {
-		for j, typ := range reconcile.HandledTypes {
-			created := fixed.Add(-time.Duration(i*len(reconcile.HandledTypes)+j+1) * 17 * time.Minute)
+		for j, typ := range purchase.HandledTypes() {
+			created := fixed.Add(-time.Duration(i*len(purchase.HandledTypes())+j+1) * 17 * time.Minute)
 			out = append(out, mustEvent(t, typ, created))
 		}
 	}
@@ -221,8 +222,8 @@ func TestRunPublishesOnlyMissedEvents(t *testing.T) {
 				n++
 			}
 		}
-		if n != len(reconcile.HandledTypes) {
-			t.Errorf("request %d filters on %d types, want %d", i, n, len(reconcile.HandledTypes))
+		if n != len(purchase.HandledTypes()) {
+			t.Errorf("request %d filters on %d types, want %d", i, n, len(purchase.HandledTypes()))
 		}
 		if (i == 0) == r.Query.Has("starting_after") {
 			t.Errorf("request %d starting_after = %q", i, r.Query.Get("starting_after"))
@@ -526,10 +527,10 @@ func TestConfigValidation(t *testing.T) {
 			}
 		})
 	}
-	if len(reconcile.HandledTypes) > reconcile.MaxTypes {
-		t.Errorf("HandledTypes has %d entries; Stripe filters on at most %d", len(reconcile.HandledTypes), reconcile.MaxTypes)
+	if len(purchase.HandledTypes()) > reconcile.MaxTypes {
+		t.Errorf("HandledTypes has %d entries; Stripe filters on at most %d", len(purchase.HandledTypes()), reconcile.MaxTypes)
 	}
-	for _, typ := range reconcile.HandledTypes {
+	for _, typ := range purchase.HandledTypes() {
 		if !streams.ValidEventType(typ) {
 			t.Errorf("handled type %q is not a valid subject token", typ)
 		}

@@ -71,8 +71,12 @@ const termsColumns = `SELECT
 // window rule of InForce; the ORDER BY only makes the choice deterministic
 // should an exclusion constraint ever be dropped. Placeholders, in order:
 // [org], t, t, t, t, [creator, org], t, t.
-func termsLaterals(org, creator string) string {
-	const window = ` AND effective_from <= ? AND (effective_until IS NULL OR effective_until > ?)
+func termsLaterals(org, creator string) string { return termsLateralsAt(org, creator, "?") }
+
+// termsLateralsAt is termsLaterals judged at the SQL expression at ("?" or a
+// column), so one statement can look up terms at many times.
+func termsLateralsAt(org, creator, at string) string {
+	window := ` AND effective_from <= ` + at + ` AND (effective_until IS NULL OR effective_until > ` + at + `)
 	ORDER BY effective_from DESC LIMIT 1`
 	return `
 LEFT JOIN LATERAL (

@@ -109,6 +109,33 @@ func TestTermsAt(t *testing.T) {
 			}
 		})
 	}
+	// ContentTermsAtMany answers every row of the table in one statement,
+	// in the order asked, with a missing content in the middle.
+	var keys []split.ContentAt
+	for i, tt := range tests {
+		keys = append(keys, split.ContentAt{ContentID: contents[tt.org], At: tt.at})
+		if i == 1 {
+			keys = append(keys, split.ContentAt{ContentID: uuid.New(), At: tt.at})
+		}
+	}
+	many, err := split.ContentTermsAtMany(ctx, bdb, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(many) != len(keys) {
+		t.Fatalf("ContentTermsAtMany: %d answers for %d keys", len(many), len(keys))
+	}
+	for i, k := range keys {
+		want, wantTerms, werr := split.ContentTermsAt(ctx, bdb, k.ContentID, k.At)
+		got := many[i]
+		switch {
+		case werr != nil && got.Found:
+			t.Errorf("key %d (missing content): found %+v", i, got)
+		case werr == nil && (!got.Found || got.Content.ID != want.ID || got.Content.OrganizationID != want.OrganizationID ||
+			(got.Content.DeletedAt != nil) != (want.DeletedAt != nil) || !sameTerms(got.Terms, wantTerms)):
+			t.Errorf("key %d: ContentTermsAtMany = %+v, ContentTermsAt = %+v %+v", i, got, want, wantTerms)
+		}
+	}
 }
 
 // The schema refuses overlapping windows for one party, which is what makes

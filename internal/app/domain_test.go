@@ -1,4 +1,4 @@
-package pipeline_test
+package app_test
 
 import (
 	"io"
@@ -9,22 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/pipeline"
-	"github.com/paystream/paystream/internal/processor"
-	"github.com/paystream/paystream/internal/purchase"
-	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/testenv"
 )
-
-// Reconcile must ask Stripe for exactly the types the handler acts on, or
-// missed events of a new type would never be recovered.
-func TestReconcileListsExactlyTheHandledTypes(t *testing.T) {
-	got := slices.Sorted(slices.Values(reconcile.HandledTypes))
-	if want := purchase.HandledTypes(); !slices.Equal(got, want) {
-		t.Fatalf("reconcile.HandledTypes = %v\npurchase.HandledTypes() = %v", got, want)
-	}
-}
 
 func TestDomainCompanions(t *testing.T) {
 	bdb, _ := testenv.DB(t)
@@ -42,11 +30,11 @@ func TestDomainCompanions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := config.NewParser(config.MapEnv(tt.env))
-			c := pipeline.Parse(p)
+			c := app.ParseDomain(p)
 			if err := p.Err(); err != nil {
 				t.Fatal(err)
 			}
-			h, comps, err := c.Domain()(processor.DomainDeps{DB: bdb, JS: js, Reg: prometheus.NewRegistry(),
+			h, comps, err := c.Domain()(app.DomainDeps{DB: bdb, JS: js, Reg: prometheus.NewRegistry(),
 				Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil || h == nil {
 				t.Fatalf("Domain() = %v, %v", h, err)
@@ -64,7 +52,7 @@ func TestDomainCompanions(t *testing.T) {
 
 func TestParseNamesTheBadVariable(t *testing.T) {
 	p := config.NewParser(config.MapEnv(map[string]string{"RECONCILE_INTERVAL": "1h"}))
-	pipeline.Parse(p)
+	app.ParseDomain(p)
 	if err := p.Err(); err == nil || !contains(err.Error(), "STRIPE_SECRET_KEY") {
 		t.Fatalf("err = %v, want one naming STRIPE_SECRET_KEY", err)
 	}

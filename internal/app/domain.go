@@ -1,9 +1,9 @@
-// Package pipeline is the one place where the processor's consumer runtime
-// meets the domain: the purchase handler applies events, the outbox relay
-// publishes what they wrote to PURCHASES, and the optional periodic reconcile
-// recovers events Stripe never delivered. cmd/processor, the all-in-one dev
-// mode and the load tool all build the processor through it.
-package pipeline
+package app
+
+// This file is the one place where the processor's consumer runtime meets
+// the domain: the purchase handler applies events, the outbox relay publishes
+// what they wrote to PURCHASES, and the optional periodic reconcile recovers
+// events Stripe never delivered.
 
 import (
 	"context"
@@ -12,35 +12,34 @@ import (
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
-	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/streams"
 )
 
-// Config is the domain side's share of the environment (PURCHASE_*,
+// DomainConfig is the domain side's share of the environment (PURCHASE_*,
 // OUTBOX_*, RECONCILE_*, STRIPE_*), read with the rest before anything
 // connects.
-type Config struct {
+type DomainConfig struct {
 	Purchase  purchase.Config
 	Relay     outbox.RelayConfig
 	Reconcile config.Reconcile
 }
 
-// Parse reads the domain settings from p; check p.Err afterwards.
-func Parse(p *config.Parser) Config {
-	return Config{
-		Purchase:  purchase.ParseConfig(p),
-		Relay:     outbox.ParseRelayConfig(p),
+// ParseDomain reads the domain settings from p; check p.Err afterwards.
+func ParseDomain(p *config.Parser) DomainConfig {
+	return DomainConfig{
+		Purchase:  config.ParsePurchase(p),
+		Relay:     config.ParseRelay(p),
 		Reconcile: config.ParseReconcile(p, false),
 	}
 }
 
-// Domain returns the processor.Domain that builds the purchase handler and
+// Domain returns the Domain that builds the purchase handler and
 // its companions: the outbox relay always, the periodic reconcile when
 // RECONCILE_INTERVAL > 0.
-func (c Config) Domain() processor.Domain {
-	return func(d processor.DomainDeps) (handling.Handler, []processor.Companion, error) {
+func (c DomainConfig) Domain() Domain {
+	return func(d DomainDeps) (handling.Handler, []Companion, error) {
 		h, err := purchase.NewHandler(d.DB, c.Purchase, purchase.NewMetrics(d.Reg), d.Log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("purchase handler: %w", err)
@@ -49,7 +48,7 @@ func (c Config) Domain() processor.Domain {
 		if err != nil {
 			return nil, nil, fmt.Errorf("outbox relay: %w", err)
 		}
-		companions := []processor.Companion{{Name: "outbox-relay", Run: relay.Run}}
+		companions := []Companion{{Name: "outbox-relay", Run: relay.Run}}
 		if rc := c.Reconcile; rc.Interval > 0 {
 			lister, err := reconcile.NewStripeLister(reconcile.StripeConfig{Key: rc.SecretKey, APIBase: rc.APIBase,
 				MaxNetworkRetries: rc.MaxNetworkRetries}, d.Log)
@@ -59,7 +58,7 @@ func (c Config) Domain() processor.Domain {
 			cfg := reconcile.Config{Since: rc.Window, Endpoint: rc.Endpoint,
 				Index: reconcile.StreamIndex{JS: d.JS}, Metrics: reconcile.NewMetrics(d.Reg)}
 			pub := streams.NewPublisher(d.JS)
-			companions = append(companions, processor.Companion{Name: "periodic-reconcile", Run: func(ctx context.Context) error {
+			companions = append(companions, Companion{Name: "periodic-reconcile", Run: func(ctx context.Context) error {
 				return reconcile.Periodic(ctx, rc.Interval, cfg, lister, pub, d.Log)
 			}})
 		}

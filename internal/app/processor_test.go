@@ -1,19 +1,25 @@
-package processor
+package app
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/migrations"
+	"github.com/paystream/paystream/streams"
 )
 
 func serviceConfig(t *testing.T, natsURL, dbURL string) config.Processor {
@@ -33,11 +39,11 @@ func TestServiceRefusesAnOutdatedSchema(t *testing.T) {
 	n := testenv.StartNATS(t)
 	dsn := testenv.PostgresURL(t) // empty: no migrations applied
 	built := false
-	err := Service{
+	err := processorService{
 		Config: serviceConfig(t, n.URL(), dsn),
 		Domain: func(DomainDeps) (handling.Handler, []Companion, error) {
 			built = true
-			return newRecorder(nil), nil, nil
+			return newRecorder(), nil, nil
 		},
 		Log: testLogger(t),
 	}.Run(context.Background())
@@ -52,7 +58,7 @@ func TestServiceRefusesAnOutdatedSchema(t *testing.T) {
 func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 	n := testenv.StartNATS(t)
 	_, dsn := testenv.DB(t)
-	h := newRecorder(nil)
+	h := newRecorder()
 
 	var mu sync.Mutex
 	var order []string
@@ -76,7 +82,7 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- Service{
+		done <- processorService{
 			Config: serviceConfig(t, n.URL(), dsn),
 			Domain: func(d DomainDeps) (handling.Handler, []Companion, error) {
 				if d.DB == nil || d.JS == nil || d.Reg == nil || d.Log == nil {
@@ -105,7 +111,7 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	eventually(t, 5*time.Second, "ready once consuming", func() bool {
+	testenv.Eventually(t, 5*time.Second, "ready once consuming", func() bool {
 		code, body := get("/readyz")
 		return code == http.StatusOK && strings.Contains(body, `"ready"`)
 	})
@@ -113,9 +119,13 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 		!strings.Contains(body, "paystream_processor_in_flight") {
 		t.Errorf("GET /metrics = %d, missing processor series", code)
 	}
-	js := connect(t, n) // the service ensured the streams
+	// The service ensured the streams; a client's own Ensure could race it.
+	js, err := streams.NewJetStream(n.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	publish(t, js, "evt_first", "checkout.session.completed")
-	eventually(t, 5*time.Second, "first event", func() bool { c, _ := h.appliedCount(); return c == 1 })
+	testenv.Eventually(t, 5*time.Second, "first event", func() bool { return h.appliedCount() == 1 })
 	publish(t, js, "evt_last", "checkout.session.completed")
 	select {
 	case <-lastEntered:
@@ -136,7 +146,7 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 	if strings.Join(order, ", ") != "last event handled, relay stopped" {
 		t.Errorf("shutdown order = %v, want the in-flight event to finish before the relay stops", order)
 	}
-	if c, _ := h.appliedCount(); c != 2 {
+	if c := h.appliedCount(); c != 2 {
 		t.Errorf("applied %d events, want 2", c)
 	}
 	if !settled(t, js) {
@@ -144,24 +154,62 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 	}
 }
 
-func TestReadinessFailsWhileNotConsuming(t *testing.T) {
-	js := testenv.StartNATS(t).JetStream(t)
-	p, err := New(js, newRecorder(nil), testConfig(), nil, testLogger(t))
+// The helpers below are the few the processor's own tests have, for the
+// processor program's tests here.
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("PAYSTREAM_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// recorder is a handler that applies every event and counts them.
+type recorder struct {
+	mu      sync.Mutex
+	applied map[string]int
+}
+
+func newRecorder() *recorder { return &recorder{applied: map[string]int{}} }
+
+func (r *recorder) Handle(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+	if ctx.Err() != nil {
+		return "", ctx.Err() // a real transaction would have rolled back
+	}
+	r.mu.Lock()
+	r.applied[ev.ID]++
+	r.mu.Unlock()
+	return handling.Applied, nil
+}
+
+// appliedCount returns how many distinct events were applied.
+func (r *recorder) appliedCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.applied)
+}
+
+// publish stores a well-formed event, as the edge would.
+func publish(t *testing.T, js jetstream.JetStream, id, typ string) {
+	t.Helper()
+	ev := streams.Event{ID: id, Type: typ, APIVersion: "2023-10-16", Endpoint: "default", Created: 1700000000,
+		ReceivedAt: time.Now(), RequestID: "req_" + id}
+	body := fmt.Sprintf(`{"id":%q,"object":"event","type":%q,"data":{"object":{}}}`, id, typ)
+	if _, err := streams.NewPublisher(js).Publish(context.Background(), ev, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// settled reports whether the processor consumer has nothing pending.
+func settled(t *testing.T, js jetstream.JetStream) bool {
+	t.Helper()
+	c, err := js.Consumer(context.Background(), streams.EventsStream, streams.ProcessorConsumer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Check(context.Background()); err == nil {
-		t.Fatal("Check passed before Run")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	eventually(t, 5*time.Second, "consuming", func() bool { return p.Check(context.Background()) == nil })
-	cancel()
-	if err := <-done; err != nil {
+	info, err := c.Info(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Check(context.Background()); err == nil {
-		t.Error("Check passed after Run returned")
-	}
+	return info.NumPending == 0 && info.NumAckPending == 0
 }

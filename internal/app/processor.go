@@ -1,11 +1,11 @@
-package processor
+package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +17,8 @@ import (
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/processor"
+	"github.com/paystream/paystream/internal/supervise"
 	"github.com/paystream/paystream/migrations"
 	"github.com/paystream/paystream/streams"
 )
@@ -36,20 +38,37 @@ type DomainDeps struct {
 	Log *slog.Logger
 }
 
-// Domain builds the domain handler and its companions. cmd/processor wires
-// the purchase handler and the outbox relay here; tests wire fakes. The
-// runtime itself knows nothing of purchases.
+// Domain builds the domain handler and its companions. DomainConfig.Domain
+// wires the purchase handler, the outbox relay and the periodic reconcile;
+// tests wire fakes. The runtime itself knows nothing of purchases.
 type Domain func(deps DomainDeps) (handling.Handler, []Companion, error)
 
-// Service is the whole processor program once its environment is parsed. The
-// processor binary and the all-in-one dev mode run it.
-type Service struct {
+// processorService is one processor instance, the whole processor program
+// once its environment is parsed; App runs one per instance.
+type processorService struct {
 	Config config.Processor
 	Domain Domain
 	Log    *slog.Logger
 	// Ready, if set, is called once everything runs, with the admin
 	// server's bound address (useful with ADMIN_ADDR=127.0.0.1:0).
 	Ready func(adminAddr string)
+
+	// Name is the NATS client name; default "paystream-processor".
+	Name string
+	// Wrap, if set, puts a handler around the domain's (fault injection in
+	// tests, the load tool's commit clock). It sees the instance's parts.
+	Wrap func(rt Runtime, h handling.Handler) handling.Handler
+	// Tune, if set, adjusts the runtime settings the environment does not
+	// carry (e.g. PollInterval, AckTimeout) before the processor is built.
+	Tune func(*processor.Config)
+}
+
+// Runtime is what one running processor instance is made of, handed to
+// the WithHandler wrapper: tests cut its connection or read its metrics.
+type Runtime struct {
+	Conn     *nats.Conn
+	DB       *bun.DB
+	Registry *prometheus.Registry
 }
 
 // Run opens the database and refuses to start on an outdated schema,
@@ -58,13 +77,13 @@ type Service struct {
 // order: the processor drains (in-flight events finish and are acked), the
 // companions stop (the relay publishes what those last transactions wrote),
 // the NATS connection drains, the admin server and the database close.
-func (s Service) Run(ctx context.Context) error {
+func (s processorService) Run(ctx context.Context) error {
 	cfg, log := s.Config, s.Log
 	if s.Domain == nil || log == nil {
 		return errors.New("processor service: Domain and Log are required")
 	}
 	reg := obs.NewRegistry()
-	m := NewMetrics(reg)
+	m := processor.NewMetrics(reg)
 
 	bdb, err := db.Open(ctx, cfg.DatabaseURL, db.Options{MaxOpenConns: cfg.DBMaxConns})
 	if err != nil {
@@ -78,11 +97,15 @@ func (s Service) Run(ctx context.Context) error {
 	if err := migrations.Current(ctx, bdb); err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
-	if err := RegisterDBStats(reg, bdb.DB.Stats); err != nil {
+	if err := processor.RegisterDBStats(reg, bdb.DB.Stats); err != nil {
 		return fmt.Errorf("register db metrics: %w", err)
 	}
 
-	nc, err := streams.Connect(cfg.NATSURL, "paystream-processor", log)
+	name := s.Name
+	if name == "" {
+		name = "paystream-processor"
+	}
+	nc, err := streams.Connect(cfg.NATSURL, name, log)
 	if err != nil {
 		return err
 	}
@@ -99,13 +122,21 @@ func (s Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("build domain handler: %w", err)
 	}
-	p, err := New(js, h, Config{
+	if s.Wrap != nil {
+		h = s.Wrap(Runtime{Conn: nc, DB: bdb, Registry: reg}, h)
+	}
+	pc := processor.Config{
 		Consumer:        cfg.Consumer,
 		Workers:         cfg.Workers,
 		HandleTimeout:   cfg.HandleTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		BatchSize:       cfg.BatchSize,
-	}, m, log)
+		BatchWait:       cmp.Or(cfg.BatchWait, -1), // PROCESSOR_BATCH_WAIT=0: never wait
+	}
+	if s.Tune != nil {
+		s.Tune(&pc)
+	}
+	p, err := processor.New(js, h, pc, m, log)
 	if err != nil {
 		return err
 	}
@@ -138,51 +169,22 @@ func (s Service) Run(ctx context.Context) error {
 		s.Ready(admin.Addr())
 	}
 
-	runErr := RunWithCompanions(ctx, p, companions, log)
+	runErr := runWithCompanions(ctx, p, companions, log)
 	drainErr := drainConn(nc, 5*time.Second)
 	return errors.Join(runErr, drainErr)
 }
 
-// RunWithCompanions runs p and the companions until ctx ends. The companions
-// are stopped only after p has drained, so the outbox rows written by the last
-// acked events are still relayed. If a companion fails, everything stops and
-// its error is returned.
-func RunWithCompanions(ctx context.Context, p *Processor, companions []Companion, log *slog.Logger) error {
-	pctx, stopProcessor := context.WithCancel(ctx)
-	defer stopProcessor()
-	cctx, stopCompanions := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopCompanions()
-
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
+// runWithCompanions runs p and the companions under the one supervisor
+// until ctx ends. The companions are stopped only after p has drained, so
+// the outbox rows written by the last acked events are still relayed. If a
+// companion fails (or returns before shutdown), everything stops and its
+// error is returned.
+func runWithCompanions(ctx context.Context, p *processor.Processor, companions []Companion, log *slog.Logger) error {
+	units := []supervise.Unit{{Name: "processor", Run: p.Run}}
 	for _, c := range companions {
-		wg.Go(func() {
-			err := c.Run(cctx)
-			if cctx.Err() != nil {
-				if err != nil && !errors.Is(err, context.Canceled) {
-					log.Warn("companion stopped with an error", "companion", c.Name, "error", err)
-				}
-				return
-			}
-			// A companion that ends on its own is broken: stop the program
-			// so the orchestrator restarts it, rather than run half of it.
-			if err == nil {
-				err = errors.New("returned before shutdown")
-			}
-			log.Error("companion failed; shutting down", "companion", c.Name, "error", err)
-			mu.Lock()
-			errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
-			mu.Unlock()
-			stopProcessor()
-		})
+		units = append(units, supervise.Unit(c))
 	}
-	perr := p.Run(pctx)
-	stopCompanions()
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	return errors.Join(append([]error{perr}, errs...)...)
+	return supervise.Run(ctx, log, supervise.Options{}, units...)
 }
 
 // ensureStreams creates or updates the streams, waiting for the broker if it

@@ -1,0 +1,35 @@
+package config
+
+import (
+	"time"
+
+	"github.com/paystream/paystream/internal/outbox"
+	"github.com/paystream/paystream/internal/purchase"
+)
+
+// ParsePurchase maps the purchase handler's variables onto purchase.Config:
+//
+//	PURCHASE_REVOKE_ON_PARTIAL_REFUND  false  revoke access on any partial refund
+//
+// Now stays time.Now.
+func ParsePurchase(p *Parser) purchase.Config {
+	return purchase.Config{Access: purchase.AccessPolicy{RevokeOnPartialRefund: p.Bool("PURCHASE_REVOKE_ON_PARTIAL_REFUND", false)}}
+}
+
+// ParseRelay maps the outbox relay's variables onto outbox.RelayConfig; the
+// defaults are the relay's:
+//
+//	OUTBOX_POLL_INTERVAL    200ms  idle wait between scans (10ms–1m)
+//	OUTBOX_BATCH_SIZE       100    rows per transaction (1–10000)
+//	OUTBOX_PUBLISH_TIMEOUT  5s     wait for one PubAck (100ms–1m)
+//	OUTBOX_MAX_BACKOFF      30s    longest wait after failures (1s–10m)
+//	OUTBOX_RETENTION        168h   delete published rows older than this (1h–8760h)
+func ParseRelay(p *Parser) outbox.RelayConfig {
+	return outbox.RelayConfig{
+		PollInterval:   p.Duration("OUTBOX_POLL_INTERVAL", outbox.DefaultPollInterval, 10*time.Millisecond, time.Minute),
+		BatchSize:      p.Int("OUTBOX_BATCH_SIZE", outbox.DefaultBatchSize, 1, 10000),
+		PublishTimeout: p.Duration("OUTBOX_PUBLISH_TIMEOUT", outbox.DefaultPublishTimeout, 100*time.Millisecond, time.Minute),
+		MaxBackoff:     p.Duration("OUTBOX_MAX_BACKOFF", outbox.DefaultMaxBackoff, time.Second, 10*time.Minute),
+		Retention:      p.Duration("OUTBOX_RETENTION", outbox.DefaultRetention, time.Hour, 365*24*time.Hour),
+	}
+}

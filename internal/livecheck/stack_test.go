@@ -1,0 +1,144 @@
+package livecheck
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/reconcile/stripefake"
+	"github.com/paystream/paystream/internal/stripefixture"
+	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/model"
+)
+
+// stack is a running paystream as the test sees it from outside.
+type stack struct {
+	nats           *testenv.NATS
+	edgeURL        string // http://host:port of the public webhook listener
+	edgeAdmin      string // host:port of the edge's admin listener
+	processorAdmin string // host:port of the processor's admin listener
+	secret         string // the endpoint's signing secret
+	content        uuid.UUID
+	org            uuid.UUID
+}
+
+// adminTargets are the admin listeners Prometheus scrapes, by job name (the
+// job names of deploy/prometheus/prometheus.yml, which the alerts use).
+// The api service's admin listener joins here as job "api" once it exists.
+func (s *stack) adminTargets() map[string]string {
+	return map[string]string{"edge": s.edgeAdmin, "processor": s.processorAdmin}
+}
+
+// startStack runs the edge and one processor through internal/app, exactly
+// as their binaries do, configured from an environment map, on random ports,
+// against an embedded JetStream and a fresh migrated database with one piece
+// of content; both are stopped at cleanup.
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	n := testenv.StartNATS(t)
+	bdb, dsn := testenv.DB(t)
+	s := &stack{nats: n, secret: stripefixture.NewSecret(), content: uuid.New(), org: uuid.New()}
+	if _, err := bdb.NewInsert().Model(&model.Content{ID: s.content, CreatorID: "creator_live", OrganizationID: s.org,
+		PriceCents: price, Currency: "usd", Visibility: "public"}).Exec(context.Background()); err != nil {
+		t.Fatalf("seed content: %v", err)
+	}
+	env := map[string]string{
+		"NATS_URL": n.URL(), "DATABASE_URL": dsn, "STRIPE_WEBHOOK_SECRET": s.secret,
+		"EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"PROCESSOR_ACK_WAIT": "2s", "PROCESSOR_BACKOFF": "50ms,100ms,200ms", "PROCESSOR_MAX_DELIVER": "5",
+		"DB_MAX_CONNS": "4", "OUTBOX_POLL_INTERVAL": "50ms",
+		// Periodic reconcile against a fake Stripe, so its series are
+		// exported (its first run is an interval away, after the test).
+		"RECONCILE_INTERVAL": "1m", "STRIPE_SECRET_KEY": stripefake.Key, "STRIPE_API_BASE": stripefake.New(t, "").URL,
+	}
+	getenv := config.MapEnv(env)
+	log := testLogger(t)
+	ctx, cancel := context.WithCancel(context.Background())
+
+	ecfg, err := config.ParseEdge(getenv, []string{"STRIPE_WEBHOOK_SECRET=" + s.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg, err := app.ParseProcessor(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := make(chan app.Addrs, 1)
+	a, err := app.New(app.Config{Edge: &ecfg, Processor: &pcfg}, log, app.WithClientName("livecheck"),
+		app.WithReady(func(addrs app.Addrs) { up <- addrs }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("stack stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("stack did not stop within 30s")
+		}
+	})
+	select {
+	case addrs := <-up:
+		s.edgeURL, s.edgeAdmin = "http://"+addrs.Edge.Public, addrs.Edge.Admin
+		s.processorAdmin = addrs.ProcessorAdmin[0]
+	case err := <-done:
+		t.Fatalf("stack stopped at start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("stack not up within 60s")
+	}
+	for _, a := range s.adminTargets() {
+		waitReady(t, "http://"+a+"/readyz")
+	}
+	return s
+}
+
+// waitReady polls url until it answers 200.
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready within 60s (last: %v)", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// testLogger discards logs unless PAYSTREAM_TEST_LOG is set.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("PAYSTREAM_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return obs.NewLogger(tWriter{t}, slog.LevelDebug, "livecheck")
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
