@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/paystream/paystream/model"
 )
@@ -46,6 +47,29 @@ func MarkCheckoutSession(ctx context.Context, idb bun.IDB, id, status string, at
 	}
 	if _, err := q.Exec(ctx); err != nil {
 		return fmt.Errorf("mark checkout session %s %s: %w", id, status, err)
+	}
+	return nil
+}
+
+// markSessionsComplete is MarkCheckoutSession(…, model.CheckoutComplete, at)
+// for many sessions in one statement: ids[j] completes at ats[j]. The ids
+// must be distinct. Rows that do not exist or are already complete are left
+// alone, as one by one.
+func markSessionsComplete(ctx context.Context, idb bun.IDB, ids []string, ats []time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	utc := make([]time.Time, len(ats))
+	for j, at := range ats {
+		utc[j] = at.UTC()
+	}
+	_, err := idb.ExecContext(ctx, `UPDATE checkout_sessions AS cs
+SET status = ?, completed_at = u.at, updated_at = u.at
+FROM unnest(?::text[], ?::timestamptz[]) AS u(id, at)
+WHERE cs.id = u.id AND cs.status <> ?`,
+		model.CheckoutComplete, pgdialect.Array(ids), pgdialect.Array(utc), model.CheckoutComplete)
+	if err != nil {
+		return fmt.Errorf("mark %d checkout sessions complete: %w", len(ids), err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package purchase_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -14,7 +15,11 @@ import (
 // (paid or async pending) and async success → complete, expired → expired;
 // never backwards; sessions the API did not create are left alone.
 func TestCheckoutSessionsMarkedFromWebhooks(t *testing.T) {
-	e := newEnv(t, purchase.AccessPolicy{})
+	forEachPath(t, func(t *testing.T, path purchase.BatchPath) { testCheckoutSessionsMarked(t, path) })
+}
+
+func testCheckoutSessionsMarked(t *testing.T, path purchase.BatchPath) {
+	e := newEnvOn(t, path, purchase.AccessPolicy{})
 	cat := e.seedContent()
 	at := t0.Add(-time.Minute)
 	for _, id := range []string{"cs_api_paid", "cs_api_unpaid", "cs_api_expired", "cs_api_late"} {
@@ -49,4 +54,50 @@ func TestCheckoutSessionsMarkedFromWebhooks(t *testing.T) {
 	if n := e.count("checkout_sessions", ""); n != 4 {
 		t.Errorf("checkout_sessions rows = %d, want the 4 the API created", n)
 	}
+}
+
+// A batch of paid checkouts of API-created sessions completes every session
+// row, on both paths (the set-based one marks them in one statement): an
+// open one, an expired one (the money taken wins) and one completed before
+// (its completed_at stays); sessions created elsewhere are not inserted.
+func TestCheckoutSessionsMarkedInBatch(t *testing.T) {
+	forEachPath(t, func(t *testing.T, path purchase.BatchPath) {
+		e := newEnvOn(t, path, purchase.AccessPolicy{})
+		cat := e.seedContent()
+		earlier := t0.Add(-time.Hour)
+		rows := []model.CheckoutSession{
+			{ID: "cs_b_open", Status: model.CheckoutOpen},
+			{ID: "cs_b_expired", Status: model.CheckoutExpired, ExpiredAt: &earlier},
+			{ID: "cs_b_done", Status: model.CheckoutComplete, CompletedAt: &earlier},
+		}
+		for i := range rows {
+			r := &rows[i]
+			r.CustomerID, r.ContentID, r.OrganizationID = "user_1", cat.content, cat.org
+			r.AmountCents, r.Currency, r.ExpiresAt = 2999, "usd", t0.Add(time.Hour)
+			e.insert(r)
+		}
+		at := t0.Add(-time.Minute)
+		var evs []handling.Event
+		for i, id := range []string{"cs_b_open", "cs_b_expired", "cs_b_done", "cs_b_elsewhere"} {
+			evs = append(evs, checkout(t, "checkout.session.completed", fmt.Sprintf("evt_b%d", i), at, cat, id, 2999, nil))
+		}
+		for i, r := range e.h.HandleBatch(context.Background(), evs) {
+			if r.Err != nil || r.Outcome != handling.Applied {
+				t.Fatalf("event %d: %s, %v", i, r.Outcome, r.Err)
+			}
+		}
+		wantAt := map[string]time.Time{"cs_b_open": at, "cs_b_expired": at, "cs_b_done": earlier}
+		for id, when := range wantAt {
+			var s model.CheckoutSession
+			if err := e.db.NewSelect().Model(&s).Where("id = ?", id).Scan(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if s.Status != model.CheckoutComplete || s.CompletedAt == nil || !s.CompletedAt.Equal(when) {
+				t.Errorf("%s: status %s completed_at %v, want complete at %s", id, s.Status, s.CompletedAt, when)
+			}
+		}
+		if n := e.count("checkout_sessions", ""); n != 3 {
+			t.Errorf("checkout_sessions rows = %d, want the 3 the API created", n)
+		}
+	})
 }
