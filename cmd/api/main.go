@@ -14,10 +14,9 @@ import (
 	"syscall"
 
 	"github.com/paystream/paystream/internal/api"
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/migrations"
 )
 
 func main() {
@@ -33,13 +32,15 @@ func main() {
 // errArgs: everything is configured through the environment.
 var errArgs = errors.New("api takes no arguments; it is configured through the environment (see README.md)")
 
-// run reads the environment (failing before it connects to anything), opens
-// the database, checks its schema is current, then serves until ctx ends.
-// ready, when the caller is a test, learns the bound addresses.
+// run reads the environment (failing before it connects to anything), then
+// runs the API service (internal/app: pool, schema check, listeners) until
+// ctx ends.
 func run(ctx context.Context, args []string, getenv config.Getenv, _, stderr io.Writer) error {
 	return runWith(ctx, args, getenv, stderr, nil)
 }
 
+// runWith is run; ready, when the caller is a test, learns the bound
+// addresses.
 func runWith(ctx context.Context, args []string, getenv config.Getenv, stderr io.Writer, ready func(api.Addrs)) error {
 	if len(args) > 0 {
 		return errArgs
@@ -49,18 +50,13 @@ func runWith(ctx context.Context, args []string, getenv config.Getenv, stderr io
 		return err
 	}
 	log := obs.NewLogger(stderr, cfg.LogLevel, "api")
-	bdb, err := db.Open(ctx, cfg.DatabaseURL, db.Options{MaxOpenConns: cfg.DBMaxConns})
+	var opts []app.Option
+	if ready != nil {
+		opts = append(opts, app.WithReady(func(a app.Addrs) { ready(a.API) }))
+	}
+	a, err := app.New(app.Config{API: &cfg}, log, opts...)
 	if err != nil {
 		return err
 	}
-	defer bdb.Close()
-	if err := migrations.Current(ctx, bdb); err != nil {
-		return err
-	}
-	reg := obs.NewRegistry()
-	srv, err := api.New(bdb, cfg.API, reg, log)
-	if err != nil {
-		return err
-	}
-	return srv.Run(ctx, reg, ready)
+	return a.Run(ctx)
 }

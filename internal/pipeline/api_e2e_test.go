@@ -6,16 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/api/apitest"
-	"github.com/paystream/paystream/internal/db"
+	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/model"
@@ -35,26 +33,53 @@ type apiClient struct {
 	stripe *apitest.Stripe
 }
 
-// startAPI starts the purchase API on the stack's database, with its own
-// pool and registry, against a fake Stripe. It is the one place the tests
-// build the API (so it can move to the composition root in one edit).
+// startAPI starts the purchase API exactly as cmd/api does, through
+// app.App (its own pool, schema check, registry, admin listener) on the
+// stack's database and free ports, against a fake Stripe; it stops at
+// cleanup.
 func (s *stack) startAPI() *apiClient {
 	t := s.t
 	t.Helper()
 	fake := apitest.NewStripe(t)
-	bdb, err := db.Open(context.Background(), s.dsn, db.Options{MaxOpenConns: 4})
+	cfg, err := config.ParseAPI(config.MapEnv(map[string]string{
+		"DATABASE_URL": s.dsn, "API_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "DB_MAX_CONNS": "4",
+		"API_KEYS": apiKey, "STRIPE_SECRET_KEY": fake.Key, "STRIPE_API_BASE": fake.URL(), "STRIPE_MAX_NETWORK_RETRIES": "1",
+		"API_RATE_LIMIT": "0",
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = bdb.Close() })
-	srv, err := api.New(bdb, api.Config{Keys: []string{apiKey}, StripeSecretKey: fake.Key, StripeAPIBase: fake.URL(),
-		StripeMaxNetworkRetries: 1}, prometheus.NewRegistry(), s.log.With("component", "api"))
+	ready := make(chan app.Addrs, 1)
+	a, err := app.New(app.Config{API: &cfg}, s.log.With("service", "api"), app.WithReady(func(addrs app.Addrs) { ready <- addrs }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	return &apiClient{t: t, url: hs.URL, stripe: fake}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("api stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("api did not stop 30s after cancel")
+		}
+	})
+	select {
+	case addrs := <-ready:
+		if addrs.API.API == "" || addrs.API.Admin == "" {
+			t.Fatalf("api ready without its addresses: %+v", addrs.API)
+		}
+		return &apiClient{t: t, url: "http://" + addrs.API.API, stripe: fake}
+	case err := <-done:
+		t.Fatalf("api: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("api not listening after 30s")
+	}
+	return nil
 }
 
 // do calls the API and decodes the JSON answer.
