@@ -222,7 +222,8 @@ func eventually(ctx context.Context, within time.Duration, check func() []string
 // driveTraffic sends what an operator's dashboard should show: good
 // checkouts, a duplicate delivery, a poison event (unknown content, dead
 // lettered), a refund, a dispute, a rejected signature and a malformed body;
-// and through the purchase API a checkout (after one Stripe 500, retried),
+// and through the purchase API a checkout Stripe fails (500: a 502), one it
+// creates,
 // the same again (the open session reused), access checks, a purchase
 // history and an unauthenticated call.
 func driveTraffic(t *testing.T, s *stack) {
@@ -427,7 +428,8 @@ func driveAPI(t *testing.T, s *stack) {
 		}
 	}
 	checkout := map[string]string{"customer_id": "user_live_api", "content_id": s.content.String()}
-	s.apiStripe.FailNext(apitest.Failure{Status: http.StatusInternalServerError})
+	s.apiStripe.FailNext(apitest.Failure{Status: http.StatusInternalServerError}) // not retried: 502, nothing written
+	call(http.MethodPost, "/v1/checkout/sessions", apiKey, checkout, http.StatusBadGateway)
 	call(http.MethodPost, "/v1/checkout/sessions", apiKey, checkout, http.StatusCreated)
 	call(http.MethodPost, "/v1/checkout/sessions", apiKey, checkout, http.StatusOK) // the open session, reused
 	call(http.MethodGet, "/v1/customers/user_live_api/access/"+s.content.String(), apiKey, nil, http.StatusOK)
