@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/model"
 )
 
@@ -50,18 +51,6 @@ func sessionOut(s *model.CheckoutSession) CheckoutSession {
 	}
 	return out
 }
-
-// The checkout metadata contract the processor checks (purchase.Meta…;
-// metadata_test.go keeps the two in step). They are repeated here because
-// internal/purchase reads its settings through internal/config, which maps
-// the API's settings too: importing purchase would be a cycle.
-const (
-	MetaCustomerID     = "customerId"
-	MetaContentID      = "contentId"
-	MetaOrganizationID = "organizationId"
-	MetaAmountPaid     = "amountPaidCents"
-	MetaCurrency       = "currency"
-)
 
 // maxIdempotencyKey is Stripe's limit on Idempotency-Key.
 const maxIdempotencyKey = 255
@@ -252,11 +241,11 @@ func (s *Server) checkoutTx(ctx context.Context, tx bun.Tx, in checkoutInput) (*
 		SuccessURL: in.successURL, CancelURL: in.cancelURL, ExpiresAt: now.Add(s.cfg.SessionTTL).Truncate(time.Second),
 		IdempotencyKey: key,
 		Metadata: map[string]string{
-			MetaCustomerID:     in.customer,
-			MetaContentID:      c.ID.String(),
-			MetaOrganizationID: c.OrganizationID.String(),
-			MetaAmountPaid:     strconv.FormatInt(c.PriceCents, 10),
-			MetaCurrency:       c.Currency,
+			purchase.MetaCustomerID:     in.customer,
+			purchase.MetaContentID:      c.ID.String(),
+			purchase.MetaOrganizationID: c.OrganizationID.String(),
+			purchase.MetaAmountPaid:     strconv.FormatInt(c.PriceCents, 10),
+			purchase.MetaCurrency:       c.Currency,
 		},
 	}
 	start := time.Now()
