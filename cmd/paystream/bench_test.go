@@ -131,3 +131,33 @@ func TestBenchPipelineReportsProcessorBaselineAndLatency(t *testing.T) {
 		t.Errorf("e2e = %+v", rep.E2E)
 	}
 }
+
+// A short api run in CI: both measurements, no errors, a ratio; not a
+// timing assertion.
+func TestBenchAPIReportsAPIAndDirectSQL(t *testing.T) {
+	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	var out, errOut bytes.Buffer
+	env := config.MapEnv(map[string]string{"DATABASE_URL": testenv.AdminURL()})
+	err := run(context.Background(), []string{"bench", "api", "--json", "--duration", "500ms", "--customers", "100",
+		"--concurrency", "4"}, env, &out, &errOut)
+	if err != nil {
+		t.Fatalf("bench api: %v\n%s", err, errOut.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode %q: %v", out.String(), err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("results = %+v", rep.Results)
+	}
+	a, d := rep.Results[0], rep.Results[1]
+	if a.Name != "api" || a.Requests == 0 || a.Errors != 0 || a.Concurrency != 4 || a.ByStatus["200"] != a.Requests {
+		t.Errorf("api result = %+v", a)
+	}
+	if d.Name != "direct-sql" || d.Requests == 0 || d.Errors != 0 || d.ByStatus["row"] == 0 || d.ByStatus["no_row"] == 0 {
+		t.Errorf("direct result = %+v", d)
+	}
+	if rep.Ratio <= 0 {
+		t.Errorf("ratio = %v", rep.Ratio)
+	}
+}

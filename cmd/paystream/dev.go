@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/db"
@@ -29,7 +32,9 @@ type devOptions struct {
 	syncAlways          bool
 	edgeAddr, edgeAdmin string
 	processorAdmin      string
+	apiAddr, apiAdmin   string
 	noProcessor, noEdge bool
+	noAPI               bool
 	shutdownTimeout     time.Duration
 }
 
@@ -47,12 +52,17 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 	fs.StringVar(&o.processorAdmin, "processor-admin-addr", "127.0.0.1:9091", "processor /metrics, /healthz, /readyz")
 	fs.BoolVar(&o.noProcessor, "no-processor", false, "run without the processor (e.g. for `paystream bench edge`)")
 	fs.BoolVar(&o.noEdge, "no-edge", false, "run without the edge")
+	fs.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:8081", "purchase API listener (runs when STRIPE_SECRET_KEY is set)")
+	fs.StringVar(&o.apiAdmin, "api-admin-addr", "127.0.0.1:9092", "purchase API /metrics, /healthz, /readyz")
+	fs.BoolVar(&o.noAPI, "no-api", false, "run without the purchase API even if STRIPE_SECRET_KEY is set")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "grace for in-flight work on Ctrl-C")
 	setUsage(fs, stderr,
 		"usage: paystream dev [flags]",
 		"runs an embedded NATS (JetStream), Postgres (DATABASE_URL, else the local server, else a private",
-		"cluster under <data-dir>/pg), migrations, the edge and the processor in one process. Ctrl-C stops it.",
-		"env: DATABASE_URL, STRIPE_WEBHOOK_SECRET[_<NAME>], LOG_LEVEL, and every edge/processor variable",
+		"cluster under <data-dir>/pg), migrations, the edge and the processor in one process, and the purchase",
+		"API when STRIPE_SECRET_KEY is set (API_KEYS defaults to a key generated into <data-dir>). Ctrl-C stops it.",
+		"env: DATABASE_URL, STRIPE_WEBHOOK_SECRET[_<NAME>], STRIPE_SECRET_KEY, API_KEYS, LOG_LEVEL, and every",
+		"edge/processor/api variable",
 	)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -124,6 +134,23 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 	}
 
 	var cfg app.Config
+	var apiKey string // the generated dev key, "" when API_KEYS is set or the API is off
+	if _, set := p.Lookup("STRIPE_SECRET_KEY"); set && !o.noAPI {
+		env := with("ADMIN_ADDR", o.apiAdmin)
+		if _, set := p.Lookup("API_KEYS"); !set {
+			if apiKey, err = devAPIKey(o.dataDir); err != nil {
+				return err
+			}
+			env["API_KEYS"] = apiKey
+		}
+		acfg, err := config.ParseAPI(overlay(env))
+		if err != nil {
+			return err
+		}
+		acfg.API.Addr = o.apiAddr
+		acfg.API.ShutdownTimeout = min(acfg.API.ShutdownTimeout, o.shutdownTimeout)
+		cfg.API = &acfg
+	}
 	if !o.noEdge {
 		ecfg, err := config.ParseEdge(overlay(with("ADMIN_ADDR", o.edgeAdmin)), append(os.Environ(), "STRIPE_WEBHOOK_SECRET"))
 		if err != nil {
@@ -143,7 +170,7 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 	a, err := app.New(cfg, log, app.WithClientName("paystream-dev"), app.WithGrace(o.shutdownTimeout+5*time.Second),
 		app.WithReady(func(addrs app.Addrs) {
 			printBanner(stdout, devBanner{addrs: addrs, natsURL: natsURL, pg: pg, secret: secret, generated: generated,
-				dataDir: o.dataDir, syncAlways: o.syncAlways})
+				apiKey: apiKey, dataDir: o.dataDir, syncAlways: o.syncAlways})
 			writeDevEnv(o.dataDir, natsURL, pg.URL, log)
 		}))
 	if err != nil {
@@ -171,6 +198,28 @@ func devSecret(getenv config.Getenv, dataDir string) (secret string, generated b
 	return secret, true, nil
 }
 
+// apiKeyFile is the file, under the dev data directory, where `paystream
+// dev` keeps the purchase API key it generated (API_KEYS unset).
+const apiKeyFile = "api-key"
+
+// devAPIKey returns the API key a previous dev run generated, else a new one
+// saved under dataDir.
+func devAPIKey(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, apiKeyFile)
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= api.MinKeyLength {
+		return strings.TrimSpace(string(b)), nil
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("dev: generate api key: %w", err)
+	}
+	key := "dev_" + hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("dev: save generated api key: %w", err)
+	}
+	return key, nil
+}
+
 func devMigrate(ctx context.Context, url string) error {
 	bdb, err := db.Open(ctx, url, db.Options{MaxOpenConns: 2})
 	if err != nil {
@@ -190,6 +239,7 @@ type devBanner struct {
 	pg         *devenv.Postgres
 	secret     string
 	generated  bool
+	apiKey     string
 	dataDir    string
 	syncAlways bool
 }
@@ -204,8 +254,21 @@ func printBanner(w io.Writer, b devBanner) {
 	} else {
 		fmt.Fprintln(w, "  signing secret:    from STRIPE_WEBHOOK_SECRET")
 	}
+	if a := b.addrs.API.API; a != "" {
+		fmt.Fprintf(w, "  purchase api:      http://%s/v1/ (docs/api.md)\n", a)
+		if b.apiKey != "" {
+			fmt.Fprintf(w, "  api key:           %s (generated, saved in %s)\n", b.apiKey, filepath.Join(b.dataDir, apiKeyFile))
+		} else {
+			fmt.Fprintln(w, "  api key:           from API_KEYS")
+		}
+	} else {
+		fmt.Fprintln(w, "  purchase api:      off (runs when STRIPE_SECRET_KEY is set, unless --no-api)")
+	}
 	if a := b.addrs.Edge.Admin; a != "" {
 		fmt.Fprintf(w, "  edge metrics:      http://%s/metrics\n", a)
+	}
+	if a := b.addrs.API.Admin; a != "" {
+		fmt.Fprintf(w, "  api metrics:       http://%s/metrics\n", a)
 	}
 	for _, a := range b.addrs.ProcessorAdmin {
 		fmt.Fprintf(w, "  processor metrics: http://%s/metrics\n", a)

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/paystream/paystream/internal/api/apitest"
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/testenv"
@@ -70,8 +73,9 @@ func banner(t *testing.T, r io.Reader) map[string]string {
 }
 
 // The README's path, driven through the built binary: dev starts everything
-// on random ports, seed + send make a purchase, and a purchases.completed
-// event reaches PURCHASES.
+// on random ports (the purchase API too, STRIPE_SECRET_KEY being set, with a
+// generated key), seed + send make a purchase, a purchases.completed event
+// reaches PURCHASES, and the API's access check says yes.
 func TestDevSeedSendMakesAPurchase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -79,10 +83,13 @@ func TestDevSeedSendMakesAPurchase(t *testing.T) {
 	dsn := testenv.PostgresURL(t)
 	bin := buildCLI(t)
 	dataDir := t.TempDir()
-	env := append(os.Environ(), "DATABASE_URL="+dsn, "LOG_LEVEL=warn", "STRIPE_WEBHOOK_SECRET=")
+	fake := apitest.NewStripe(t)
+	env := append(os.Environ(), "DATABASE_URL="+dsn, "LOG_LEVEL=warn", "STRIPE_WEBHOOK_SECRET=", "API_KEYS=",
+		"STRIPE_SECRET_KEY="+fake.Key, "STRIPE_API_BASE="+fake.URL())
 
 	dev := exec.Command(bin, "dev", "--data-dir", dataDir, "--nats-port", "0", "--edge-addr", "127.0.0.1:0",
-		"--edge-admin-addr", "127.0.0.1:0", "--processor-admin-addr", "127.0.0.1:0")
+		"--edge-admin-addr", "127.0.0.1:0", "--processor-admin-addr", "127.0.0.1:0",
+		"--api-addr", "127.0.0.1:0", "--api-admin-addr", "127.0.0.1:0")
 	dev.Env = env
 	stdout, err := dev.StdoutPipe()
 	if err != nil {
@@ -170,6 +177,28 @@ func TestDevSeedSendMakesAPurchase(t *testing.T) {
 	}
 	if len(purchases) != 1 || purchases[0].Status != "completed" || purchases[0].AmountPaidCents != demo.PriceCents {
 		t.Fatalf("purchases = %+v", purchases)
+	}
+	apiBase := strings.Fields(b["purchase api"])[0]
+	apiKey := strings.Fields(b["api key"])[0]
+	if !strings.HasPrefix(apiBase, "http://127.0.0.1:") || !strings.Contains(b["api key"], "generated") || len(apiKey) < 16 {
+		t.Fatalf("banner without the purchase API and its generated key: %v", b)
+	}
+	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(apiBase, "/v1/")+"/v1/customers/"+demo.CustomerID+"/access/"+demo.ContentID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var access struct {
+		Active bool `json:"active"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&access)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || !access.Active {
+		t.Errorf("GET access through dev's API = %d %+v (%v), want 200 active", res.StatusCode, access, err)
 	}
 	if st := cli("status"); !strings.Contains(st, "dead letters: 0") {
 		t.Errorf("status after a good purchase:\n%s", st)

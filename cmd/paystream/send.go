@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/purchase"
@@ -35,6 +36,7 @@ type sendOptions struct {
 	duplicate                             bool
 	apiVersion                            string
 	timeout                               time.Duration
+	apiSession                            string
 }
 
 func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
@@ -60,6 +62,7 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 	fs.IntVar(&o.repeat, "repeat", 1, "send N distinct events (new ids each)")
 	fs.BoolVar(&o.duplicate, "duplicate", false, "send each event twice with the same id (Stripe retry demo)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "HTTP timeout per request")
+	fs.StringVar(&o.apiSession, "api-session", "", "checkout: complete (or expire) a session created through the purchase API; its customer, content, organization, amount and currency come from checkout_sessions ($DATABASE_URL)")
 	setUsage(fs, stderr,
 		"usage: paystream send <event-type> [flags]",
 		"builds a realistic Stripe event (API "+stripefixture.APIVersion+"), signs it like Stripe, posts it to the edge",
@@ -84,6 +87,11 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 	}
 	if o.repeat < 1 {
 		return fmt.Errorf("send: --repeat must be at least 1")
+	}
+	if o.apiSession != "" {
+		if err := o.fromAPISession(ctx, typ, getenv); err != nil {
+			return err
+		}
 	}
 	secret, err := o.resolveSecret(getenv)
 	if err != nil {
@@ -195,6 +203,26 @@ func (o sendOptions) build(typ string, i int) ([]byte, sentIDs, error) {
 		})
 	}
 	return body, ids, err
+}
+
+// fromAPISession fills the checkout fields from the purchase API's record
+// of the session, so the event carries exactly the metadata the API wrote.
+func (o *sendOptions) fromAPISession(ctx context.Context, typ string, getenv config.Getenv) error {
+	if !strings.HasPrefix(typ, "checkout.session.") || o.repeat != 1 {
+		return errors.New("send: --api-session goes with one checkout.session.* event")
+	}
+	p := config.NewParser(getenv)
+	dsn := p.URL("DATABASE_URL", config.DefaultDatabaseURL, "postgres", "postgresql")
+	if err := p.Err(); err != nil {
+		return err
+	}
+	s, err := api.LoadSession(ctx, dsn, o.apiSession)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	o.session, o.customer, o.content, o.org = s.ID, s.CustomerID, s.ContentID.String(), s.OrganizationID.String()
+	o.amount, o.currency = s.AmountCents, s.Currency
+	return nil
 }
 
 func (o sendOptions) resolveSecret(getenv config.Getenv) (string, error) {

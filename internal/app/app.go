@@ -1,5 +1,5 @@
 // Package app is paystream's one composition root: it builds the services
-// (the edge, the processor group and, once it lands, the purchase API) from
+// (the purchase API, the edge and the processor group) from
 // their configuration and runs them under one supervisor with an ordered
 // shutdown. cmd/edge, cmd/processor, `paystream dev`, `paystream bench
 // pipeline` and the full-stack tests in internal/pipeline all start the
@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/handling"
@@ -23,13 +24,13 @@ import (
 
 // Config says which services run and how. A nil service is not run.
 type Config struct {
+	// API is the purchase API (cmd/api): its listeners, Stripe settings and
+	// its own pool on DatabaseURL.
+	API *config.API
 	// Edge is the webhook receiver (cmd/edge).
 	Edge *config.Edge
 	// Processor is the consumer group (cmd/processor).
 	Processor *Processor
-	// The purchase API (cmd/api, internal/api) is wired here as a third
-	// field (API *api.Config): Run adds its unit before the edge's, so it
-	// stops first, and WithReady reports its bound addresses in Addrs.
 }
 
 // Processor is the processor group's configuration: the runtime settings,
@@ -59,6 +60,7 @@ func ParseProcessor(getenv config.Getenv) (Processor, error) {
 // Addrs are the bound listener addresses of the running services (useful
 // with :0 ports). A service that does not run leaves its fields empty.
 type Addrs struct {
+	API            api.Addrs  // purchase API public and admin listeners
 	Edge           edge.Addrs // webhook and edge admin listeners
 	ProcessorAdmin []string   // one admin listener per processor instance
 }
@@ -109,7 +111,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*App, error) {
 	if log == nil {
 		return nil, errors.New("app: a logger is required")
 	}
-	if cfg.Edge == nil && cfg.Processor == nil {
+	if cfg.API == nil && cfg.Edge == nil && cfg.Processor == nil {
 		return nil, errors.New("app: no service configured")
 	}
 	if cfg.Processor != nil && cfg.Processor.Instances < 0 {
@@ -123,7 +125,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*App, error) {
 }
 
 // Run runs every configured service until ctx ends or one of them fails,
-// then stops them in order: the edge first (no new events come in), then
+// then stops them in order: the purchase API first (no new checkouts),
+// then the edge (no new events come in), then
 // each processor instance (in-flight events finish and are acked, then its
 // outbox relay publishes what they wrote, then its NATS connection drains and
 // its database closes). The error joins every service's failure.
@@ -152,10 +155,21 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 
-	// Units are listed in stop order. The API's goes first here (stop
-	// taking requests), then the edge's (stop taking webhooks), then the
+	// Units are listed in stop order: the API's first (stop taking
+	// requests), then the edge's (stop taking webhooks), then the
 	// processors (finish and relay what came in).
 	var units []supervise.Unit
+	if c := a.cfg.API; c != nil {
+		pending++
+		log := a.log.With("component", "api")
+		var ready func(api.Addrs)
+		units = append(units, supervise.Unit{Name: "api", Run: func(ctx context.Context) error {
+			return runAPI(ctx, *c, log, ready)
+		}})
+		var bound api.Addrs
+		r := report(func(s *Addrs) { s.API = bound })
+		ready = func(b api.Addrs) { bound = b; r() }
+	}
 	if c := a.cfg.Edge; c != nil {
 		pending++
 		log := a.log.With("component", "edge")

@@ -71,10 +71,15 @@ type parsed struct {
 	Purchase  any
 	Relay     any
 	Reconcile config.Reconcile
+	API       config.API
 }
 
 // secret makes the edge parse: it refuses to start without an endpoint.
 const secret = "whsec_docs_test"
+
+// apiRequired are the variables without which the purchase API refuses to
+// start; parseAll sets them when env does not.
+var apiRequired = map[string]string{"API_KEYS": "docs_test_key_0123456789", "STRIPE_SECRET_KEY": "sk_test_docs"}
 
 // parseAll runs every parser the services use over env and records the
 // variables they look up.
@@ -95,6 +100,16 @@ func parseAll(t *testing.T, env map[string]string) (parsed, map[string]bool) {
 	out.Purchase, out.Relay, out.Reconcile = config.ParsePurchase(p), config.ParseRelay(p), config.ParseReconcile(p, false)
 	if err := p.Err(); err != nil {
 		t.Fatalf("domain: %v", err)
+	}
+	apiEnv := func(k string) string {
+		if v, ok := apiRequired[k]; ok && env[k] == "" {
+			read[k] = true
+			return v
+		}
+		return getenv(k)
+	}
+	if out.API, err = config.ParseAPI(apiEnv); err != nil {
+		t.Fatalf("api: %v", err)
 	}
 	return out, read
 }
@@ -140,9 +155,9 @@ func TestREADMEConfigurationTableMatchesTheParsers(t *testing.T) {
 			t.Errorf("README: %s default %q is not the parser's default", r.name, r.def)
 		}
 	}
-	if base.Edge.AdminAddr != ":9090" || base.Processor.AdminAddr != ":9091" {
-		t.Errorf("ADMIN_ADDR defaults = %s (edge), %s (processor); the README says :9090 and :9091",
-			base.Edge.AdminAddr, base.Processor.AdminAddr)
+	if base.Edge.AdminAddr != ":9090" || base.Processor.AdminAddr != ":9091" || base.API.API.AdminAddr != ":9092" {
+		t.Errorf("ADMIN_ADDR defaults = %s (edge), %s (processor), %s (api); the README says :9090, :9091 and :9092",
+			base.Edge.AdminAddr, base.Processor.AdminAddr, base.API.API.AdminAddr)
 	}
 }
 

@@ -72,7 +72,7 @@ func TestComposeServices(t *testing.T) {
 	for _, files := range [][]string{singleNode, cluster} {
 		t.Run(strings.Join(files, "+"), func(t *testing.T) {
 			p := loadProject(t, files...)
-			want := []string{"nats", "postgres", "migrate", "edge", "processor", "prometheus", "grafana", "paystream"}
+			want := []string{"nats", "postgres", "migrate", "edge", "processor", "api", "prometheus", "grafana", "paystream"}
 			if slices.Equal(files, cluster) {
 				want = append(want, "nats-2", "nats-3")
 			}
@@ -108,9 +108,10 @@ func TestComposeDependsOn(t *testing.T) {
 		"migrate":    {"postgres": healthy},
 		"edge":       {"nats": healthy},
 		"processor":  {"nats": healthy, "postgres": healthy, "migrate": completed},
+		"api":        {"postgres": healthy, "migrate": completed},
 		"paystream":  {"nats": healthy, "postgres": healthy},
 		"grafana":    {"prometheus": healthy},
-		"prometheus": {"edge": types.ServiceConditionStarted, "processor": types.ServiceConditionStarted},
+		"prometheus": {"edge": types.ServiceConditionStarted, "processor": types.ServiceConditionStarted, "api": types.ServiceConditionStarted},
 	}
 	for _, files := range [][]string{singleNode, cluster} {
 		t.Run(strings.Join(files, "+"), func(t *testing.T) {
@@ -231,7 +232,7 @@ func TestComposeReferencedFilesExist(t *testing.T) {
 // and probe the admin port the service listens on.
 func TestComposeAppHealthchecks(t *testing.T) {
 	p := loadProject(t, singleNode...)
-	for _, name := range []string{"edge", "processor"} {
+	for _, name := range []string{"edge", "processor", "api"} {
 		s := service(t, p, name)
 		hc := s.HealthCheck
 		if hc == nil || len(hc.Test) < 2 {
@@ -287,6 +288,9 @@ func TestComposeAppEnvironment(t *testing.T) {
 				if got := len(strings.Split(c.NATSURL, ",")); got != wantServers {
 					t.Errorf("%s NATS_URL %q lists %d servers, want %d", name, c.NATSURL, got, wantServers)
 				}
+			}
+			if _, err := config.ParseAPI(config.MapEnv(env(service(t, p, "api")))); err != nil {
+				t.Errorf("api: environment rejected: %v", err)
 			}
 			edge := env(service(t, p, "edge"))
 			if !strings.HasPrefix(edge["STRIPE_WEBHOOK_SECRET"], "whsec_") {

@@ -145,6 +145,9 @@ func TestDashboardCoversRequiredPanels(t *testing.T) {
 		"purchases by currency":      "paystream_purchases_total",
 		"revenue by currency":        "paystream_revenue_minor_units_total",
 		"DB pool":                    "paystream_processor_db_connections",
+		"API requests by route":      "paystream_api_requests_total",
+		"API latency":                "paystream_api_request_duration_seconds_bucket",
+		"Stripe call errors":         "paystream_api_stripe_errors_total",
 	}
 	for panelName, metric := range required {
 		if !used[metric] {

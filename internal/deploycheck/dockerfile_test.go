@@ -74,13 +74,13 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("builder %s is older than go.mod's go %s.%s", build.from, goMod[1], goMod[2])
 	}
 	body := strings.Join(build.lines, "\n")
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w"`, "./cmd/edge", "./cmd/processor", "./cmd/paystream"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w"`, "./cmd/edge", "./cmd/processor", "./cmd/api", "./cmd/paystream"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("build stage lacks %s", want)
 		}
 	}
 
-	for _, target := range []string{"edge", "processor", "paystream"} {
+	for _, target := range []string{"edge", "processor", "api", "paystream"} {
 		s, ok := byName[target]
 		if !ok {
 			t.Errorf("no target %s", target)
@@ -98,7 +98,7 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("target %s runs on %q (via %s), want gcr.io/distroless/static…:nonroot", target, runtime.from, s.from)
 		}
 		rt := strings.Join(runtime.lines, "\n")
-		for _, bin := range []string{"edge", "processor", "paystream"} {
+		for _, bin := range []string{"edge", "processor", "api", "paystream"} {
 			if !strings.Contains(rt, "/out/"+bin) {
 				t.Errorf("runtime stage %s does not copy the %s binary", s.from, bin)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/internal/outbox"
@@ -33,6 +34,7 @@ type exporter struct {
 func exporters() []exporter {
 	return []exporter{
 		{"edge", func(r prometheus.Registerer) error { edge.NewMetrics(r); return nil }},
+		{"api", func(r prometheus.Registerer) error { api.NewMetrics(r); return nil }},
 		{"processor", func(r prometheus.Registerer) error {
 			processor.NewMetrics(r)
 			// The pool collector reads the stats at scrape time; zero

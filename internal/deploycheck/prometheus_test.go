@@ -59,7 +59,7 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 		}
 	}
 	// The alert rules select these job names.
-	for _, job := range []string{"edge", "processor"} {
+	for _, job := range []string{"edge", "processor", "api"} {
 		if !jobs[job] {
 			t.Errorf("no scrape job %q discovering a compose service", job)
 		}

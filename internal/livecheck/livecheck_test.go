@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/paystream/paystream/internal/api/apitest"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 )
@@ -220,9 +221,14 @@ func eventually(ctx context.Context, within time.Duration, check func() []string
 
 // driveTraffic sends what an operator's dashboard should show: good
 // checkouts, a duplicate delivery, a poison event (unknown content, dead
-// lettered), a refund, a dispute, a rejected signature and a malformed body.
+// lettered), a refund, a dispute, a rejected signature and a malformed body;
+// and through the purchase API a checkout Stripe fails (500: a 502), one it
+// creates,
+// the same again (the open session reused), access checks, a purchase
+// history and an unauthenticated call.
 func driveTraffic(t *testing.T, s *stack) {
 	t.Helper()
+	driveAPI(t, s)
 	var first, second stripefixture.Checkout
 	var firstEvent []byte
 	for i := range 5 {
@@ -388,4 +394,45 @@ func readRepoFile(t *testing.T, rel string) []byte {
 		}
 		dir = parent
 	}
+}
+
+// driveAPI exercises every route of the purchase API and one Stripe failure.
+func driveAPI(t *testing.T, s *stack) {
+	t.Helper()
+	call := func(method, path, key string, body any, want int) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequest(method, s.apiURL+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, want)
+		}
+	}
+	checkout := map[string]string{"customer_id": "user_live_api", "content_id": s.content.String()}
+	s.apiStripe.FailNext(apitest.Failure{Status: http.StatusInternalServerError}) // not retried: 502, nothing written
+	call(http.MethodPost, "/v1/checkout/sessions", apiKey, checkout, http.StatusBadGateway)
+	call(http.MethodPost, "/v1/checkout/sessions", apiKey, checkout, http.StatusCreated)
+	call(http.MethodPost, "/v1/checkout/sessions", apiKey, checkout, http.StatusOK) // the open session, reused
+	call(http.MethodGet, "/v1/customers/user_live_api/access/"+s.content.String(), apiKey, nil, http.StatusOK)
+	call(http.MethodGet, "/v1/customers/user_live_api/purchases", apiKey, nil, http.StatusOK)
+	call(http.MethodGet, "/v1/customers/user_live_api/purchases", "wrong_key_0123456789", nil, http.StatusUnauthorized)
 }

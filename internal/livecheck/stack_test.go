@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/paystream/paystream/internal/api/apitest"
 	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/obs"
@@ -28,6 +30,9 @@ type stack struct {
 	edgeURL        string // http://host:port of the public webhook listener
 	edgeAdmin      string // host:port of the edge's admin listener
 	processorAdmin string // host:port of the processor's admin listener
+	apiURL         string // http://host:port of the purchase API
+	apiAdmin       string // host:port of the purchase API's admin listener
+	apiStripe      *apitest.Stripe
 	secret         string // the endpoint's signing secret
 	content        uuid.UUID
 	org            uuid.UUID
@@ -35,13 +40,16 @@ type stack struct {
 
 // adminTargets are the admin listeners Prometheus scrapes, by job name (the
 // job names of deploy/prometheus/prometheus.yml, which the alerts use).
-// The api service's admin listener joins here as job "api" once it exists.
 func (s *stack) adminTargets() map[string]string {
-	return map[string]string{"edge": s.edgeAdmin, "processor": s.processorAdmin}
+	return map[string]string{"edge": s.edgeAdmin, "processor": s.processorAdmin, "api": s.apiAdmin}
 }
 
-// startStack runs the edge and one processor through internal/app, exactly
-// as their binaries do, configured from an environment map, on random ports,
+// apiKey is the purchase API's bearer key in the live check.
+const apiKey = "livecheck_key_0123456789"
+
+// startStack runs the purchase API, the edge and one processor through
+// internal/app, exactly as their binaries do (the API against a fake
+// Stripe), configured from an environment map, on random ports,
 // against an embedded JetStream and a fresh migrated database with one piece
 // of content; both are stopped at cleanup.
 func startStack(t *testing.T) *stack {
@@ -74,8 +82,16 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.apiStripe = apitest.NewStripe(t)
+	apiEnv := maps.Clone(env)
+	maps.Copy(apiEnv, map[string]string{"API_ADDR": "127.0.0.1:0", "API_KEYS": apiKey, "API_RATE_LIMIT": "0",
+		"STRIPE_SECRET_KEY": s.apiStripe.Key, "STRIPE_API_BASE": s.apiStripe.URL(), "STRIPE_MAX_NETWORK_RETRIES": "1"})
+	acfg, err := config.ParseAPI(config.MapEnv(apiEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
 	up := make(chan app.Addrs, 1)
-	a, err := app.New(app.Config{Edge: &ecfg, Processor: &pcfg}, log, app.WithClientName("livecheck"),
+	a, err := app.New(app.Config{API: &acfg, Edge: &ecfg, Processor: &pcfg}, log, app.WithClientName("livecheck"),
 		app.WithReady(func(addrs app.Addrs) { up <- addrs }))
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +113,7 @@ func startStack(t *testing.T) *stack {
 	case addrs := <-up:
 		s.edgeURL, s.edgeAdmin = "http://"+addrs.Edge.Public, addrs.Edge.Admin
 		s.processorAdmin = addrs.ProcessorAdmin[0]
+		s.apiURL, s.apiAdmin = "http://"+addrs.API.API, addrs.API.Admin
 	case err := <-done:
 		t.Fatalf("stack stopped at start: %v", err)
 	case <-time.After(60 * time.Second):

@@ -48,13 +48,15 @@ const (
 //	purchases + content_access FOR UPDATE of every pair        1
 //	INSERT content_access … ON CONFLICT DO UPDATE … WHERE      0 or 1
 //	INSERT outbox                                              1
+//	UPDATE checkout_sessions (the API's sessions complete)     1
 //	INSERT stripe_events … ON CONFLICT DO NOTHING RETURNING    1
 //	COMMIT
 //
 // Lock order. Every transaction that takes several of these locks takes
 // them in one global order: checkout session keys (the purchase insert and
 // lookup, sorted by session id) → access advisory keys (sorted) → access
-// rows (same order) → stripe_events keys (sorted by event id). A single
+// rows (same order) → checkout_sessions rows (session order) → stripe_events
+// keys (sorted by event id). A single
 // event of the per-event path takes one of each in that order too, so two
 // set-based batches, or a batch and a single event, on different instances
 // wait for each other but cannot deadlock. (The events of a batch that do
@@ -353,14 +355,23 @@ func (h *Handler) applyFast(ctx context.Context, tx bun.Tx, fast []*fastCheckout
 		}
 	}
 
-	// checkout_sessions (issue 9): the multi-row equivalent of the
-	// per-event handler's "mark the session complete" belongs here, one
-	// UPDATE … WHERE id IN (sessions of applied) for the whole batch.
-
-	// The claims, last and in event id order.
 	if len(claims) == 0 {
 		return moved, nil, nil
 	}
+
+	// The checkout_sessions rows the purchase API created: every settled
+	// session (applied or a duplicate, as the per-event path marks each
+	// paid completion) completes in one statement, in session order. The
+	// sessions of fast are distinct.
+	ids, ats := make([]string, len(claims)), make([]time.Time, len(claims))
+	for j, fc := range claims {
+		ids[j], ats[j] = fc.s.ID, fc.ev.at
+	}
+	if err := markSessionsComplete(ctx, tx, ids, ats); err != nil {
+		return nil, nil, err
+	}
+
+	// The claims, last and in event id order.
 	slices.SortFunc(claims, func(a, b *fastCheckout) int { return strings.Compare(a.ev.ID, b.ev.ID) })
 	evRows := make([]model.StripeEvent, len(claims))
 	for j, fc := range claims {

@@ -151,7 +151,12 @@ func (h *Handler) checkoutRoute(fixed Trigger) route {
 				return fault.New(fault.Invalid, "invalid_payload", "checkout session %s has unknown payment_status %q", s.ID, s.PaymentStatus)
 			}
 		}
-		return h.applyCheckout(ctx, tx, ev, s, trig, rec)
+		if err := h.applyCheckout(ctx, tx, ev, s, trig, rec); err != nil {
+			return err
+		}
+		// After the purchase and access, as on the set-based path: both
+		// paths lock a session's purchase before its checkout_sessions row.
+		return MarkCheckoutSession(ctx, tx, s.ID, sessionStatusOf(trig), ev.at)
 	}
 }
 

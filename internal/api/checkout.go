@@ -1,0 +1,275 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/model"
+)
+
+// CheckoutRequest is the body of POST /v1/checkout/sessions. The price is
+// never part of it: it comes from the catalog.
+type CheckoutRequest struct {
+	CustomerID string `json:"customer_id"`
+	ContentID  string `json:"content_id"`
+	SuccessURL string `json:"success_url,omitempty"`
+	CancelURL  string `json:"cancel_url,omitempty"`
+}
+
+// CheckoutSession is a created (or reused) Checkout Session: send the
+// customer to URL.
+type CheckoutSession struct {
+	Object      string    `json:"object"` // "checkout_session"
+	ID          string    `json:"id"`
+	URL         string    `json:"url"`
+	Status      string    `json:"status"` // open, complete, expired
+	CustomerID  string    `json:"customer_id"`
+	ContentID   string    `json:"content_id"`
+	AmountCents int64     `json:"amount_cents"`
+	Currency    string    `json:"currency"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func sessionOut(s *model.CheckoutSession) CheckoutSession {
+	out := CheckoutSession{Object: "checkout_session", ID: s.ID, Status: s.Status, CustomerID: s.CustomerID,
+		ContentID: s.ContentID.String(), AmountCents: s.AmountCents, Currency: s.Currency,
+		ExpiresAt: s.ExpiresAt.UTC(), CreatedAt: s.CreatedAt.UTC()}
+	if s.URL != nil {
+		out.URL = *s.URL
+	}
+	return out
+}
+
+// maxIdempotencyKey is Stripe's limit on Idempotency-Key.
+const maxIdempotencyKey = 255
+
+// checkoutInput is a validated CheckoutRequest.
+type checkoutInput struct {
+	customer   string
+	content    uuid.UUID
+	successURL string
+	cancelURL  string
+	key        string // Idempotency-Key, "" when the caller sent none
+}
+
+// parseCheckout decodes and validates the request; a 400 names every bad
+// field.
+func (s *Server) parseCheckout(r *http.Request) (checkoutInput, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	if err != nil {
+		return checkoutInput{}, errorf(CodeInvalidRequest, "the body could not be read or is over %d bytes", maxBodyBytes)
+	}
+	var req CheckoutRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return checkoutInput{}, errorf(CodeInvalidRequest, "the body must be a JSON object with customer_id, content_id and optional success_url, cancel_url: %v", err)
+	}
+	if dec.More() {
+		return checkoutInput{}, errorf(CodeInvalidRequest, "the body must hold exactly one JSON object")
+	}
+	in := checkoutInput{customer: req.CustomerID, successURL: req.SuccessURL, cancelURL: req.CancelURL,
+		key: r.Header.Get("Idempotency-Key")}
+	fields := map[string]string{}
+	if why := customerProblem(req.CustomerID); why != "" {
+		fields["customer_id"] = why
+	}
+	if in.content, err = uuid.Parse(req.ContentID); err != nil {
+		fields["content_id"] = "must be a uuid"
+	}
+	if in.successURL == "" {
+		in.successURL = s.cfg.SuccessURL
+	} else if err := checkRedirect(in.successURL, s.cfg.AllowedHosts); err != nil {
+		fields["success_url"] = err.Error()
+	}
+	if in.cancelURL == "" {
+		in.cancelURL = s.cfg.CancelURL
+	} else if err := checkRedirect(in.cancelURL, s.cfg.AllowedHosts); err != nil {
+		fields["cancel_url"] = err.Error()
+	}
+	if _, sent := r.Header["Idempotency-Key"]; sent && !validIdempotencyKey(in.key) {
+		fields["Idempotency-Key"] = "must be 1 to 255 printable characters"
+	}
+	if len(fields) > 0 {
+		return checkoutInput{}, &Error{Code: CodeInvalidRequest, Message: "invalid fields: " + fieldList(fields), Fields: fields}
+	}
+	return in, nil
+}
+
+// validIdempotencyKey: 1 to 255 printable ASCII characters, as Stripe takes.
+func validIdempotencyKey(k string) bool {
+	if k == "" || len(k) > maxIdempotencyKey {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// customerProblem says what is wrong with a customer id, or "". The rule is
+// the processor's (checkout metadata customerId).
+func customerProblem(c string) string {
+	switch {
+	case c == "":
+		return "is required"
+	case len(c) > 255:
+		return "must be at most 255 characters"
+	case strings.TrimSpace(c) != c:
+		return "must not start or end with spaces"
+	}
+	return ""
+}
+
+func fieldList(fields map[string]string) string {
+	var parts []string
+	for _, k := range []string{"customer_id", "content_id", "success_url", "cancel_url", "Idempotency-Key", "customer", "content", "id", "limit", "starting_after", "status"} {
+		if why, ok := fields[k]; ok {
+			parts = append(parts, k+" "+why)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// createCheckout serves POST /v1/checkout/sessions.
+//
+// Under a per-(customer, content) advisory lock, in one transaction: a
+// replayed Idempotency-Key returns its session (201); unknown or deleted
+// content is 404, free content 400; a customer with active access gets 409;
+// an open, unexpired session of the customer for the content is returned
+// (200); otherwise Stripe creates the session and it is recorded (201).
+// When Stripe fails the transaction rolls back and nothing is written.
+func (s *Server) createCheckout(w http.ResponseWriter, r *http.Request) {
+	in, err := s.parseCheckout(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var (
+		out    *model.CheckoutSession
+		status int
+		result string
+	)
+	err = s.db.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		out, status, result, err = s.checkoutTx(ctx, tx, in)
+		return err
+	})
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			err = dbFailure(err)
+		}
+		s.fail(w, r, err)
+		return
+	}
+	s.metrics.Checkouts.WithLabelValues(result).Inc()
+	writeJSON(w, status, sessionOut(out))
+}
+
+// checkoutTx is createCheckout's transaction.
+func (s *Server) checkoutTx(ctx context.Context, tx bun.Tx, in checkoutInput) (*model.CheckoutSession, int, string, error) {
+	if err := lockCustomerContent(ctx, tx, in.customer, in.content); err != nil {
+		return nil, 0, "", err
+	}
+	if in.key != "" {
+		prev, err := sessionByKey(ctx, tx, in.key)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		if prev != nil {
+			if prev.CustomerID != in.customer || prev.ContentID != in.content {
+				return nil, 0, "", errorf(CodeIdempotencyReused,
+					"Idempotency-Key was used for another customer or content; use a fresh key per checkout")
+			}
+			return prev, http.StatusCreated, "replayed", nil
+		}
+	}
+	c, err := loadContent(ctx, tx, in.content)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	if c == nil {
+		return nil, 0, "", errorf(CodeNotFound, "content %s does not exist or was deleted", in.content)
+	}
+	if c.PriceCents <= 0 {
+		return nil, 0, "", errorf(CodeContentFree, "content %s is free: there is nothing to check out", in.content)
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond) // Postgres' precision: a replay answers the same
+	acc, found, err := loadAccess(ctx, tx.Tx, in.customer, in.content, now)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	if found && acc.Active {
+		e := errorf(CodeAlreadyOwned, "customer already has %s access to content %s", acc.AccessType, in.content)
+		if acc.PurchaseID != nil {
+			e.Message += " through purchase " + acc.PurchaseID.String()
+		}
+		return nil, 0, "", e
+	}
+	open, err := openSession(ctx, tx, in.customer, in.content, now)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	if open != nil {
+		return open, http.StatusOK, "reused", nil
+	}
+
+	key := in.key
+	if key == "" {
+		// stripe-go reuses the request's key on its retries, so even
+		// without the caller's key a retried create is idempotent.
+		key = "paystream-" + uuid.NewString()
+	}
+	req := checkoutRequest{
+		CustomerID: in.customer, ContentID: c.ID.String(), OrganizationID: c.OrganizationID.String(),
+		ProductName: "Content " + c.ID.String(), AmountCents: c.PriceCents, Currency: c.Currency,
+		SuccessURL: in.successURL, CancelURL: in.cancelURL, ExpiresAt: now.Add(s.cfg.SessionTTL).Truncate(time.Second),
+		IdempotencyKey: key,
+		Metadata: map[string]string{
+			purchase.MetaCustomerID:     in.customer,
+			purchase.MetaContentID:      c.ID.String(),
+			purchase.MetaOrganizationID: c.OrganizationID.String(),
+			purchase.MetaAmountPaid:     strconv.FormatInt(c.PriceCents, 10),
+			purchase.MetaCurrency:       c.Currency,
+		},
+	}
+	start := time.Now()
+	ss, err := s.stripe.CreateCheckout(ctx, req)
+	s.metrics.StripeDuration.WithLabelValues("checkout_session_create").Observe(time.Since(start).Seconds())
+	if err != nil {
+		e, reason := stripeFailure(err)
+		s.metrics.StripeErrors.WithLabelValues("checkout_session_create", reason).Inc()
+		return nil, 0, "", e
+	}
+	row := &model.CheckoutSession{
+		ID: ss.ID, CustomerID: in.customer, ContentID: c.ID, OrganizationID: c.OrganizationID,
+		AmountCents: c.PriceCents, Currency: c.Currency, Status: model.CheckoutOpen, Livemode: ss.Livemode,
+		ExpiresAt: ss.ExpiresAt, CreatedAt: now, UpdatedAt: now,
+	}
+	if ss.URL != "" {
+		row.URL = &ss.URL
+	}
+	if in.key != "" {
+		row.IdempotencyKey = &in.key
+	}
+	got, err := insertSession(ctx, tx, row)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	return got, http.StatusCreated, "created", nil
+}

@@ -1,0 +1,187 @@
+// Package api is the purchase API: it creates Stripe Checkout Sessions for
+// catalog content (the checkout half of a purchase), answers access checks
+// and lists a customer's purchases. It serves JSON on its own listener,
+// never on the edge's webhook port, with /metrics, /healthz and /readyz on a
+// separate admin listener. docs/api.md and openapi.yaml describe the routes.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultAddr       = ":8081"
+	DefaultAdminAddr  = ":9092"
+	DefaultSuccessURL = "http://localhost:3000/checkout/success?session_id={CHECKOUT_SESSION_ID}"
+	DefaultCancelURL  = "http://localhost:3000/checkout/cancel"
+	// DefaultSessionTTL is how long a created Checkout Session stays open.
+	// Stripe accepts 30 minutes to 24 hours.
+	DefaultSessionTTL = time.Hour
+	MinSessionTTL     = 30 * time.Minute
+	MaxSessionTTL     = 24 * time.Hour
+	// DefaultRateLimit is requests per minute per API key: the access check
+	// is called on every page view of the platform, so the default is high.
+	DefaultRateLimit       = 60000
+	DefaultStripeTimeout   = 30 * time.Second
+	DefaultShutdownTimeout = 25 * time.Second
+	DefaultStripeAPIBase   = "https://api.stripe.com"
+	// DefaultStripeMaxNetworkRetries matches the reconcile client's.
+	DefaultStripeMaxNetworkRetries = 5
+	// MinKeyLength keeps guessable bearer keys out.
+	MinKeyLength = 16
+)
+
+// Config holds the API's settings. internal/config maps the environment onto
+// it; New fills in defaults and validates it.
+type Config struct {
+	Addr      string   // API_ADDR: the JSON API listener
+	AdminAddr string   // ADMIN_ADDR: /metrics, /healthz, /readyz
+	Keys      []string // API_KEYS: accepted bearer keys (several during a rotation)
+
+	StripeSecretKey         string        // STRIPE_SECRET_KEY
+	StripeAPIBase           string        // STRIPE_API_BASE
+	StripeMaxNetworkRetries int           // STRIPE_MAX_NETWORK_RETRIES
+	StripeTimeout           time.Duration // API_STRIPE_TIMEOUT: one HTTP attempt to Stripe
+
+	SuccessURL   string        // CHECKOUT_SUCCESS_URL: default success_url
+	CancelURL    string        // CHECKOUT_CANCEL_URL: default cancel_url
+	AllowedHosts []string      // CHECKOUT_ALLOWED_HOSTS: hosts a caller's URLs may name; default the defaults' hosts
+	SessionTTL   time.Duration // CHECKOUT_SESSION_TTL: expires_at of a new session
+
+	RateLimit       int           // API_RATE_LIMIT: requests per minute per key; 0 = off
+	ShutdownTimeout time.Duration // API_SHUTDOWN_TIMEOUT: grace for in-flight requests
+
+	// Now is the clock (tests move it); nil means time.Now.
+	Now func() time.Time
+	// StripeHTTPClient carries the Stripe calls; nil means one with
+	// StripeTimeout. Tests use it to reach a fake.
+	StripeHTTPClient *http.Client
+}
+
+// setDefaults fills the zero fields.
+func (c *Config) setDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Addr, DefaultAddr)
+	def(&c.AdminAddr, DefaultAdminAddr)
+	def(&c.StripeAPIBase, DefaultStripeAPIBase)
+	def(&c.SuccessURL, DefaultSuccessURL)
+	def(&c.CancelURL, DefaultCancelURL)
+	if c.SessionTTL == 0 {
+		c.SessionTTL = DefaultSessionTTL
+	}
+	if c.StripeTimeout == 0 {
+		c.StripeTimeout = DefaultStripeTimeout
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if len(c.AllowedHosts) == 0 {
+		for _, s := range []string{c.SuccessURL, c.CancelURL} {
+			if u, err := url.Parse(s); err == nil && u.Hostname() != "" {
+				c.AllowedHosts = append(c.AllowedHosts, strings.ToLower(u.Hostname()))
+			}
+		}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate checks c as New would (defaults applied to a copy), so a caller
+// can fail before it connects to anything.
+func (c Config) Validate() error {
+	c.setDefaults()
+	return c.validate()
+}
+
+// validate checks the settings; messages name the variable.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("api: %s %s", name, fmt.Sprintf(format, a...)))
+	}
+	for name, addr := range map[string]string{"API_ADDR": c.Addr, "ADMIN_ADDR": c.AdminAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q must be a listen address such as :8081", addr)
+		}
+	}
+	if c.Addr == c.AdminAddr && !strings.HasSuffix(c.Addr, ":0") {
+		bad("ADMIN_ADDR", "must differ from API_ADDR: the admin endpoints never share the API listener")
+	}
+	if len(c.Keys) == 0 {
+		bad("API_KEYS", "is required: a comma-separated list of bearer keys")
+	}
+	for i, k := range c.Keys {
+		// Never echo a key, not even in part.
+		if len(k) < MinKeyLength || strings.ContainsAny(k, " \t\r\n,") {
+			bad("API_KEYS", "key #%d must be at least %d characters without spaces or commas", i+1, MinKeyLength)
+		}
+	}
+	if c.StripeSecretKey == "" {
+		bad("STRIPE_SECRET_KEY", "is required to create Checkout Sessions (sk_… or a restricted rk_… key with write access to Checkout Sessions)")
+	}
+	if u, err := url.Parse(c.StripeAPIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("STRIPE_API_BASE", "%q must be an http(s) URL", c.StripeAPIBase)
+	}
+	if c.StripeMaxNetworkRetries < 0 || c.StripeMaxNetworkRetries > 10 {
+		bad("STRIPE_MAX_NETWORK_RETRIES", "must be between 0 and 10")
+	}
+	if c.StripeTimeout < time.Second {
+		bad("API_STRIPE_TIMEOUT", "must be at least 1s")
+	}
+	for name, s := range map[string]string{"CHECKOUT_SUCCESS_URL": c.SuccessURL, "CHECKOUT_CANCEL_URL": c.CancelURL} {
+		if err := checkRedirect(s, nil); err != nil {
+			bad(name, "%q %v", s, err)
+		}
+	}
+	if c.SessionTTL < MinSessionTTL || c.SessionTTL > MaxSessionTTL {
+		bad("CHECKOUT_SESSION_TTL", "%s must be between %s and %s (Stripe's bounds for expires_at)", c.SessionTTL, MinSessionTTL, MaxSessionTTL)
+	}
+	if c.RateLimit < 0 {
+		bad("API_RATE_LIMIT", "must not be negative (0 turns it off)")
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("API_SHUTDOWN_TIMEOUT", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// checkRedirect checks a success or cancel URL: absolute http(s), and when
+// allowed is not nil, a host on the allow-list (an entry ".example.com"
+// allows every subdomain of example.com).
+func checkRedirect(s string, allowed []string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("is not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return errors.New("must be an http or https URL")
+	}
+	if u.Hostname() == "" {
+		return errors.New("must name a host")
+	}
+	if u.User != nil {
+		return errors.New("must not carry credentials")
+	}
+	if allowed == nil {
+		return nil
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, a := range allowed {
+		if host == a || strings.HasPrefix(a, ".") && strings.HasSuffix(host, a) {
+			return nil
+		}
+	}
+	return fmt.Errorf("host %q is not on the allow-list (CHECKOUT_ALLOWED_HOSTS)", host)
+}

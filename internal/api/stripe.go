@@ -1,0 +1,143 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/checkout/session"
+)
+
+// checkoutRequest is what the API asks Stripe to create. Amount and
+// currency come from the catalog, never from the caller.
+type checkoutRequest struct {
+	CustomerID     string
+	ContentID      string
+	OrganizationID string
+	ProductName    string
+	AmountCents    int64
+	Currency       string
+	SuccessURL     string
+	CancelURL      string
+	ExpiresAt      time.Time
+	IdempotencyKey string
+	Metadata       map[string]string // the metadata contract, on the session and its payment intent
+}
+
+// stripeSession is what the API keeps of Stripe's answer.
+type stripeSession struct {
+	ID        string
+	URL       string
+	ExpiresAt time.Time
+	Livemode  bool
+}
+
+// checkoutCreator creates Checkout Sessions; stripeCheckouts is the real one.
+type checkoutCreator interface {
+	CreateCheckout(ctx context.Context, r checkoutRequest) (stripeSession, error)
+}
+
+var _ checkoutCreator = (*stripeCheckouts)(nil)
+
+// stripeCheckouts creates sessions with stripe-go on a private backend
+// (nothing touches stripe-go's package-level key or backends).
+type stripeCheckouts struct {
+	client session.Client
+}
+
+// newStripeCheckouts builds the client of cfg. stripe-go retries connection
+// errors, 5xx, 409 and answers carrying Stripe-Should-Retry: true up to
+// StripeMaxNetworkRetries times, reusing the request's Idempotency-Key, so a
+// retried create never makes a second session.
+func newStripeCheckouts(cfg Config, log *slog.Logger) *stripeCheckouts {
+	hc := cfg.StripeHTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: cfg.StripeTimeout}
+	}
+	b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
+		URL:               stripe.String(cfg.StripeAPIBase),
+		MaxNetworkRetries: stripe.Int64(int64(cfg.StripeMaxNetworkRetries)),
+		HTTPClient:        hc,
+		LeveledLogger:     stripeLogger{log.With("component", "stripe-go")},
+		EnableTelemetry:   stripe.Bool(false),
+	})
+	return &stripeCheckouts{client: session.Client{B: b, Key: cfg.StripeSecretKey}}
+}
+
+// CreateCheckout implements checkoutCreator.
+func (s *stripeCheckouts) CreateCheckout(ctx context.Context, r checkoutRequest) (stripeSession, error) {
+	params := &stripe.CheckoutSessionParams{
+		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
+		ClientReferenceID: stripe.String(r.CustomerID),
+		SuccessURL:        stripe.String(r.SuccessURL),
+		CancelURL:         stripe.String(r.CancelURL),
+		ExpiresAt:         stripe.Int64(r.ExpiresAt.Unix()),
+		LineItems: []*stripe.CheckoutSessionLineItemParams{{
+			Quantity: stripe.Int64(1),
+			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
+				Currency:    stripe.String(r.Currency),
+				UnitAmount:  stripe.Int64(r.AmountCents),
+				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{Name: stripe.String(r.ProductName)},
+			},
+		}},
+		PaymentIntentData: &stripe.CheckoutSessionPaymentIntentDataParams{Metadata: r.Metadata},
+	}
+	params.Context = ctx
+	for k, v := range r.Metadata {
+		params.AddMetadata(k, v)
+	}
+	params.SetIdempotencyKey(r.IdempotencyKey)
+	cs, err := s.client.New(params)
+	if err != nil {
+		return stripeSession{}, err
+	}
+	out := stripeSession{ID: cs.ID, URL: cs.URL, Livemode: cs.Livemode, ExpiresAt: r.ExpiresAt}
+	if cs.ExpiresAt > 0 {
+		out.ExpiresAt = time.Unix(cs.ExpiresAt, 0).UTC()
+	}
+	if out.ID == "" {
+		return stripeSession{}, errors.New("stripe answered a checkout session without an id")
+	}
+	return out, nil
+}
+
+// stripeFailure classifies a failed Stripe call into the API error the
+// caller gets and the metric reason. Nothing was written when it fails: the
+// session row is inserted only after Stripe answered.
+func stripeFailure(err error) (*Error, string) {
+	var se *stripe.Error
+	switch {
+	case errors.As(err, &se) && se.HTTPStatusCode == http.StatusTooManyRequests:
+		return wrapErr(err, CodeStripeUnavailable, "Stripe is rate limiting checkout creation; retry later with the same Idempotency-Key"), "rate_limited"
+	case errors.As(err, &se) && se.HTTPStatusCode >= 500:
+		return wrapErr(err, CodeStripeError, fmt.Sprintf("Stripe answered %d; retry later with the same Idempotency-Key", se.HTTPStatusCode)), "server_error"
+	case errors.As(err, &se) && se.HTTPStatusCode > 0:
+		// A 4xx means our request or key is wrong: not the caller's fault,
+		// and retrying will not help until the operator fixes it.
+		return wrapErr(err, CodeStripeError, fmt.Sprintf("Stripe refused the checkout session (%d %s)", se.HTTPStatusCode, se.Type)), "rejected"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), isNetErr(err):
+		return wrapErr(err, CodeStripeUnavailable, "Stripe is unreachable or did not answer in time; retry later with the same Idempotency-Key"), "unreachable"
+	default:
+		return wrapErr(err, CodeStripeUnavailable, "the checkout session could not be created at Stripe; retry later with the same Idempotency-Key"), "unreachable"
+	}
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// stripeLogger adapts slog to stripe-go's LeveledLogger. stripe-go logs each
+// request at info and its retries at info/warn; those go to debug here so
+// a healthy API logs nothing per request.
+type stripeLogger struct{ log *slog.Logger }
+
+func (l stripeLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l stripeLogger) Infof(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l stripeLogger) Warnf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l stripeLogger) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }

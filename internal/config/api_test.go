@@ -1,0 +1,78 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paystream/paystream/internal/api"
+	"github.com/paystream/paystream/internal/config"
+)
+
+func TestParseAPI(t *testing.T) {
+	const (
+		k1  = "key_one_0123456789"
+		k2  = "key_two_0123456789"
+		sk  = "sk_test_51Habcdefghijklmnop"
+		bad = "tiny"
+	)
+	base := map[string]string{"API_KEYS": k1 + ", " + k2, "STRIPE_SECRET_KEY": sk}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	c, err := config.ParseAPI(config.MapEnv(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.API
+	if a.Addr != ":8081" || a.AdminAddr != ":9092" || len(a.Keys) != 2 || a.Keys[1] != k2 || a.StripeSecretKey != sk ||
+		a.StripeAPIBase != config.DefaultStripeAPIBase || a.StripeMaxNetworkRetries != 5 || a.SuccessURL != api.DefaultSuccessURL ||
+		a.CancelURL != api.DefaultCancelURL || a.SessionTTL != time.Hour || a.RateLimit != api.DefaultRateLimit || c.DBMaxConns != 10 {
+		t.Errorf("defaults = %+v", c)
+	}
+	c, err = config.ParseAPI(config.MapEnv(with("API_ADDR", "127.0.0.1:7000", "ADMIN_ADDR", "127.0.0.1:7001",
+		"STRIPE_API_BASE", "http://127.0.0.1:12111", "CHECKOUT_SUCCESS_URL", "https://shop.example/ok",
+		"CHECKOUT_CANCEL_URL", "https://shop.example/no", "CHECKOUT_ALLOWED_HOSTS", "shop.example, .cdn.example",
+		"CHECKOUT_SESSION_TTL", "2h", "API_RATE_LIMIT", "0", "API_STRIPE_TIMEOUT", "10s")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.API; a.Addr != "127.0.0.1:7000" || a.StripeAPIBase != "http://127.0.0.1:12111" || a.SessionTTL != 2*time.Hour ||
+		len(a.AllowedHosts) != 2 || a.AllowedHosts[1] != ".cdn.example" || a.RateLimit != 0 || a.StripeTimeout != 10*time.Second {
+		t.Errorf("parsed = %+v", a)
+	}
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no keys", map[string]string{"STRIPE_SECRET_KEY": sk}, "API_KEYS"},
+		{"short key", with("API_KEYS", k1+","+bad), "API_KEYS"},
+		{"no stripe key", map[string]string{"API_KEYS": k1}, "STRIPE_SECRET_KEY"},
+		{"publishable stripe key", with("STRIPE_SECRET_KEY", "pk_test_abc"), "STRIPE_SECRET_KEY"},
+		{"ttl over 24h", with("CHECKOUT_SESSION_TTL", "25h"), "CHECKOUT_SESSION_TTL"},
+		{"bad success url", with("CHECKOUT_SUCCESS_URL", "ftp://x"), "CHECKOUT_SUCCESS_URL"},
+		{"bad hosts", with("CHECKOUT_ALLOWED_HOSTS", "https://shop.example"), "CHECKOUT_ALLOWED_HOSTS"},
+		{"same listener", with("API_ADDR", ":7000", "ADMIN_ADDR", ":7000"), "ADMIN_ADDR"},
+		{"bad api addr", with("API_ADDR", "eighty"), "API_ADDR"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.ParseAPI(config.MapEnv(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one naming %s", err, tt.want)
+			}
+			for _, secret := range []string{bad, sk, k1, "pk_test_abc"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error echoes a secret: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS purchases_customer_created_idx;
+DROP TABLE IF EXISTS checkout_sessions;
