@@ -390,14 +390,19 @@ type soak struct {
 	edge   *process
 	procs  []*process
 
+	progressMu sync.Mutex // the load and fault goroutines both report progress
+
 	mu       sync.Mutex
 	accepted map[string]bool // event ids answered 200
 	sessions map[string]bool // their checkout sessions
 	rep      SoakReport
 }
 
+// progressf writes one progress line; safe from any goroutine.
 func (s *soak) progressf(format string, args ...any) {
 	if s.cfg.Progress != nil {
+		s.progressMu.Lock()
+		defer s.progressMu.Unlock()
 		fmt.Fprintf(s.cfg.Progress, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, args...)...)
 	}
 }
