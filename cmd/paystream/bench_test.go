@@ -35,7 +35,9 @@ func startEdge(t *testing.T, natsURL, secret string) edge.Addrs {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan edge.Addrs, 1)
 	done := make(chan error, 1)
-	go func() { done <- edge.Run(ctx, cfg, nc, obs.NewRegistry(), log, func(a edge.Addrs) { ready <- a }) }()
+	go func() {
+		done <- edge.Run(ctx, cfg.Config, nc, obs.NewRegistry(), log, func(a edge.Addrs) { ready <- a })
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

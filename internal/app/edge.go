@@ -27,7 +27,7 @@ func runEdge(ctx context.Context, cfg config.Edge, name string, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	runErr := edge.Run(ctx, cfg, nc, obs.NewRegistry(), log, ready)
+	runErr := edge.Run(ctx, cfg.Config, nc, obs.NewRegistry(), log, ready)
 
 	// Every handler has returned: flush what is left and close.
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

@@ -2,24 +2,13 @@ package config
 
 import (
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/streams"
-)
-
-// Edge defaults of the design contract.
-const (
-	DefaultEdgeAddr        = ":8080"
-	DefaultEdgeAdminAddr   = ":9090"
-	DefaultWebhookTol      = 300 * time.Second
-	DefaultMaxBodyBytes    = 1 << 20
-	DefaultRateLimit       = 1000
-	DefaultPublishTimeout  = 5 * time.Second
-	DefaultShutdownTimeout = 25 * time.Second
 )
 
 // Secret variable names. STRIPE_WEBHOOK_SECRET is the endpoint
@@ -31,50 +20,12 @@ const (
 	secretPrefix    = "whsec_"
 )
 
-// Edge holds the settings of cmd/edge.
+// Edge holds the settings of cmd/edge: the shared ones and the edge
+// package's own Config mapped from the environment.
 type Edge struct {
 	Common
-
-	Addr      string // EDGE_ADDR: public webhook listener
-	AdminAddr string // ADMIN_ADDR: /metrics, /healthz, /readyz
-
-	// Endpoints maps an endpoint name (a subject token) to its signing
-	// secrets. More than one secret means a rotation is under way: a request
-	// verifies if any of them matches.
-	Endpoints map[string][]string
-
-	Tolerance       time.Duration  // STRIPE_WEBHOOK_TOLERANCE: max age (and max future skew) of a signature
-	MaxBodyBytes    int64          // EDGE_MAX_BODY_BYTES
-	RateLimit       int            // EDGE_RATE_LIMIT: requests per minute per client IP; 0 = off
-	TrustedProxies  []netip.Prefix // EDGE_TRUSTED_PROXIES: X-Forwarded-For is honoured only from these
-	PublishTimeout  time.Duration  // EDGE_PUBLISH_TIMEOUT: how long a request waits for its PubAck
-	ShutdownTimeout time.Duration  // EDGE_SHUTDOWN_TIMEOUT: grace for in-flight requests on SIGTERM
+	edge.Config // EDGE_*, ADMIN_ADDR, STRIPE_WEBHOOK_*
 }
-
-// String describes e for a start-up log line. Secrets are never printed, only
-// how many each endpoint has.
-func (e Edge) String() string {
-	names := e.EndpointNames()
-	parts := make([]string, len(names))
-	for i, n := range names {
-		parts[i] = fmt.Sprintf("%s(%d secrets)", n, len(e.Endpoints[n]))
-	}
-	return fmt.Sprintf("edge addr=%s admin=%s endpoints=[%s] tolerance=%s max_body=%d rate_limit=%d/min trusted_proxies=%v publish_timeout=%s",
-		e.Addr, e.AdminAddr, strings.Join(parts, " "), e.Tolerance, e.MaxBodyBytes, e.RateLimit, e.TrustedProxies, e.PublishTimeout)
-}
-
-// EndpointNames returns the configured endpoint names, sorted.
-func (e Edge) EndpointNames() []string {
-	names := make([]string, 0, len(e.Endpoints))
-	for n := range e.Endpoints {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// LogValue keeps secrets out of structured logs when an Edge is logged whole.
-func (e Edge) LogValue() slog.Value { return slog.StringValue(e.String()) }
 
 // ParseEdge reads the edge settings. Values come from getenv; environ lists
 // the variables that exist (os.Environ() form KEY=VALUE, or bare names) and
@@ -82,17 +33,21 @@ func (e Edge) LogValue() slog.Value { return slog.StringValue(e.String()) }
 // cannot be looked up by a name known in advance.
 func ParseEdge(getenv Getenv, environ []string) (Edge, error) {
 	p := NewParser(getenv)
+	common := ParseCommon(p)
 	e := Edge{
-		Common:          ParseCommon(p),
-		Addr:            p.Addr("EDGE_ADDR", DefaultEdgeAddr),
-		AdminAddr:       p.Addr("ADMIN_ADDR", DefaultEdgeAdminAddr),
-		Tolerance:       p.Duration("STRIPE_WEBHOOK_TOLERANCE", DefaultWebhookTol, time.Second, 24*time.Hour),
-		MaxBodyBytes:    int64(p.Int("EDGE_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1024, 64<<20)),
-		RateLimit:       p.Int("EDGE_RATE_LIMIT", DefaultRateLimit, 0, 10_000_000),
-		TrustedProxies:  parsePrefixes(p, "EDGE_TRUSTED_PROXIES"),
-		PublishTimeout:  p.Duration("EDGE_PUBLISH_TIMEOUT", DefaultPublishTimeout, 10*time.Millisecond, time.Minute),
-		ShutdownTimeout: p.Duration("EDGE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, time.Second, 10*time.Minute),
-		Endpoints:       map[string][]string{},
+		Common: common,
+		Config: edge.Config{
+			Addr:            p.Addr("EDGE_ADDR", edge.DefaultAddr),
+			AdminAddr:       p.Addr("ADMIN_ADDR", edge.DefaultAdminAddr),
+			Tolerance:       p.Duration("STRIPE_WEBHOOK_TOLERANCE", edge.DefaultWebhookTol, time.Second, 24*time.Hour),
+			MaxBodyBytes:    int64(p.Int("EDGE_MAX_BODY_BYTES", edge.DefaultMaxBodyBytes, 1024, 64<<20)),
+			RateLimit:       p.Int("EDGE_RATE_LIMIT", edge.DefaultRateLimit, 0, 10_000_000),
+			TrustedProxies:  parsePrefixes(p, "EDGE_TRUSTED_PROXIES"),
+			PublishTimeout:  p.Duration("EDGE_PUBLISH_TIMEOUT", edge.DefaultPublishTimeout, 10*time.Millisecond, time.Minute),
+			ShutdownTimeout: p.Duration("EDGE_SHUTDOWN_TIMEOUT", edge.DefaultShutdownTimeout, time.Second, 10*time.Minute),
+			Endpoints:       map[string][]string{},
+			Streams:         common.Streams,
+		},
 	}
 	if e.Addr == e.AdminAddr && !strings.HasSuffix(e.Addr, ":0") { // :0 picks two different ports
 		p.Fail("ADMIN_ADDR", e.AdminAddr, "must differ from EDGE_ADDR: admin endpoints never share the public listener")

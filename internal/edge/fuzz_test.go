@@ -14,7 +14,6 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
-	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/stripefixture"
 )
 
@@ -27,7 +26,7 @@ import (
 // carries a valid v1 signature of one of the endpoint's secrets; a non-200
 // never adds a message to the stream; a request adds at most one.
 func FuzzHandler(f *testing.F) {
-	e := newTestEdge(f, func(c *config.Edge) {
+	e := newTestEdge(f, func(c *Config) {
 		c.MaxBodyBytes = 8 << 10
 		c.RateLimit = 1_000_000 // on, so client-IP parsing is fuzzed too, but never hit
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}

@@ -21,7 +21,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/streams"
@@ -63,7 +62,7 @@ var _ http.Handler = (*Handler)(nil)
 // New returns the webhook handler for cfg's endpoints, publishing with js.
 // Only the edge settings of cfg are used (not the listeners); the all-in-one
 // dev mode mounts the result on its own server.
-func New(cfg config.Edge, js jetstream.JetStream, m *Metrics, log *slog.Logger) (*Handler, error) {
+func New(cfg Config, js jetstream.JetStream, m *Metrics, log *slog.Logger) (*Handler, error) {
 	switch {
 	case js == nil:
 		return nil, errors.New("edge: nil JetStream")
@@ -71,18 +70,11 @@ func New(cfg config.Edge, js jetstream.JetStream, m *Metrics, log *slog.Logger) 
 		return nil, errors.New("edge: nil Metrics")
 	case log == nil:
 		return nil, errors.New("edge: nil logger")
-	case len(cfg.Endpoints) == 0:
-		return nil, errors.New("edge: no endpoint configured")
 	}
-	if cfg.Tolerance <= 0 {
-		cfg.Tolerance = config.DefaultWebhookTol
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = config.DefaultMaxBodyBytes
-	}
-	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = config.DefaultPublishTimeout
-	}
+	cfg.setDefaults()
 	h := &Handler{
 		Now:            time.Now,
 		endpoints:      make(map[string]endpoint, len(cfg.Endpoints)),

@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stripe/stripe-go/v76/webhook"
 
-	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
@@ -45,8 +44,8 @@ type testEdge struct {
 	logs *bytes.Buffer
 }
 
-func testConfig() config.Edge {
-	return config.Edge{
+func testConfig() Config {
+	return Config{
 		Endpoints: map[string][]string{
 			streams.DefaultEndpoint: {testSecret, testSecretOld},
 			"booking":               {testBookingSecret},
@@ -58,7 +57,7 @@ func testConfig() config.Edge {
 	}
 }
 
-func newTestEdge(t testing.TB, mutate func(*config.Edge)) *testEdge {
+func newTestEdge(t testing.TB, mutate func(*Config)) *testEdge {
 	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
@@ -327,7 +326,7 @@ func TestRejectionsNeverReachTheStream(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	e := newTestEdge(t, func(c *config.Edge) {
+	e := newTestEdge(t, func(c *Config) {
 		c.RateLimit = 3
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	})

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/streams"
 )
@@ -50,7 +49,7 @@ type Addrs struct {
 // then webhooks get 503 and /readyz says why.
 //
 // ready, if not nil, is called once both listeners are bound.
-func Run(ctx context.Context, cfg config.Edge, nc *nats.Conn, reg *prometheus.Registry, log *slog.Logger, ready func(Addrs)) error {
+func Run(ctx context.Context, cfg Config, nc *nats.Conn, reg *prometheus.Registry, log *slog.Logger, ready func(Addrs)) error {
 	js, err := streams.NewJetStream(nc)
 	if err != nil {
 		return err
@@ -60,7 +59,7 @@ func Run(ctx context.Context, cfg config.Edge, nc *nats.Conn, reg *prometheus.Re
 
 // serve is Run with the JetStream context given, so tests can slow down the
 // PubAcks to catch requests in flight.
-func serve(ctx context.Context, cfg config.Edge, nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry, log *slog.Logger, ready func(Addrs)) error {
+func serve(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry, log *slog.Logger, ready func(Addrs)) error {
 	h, err := New(cfg, js, NewMetrics(reg), log)
 	if err != nil {
 		return err
@@ -123,7 +122,7 @@ func serve(ctx context.Context, cfg config.Edge, nc *nats.Conn, js jetstream.Jet
 	log.Info("edge shutting down", "in_flight_timeout", cfg.ShutdownTimeout.String())
 	timeout := cfg.ShutdownTimeout
 	if timeout <= 0 {
-		timeout = config.DefaultShutdownTimeout
+		timeout = DefaultShutdownTimeout
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()

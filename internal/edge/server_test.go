@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
@@ -261,7 +260,7 @@ func TestRunRefusesBusyPort(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "EDGE_ADDR") {
 		t.Fatalf("Run on a busy port = %v, want an error naming EDGE_ADDR", err)
 	}
-	if _, err := New(config.Edge{}, n.JetStream(t), NewMetrics(obs.NewRegistry()), slog.Default()); err == nil {
+	if _, err := New(Config{}, n.JetStream(t), NewMetrics(obs.NewRegistry()), slog.Default()); err == nil {
 		t.Error("New without endpoints succeeded")
 	}
 }
