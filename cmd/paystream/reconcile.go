@@ -26,7 +26,7 @@ const ensureTimeout = 15 * time.Second
 func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	since := fs.Duration("since", config.DefaultReconcileWindow, "recover events created within this window (at most 720h, Stripe's Events API limit)")
+	since := fs.Duration("since", reconcile.DefaultWindow, "recover events created within this window (at most 720h, Stripe's Events API limit)")
 	types := fs.String("types", "", "comma-separated subset of the handled event types (default: all of them)")
 	dryRun := fs.Bool("dry-run", false, "list and count the events, publish nothing (reads STRIPE_EVENTS if the broker answers)")
 	endpoint := fs.String("endpoint", "", "endpoint name the events are published under (default RECONCILE_ENDPOINT, else default)")

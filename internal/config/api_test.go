@@ -33,7 +33,7 @@ func TestParseAPI(t *testing.T) {
 	}
 	a := c.API
 	if a.Addr != ":8081" || a.AdminAddr != ":9092" || len(a.Keys) != 2 || a.Keys[1] != k2 || a.StripeSecretKey != sk ||
-		a.StripeAPIBase != config.DefaultStripeAPIBase || a.StripeMaxNetworkRetries != 5 || a.SuccessURL != api.DefaultSuccessURL ||
+		a.StripeAPIBase != api.DefaultStripeAPIBase || a.StripeMaxNetworkRetries != 5 || a.SuccessURL != api.DefaultSuccessURL ||
 		a.CancelURL != api.DefaultCancelURL || a.SessionTTL != time.Hour || a.RateLimit != api.DefaultRateLimit || c.DBMaxConns != 10 {
 		t.Errorf("defaults = %+v", c)
 	}

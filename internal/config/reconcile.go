@@ -4,23 +4,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/streams"
-)
-
-// Reconcile defaults.
-const (
-	// DefaultStripeAPIBase is Stripe's API; STRIPE_API_BASE overrides it for
-	// tests (a local fake of the Events API) and for egress proxies.
-	DefaultStripeAPIBase = "https://api.stripe.com"
-	// DefaultReconcileWindow covers Stripe's 3-day webhook retry horizon: an
-	// event older than that was either delivered or given up on by Stripe.
-	DefaultReconcileWindow = 72 * time.Hour
-	// MaxReconcileWindow is how far back Stripe's Events API lists events.
-	MaxReconcileWindow = 30 * 24 * time.Hour
-	// DefaultStripeMaxNetworkRetries is how often stripe-go itself retries a
-	// request that failed in a retryable way (connection errors, 5xx, 409, and
-	// 429 answered with Stripe-Should-Retry: true).
-	DefaultStripeMaxNetworkRetries = 5
 )
 
 // Reconcile holds the settings of missed-event recovery: the one-shot
@@ -39,10 +24,10 @@ type Reconcile struct {
 // on; otherwise it may stay unset.
 func ParseReconcile(p *Parser, needKey bool) Reconcile {
 	c := Reconcile{
-		APIBase:           p.URL("STRIPE_API_BASE", DefaultStripeAPIBase, "https", "http"),
-		MaxNetworkRetries: p.Int("STRIPE_MAX_NETWORK_RETRIES", DefaultStripeMaxNetworkRetries, 0, 10),
+		APIBase:           p.URL("STRIPE_API_BASE", reconcile.DefaultStripeAPIBase, "https", "http"),
+		MaxNetworkRetries: p.Int("STRIPE_MAX_NETWORK_RETRIES", reconcile.DefaultStripeMaxNetworkRetries, 0, 10),
 		Interval:          p.Duration("RECONCILE_INTERVAL", 0, 0, 24*time.Hour),
-		Window:            p.Duration("RECONCILE_WINDOW", DefaultReconcileWindow, time.Minute, MaxReconcileWindow),
+		Window:            p.Duration("RECONCILE_WINDOW", reconcile.DefaultWindow, time.Minute, reconcile.MaxWindow),
 		Endpoint:          p.String("RECONCILE_ENDPOINT", streams.DefaultEndpoint),
 	}
 	if c.Interval != 0 && c.Interval < time.Minute {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/reconcile"
 )
 
 func TestParseReconcile(t *testing.T) {
@@ -18,7 +19,7 @@ func TestParseReconcile(t *testing.T) {
 		wantErr []string // substrings of the error; nil means no error
 	}{
 		{name: "defaults without key when not needed", env: map[string]string{},
-			want: config.Reconcile{APIBase: config.DefaultStripeAPIBase, MaxNetworkRetries: 5, Window: 72 * time.Hour, Endpoint: "default"}},
+			want: config.Reconcile{APIBase: reconcile.DefaultStripeAPIBase, MaxNetworkRetries: 5, Window: 72 * time.Hour, Endpoint: "default"}},
 		{name: "command needs the key", env: map[string]string{}, needKey: true,
 			wantErr: []string{"STRIPE_SECRET_KEY", "required"}},
 		{name: "periodic mode needs the key", env: map[string]string{"RECONCILE_INTERVAL": "1h"},
@@ -29,7 +30,7 @@ func TestParseReconcile(t *testing.T) {
 			want: config.Reconcile{SecretKey: key, APIBase: "http://127.0.0.1:12111", MaxNetworkRetries: 2,
 				Interval: 30 * time.Minute, Window: 96 * time.Hour, Endpoint: "booking"}},
 		{name: "restricted key", needKey: true, env: map[string]string{"STRIPE_SECRET_KEY": "rk_live_abc"},
-			want: config.Reconcile{SecretKey: "rk_live_abc", APIBase: config.DefaultStripeAPIBase, MaxNetworkRetries: 5,
+			want: config.Reconcile{SecretKey: "rk_live_abc", APIBase: reconcile.DefaultStripeAPIBase, MaxNetworkRetries: 5,
 				Window: 72 * time.Hour, Endpoint: "default"}},
 		{name: "publishable key is refused without echoing it", needKey: true,
 			env:     map[string]string{"STRIPE_SECRET_KEY": "pk_test_secretish"},

@@ -38,6 +38,11 @@ const MaxTypes = 20
 // MaxWindow is how far back the Stripe Events API lists events.
 const MaxWindow = 30 * 24 * time.Hour
 
+// DefaultWindow (RECONCILE_WINDOW, and the reconcile command's -since)
+// covers Stripe's 3-day webhook retry horizon: an event older than that was
+// either delivered or given up on by Stripe.
+const DefaultWindow = 72 * time.Hour
+
 // Source is the Paystream-Source header value of recovered events.
 const Source = "reconcile"
 
