@@ -49,37 +49,11 @@ func (s *stack) startAPI() *apiClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan app.Addrs, 1)
-	a, err := app.New(app.Config{API: &cfg}, s.log.With("service", "api"), app.WithReady(func(addrs app.Addrs) { ready <- addrs }))
-	if err != nil {
-		t.Fatal(err)
+	addrs := s.runApp("api", app.Config{API: &cfg})
+	if addrs.API.API == "" || addrs.API.Admin == "" {
+		t.Fatalf("api ready without its addresses: %+v", addrs.API)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("api stopped with: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("api did not stop 30s after cancel")
-		}
-	})
-	select {
-	case addrs := <-ready:
-		if addrs.API.API == "" || addrs.API.Admin == "" {
-			t.Fatalf("api ready without its addresses: %+v", addrs.API)
-		}
-		return &apiClient{t: t, url: "http://" + addrs.API.API, stripe: fake}
-	case err := <-done:
-		t.Fatalf("api: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("api not listening after 30s")
-	}
-	return nil
+	return &apiClient{t: t, url: "http://" + addrs.API.API, stripe: fake}
 }
 
 // do calls the API and decodes the JSON answer.

@@ -125,8 +125,18 @@ func (s *stack) startEdge() (public, admin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	addrs := s.runApp("edge", app.Config{Edge: &cfg})
+	return "http://" + addrs.Edge.Public, "http://" + addrs.Edge.Admin
+}
+
+// runApp runs cfg through app.App until cleanup, as the binaries do, and
+// returns its bound addresses once every service listens; name labels its
+// logs and failures.
+func (s *stack) runApp(name string, cfg app.Config) app.Addrs {
+	t := s.t
+	t.Helper()
 	ready := make(chan app.Addrs, 1)
-	a, err := app.New(app.Config{Edge: &cfg}, s.log.With("service", "edge"), app.WithReady(func(addrs app.Addrs) { ready <- addrs }))
+	a, err := app.New(cfg, s.log.With("service", name), app.WithReady(func(addrs app.Addrs) { ready <- addrs }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,21 +148,21 @@ func (s *stack) startEdge() (public, admin string) {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("edge stopped with: %v", err)
+				t.Errorf("%s stopped with: %v", name, err)
 			}
 		case <-time.After(30 * time.Second):
-			t.Error("edge did not stop 30s after cancel")
+			t.Errorf("%s did not stop 30s after cancel", name)
 		}
 	})
 	select {
 	case addrs := <-ready:
-		return "http://" + addrs.Edge.Public, "http://" + addrs.Edge.Admin
+		return addrs
 	case err := <-done:
-		t.Fatalf("edge: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	case <-time.After(30 * time.Second):
-		t.Fatal("edge not listening after 30s")
+		t.Fatalf("%s not listening after 30s", name)
 	}
-	return "", ""
+	return app.Addrs{}
 }
 
 // testLogger discards logs unless PAYSTREAM_TEST_LOG is set, so a failing
