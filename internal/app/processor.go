@@ -132,6 +132,7 @@ func (s processorService) Run(ctx context.Context) error {
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		BatchSize:       cfg.BatchSize,
 		BatchWait:       cmp.Or(cfg.BatchWait, -1), // PROCESSOR_BATCH_WAIT=0: never wait
+		PartialBatches:  cfg.PartialBatches,
 		// The breaker's probe: a store outage holds events instead of
 		// spending their delivery budget, until this answers again.
 		Breaker: processor.BreakerConfig{Probe: func(ctx context.Context) error { return db.Probe(ctx, bdb) }},

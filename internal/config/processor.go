@@ -27,6 +27,9 @@ type Processor struct {
 	// BatchWait is PROCESSOR_BATCH_WAIT: how long a worker may wait to fill
 	// a batch, only while the consumer has a backlog; 0 never waits.
 	BatchWait time.Duration
+	// PartialBatches is PROCESSOR_PARTIAL_BATCHES: how many batches smaller
+	// than the batch size may be in handling at once per instance.
+	PartialBatches int
 }
 
 // ParseProcessor reads and validates the processor's environment. The error
@@ -52,6 +55,7 @@ func ParseProcessor(getenv Getenv) (Processor, error) {
 		BatchWait:       p.Duration("PROCESSOR_BATCH_WAIT", processor.DefaultBatchWait, 0, time.Second),
 	}
 	c.Workers = p.Int("PROCESSOR_WORKERS", c.DBMaxConns, 1, 1024)
+	c.PartialBatches = p.Int("PROCESSOR_PARTIAL_BATCHES", min(processor.DefaultPartialBatches, c.Workers), 1, 1024)
 	c.validate(p)
 	return c, p.Err()
 }
@@ -69,6 +73,10 @@ func (c Processor) validate(p *Parser) {
 	if c.Workers > c.Consumer.MaxAckPending {
 		p.Fail("PROCESSOR_WORKERS", fmt.Sprint(c.Workers),
 			fmt.Sprintf("must not exceed PROCESSOR_MAX_ACK_PENDING=%d", c.Consumer.MaxAckPending))
+	}
+	if c.PartialBatches > c.Workers {
+		p.Fail("PROCESSOR_PARTIAL_BATCHES", fmt.Sprint(c.PartialBatches),
+			fmt.Sprintf("must not exceed PROCESSOR_WORKERS=%d (equal to it turns the limit off)", c.Workers))
 	}
 	if c.HandleTimeout >= c.ShutdownTimeout {
 		p.Fail("PROCESSOR_HANDLE_TIMEOUT", c.HandleTimeout.String(),

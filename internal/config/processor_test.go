@@ -31,7 +31,7 @@ func TestParseProcessorReadsEveryVariable(t *testing.T) {
 		"ADMIN_ADDR": "127.0.0.1:0", "PROCESSOR_WORKERS": "4", "PROCESSOR_ACK_WAIT": "45s",
 		"PROCESSOR_MAX_ACK_PENDING": "100", "PROCESSOR_MAX_DELIVER": "5", "PROCESSOR_BACKOFF": "1s, 10s,1m",
 		"PROCESSOR_HANDLE_TIMEOUT": "10s", "PROCESSOR_SHUTDOWN_TIMEOUT": "40s", "DB_MAX_CONNS": "8",
-		"PROCESSOR_BATCH_SIZE": "1", "PROCESSOR_BATCH_WAIT": "5ms",
+		"PROCESSOR_BATCH_SIZE": "1", "PROCESSOR_BATCH_WAIT": "5ms", "PROCESSOR_PARTIAL_BATCHES": "3",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -41,13 +41,18 @@ func TestParseProcessorReadsEveryVariable(t *testing.T) {
 	if c.AdminAddr != "127.0.0.1:0" || c.Workers != 4 || c.DBMaxConns != 8 || c.HandleTimeout != 10*time.Second ||
 		c.ShutdownTimeout != 40*time.Second || c.Consumer.AckWait != want.AckWait || c.Consumer.MaxAckPending != 100 ||
 		c.Consumer.MaxDeliver != 5 || len(c.Consumer.Backoff) != 3 || c.Consumer.Backoff[2] != time.Minute ||
-		c.BatchSize != 1 || c.BatchWait != 5*time.Millisecond {
+		c.BatchSize != 1 || c.BatchWait != 5*time.Millisecond || c.PartialBatches != 3 {
 		t.Errorf("parsed = %+v", c)
 	}
 	// Workers follow the pool size unless set.
 	c, err = config.ParseProcessor(config.MapEnv(map[string]string{"DB_MAX_CONNS": "20"}))
 	if err != nil || c.Workers != 20 {
 		t.Errorf("workers with DB_MAX_CONNS=20: %d, %v", c.Workers, err)
+	}
+	// Partial batches default to 2, or to the workers when fewer.
+	c, err = config.ParseProcessor(config.MapEnv(map[string]string{"PROCESSOR_WORKERS": "1", "DB_MAX_CONNS": "1"}))
+	if err != nil || c.PartialBatches != 1 {
+		t.Errorf("partial batches with one worker: %d, %v", c.PartialBatches, err)
 	}
 }
 
@@ -72,6 +77,8 @@ func TestParseProcessorRejects(t *testing.T) {
 		{"batch size garbage", map[string]string{"PROCESSOR_BATCH_SIZE": "lots"}, "PROCESSOR_BATCH_SIZE"},
 		{"batch wait negative", map[string]string{"PROCESSOR_BATCH_WAIT": "-1ms"}, "PROCESSOR_BATCH_WAIT"},
 		{"batch wait over a second", map[string]string{"PROCESSOR_BATCH_WAIT": "2s"}, "PROCESSOR_BATCH_WAIT"},
+		{"partial batches zero", map[string]string{"PROCESSOR_PARTIAL_BATCHES": "0"}, "PROCESSOR_PARTIAL_BATCHES"},
+		{"partial batches past workers", map[string]string{"PROCESSOR_WORKERS": "4", "PROCESSOR_PARTIAL_BATCHES": "5"}, "PROCESSOR_PARTIAL_BATCHES"},
 		{"pool zero", map[string]string{"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"},
 		{"common still checked", map[string]string{"NATS_URL": "http://x"}, "NATS_URL"},
 	}

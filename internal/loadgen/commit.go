@@ -14,10 +14,11 @@ import (
 // after its transaction committed: the end-to-end latency of the issue,
 // measured where it ends rather than estimated from stripe_events columns.
 type CommitClock struct {
-	mu   sync.Mutex
-	on   bool
-	lats []time.Duration
-	now  func() time.Time
+	mu    sync.Mutex
+	on    bool
+	lats  []time.Duration
+	calls int // handler calls that applied at least one event
+	now   func() time.Time
 }
 
 // NewCommitClock returns a stopped clock; Start begins recording.
@@ -26,7 +27,7 @@ func NewCommitClock() *CommitClock { return &CommitClock{now: time.Now} }
 // Start discards what was recorded and begins recording.
 func (c *CommitClock) Start() {
 	c.mu.Lock()
-	c.on, c.lats = true, c.lats[:0]
+	c.on, c.lats, c.calls = true, c.lats[:0], 0
 	c.mu.Unlock()
 }
 
@@ -41,7 +42,7 @@ func (c *CommitClock) Stop() Latency {
 	if n == 0 {
 		return Latency{}
 	}
-	return Latency{Events: n, P50: lat[n*50/100], P90: lat[n*90/100], P99: lat[n*99/100], Max: lat[n-1]}
+	return Latency{Events: n, P50: lat[n*50/100], P90: lat[n*90/100], P99: lat[n*99/100], Max: lat[n-1], Calls: c.calls}
 }
 
 func (c *CommitClock) observe(evs []handling.Event, res []handling.Result) {
@@ -51,10 +52,14 @@ func (c *CommitClock) observe(evs []handling.Event, res []handling.Result) {
 	if !c.on {
 		return
 	}
+	before := len(c.lats)
 	for i, ev := range evs {
 		if res[i].Err == nil && res[i].Outcome == handling.Applied && !ev.ReceivedAt.IsZero() {
 			c.lats = append(c.lats, t.Sub(ev.ReceivedAt))
 		}
+	}
+	if len(c.lats) > before {
+		c.calls++
 	}
 }
 

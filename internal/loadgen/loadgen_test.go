@@ -116,3 +116,37 @@ func TestCommitClockTimesAppliedEventsOnly(t *testing.T) {
 		t.Fatal("a plain handler must not become a batch handler")
 	}
 }
+
+// batchApplier applies every event but evt_dup, one result each.
+type batchApplier struct{ handling.HandlerFunc }
+
+func (b batchApplier) HandleBatch(ctx context.Context, evs []handling.Event) []handling.Result {
+	res := make([]handling.Result, len(evs))
+	for i, ev := range evs {
+		res[i].Outcome, res[i].Err = b.Handle(ctx, ev)
+	}
+	return res
+}
+
+func TestCommitClockCountsTransactions(t *testing.T) {
+	c := loadgen.NewCommitClock()
+	h := c.Wrap(batchApplier{func(_ context.Context, ev handling.Event) (handling.Outcome, error) {
+		if ev.ID == "evt_dup" {
+			return handling.Duplicate, nil
+		}
+		return handling.Applied, nil
+	}})
+	bh, ok := h.(handling.BatchHandler)
+	if !ok {
+		t.Fatal("a batch handler must stay one")
+	}
+	now := time.Now()
+	c.Start()
+	bh.HandleBatch(context.Background(), []handling.Event{{ID: "evt_1", ReceivedAt: now}, {ID: "evt_2", ReceivedAt: now}, {ID: "evt_dup", ReceivedAt: now}})
+	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_3", ReceivedAt: now})
+	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_dup", ReceivedAt: now}) // applied nothing: not counted
+	lat := c.Stop()
+	if lat.Events != 3 || lat.Calls != 2 {
+		t.Fatalf("latency = %+v, want 3 events in 2 transactions", lat)
+	}
+}

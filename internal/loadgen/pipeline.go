@@ -168,4 +168,7 @@ type Latency struct {
 	P90    time.Duration `json:"p90_ns"`
 	P99    time.Duration `json:"p99_ns"`
 	Max    time.Duration `json:"max_ns"`
+	// Calls is how many handler calls (transactions: one per batch or per
+	// lone event) applied the timed events; Events/Calls is the mean batch.
+	Calls int `json:"calls"`
 }

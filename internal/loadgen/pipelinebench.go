@@ -230,9 +230,9 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 		}
 		rep.Extra["e2e_offered_per_second"] = offered
 		rep.E2E = &lat
-		rep.Extra["e2e_summary"] = fmt.Sprintf("%d events at %.0f/s offered: p50 %s p90 %s p99 %s max %s",
+		rep.Extra["e2e_summary"] = fmt.Sprintf("%d events at %.0f/s offered: p50 %s p90 %s p99 %s max %s, %.1f events per transaction",
 			lat.Events, offered, lat.P50.Round(time.Microsecond), lat.P90.Round(time.Microsecond),
-			lat.P99.Round(time.Microsecond), lat.Max.Round(time.Microsecond))
+			lat.P99.Round(time.Microsecond), lat.Max.Round(time.Microsecond), float64(lat.Events)/float64(max(lat.Calls, 1)))
 	}
 	rep.Finished = time.Now()
 	return rep, nil

@@ -30,6 +30,15 @@ type Config struct {
 	// never at light load, where a lone event goes at once. Default
 	// DefaultBatchWait; negative turns the wait off.
 	BatchWait time.Duration
+	// PartialBatches is how many batches smaller than BatchSize may be in
+	// handling at once on this instance. While that many run, the next
+	// worker keeps collecting the events that arrive until its batch is full
+	// or one of them finishes (at most MaxPartialWait), so under load events
+	// are applied in fewer, fuller transactions instead of one each; at light
+	// load a lone event still goes at once. Default DefaultPartialBatches;
+	// Workers turns the limit off. Irrelevant when BatchSize is 1.
+	PartialBatches int
+	partialWait    time.Duration // MaxPartialWait; tests shorten or lengthen it
 	// Breaker pauses the instance while the database is down instead of
 	// spending the events' delivery budget; off without a Probe.
 	Breaker BreakerConfig
@@ -40,6 +49,17 @@ type Config struct {
 // small next to a batch's transaction, long enough for the next pull to
 // arrive.
 const DefaultBatchWait = 2 * time.Millisecond
+
+// DefaultPartialBatches is PROCESSOR_PARTIAL_BATCHES's default. Two keep a
+// lone event from waiting behind one slow transaction; more let small
+// batches crowd out full ones (measured in docs/benchmarks.md).
+const DefaultPartialBatches = 2
+
+// MaxPartialWait bounds how long a worker holding a partial batch waits for a
+// partial slot before it starts anyway: longer than a healthy batch
+// transaction, short next to AckWait, so a stuck transaction (the database
+// going away) costs the waiting events latency, never a redelivery.
+const MaxPartialWait = 100 * time.Millisecond
 
 // DefaultBatchSize is PROCESSOR_BATCH_SIZE's default: enough events per
 // commit to amortize it, few enough that a batch stays a few milliseconds.
@@ -103,6 +123,12 @@ func (c *Config) setDefaults() {
 	if c.BatchWait == 0 {
 		c.BatchWait = DefaultBatchWait
 	}
+	if c.PartialBatches == 0 {
+		c.PartialBatches = min(DefaultPartialBatches, c.Workers)
+	}
+	if c.partialWait == 0 {
+		c.partialWait = MaxPartialWait
+	}
 	c.Breaker.setDefaults()
 }
 
@@ -118,6 +144,8 @@ func (c *Config) validate() error {
 			c.Workers, c.Consumer.MaxAckPending)
 	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
 		return fmt.Errorf("processor: BatchSize %d must be between 1 and %d", c.BatchSize, MaxBatchSize)
+	case c.PartialBatches < 1 || c.PartialBatches > c.Workers:
+		return fmt.Errorf("processor: PartialBatches %d must be between 1 and Workers (%d)", c.PartialBatches, c.Workers)
 	case c.HandleTimeout <= 0 || c.ShutdownTimeout <= 0 || c.PollInterval <= 0 || c.AckTimeout <= 0:
 		return errors.New("processor: timeouts and intervals must be positive")
 	}

@@ -37,6 +37,13 @@ type Processor struct {
 
 	breaker *breaker // nil when BreakerConfig.Probe is nil
 	parked  *parking // messages received while the breaker was not closed
+
+	// forming is held by the one worker taking events off the queue into
+	// its next batch, so waiting events gather in one batch rather than
+	// one per idle worker; partial holds a slot per batch in handling that
+	// is smaller than the batch size (Config.PartialBatches).
+	forming chan struct{}
+	partial chan struct{}
 }
 
 // New returns a Processor that feeds the events of the durable consumer to h.
@@ -53,7 +60,8 @@ func New(js jetstream.JetStream, h handling.Handler, cfg Config, m *Metrics, log
 		m = NewMetrics(nil)
 	}
 	p := &Processor{js: js, h: h, cfg: cfg, m: m, log: log, parked: newParking(),
-		breaker: newBreaker(cfg.Breaker, m.breaker, log, cfg.Now)}
+		breaker: newBreaker(cfg.Breaker, m.breaker, log, cfg.Now),
+		forming: make(chan struct{}, 1), partial: make(chan struct{}, cfg.PartialBatches)}
 	if bh, ok := h.(handling.BatchHandler); ok && cfg.BatchSize > 1 {
 		p.bh = bh
 	}
@@ -259,33 +267,103 @@ func (p *Processor) dispatch(hctx context.Context, work chan<- delivery) jetstre
 	}
 }
 
-// work is one worker: it takes a delivery, plus whatever else is already
-// waiting up to the batch size (never waiting for more: latency first), and
-// handles them. When stopped it first handles what is left in the queue, or
-// gives it back at once if the shutdown budget is spent.
+// work is one worker. It takes the right to form the next batch, takes a
+// delivery plus whatever else is already waiting up to the batch size, and
+// hands the forming on before handling them, so another worker gathers the
+// next batch meanwhile. A batch that is not full starts at once only while
+// fewer than PartialBatches such batches are in handling; otherwise the
+// worker keeps gathering until the batch is full or a slot frees. At light
+// load that never delays anything (a slot is free); under load it turns many
+// one-event transactions into a few full ones. When stopped, a worker first
+// handles what is left in the queue, or gives it back at once if the shutdown
+// budget is spent.
 func (p *Processor) work(hctx context.Context, work <-chan delivery, stop <-chan struct{}) {
 	batch := make([]delivery, 0, p.batchSize())
 	for {
 		select {
-		case d := <-work:
-			p.processBatch(hctx, p.fill(append(batch[:0], d), work))
+		case p.forming <- struct{}{}:
 		case <-stop:
-			for {
-				select {
-				case d := <-work:
-					if hctx.Err() != nil {
-						if err := d.msg.Nak(); err != nil {
-							p.m.ackErrors.WithLabelValues("nak").Inc()
-						}
-						continue
-					}
-					p.processBatch(hctx, p.fill(append(batch[:0], d), work))
-				default:
-					return
-				}
-			}
+			p.drainQueue(hctx, work, batch)
+			return
+		}
+		var d delivery
+		select {
+		case d = <-work:
+		case <-stop:
+			<-p.forming
+			p.drainQueue(hctx, work, batch)
+			return
+		}
+		batch = p.fill(append(batch[:0], d), work)
+		slot := false
+		if len(batch) < p.batchSize() {
+			batch, slot = p.awaitPartialSlot(batch, work)
+		}
+		<-p.forming
+		p.processBatch(hctx, batch)
+		if slot {
+			<-p.partial
 		}
 	}
+}
+
+// drainQueue handles (or, with the shutdown budget spent, gives back) what is
+// left in the queue at stop, without the partial-batch limit: every worker
+// helps, so the queue empties as fast as the handler allows.
+func (p *Processor) drainQueue(hctx context.Context, work <-chan delivery, batch []delivery) {
+	for {
+		select {
+		case d := <-work:
+			if hctx.Err() != nil {
+				if err := d.msg.Nak(); err != nil {
+					p.m.ackErrors.WithLabelValues("nak").Inc()
+				}
+				continue
+			}
+			p.processBatch(hctx, p.fill(append(batch[:0], d), work))
+		default:
+			return
+		}
+	}
+}
+
+// awaitPartialSlot takes a partial-batch slot for batch, gathering the events
+// that arrive meanwhile. It returns when the batch is full (no slot needed),
+// when a slot is taken (the batch then takes what waits, up to full), or
+// after MaxPartialWait without one (it goes anyway, without a slot).
+func (p *Processor) awaitPartialSlot(batch []delivery, work <-chan delivery) ([]delivery, bool) {
+	select {
+	case p.partial <- struct{}{}:
+		return batch, true
+	default:
+	}
+	t := time.NewTimer(p.cfg.partialWait)
+	defer t.Stop()
+	for len(batch) < p.batchSize() {
+		select {
+		case d := <-work:
+			batch = append(batch, d)
+		case p.partial <- struct{}{}:
+			return p.topUp(batch, work), true
+		case <-t.C:
+			return batch, false
+		}
+	}
+	return batch, false
+}
+
+// topUp appends the deliveries already waiting in work, up to the batch size,
+// without waiting.
+func (p *Processor) topUp(batch []delivery, work <-chan delivery) []delivery {
+	for len(batch) < p.batchSize() {
+		select {
+		case d := <-work:
+			batch = append(batch, d)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // fill appends the deliveries already waiting in work, up to the batch size.
@@ -294,12 +372,10 @@ func (p *Processor) work(hctx context.Context, work <-chan delivery, stop <-chan
 // BatchWait for them; at light load (no backlog) it never waits.
 func (p *Processor) fill(batch []delivery, work <-chan delivery) []delivery {
 	var deadline <-chan time.Time
-	for len(batch) < p.batchSize() {
-		select {
-		case d := <-work:
-			batch = append(batch, d)
-			continue
-		default:
+	for {
+		batch = p.topUp(batch, work)
+		if len(batch) >= p.batchSize() {
+			return batch
 		}
 		if deadline == nil {
 			if p.cfg.BatchWait <= 0 || !backlog(batch[len(batch)-1].msg) {
@@ -316,7 +392,6 @@ func (p *Processor) fill(batch []delivery, work <-chan delivery) []delivery {
 			return batch
 		}
 	}
-	return batch
 }
 
 // backlog reports whether the consumer had messages pending beyond msg when

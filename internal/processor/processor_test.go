@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -667,6 +668,8 @@ func TestNewValidates(t *testing.T) {
 		{"negative workers", func(c *Config) { c.Workers = -1 }},
 		{"backoff longer than deliveries", func(c *Config) { c.Consumer.MaxDeliver = 2 }},
 		{"negative timeout", func(c *Config) { c.HandleTimeout = -time.Second }},
+		{"partial batches past workers", func(c *Config) { c.PartialBatches = c.Workers + 1 }},
+		{"negative partial batches", func(c *Config) { c.PartialBatches = -1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -681,7 +684,8 @@ func TestNewValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := p.Config(); c.Workers != DefaultWorkers || c.Consumer.AckWait != 30*time.Second || c.ShutdownTimeout != 25*time.Second {
+	if c := p.Config(); c.Workers != DefaultWorkers || c.Consumer.AckWait != 30*time.Second || c.ShutdownTimeout != 25*time.Second ||
+		c.PartialBatches != DefaultPartialBatches {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -799,4 +803,10 @@ func TestAdvisorySafetyNetCoversACrashedInstance(t *testing.T) {
 	if got := value(t, s.m.deadLetters.WithLabelValues(streams.ReasonMaxDeliveries)); got != 1 {
 		t.Errorf("dead_letters_total{max_deliveries} = %v, want 1", got)
 	}
+}
+
+func (r *recorder) batchSizes() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.batches)
 }
