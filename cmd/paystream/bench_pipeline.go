@@ -40,6 +40,7 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	fs.DurationVar(&c.E2EDuration, "e2e-duration", loadgen.DefaultE2EDuration, "length of the end-to-end latency run")
 	fs.BoolVar(&c.SkipE2E, "skip-e2e", false, "skip the end-to-end latency run")
 	fs.Float64Var(&c.E2ERate, "e2e-rate", 0, "events/s offered in the end-to-end run (0 = half the measured processor capacity)")
+	fs.BoolVar(&c.E2ECapacity, "e2e-capacity", false, "first measure the end-to-end capacity (events offered through the edge at the drain rate, commits counted) and offer half of that")
 	fs.BoolVar(&c.KeepDB, "keep-db", false, "keep the scratch database")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	setUsage(fs, stderr,

@@ -108,7 +108,7 @@ func TestBenchPipelineReportsProcessorBaselineAndLatency(t *testing.T) {
 	var out, errOut bytes.Buffer
 	env := config.MapEnv(map[string]string{"DATABASE_URL": testenv.AdminURL()})
 	err := run(context.Background(), []string{"bench", "pipeline", "--json", "--events", "60", "--processors", "2",
-		"--workers", "3", "--e2e-duration", "1s"}, env, &out, &errOut)
+		"--workers", "3", "--e2e-duration", "1s", "--e2e-capacity"}, env, &out, &errOut)
 	if err != nil {
 		t.Fatalf("bench pipeline: %v\n%s", err, errOut.String())
 	}
@@ -129,8 +129,12 @@ func TestBenchPipelineReportsProcessorBaselineAndLatency(t *testing.T) {
 	if rep.Ratio <= 0 {
 		t.Errorf("ratio = %v", rep.Ratio)
 	}
-	if rep.E2E == nil || rep.E2E.Events == 0 || rep.E2E.P99 < rep.E2E.P50 || rep.E2E.P50 <= 0 {
+	if rep.E2E == nil || rep.E2E.Events == 0 || rep.E2E.P99 < rep.E2E.P50 || rep.E2E.P50 <= 0 ||
+		rep.E2E.Calls < 1 || rep.E2E.Calls > rep.E2E.Events {
 		t.Errorf("e2e = %+v", rep.E2E)
+	}
+	if c, ok := rep.Extra["e2e_capacity_per_second"].(float64); !ok || c <= 0 {
+		t.Errorf("e2e capacity = %v", rep.Extra["e2e_capacity_per_second"])
 	}
 }
 

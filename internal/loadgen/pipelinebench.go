@@ -64,7 +64,13 @@ type PipelineBenchConfig struct {
 	SkipE2E           bool          // no end-to-end latency run
 	E2EDuration       time.Duration // length of the end-to-end run; default DefaultE2EDuration
 	E2ERate           float64       // events/s offered end to end; 0 = half the measured processor capacity
-	KeepDB            bool          // leave the scratch database behind
+	// E2ECapacity measures the end-to-end capacity first (events offered
+	// through the edge at the drain rate, commits counted) and, unless
+	// E2ERate is set, offers half of that instead of half the drain rate:
+	// on one machine the edge and the load tool take their share of the
+	// cores the drain had to itself.
+	E2ECapacity bool
+	KeepDB      bool // leave the scratch database behind
 }
 
 func (c *PipelineBenchConfig) setDefaults() {
@@ -221,6 +227,15 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 	// 3. End-to-end latency through the real edge at half the capacity.
 	if !cfg.SkipE2E {
 		rate := procRes.PerSecond / 2
+		if cfg.E2ECapacity {
+			capacity, err := b.e2eCapacity(ctx, procRes.PerSecond)
+			if err != nil {
+				return Report{}, err
+			}
+			rep.Extra["e2e_capacity_per_second"] = capacity
+			fmt.Fprintf(progress, "\r  end-to-end capacity: %.1f events/s committed\n", capacity)
+			rate = capacity / 2
+		}
 		if cfg.E2ERate > 0 {
 			rate = cfg.E2ERate
 		}
@@ -289,14 +304,63 @@ func (b *pipelineBench) drainAt(ctx context.Context, size int) (Result, error) {
 	return r, nil
 }
 
+// edgeConfig is the real edge's configuration for the end-to-end runs, on
+// b's broker with a fresh signing secret and no rate limit.
+func (b *pipelineBench) edgeConfig() (config.Edge, string, error) {
+	secret := stripefixture.NewSecret()
+	ecfg, err := config.ParseEdge(config.MapEnv(map[string]string{"NATS_URL": b.natsURL, "STRIPE_WEBHOOK_SECRET": secret,
+		"EDGE_RATE_LIMIT": "0", "EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"}), []string{"STRIPE_WEBHOOK_SECRET"})
+	return ecfg, secret, err
+}
+
+// e2eCapacity runs the real edge and a fresh processor group, offers events
+// through the edge at rate (the drain rate: more than the group can commit
+// while the edge and the load tool share the machine) for b.cfg.E2EDuration,
+// and returns how many events per second the group committed meanwhile. It
+// then lets the group work off the backlog, so the next run starts empty.
+func (b *pipelineBench) e2eCapacity(ctx context.Context, rate float64) (float64, error) {
+	ecfg, secret, err := b.edgeConfig()
+	if err != nil {
+		return 0, err
+	}
+	group, err := startGroup(ctx, b.natsURL, b.dsn, b.cfg, b.cfg.BatchSize, &ecfg, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = group.stop() }() // a no-op after the stop below
+	before, err := b.db.NewSelect().Table("stripe_events").Count(ctx)
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(b.progress, "  end-to-end capacity: %.0f events/s offered through the edge for %s\n", rate, b.cfg.E2EDuration)
+	res, err := RunEdge(ctx, EdgeConfig{URL: "http://" + group.addrs.Edge.Public + "/webhooks/stripe", Secret: secret,
+		Concurrency: 64, Duration: b.cfg.E2EDuration, Rate: rate, Progress: b.progress}, b.payloads)
+	if err == nil && res.Errors > 0 {
+		err = fmt.Errorf("end-to-end capacity run: %d requests failed (%v)", res.Errors, res.ByStatus)
+	}
+	if err != nil {
+		return 0, err
+	}
+	after, err := b.db.NewSelect().Table("stripe_events").Count(ctx)
+	if err != nil {
+		return 0, err
+	}
+	committed := float64(after-before) / res.Elapsed.Seconds()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	err = WaitEvents(wctx, b.db, int(before)+res.Requests, nil)
+	cancel()
+	if serr := group.stop(); err == nil {
+		err = serr
+	}
+	return committed, err
+}
+
 // e2e runs the real edge and a fresh processor group, offers load at rate
 // through the edge for b.cfg.E2EDuration, and times every applied event from
 // the edge's receipt to the return of its committed transaction. It returns
 // the latencies and the rate the edge actually took.
 func (b *pipelineBench) e2e(ctx context.Context, rate float64) (Latency, float64, error) {
-	secret := stripefixture.NewSecret()
-	ecfg, err := config.ParseEdge(config.MapEnv(map[string]string{"NATS_URL": b.natsURL, "STRIPE_WEBHOOK_SECRET": secret,
-		"EDGE_RATE_LIMIT": "0", "EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"}), []string{"STRIPE_WEBHOOK_SECRET"})
+	ecfg, secret, err := b.edgeConfig()
 	if err != nil {
 		return Latency{}, 0, err
 	}
