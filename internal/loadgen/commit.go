@@ -17,7 +17,8 @@ type CommitClock struct {
 	mu    sync.Mutex
 	on    bool
 	lats  []time.Duration
-	calls int // handler calls that applied at least one event
+	waits []time.Duration // receipt → the handler call that applied it began
+	calls int             // handler calls that applied at least one event
 	now   func() time.Time
 }
 
@@ -27,7 +28,7 @@ func NewCommitClock() *CommitClock { return &CommitClock{now: time.Now} }
 // Start discards what was recorded and begins recording.
 func (c *CommitClock) Start() {
 	c.mu.Lock()
-	c.on, c.lats, c.calls = true, c.lats[:0], 0
+	c.on, c.lats, c.waits, c.calls = true, c.lats[:0], c.waits[:0], 0
 	c.mu.Unlock()
 }
 
@@ -36,16 +37,18 @@ func (c *CommitClock) Stop() Latency {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.on = false
-	lat := slices.Clone(c.lats)
+	lat, wait := slices.Clone(c.lats), slices.Clone(c.waits)
 	slices.Sort(lat)
+	slices.Sort(wait)
 	n := len(lat)
 	if n == 0 {
 		return Latency{}
 	}
-	return Latency{Events: n, P50: lat[n*50/100], P90: lat[n*90/100], P99: lat[n*99/100], Max: lat[n-1], Calls: c.calls}
+	return Latency{Events: n, P50: lat[n*50/100], P90: lat[n*90/100], P99: lat[n*99/100], Max: lat[n-1], Calls: c.calls,
+		StartP50: wait[n*50/100], StartP99: wait[n*99/100]}
 }
 
-func (c *CommitClock) observe(evs []handling.Event, res []handling.Result) {
+func (c *CommitClock) observe(began time.Time, evs []handling.Event, res []handling.Result) {
 	t := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -56,6 +59,7 @@ func (c *CommitClock) observe(evs []handling.Event, res []handling.Result) {
 	for i, ev := range evs {
 		if res[i].Err == nil && res[i].Outcome == handling.Applied && !ev.ReceivedAt.IsZero() {
 			c.lats = append(c.lats, t.Sub(ev.ReceivedAt))
+			c.waits = append(c.waits, began.Sub(ev.ReceivedAt))
 		}
 	}
 	if len(c.lats) > before {
@@ -79,8 +83,9 @@ type timed struct {
 }
 
 func (t timed) Handle(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+	began := t.c.now()
 	out, err := t.h.Handle(ctx, ev)
-	t.c.observe([]handling.Event{ev}, []handling.Result{{Outcome: out, Err: err}})
+	t.c.observe(began, []handling.Event{ev}, []handling.Result{{Outcome: out, Err: err}})
 	return out, err
 }
 
@@ -90,8 +95,9 @@ type timedBatch struct {
 }
 
 func (t timedBatch) HandleBatch(ctx context.Context, evs []handling.Event) []handling.Result {
+	began := t.c.now()
 	res := t.bh.HandleBatch(ctx, evs)
-	t.c.observe(evs, res)
+	t.c.observe(began, evs, res)
 	return res
 }
 

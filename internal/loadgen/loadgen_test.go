@@ -109,7 +109,7 @@ func TestCommitClockTimesAppliedEventsOnly(t *testing.T) {
 	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_dup", ReceivedAt: received})
 	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_no_receipt"})
 	lat := c.Stop()
-	if lat.Events != 1 || lat.P50 < 20*time.Millisecond || lat.Max != lat.P50 {
+	if lat.Events != 1 || lat.P50 < 20*time.Millisecond || lat.Max != lat.P50 || lat.StartP50 < 20*time.Millisecond || lat.StartP50 > lat.P50 {
 		t.Fatalf("latency = %+v, want one event of at least 20ms", lat)
 	}
 	if _, ok := h.(handling.BatchHandler); ok {

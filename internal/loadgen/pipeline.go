@@ -171,4 +171,9 @@ type Latency struct {
 	// Calls is how many handler calls (transactions: one per batch or per
 	// lone event) applied the timed events; Events/Calls is the mean batch.
 	Calls int `json:"calls"`
+	// StartP50 and StartP99 are the time from receipt to the start of the
+	// handler call that applied the event: broker, delivery and the wait for
+	// a worker and a batch; the rest of P50/P99 is the transaction.
+	StartP50 time.Duration `json:"start_p50_ns"`
+	StartP99 time.Duration `json:"start_p99_ns"`
 }
