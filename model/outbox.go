@@ -2,7 +2,6 @@
 package model
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,15 +13,15 @@ import (
 type Outbox struct {
 	bun.BaseModel `bun:"table:outbox"`
 
-	ID          uuid.UUID       `bun:"id,pk,type:uuid"`
-	Subject     string          `bun:"subject,notnull"`    // purchases.completed, …
-	EventType   string          `bun:"event_type,notnull"` // CloudEvents type
-	AggregateID uuid.UUID       `bun:"aggregate_id,notnull,type:uuid"`
-	Payload     json.RawMessage `bun:"payload,notnull,type:jsonb"` // the CloudEvents envelope
-	CreatedAt   time.Time       `bun:"created_at,notnull,default:current_timestamp"`
-	PublishedAt *time.Time      `bun:"published_at"`
-	Attempts    int             `bun:"attempts,notnull,default:0"`
-	LastError   *string         `bun:"last_error"`
+	ID          uuid.UUID  `bun:"id,pk,type:uuid"`
+	Subject     string     `bun:"subject,notnull"`    // purchases.completed, …
+	EventType   string     `bun:"event_type,notnull"` // CloudEvents type
+	AggregateID uuid.UUID  `bun:"aggregate_id,notnull,type:uuid"`
+	Payload     JSON       `bun:"payload,notnull"` // jsonb: the CloudEvents envelope
+	CreatedAt   time.Time  `bun:"created_at,notnull,default:current_timestamp"`
+	PublishedAt *time.Time `bun:"published_at"`
+	Attempts    int        `bun:"attempts,notnull,default:0"`
+	LastError   *string    `bun:"last_error"`
 	// TraceParent is the W3C trace context of the writing transaction
 	// ("" when tracing is off), continued by the relay's publish.
 	TraceParent string `bun:"traceparent,nullzero"`

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,16 +20,16 @@ const (
 type StripeEvent struct {
 	bun.BaseModel `bun:"table:stripe_events"`
 
-	EventID         string          `bun:"event_id,pk"`
-	Type            string          `bun:"type,notnull"`
-	Endpoint        string          `bun:"endpoint,notnull"`
-	Livemode        bool            `bun:"livemode,notnull"`
-	APIVersion      string          `bun:"api_version,notnull"`
-	StripeCreatedAt *time.Time      `bun:"stripe_created_at"`
-	ReceivedAt      *time.Time      `bun:"received_at"`
-	ProcessedAt     time.Time       `bun:"processed_at,notnull"`
-	Outcome         string          `bun:"outcome,notnull"`
-	Error           *string         `bun:"error"` // why nothing changed, for duplicate/recorded rows
-	PurchaseID      *uuid.UUID      `bun:"purchase_id,type:uuid"`
-	Payload         json.RawMessage `bun:"payload,notnull,type:jsonb"`
+	EventID         string     `bun:"event_id,pk"`
+	Type            string     `bun:"type,notnull"`
+	Endpoint        string     `bun:"endpoint,notnull"`
+	Livemode        bool       `bun:"livemode,notnull"`
+	APIVersion      string     `bun:"api_version,notnull"`
+	StripeCreatedAt *time.Time `bun:"stripe_created_at"`
+	ReceivedAt      *time.Time `bun:"received_at"`
+	ProcessedAt     time.Time  `bun:"processed_at,notnull"`
+	Outcome         string     `bun:"outcome,notnull"`
+	Error           *string    `bun:"error"` // why nothing changed, for duplicate/recorded rows
+	PurchaseID      *uuid.UUID `bun:"purchase_id,type:uuid"`
+	Payload         JSON       `bun:"payload,notnull"` // jsonb
 }

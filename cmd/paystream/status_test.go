@@ -38,7 +38,7 @@ func TestStatusReportsLagDLQAndOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	row := &model.Outbox{ID: uuid.New(), Subject: "purchases.completed", EventType: "t", AggregateID: uuid.New(),
-		Payload: json.RawMessage(`{}`), CreatedAt: time.Now().Add(-time.Minute)}
+		Payload: model.JSON(`{}`), CreatedAt: time.Now().Add(-time.Minute)}
 	if _, err := bdb.NewInsert().Model(row).Exec(ctx); err != nil {
 		t.Fatal(err)
 	}

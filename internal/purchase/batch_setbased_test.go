@@ -319,7 +319,7 @@ func TestSetBasedMatchesPerEvent(t *testing.T) {
 				// there (and in this made-up world, no purchase).
 				ev := paid(t, newWorld(a, "taken"), "evt_taken", t0)
 				e.insert(&model.StripeEvent{EventID: ev.ID, Type: ev.Type, Endpoint: "default", APIVersion: ev.APIVersion,
-					ProcessedAt: t0, Outcome: model.EventApplied, Payload: ev.Payload})
+					ProcessedAt: t0, Outcome: model.EventApplied, Payload: model.JSON(ev.Payload)})
 			},
 			batch: func(t *testing.T, a, b catalog) []handling.Event {
 				return []handling.Event{paid(t, newWorld(a, "taken"), "evt_taken", t0), paid(t, newWorld(a, "free"), "evt_free", t0)}

@@ -294,7 +294,7 @@ func eventRow(ev event, rec *record, now time.Time) model.StripeEvent {
 	row := model.StripeEvent{
 		EventID: ev.ID, Type: ev.Type, Endpoint: ev.Endpoint, Livemode: ev.Livemode,
 		APIVersion: ev.APIVersion, StripeCreatedAt: &created, ProcessedAt: now.UTC(),
-		Outcome: rec.outcome, PurchaseID: rec.purchaseID, Payload: ev.Payload,
+		Outcome: rec.outcome, PurchaseID: rec.purchaseID, Payload: model.JSON(ev.Payload),
 	}
 	if rec.note != "" {
 		row.Error = &rec.note

@@ -78,7 +78,7 @@ func TestRedeliveryWhoseRouteFailsIsADuplicate(t *testing.T) {
 			bad := checkout(t, "checkout.session.completed", "evt_again", t0, cat, "cs_again", 2999,
 				func(c *stripefixture.Checkout) { delete(c.Metadata, purchase.MetaContentID) })
 			e.insert(&model.StripeEvent{EventID: bad.ID, Type: bad.Type, Endpoint: "default", APIVersion: bad.APIVersion,
-				ProcessedAt: t0, Outcome: model.EventRecorded, Payload: bad.Payload})
+				ProcessedAt: t0, Outcome: model.EventRecorded, Payload: model.JSON(bad.Payload)})
 			var got []handling.Result
 			if batch {
 				got = e.h.HandleBatch(context.Background(), []handling.Event{
