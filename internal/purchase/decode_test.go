@@ -1,0 +1,77 @@
+package purchase
+
+import (
+	"encoding/json"
+	"errors"
+	"maps"
+	"reflect"
+	"testing"
+
+	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/handling"
+)
+
+func sessionEvent(object string) event {
+	env := &envelope{ID: "evt_1", Type: TypeCheckoutCompleted}
+	env.Data = &struct {
+		Raw json.RawMessage `json:"object"`
+	}{Raw: json.RawMessage(object)}
+	return event{Event: handling.Event{ID: "evt_1", Type: TypeCheckoutCompleted}, stripe: env}
+}
+
+// TestDecodeSessionReadsIDsExpandedOrNot: payment_intent and customer come as
+// ids, as expanded objects, as null or not at all; every other field the
+// handler reads is taken as it is.
+func TestDecodeSessionReadsIDsExpandedOrNot(t *testing.T) {
+	const common = `"id":"cs_1","object":"checkout.session","payment_status":"paid","amount_total":2999,` +
+		`"currency":"usd","livemode":true,"metadata":{"customerId":"user_1","note":"x"},"unknown":{"deep":[1,{"a":null}]}`
+	tests := []struct {
+		name, object string
+		pi, cus      string
+	}{
+		{"ids", `{` + common + `,"payment_intent":"pi_1","customer":"cus_1"}`, "pi_1", "cus_1"},
+		{"expanded", `{` + common + `,"payment_intent":{"id":"pi_2","object":"payment_intent","amount":2999},"customer":{"id":"cus_2","email":"a@b.c"}}`, "pi_2", "cus_2"},
+		{"null", `{` + common + `,"payment_intent":null,"customer":null}`, "", ""},
+		{"absent", `{` + common + `}`, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := decodeSession(sessionEvent(tt.object))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := session{ID: "cs_1", PaymentStatus: "paid", PaymentIntentID: tt.pi, StripeCustomerID: tt.cus,
+				AmountTotal: 2999, Currency: "usd", Livemode: true, Metadata: map[string]string{"customerId": "user_1", "note": "x"}}
+			if !maps.Equal(s.Metadata, want.Metadata) {
+				t.Errorf("metadata = %v", s.Metadata)
+			}
+			s.Metadata, want.Metadata = nil, nil
+			if !reflect.DeepEqual(s, want) {
+				t.Errorf("session = %+v, want %+v", s, want)
+			}
+		})
+	}
+}
+
+// TestDecodeSessionRejectsWhatIsNotASession: each is invalid (dead-lettered
+// at once), never a half-read session.
+func TestDecodeSessionRejectsWhatIsNotASession(t *testing.T) {
+	for name, object := range map[string]string{
+		"a string":            `"cs_1"`,
+		"no id":               `{"object":"checkout.session","payment_status":"paid"}`,
+		"another object":      `{"id":"pi_1","object":"payment_intent"}`,
+		"metadata not text":   `{"id":"cs_1","metadata":{"customerId":42}}`,
+		"amount not a number": `{"id":"cs_1","amount_total":"2999"}`,
+		"payment intent bad":  `{"id":"cs_1","payment_intent":42}`,
+		"customer bad":        `{"id":"cs_1","customer":["cus_1"]}`,
+		"not JSON":            `{"id":"cs_1",`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := decodeSession(sessionEvent(object))
+			var f *fault.Error
+			if !errors.As(err, &f) || f.Code != fault.Invalid {
+				t.Errorf("err = %v, want an invalid-payload fault", err)
+			}
+		})
+	}
+}
