@@ -84,17 +84,11 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 	}
 	progress = orDiscard(progress)
 
-	dsn, dropDB, err := ScratchDatabase(ctx, cfg.DatabaseURL)
+	dsn, who, dropDB, err := apiBenchDatabase(ctx, cfg)
 	if err != nil {
 		return Report{}, err
 	}
-	if !cfg.KeepDB {
-		defer dropDB()
-	}
-	who, err := seedAPIBench(ctx, dsn, cfg.Customers)
-	if err != nil {
-		return Report{}, err
-	}
+	defer dropDB()
 
 	g, err := startApp(ctx, app.Config{API: &config.API{
 		Common:     config.Common{DatabaseURL: dsn},
@@ -153,20 +147,34 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 	return rep, nil
 }
 
-// seedAPIBench migrates the scratch database dsn, seeds the demo catalog
-// (SeedDemo) and gives customers access to its content (SeedAccess); it
-// returns the customers to check.
-func seedAPIBench(ctx context.Context, dsn string, customers int) ([]string, error) {
+// apiBenchDatabase creates the scratch database, migrates it, seeds the
+// demo catalog (SeedDemo) and gives cfg.Customers access to its content
+// (SeedAccess). It returns the database's URL, the customers to check and
+// the function that drops the database (a no-op with cfg.KeepDB).
+func apiBenchDatabase(ctx context.Context, cfg APIBenchConfig) (dsn string, customers []string, drop func(), err error) {
+	dsn, dropDB, err := scratchDatabase(ctx, cfg.DatabaseURL, cfg.KeepDB)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			dropDB()
+		}
+	}()
 	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: 2})
 	if err != nil {
-		return nil, err
+		return "", nil, nil, err
 	}
 	defer bdb.Close()
 	if _, err := migrations.Up(ctx, bdb); err != nil {
-		return nil, err
+		return "", nil, nil, err
 	}
 	if _, err := SeedDemo(ctx, bdb); err != nil {
-		return nil, err
+		return "", nil, nil, err
 	}
-	return SeedAccess(ctx, bdb, demo.ContentID, demo.OrganizationID, demo.PriceCents, demo.Currency, customers)
+	customers, err = SeedAccess(ctx, bdb, demo.ContentID, demo.OrganizationID, demo.PriceCents, demo.Currency, cfg.Customers)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return dsn, customers, dropDB, nil
 }

@@ -129,13 +129,11 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 	progress = orDiscard(progress)
 
 	// A scratch database on the same server, migrated and seeded.
-	dsn, dropDB, err := ScratchDatabase(ctx, cfg.DatabaseURL)
+	dsn, dropDB, err := scratchDatabase(ctx, cfg.DatabaseURL, cfg.KeepDB)
 	if err != nil {
 		return Report{}, err
 	}
-	if !cfg.KeepDB {
-		defer dropDB()
-	}
+	defer dropDB()
 	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: cfg.concurrency() + 2})
 	if err != nil {
 		return Report{}, err

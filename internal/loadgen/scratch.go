@@ -13,6 +13,16 @@ import (
 	"github.com/paystream/paystream/internal/devenv"
 )
 
+// scratchDatabase is ScratchDatabase whose drop is a no-op when keep is set,
+// for a bench's KeepDB.
+func scratchDatabase(ctx context.Context, serverURL string, keep bool) (string, func(), error) {
+	dsn, drop, err := ScratchDatabase(ctx, serverURL)
+	if err != nil || !keep {
+		return dsn, drop, err
+	}
+	return dsn, func() {}, nil
+}
+
 // ScratchDatabase creates paystream_bench_<unix nanos, base 36> on
 // serverURL's server and returns its URL and a function that drops it
 // (forcing out any session still connected). The database is empty: the
