@@ -13,9 +13,7 @@ import (
 	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
-	"github.com/paystream/paystream/migrations"
 )
 
 // Defaults of APIBenchConfig.
@@ -84,11 +82,17 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 	}
 	progress = orDiscard(progress)
 
-	dsn, who, dropDB, err := apiBenchDatabase(ctx, cfg)
+	// The demo catalog, and customers with and without access to its content.
+	sdb, err := OpenDemoDatabase(ctx, cfg.DatabaseURL, cfg.KeepDB, 2)
 	if err != nil {
 		return Report{}, err
 	}
-	defer dropDB()
+	defer sdb.Close()
+	who, err := SeedAccess(ctx, sdb.DB, demo.ContentID, demo.OrganizationID, demo.PriceCents, demo.Currency, cfg.Customers)
+	if err != nil {
+		return Report{}, err
+	}
+	dsn := sdb.URL
 
 	g, err := startApp(ctx, app.Config{API: &config.API{
 		Common:     config.Common{DatabaseURL: dsn},
@@ -145,36 +149,4 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 		return Report{}, err
 	}
 	return rep, nil
-}
-
-// apiBenchDatabase creates the scratch database, migrates it, seeds the
-// demo catalog (SeedDemo) and gives cfg.Customers access to its content
-// (SeedAccess). It returns the database's URL, the customers to check and
-// the function that drops the database (a no-op with cfg.KeepDB).
-func apiBenchDatabase(ctx context.Context, cfg APIBenchConfig) (dsn string, customers []string, drop func(), err error) {
-	dsn, dropDB, err := scratchDatabase(ctx, cfg.DatabaseURL, cfg.KeepDB)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	defer func() {
-		if err != nil {
-			dropDB()
-		}
-	}()
-	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: 2})
-	if err != nil {
-		return "", nil, nil, err
-	}
-	defer bdb.Close()
-	if _, err := migrations.Up(ctx, bdb); err != nil {
-		return "", nil, nil, err
-	}
-	if _, err := SeedDemo(ctx, bdb); err != nil {
-		return "", nil, nil, err
-	}
-	customers, err = SeedAccess(ctx, bdb, demo.ContentID, demo.OrganizationID, demo.PriceCents, demo.Currency, cfg.Customers)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	return dsn, customers, dropDB, nil
 }
