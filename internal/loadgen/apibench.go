@@ -88,7 +88,7 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 		return Report{}, err
 	}
 	defer sdb.Close()
-	who, err := SeedAccess(ctx, sdb.DB, demo.ContentID, demo.OrganizationID, demo.PriceCents, demo.Currency, cfg.Customers)
+	who, err := SeedAccess(ctx, sdb.DB, sdb.Purchase, cfg.Customers)
 	if err != nil {
 		return Report{}, err
 	}

@@ -42,3 +42,36 @@ func TestRunAPIBenchReportsAPIAndDirectSQL(t *testing.T) {
 		t.Errorf("started %s, finished %s", rep.Started, rep.Finished)
 	}
 }
+
+// SeedAccess grants access to half its customers through purchases of the
+// demo content under the seeded agreements, and to the rest for free.
+func TestSeedAccess(t *testing.T) {
+	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	ctx := context.Background()
+	d, err := loadgen.OpenDemoDatabase(ctx, testenv.AdminURL(), false, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	who, err := loadgen.SeedAccess(ctx, d.DB, d.Purchase, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(who) != 11 || who[0] != "bench_cust_1" || who[10] != "bench_stranger_1" {
+		t.Errorf("customers = %v", who)
+	}
+	p := d.Purchase
+	bought, err := d.DB.NewSelect().Table("purchases").
+		Where("status = 'completed' AND amount_paid_cents = ? AND platform_fee_cents = ? AND organization_fee_cents = ?",
+			p.Amount, p.PlatformFee, p.OrgFee).
+		Where("platform_agreement_id = ? AND creator_org_agreement_id = ?", p.PlatformAgreement, p.CreatorOrg).Count(ctx)
+	if err != nil || bought != 5 {
+		t.Errorf("purchases with the demo split and agreements = %d, %v; want 5", bought, err)
+	}
+	for typ, want := range map[string]int64{"purchased": 5, "complimentary": 5} {
+		n, err := d.DB.NewSelect().Table("content_access").Where("access_type = ? AND content_id = ?", typ, p.ContentID).Count(ctx)
+		if err != nil || n != want {
+			t.Errorf("%s access rows = %d, %v; want %d", typ, n, err, want)
+		}
+	}
+}
