@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/loadgen"
+	"github.com/paystream/paystream/internal/obs"
 )
 
 // benchReport is the machine-readable output of `paystream bench … --json`.
@@ -113,5 +115,11 @@ func printBench(w io.Writer, rep benchReport, asJSON bool) error {
 	return nil
 }
 
-// machine describes where a run happened; see loadgen.Machine.
-func machine() string { return loadgen.Machine() }
+// benchLogger is the log of a bench's services: discarded, unless LOG_LEVEL
+// is set, then on stderr at that level.
+func benchLogger(getenv config.Getenv, common config.Common, stderr io.Writer) *slog.Logger {
+	if getenv("LOG_LEVEL") == "" {
+		return obs.NewLogger(io.Discard, slog.LevelError, "bench")
+	}
+	return obs.NewLogger(stderr, common.LogLevel, "bench")
+}

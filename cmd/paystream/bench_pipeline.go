@@ -5,13 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/loadgen"
-	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/internal/processor"
 )
 
@@ -61,20 +59,11 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	if err := p.Err(); err != nil {
 		return err
 	}
-	c.Log = obs.NewLogger(io.Discard, slog.LevelError, "bench")
-	if lv := getenv("LOG_LEVEL"); lv != "" {
-		c.Log = obs.NewLogger(stderr, common.LogLevel, "bench")
-	}
+	c.Log = benchLogger(getenv, common, stderr)
 	c.DatabaseURL, c.Streams, c.Env = common.DatabaseURL, common.Streams, getenv
 	rep, err := loadgen.RunPipelineBench(ctx, c, stderr)
 	if err != nil {
 		return err
 	}
 	return printBench(stdout, rep, *asJSON)
-}
-
-// scratchDatabase is loadgen.ScratchDatabase, for the bench subcommands that
-// set up a scratch database of their own (bench api, bench soak).
-func scratchDatabase(ctx context.Context, serverURL string) (string, func(), error) {
-	return loadgen.ScratchDatabase(ctx, serverURL)
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +14,8 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/loadgen"
-	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/migrations"
 )
 
 // errSoakFailed is returned when the soak ran but its verdict is FAIL.
@@ -72,10 +68,7 @@ func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout,
 	if err := p.Err(); err != nil {
 		return err
 	}
-	c.Log = obs.NewLogger(io.Discard, slog.LevelError, "bench")
-	if lv := getenv("LOG_LEVEL"); lv != "" {
-		c.Log = obs.NewLogger(stderr, common.LogLevel, "bench")
-	}
+	c.Log = benchLogger(getenv, common, stderr)
 	c.Progress = stderr
 
 	dir, err := os.MkdirTemp("", "paystream-soak-")
@@ -105,30 +98,17 @@ func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout,
 		}
 	}
 
-	dsn, dropDB, err := loadgen.ScratchDatabase(ctx, common.DatabaseURL)
+	sdb, err := loadgen.OpenDemoDatabase(ctx, common.DatabaseURL, *keepDB, 4)
 	if err != nil {
 		return err
 	}
-	if !*keepDB {
-		defer dropDB()
-	}
-	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: 4})
-	if err != nil {
-		return err
-	}
-	defer bdb.Close()
-	if _, err := migrations.Up(ctx, bdb); err != nil {
-		return err
-	}
-	if _, err := loadgen.SeedDemo(ctx, bdb); err != nil {
-		return err
-	}
+	defer sdb.Close()
 	c.Payload = loadgen.PayloadSpec{ContentID: demo.ContentID, OrganizationID: demo.OrganizationID,
 		Amount: demo.PriceCents, Currency: demo.Currency}
-	fmt.Fprintf(stderr, "bench soak: %s soak, %d processor(s), fault every %s, %s\n", c.Duration, c.Processors, c.FaultEvery, machine())
+	fmt.Fprintf(stderr, "bench soak: %s soak, %d processor(s), fault every %s, %s\n", c.Duration, c.Processors, c.FaultEvery, loadgen.Machine())
 
-	c.DatabaseURL = dsn
-	rep, err := loadgen.RunSoak(ctx, bdb, c)
+	c.DatabaseURL = sdb.URL
+	rep, err := loadgen.RunSoak(ctx, sdb.DB, c)
 	if err != nil {
 		return err
 	}
@@ -141,11 +121,11 @@ func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout,
 			Machine string   `json:"machine"`
 			Pass    bool     `json:"pass"`
 			Reasons []string `json:"reasons,omitempty"`
-		}{rep, machine(), ok, reasons}); err != nil {
+		}{rep, loadgen.Machine(), ok, reasons}); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "soak (%s)\n", machine())
+		fmt.Fprintf(stdout, "soak (%s)\n", loadgen.Machine())
 		if _, err := rep.WriteTo(stdout); err != nil {
 			return err
 		}

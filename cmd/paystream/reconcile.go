@@ -69,9 +69,7 @@ func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdo
 	}
 	log := obs.NewLogger(stderr, common.LogLevel, "paystream-reconcile")
 
-	lister, err := reconcile.NewStripeLister(reconcile.StripeConfig{
-		Key: rc.SecretKey, APIBase: rc.APIBase, MaxNetworkRetries: rc.MaxNetworkRetries,
-	}, log)
+	lister, err := reconcile.NewStripeLister(rc.Stripe(), log)
 	if err != nil {
 		return err
 	}

@@ -133,18 +133,18 @@ func collectStreams(ctx context.Context, js jetstream.JetStream, rep *statusRepo
 		if name != streams.EventsStream {
 			continue
 		}
-		c, err := s.Consumer(ctx, processorConsumer)
+		c, err := s.Consumer(ctx, streams.ProcessorConsumer)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			rep.Problems = append(rep.Problems, "consumer "+processorConsumer+" does not exist (no processor has started)")
+			rep.Problems = append(rep.Problems, "consumer "+streams.ProcessorConsumer+" does not exist (no processor has started)")
 			continue
 		}
 		if err != nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("consumer %s: %v", processorConsumer, err))
+			rep.Problems = append(rep.Problems, fmt.Sprintf("consumer %s: %v", streams.ProcessorConsumer, err))
 			continue
 		}
 		ci, err := c.Info(ctx)
 		if err != nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("consumer %s: %v", processorConsumer, err))
+			rep.Problems = append(rep.Problems, fmt.Sprintf("consumer %s: %v", streams.ProcessorConsumer, err))
 			continue
 		}
 		rep.Consumer = &consumerStatus{Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending,
@@ -206,6 +206,3 @@ func printStatus(w io.Writer, rep statusReport) {
 		fmt.Fprintln(w, "problem:", p)
 	}
 }
-
-// processorConsumer is the durable consumer the processor group shares.
-const processorConsumer = "processor"

@@ -30,7 +30,7 @@ func TestStatusReportsLagDLQAndOutbox(t *testing.T) {
 		}
 	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, streams.EventsStream, jetstream.ConsumerConfig{
-		Durable: processorConsumer, AckPolicy: jetstream.AckExplicitPolicy,
+		Durable: streams.ProcessorConsumer, AckPolicy: jetstream.AckExplicitPolicy,
 	}); err != nil {
 		t.Fatal(err)
 	}

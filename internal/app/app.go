@@ -1,9 +1,9 @@
 // Package app is paystream's one composition root: it builds the services
 // (the purchase API, the edge and the processor group) from
 // their configuration and runs them under one supervisor with an ordered
-// shutdown. cmd/edge, cmd/processor, `paystream dev`, `paystream bench
-// pipeline` and the full-stack tests in internal/pipeline all start the
-// system through App; they differ only in the Config and Options they pass.
+// shutdown. cmd/edge, cmd/processor, cmd/api, `paystream dev`, `paystream
+// bench pipeline` and `bench api` and the full-stack tests in
+// internal/pipeline all start the system through App; they differ only in the Config and Options they pass.
 package app
 
 import (

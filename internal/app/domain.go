@@ -26,7 +26,7 @@ import (
 type DomainConfig struct {
 	Purchase  purchase.Config
 	Relay     outbox.RelayConfig
-	Reconcile config.Reconcile
+	Reconcile reconcile.Settings
 }
 
 // ParseDomain reads the domain settings from p; check p.Err afterwards.
@@ -53,8 +53,7 @@ func (c DomainConfig) Domain() Domain {
 		}
 		companions := []Companion{{Name: "outbox-relay", Run: relay.Run}}
 		if rc := c.Reconcile; rc.Interval > 0 {
-			lister, err := reconcile.NewStripeLister(reconcile.StripeConfig{Key: rc.SecretKey, APIBase: rc.APIBase,
-				MaxNetworkRetries: rc.MaxNetworkRetries}, d.Log)
+			lister, err := reconcile.NewStripeLister(rc.Stripe(), d.Log)
 			if err != nil {
 				return nil, nil, fmt.Errorf("reconcile: %w", err)
 			}

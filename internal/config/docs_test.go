@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/reconcile"
 )
 
 // row is one line of a configuration table: a variable and its documented
@@ -70,7 +71,7 @@ type parsed struct {
 	Processor config.Processor
 	Purchase  any
 	Relay     any
-	Reconcile config.Reconcile
+	Reconcile reconcile.Settings
 	API       config.API
 }
 

@@ -84,23 +84,25 @@ func RunAccessSQL(ctx context.Context, pool *pgxpool.Pool, query string, cfg Acc
 	})
 }
 
-// SeedAccess gives n customers (bench_cust_1…n) access to content: the first
-// half through completed purchases (with their split), the rest through
-// complimentary grants, the way the processor and other systems write
-// content_access. It returns those customers plus n/10 who never had
-// access, so the run also measures the no-row answer.
-func SeedAccess(ctx context.Context, db bun.IDB, content, org string, price int64, currency string, n int) ([]string, error) {
+// SeedAccess gives n customers (bench_cust_1…n) access to p's content: the
+// first half through completed purchases of p (its price, split and
+// agreements, as SeedDemo returns them), the rest through complimentary
+// grants, the way the processor and other systems write content_access. It
+// returns those customers plus n/10 who never had access, so the run also
+// measures the no-row answer.
+func SeedAccess(ctx context.Context, db bun.IDB, p Purchase, n int) ([]string, error) {
 	half := n / 2
-	platform := (price*1000 + 9999) / 10000 // 10 %, rounded up as split.Compute does
+	content, org := p.ContentID.String(), p.OrganizationID.String()
 	stmts := []struct {
 		q    string
 		args []any
 	}{
 		{`INSERT INTO purchases (id, customer_id, content_id, organization_id, amount_paid_cents, currency,
 			platform_fee_cents, organization_fee_cents, creator_payout_cents, platform_fee_bps, organization_fee_bps,
-			stripe_checkout_session_id, status, purchased_at)
-		  SELECT gen_random_uuid(), 'bench_cust_' || i, ?, ?, ?, ?, ?, 0, ?, 1000, 0, 'cs_bench_' || i, 'completed', now()
-		  FROM generate_series(1, ?) AS i`, []any{content, org, price, currency, platform, price - platform, half}},
+			platform_agreement_id, creator_org_agreement_id, stripe_checkout_session_id, status, purchased_at)
+		  SELECT gen_random_uuid(), 'bench_cust_' || i, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cs_bench_' || i, 'completed', now()
+		  FROM generate_series(1, ?) AS i`, []any{content, org, p.Amount, p.Currency, p.PlatformFee, p.OrgFee, p.Creator,
+			p.PlatformBps, p.OrgBps, p.PlatformAgreement, p.CreatorOrg, half}},
 		{`INSERT INTO content_access (user_id, content_id, organization_id, access_type, purchase_id)
 		  SELECT customer_id, content_id, organization_id, 'purchased', id FROM purchases WHERE stripe_checkout_session_id LIKE 'cs_bench_%'`, nil},
 		{`INSERT INTO content_access (user_id, content_id, organization_id, access_type)

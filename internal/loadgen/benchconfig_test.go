@@ -87,6 +87,33 @@ func TestEdgeBenchConfig(t *testing.T) {
 	}
 }
 
+func TestAPIBenchConfig(t *testing.T) {
+	c := APIBenchConfig{DatabaseURL: "postgres://db"}
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if c.Concurrency != DefaultAPIConcurrency || c.Duration != DefaultAPIDuration || c.Customers != DefaultAPICustomers ||
+		c.Log == nil || c.KeepDB {
+		t.Errorf("defaults = %+v", c)
+	}
+	for _, tc := range []struct {
+		name string
+		c    APIBenchConfig
+		want string // "" = valid
+	}{
+		{"no database", APIBenchConfig{}, "DatabaseURL"},
+		{"one customer", APIBenchConfig{DatabaseURL: "postgres://db", Customers: 1}, "Customers 1"},
+		{"negative concurrency", APIBenchConfig{DatabaseURL: "postgres://db", Concurrency: -1}, "Concurrency -1"},
+		{"negative duration", APIBenchConfig{DatabaseURL: "postgres://db", Duration: -time.Second}, "Duration"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.c.setDefaults()
+			wantErr(t, tc.c.validate(), tc.want)
+		})
+	}
+}
+
 // A bad configuration is reported before anything connects.
 func TestRunBenchesValidateFirst(t *testing.T) {
 	ctx := context.Background()
@@ -97,6 +124,10 @@ func TestRunBenchesValidateFirst(t *testing.T) {
 	_, err = RunEdgeBench(ctx, EdgeBenchConfig{URL: "http://127.0.0.1:1/webhooks/stripe", NATSURL: "nats://127.0.0.1:1"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "Secret") {
 		t.Errorf("RunEdgeBench = %v, want the missing secret error", err)
+	}
+	_, err = RunAPIBench(ctx, APIBenchConfig{DatabaseURL: "postgres://127.0.0.1:1/nowhere", Customers: 1}, nil)
+	if err == nil || !strings.Contains(err.Error(), "Customers 1") {
+		t.Errorf("RunAPIBench = %v, want the customers error", err)
 	}
 }
 

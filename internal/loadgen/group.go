@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 
@@ -14,7 +15,7 @@ import (
 // group is paystream running in this process through app.App: the
 // processor group (each instance with its own NATS connection and database
 // pool, as separate processes would have) and, for the end-to-end run, the
-// edge.
+// edge; or, for the API bench, the purchase API.
 type group struct {
 	cancel context.CancelFunc
 	done   chan error
@@ -41,12 +42,19 @@ func startGroup(ctx context.Context, natsURL, dsn string, cfg PipelineBenchConfi
 		return nil, err
 	}
 	pcfg.Instances = cfg.Processors
-	ready := make(chan app.Addrs, 1)
-	opts := []app.Option{app.WithClientName("paystream-bench"), app.WithReady(func(a app.Addrs) { ready <- a })}
+	var opts []app.Option
 	if clock != nil {
 		opts = append(opts, app.WithHandler(func(_ app.Runtime, h handling.Handler) handling.Handler { return clock.Wrap(h) }))
 	}
-	a, err := app.New(app.Config{Edge: ecfg, Processor: &pcfg}, cfg.Log, opts...)
+	return startApp(ctx, app.Config{Edge: ecfg, Processor: &pcfg}, cfg.Log, opts...)
+}
+
+// startApp runs the services of acfg through app.App as paystream-bench
+// and returns once every one of them listens (and consumes).
+func startApp(ctx context.Context, acfg app.Config, log *slog.Logger, opts ...app.Option) (*group, error) {
+	ready := make(chan app.Addrs, 1)
+	opts = append(opts, app.WithClientName("paystream-bench"), app.WithReady(func(a app.Addrs) { ready <- a }))
+	a, err := app.New(acfg, log, opts...)
 	if err != nil {
 		return nil, err
 	}

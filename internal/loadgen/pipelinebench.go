@@ -14,14 +14,12 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/devenv"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/internal/stripefixture"
-	"github.com/paystream/paystream/migrations"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -135,25 +133,11 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 	progress = orDiscard(progress)
 
 	// A scratch database on the same server, migrated and seeded.
-	dsn, dropDB, err := ScratchDatabase(ctx, cfg.DatabaseURL)
+	sdb, err := OpenDemoDatabase(ctx, cfg.DatabaseURL, cfg.KeepDB, cfg.concurrency()+2)
 	if err != nil {
 		return Report{}, err
 	}
-	if !cfg.KeepDB {
-		defer dropDB()
-	}
-	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: cfg.concurrency() + 2})
-	if err != nil {
-		return Report{}, err
-	}
-	defer bdb.Close()
-	if _, err := migrations.Up(ctx, bdb); err != nil {
-		return Report{}, err
-	}
-	pur, err := SeedDemo(ctx, bdb)
-	if err != nil {
-		return Report{}, err
-	}
+	defer sdb.Close()
 
 	// An embedded broker with the chosen durability.
 	store, err := os.MkdirTemp("", "paystream-bench-nats-")
@@ -194,7 +178,7 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 	if err := Load(ctx, js, payloads, cfg.Events, 32); err != nil {
 		return Report{}, err
 	}
-	b := pipelineBench{cfg: cfg, natsURL: ns.ClientURL(), dsn: dsn, db: bdb, js: js, payloads: payloads, progress: progress}
+	b := pipelineBench{cfg: cfg, natsURL: ns.ClientURL(), dsn: sdb.URL, db: sdb.DB, js: js, payloads: payloads, progress: progress}
 
 	// 1. The processor group drains the backlog.
 	procRes, err := b.drain(ctx, cfg.BatchSize, cfg.Events, "processor")
@@ -213,7 +197,7 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 	}
 
 	// 2. The baseline: the same SQL effects, one transaction per event.
-	base, err := SQLBaseline(ctx, bdb, payloads, pur, cfg.Events, cfg.concurrency(), progress)
+	base, err := SQLBaseline(ctx, sdb.DB, payloads, sdb.Purchase, cfg.Events, cfg.concurrency(), progress)
 	if err != nil {
 		return Report{}, err
 	}

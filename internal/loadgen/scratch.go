@@ -8,10 +8,60 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/devenv"
+	"github.com/paystream/paystream/migrations"
 )
+
+// DemoDatabase is a bench's scratch database, migrated and seeded with the
+// demo catalog and its agreements (SeedDemo), and a pool on it.
+type DemoDatabase struct {
+	URL      string   // the scratch database's URL, for the services under test
+	DB       *bun.DB  // the pool, for seeding and checking
+	Purchase Purchase // what each demo checkout buys, for the SQL baseline
+	drop     func()   // nil when the database is kept
+}
+
+// OpenDemoDatabase creates a scratch database on serverURL's server
+// (ScratchDatabase), migrates it and seeds the demo catalog, with a pool of
+// maxConns. Close closes the pool and drops the database unless keep.
+func OpenDemoDatabase(ctx context.Context, serverURL string, keep bool, maxConns int) (_ *DemoDatabase, err error) {
+	dsn, drop, err := ScratchDatabase(ctx, serverURL)
+	if err != nil {
+		return nil, err
+	}
+	d := &DemoDatabase{URL: dsn, drop: drop}
+	if keep {
+		d.drop = nil
+	}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.DB, err = db.Open(ctx, dsn, db.Options{MaxOpenConns: maxConns}); err != nil {
+		return nil, err
+	}
+	if _, err := migrations.Up(ctx, d.DB); err != nil {
+		return nil, err
+	}
+	if d.Purchase, err = SeedDemo(ctx, d.DB); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close closes the pool and drops the database, unless it is kept.
+func (d *DemoDatabase) Close() {
+	if d.DB != nil {
+		_ = d.DB.Close()
+	}
+	if d.drop != nil {
+		d.drop()
+	}
+}
 
 // ScratchDatabase creates paystream_bench_<unix nanos, base 36> on
 // serverURL's server and returns its URL and a function that drops it

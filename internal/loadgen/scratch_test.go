@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/loadgen"
 	"github.com/paystream/paystream/internal/testenv"
 )
@@ -29,19 +30,7 @@ func TestScratchDatabaseCreatesAndDrops(t *testing.T) {
 	if !strings.HasPrefix(name, "paystream_bench_") {
 		t.Fatalf("scratch database %q", name)
 	}
-	exists := func() bool {
-		t.Helper()
-		c, err := pgx.Connect(ctx, testenv.AdminURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close(ctx)
-		var n int
-		if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n == 1
-	}
+	exists := func() bool { return databaseExists(t, name) }
 	held, err := pgx.Connect(ctx, dsn) // a session the drop must force out
 	if err != nil {
 		drop()
@@ -54,6 +43,62 @@ func TestScratchDatabaseCreatesAndDrops(t *testing.T) {
 	drop()
 	if exists() {
 		t.Fatalf("%s is still there after drop", name)
+	}
+}
+
+// databaseExists reports whether the server holds a database called name.
+func databaseExists(t *testing.T, name string) bool {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, testenv.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+// OpenDemoDatabase migrates and seeds its scratch database; Close drops it,
+// unless it is kept.
+func TestOpenDemoDatabase(t *testing.T) {
+	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	ctx := context.Background()
+	for _, keep := range []bool{false, true} {
+		d, err := loadgen.OpenDemoDatabase(ctx, testenv.AdminURL(), keep, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := pgx.ParseConfig(d.URL)
+		if err != nil {
+			d.Close()
+			t.Fatal(err)
+		}
+		n, err := d.DB.NewSelect().Table("content").Where("id = ?", demo.ContentID).Count(ctx)
+		if err != nil || n != 1 {
+			t.Errorf("keep=%v: demo content rows = %d, %v", keep, n, err)
+		}
+		if d.Purchase.Amount != demo.PriceCents || d.Purchase.PlatformFee+d.Purchase.OrgFee+d.Purchase.Creator != d.Purchase.Amount {
+			t.Errorf("keep=%v: purchase = %+v", keep, d.Purchase)
+		}
+		d.Close()
+		if got := databaseExists(t, cfg.Database); got != keep {
+			t.Errorf("keep=%v: %s exists after Close = %v", keep, cfg.Database, got)
+		}
+		if keep { // the test's own clean-up
+			c, err := pgx.Connect(ctx, testenv.AdminURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{cfg.Database}.Sanitize()+" WITH (FORCE)")
+			c.Close(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 

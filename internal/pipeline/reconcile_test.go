@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/paystream/paystream/internal/app"
-	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/outbox"
 
 	"github.com/paystream/paystream/internal/reconcile"
@@ -251,7 +250,7 @@ func TestPeriodicReconcileRecoversMissedEvents(t *testing.T) {
 		Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond},
 		// Below the 1m minimum the environment allows, so the test does
 		// not wait; Domain takes the settings as given.
-		Reconcile: config.Reconcile{SecretKey: stripefake.Key, APIBase: fake.URL, Interval: 200 * time.Millisecond,
+		Reconcile: reconcile.Settings{SecretKey: stripefake.Key, APIBase: fake.URL, Interval: 200 * time.Millisecond,
 			Window: time.Hour, Endpoint: streams.DefaultEndpoint},
 	}
 	t0 := time.Now().Add(-20 * time.Minute).Truncate(time.Second)
