@@ -531,6 +531,12 @@ FROM unnest(?::text[]) WITH ORDINALITY AS u(k, ord) ORDER BY u.ord`, pgdialect.A
 // its charge (an id or an expanded object). Input that does not parse has
 // none; the per-event path rejects it without touching a purchase.
 func objectKeys(ev event) []string {
+	if ev.session != nil { // decoded with the envelope; a checkout session has no charge
+		if pi := string(ev.session.PaymentIntent); pi != "" {
+			return []string{ev.session.ID, pi}
+		}
+		return []string{ev.session.ID}
+	}
 	if ev.stripe.Data == nil || len(ev.stripe.Data.Raw) == 0 {
 		return nil
 	}

@@ -87,11 +87,15 @@ func (e *expandableID) UnmarshalJSON(b []byte) error {
 // decodeSession reads the checkout session of a checkout.session.* event.
 func decodeSession(ev event) (session, error) {
 	var cs checkoutObject
-	if ev.stripe.Data == nil || len(ev.stripe.Data.Raw) == 0 {
+	switch {
+	case ev.session != nil: // decoded with the envelope
+		cs = *ev.session
+	case ev.stripe.Data == nil || len(ev.stripe.Data.Raw) == 0:
 		return session{}, fault.New(fault.Invalid, "invalid_payload", "event %s has no data.object", ev.ID)
-	}
-	if err := json.Unmarshal(ev.stripe.Data.Raw, &cs); err != nil {
-		return session{}, fault.Wrap(err, fault.Invalid, "invalid_payload", "data.object of "+ev.ID+" is not a checkout session")
+	default:
+		if err := json.Unmarshal(ev.stripe.Data.Raw, &cs); err != nil {
+			return session{}, fault.Wrap(err, fault.Invalid, "invalid_payload", "data.object of "+ev.ID+" is not a checkout session")
+		}
 	}
 	if cs.ID == "" || (cs.Object != "" && cs.Object != "checkout.session") {
 		return session{}, fault.New(fault.Invalid, "invalid_payload", "data.object of %s is %q %q, not a checkout session", ev.ID, cs.Object, cs.ID)

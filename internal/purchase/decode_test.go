@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/paystream/paystream/internal/fault"
@@ -73,5 +74,45 @@ func TestDecodeSessionRejectsWhatIsNotASession(t *testing.T) {
 				t.Errorf("err = %v, want an invalid-payload fault", err)
 			}
 		})
+	}
+}
+
+// TestDecodeEventDecodesASessionOnce: a checkout.session.* body is decoded
+// with its session in one pass, and reads the same as the two-pass way; a
+// body whose object is not a session still gets decodeSession's reason.
+func TestDecodeEventDecodesASessionOnce(t *testing.T) {
+	const obj = `{"id":"cs_1","object":"checkout.session","payment_status":"paid","amount_total":2999,"currency":"usd",` +
+		`"metadata":{"customerId":"user_1"},"payment_intent":{"id":"pi_1"},"customer":"cus_1"}`
+	body := `{"id":"evt_1","object":"event","type":"checkout.session.completed","created":1700000000,"api_version":"2023-10-16","data":{"object":` + obj + `}}`
+	hev := handling.Event{ID: "evt_1", Type: TypeCheckoutCompleted, Payload: json.RawMessage(body)}
+	ev, err := decodeEvent(hev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.session == nil || ev.stripe.Data != nil {
+		t.Fatalf("session %v, raw data %v: want the session decoded with the envelope", ev.session, ev.stripe.Data)
+	}
+	if ev.stripe.APIVersion != "2023-10-16" || ev.at.Unix() != 1700000000 {
+		t.Errorf("envelope = %+v at %v", ev.stripe, ev.at)
+	}
+	once, err := decodeSession(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice, err := decodeSession(sessionEvent(obj))
+	if err != nil || !reflect.DeepEqual(once, twice) {
+		t.Errorf("one pass %+v, two passes %+v (%v)", once, twice, err)
+	}
+	if keys := objectKeys(ev); !reflect.DeepEqual(keys, []string{"cs_1", "pi_1"}) {
+		t.Errorf("object keys = %v", keys)
+	}
+
+	bad := `{"id":"evt_1","type":"checkout.session.completed","created":1700000000,"data":{"object":{"id":"cs_1","metadata":{"customerId":7}}}}`
+	ev, err = decodeEvent(handling.Event{ID: "evt_1", Type: TypeCheckoutCompleted, Payload: json.RawMessage(bad)})
+	if err != nil || ev.session != nil {
+		t.Fatalf("bad session: event %+v, %v; want the envelope with the object kept raw", ev, err)
+	}
+	if _, err := decodeSession(ev); err == nil || !strings.Contains(err.Error(), "is not a checkout session") {
+		t.Errorf("bad session: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,7 +60,11 @@ type route func(ctx context.Context, tx bun.Tx, ev event, rec *record) error
 type event struct {
 	handling.Event
 	stripe *envelope
-	at     time.Time // Stripe's event time: agreement windows are judged at it
+	// session is data.object of a checkout.session.* event, decoded with
+	// the envelope in one pass; nil when it did not decode as a session
+	// (decodeSession then reports why from the raw object).
+	session *checkoutObject
+	at      time.Time // Stripe's event time: agreement windows are judged at it
 }
 
 // envelope is what the handler reads of a Stripe event: data.object stays
@@ -246,9 +251,9 @@ func decodeEvent(hev handling.Event) (event, error) {
 	if !streams.ValidEventType(hev.Type) {
 		return event{}, fault.New(fault.Invalid, "invalid_payload", "event type %q is not a Stripe event type", hev.Type)
 	}
-	var se envelope
-	if err := json.Unmarshal(hev.Payload, &se); err != nil {
-		return event{}, fault.Wrap(err, fault.Invalid, "invalid_payload", "payload of "+hev.ID+" is not a Stripe event JSON")
+	se, sess, err := decodeBody(hev)
+	if err != nil {
+		return event{}, err
 	}
 	if se.ID != hev.ID || se.Type != hev.Type {
 		return event{}, fault.New(fault.Invalid, "invalid_payload",
@@ -267,7 +272,37 @@ func decodeEvent(hev handling.Event) (event, error) {
 	if hev.APIVersion == "" {
 		hev.APIVersion = se.APIVersion
 	}
-	return event{Event: hev, stripe: &se, at: at.UTC()}, nil
+	return event{Event: hev, stripe: &se, session: sess, at: at.UTC()}, nil
+}
+
+// sessionEnvelope is envelope with data.object decoded as a checkout session.
+type sessionEnvelope struct {
+	ID         string `json:"id"`
+	Type       string `json:"type"`
+	Created    int64  `json:"created"`
+	APIVersion string `json:"api_version"`
+	Data       *struct {
+		Object *checkoutObject `json:"object"`
+	} `json:"data"`
+}
+
+// decodeBody decodes hev's payload once: a checkout.session.* event into its
+// envelope and its session together, any other into the envelope with
+// data.object kept raw for its route. A session event whose object does not
+// decode as a session is decoded the generic way, so decodeSession reports
+// what is wrong with it.
+func decodeBody(hev handling.Event) (envelope, *checkoutObject, error) {
+	if strings.HasPrefix(hev.Type, "checkout.session.") {
+		var sb sessionEnvelope
+		if json.Unmarshal(hev.Payload, &sb) == nil && sb.Data != nil && sb.Data.Object != nil {
+			return envelope{ID: sb.ID, Type: sb.Type, Created: sb.Created, APIVersion: sb.APIVersion}, sb.Data.Object, nil
+		}
+	}
+	var se envelope
+	if err := json.Unmarshal(hev.Payload, &se); err != nil {
+		return envelope{}, nil, fault.Wrap(err, fault.Invalid, "invalid_payload", "payload of "+hev.ID+" is not a Stripe event JSON")
+	}
+	return se, nil, nil
 }
 
 // insertEvent claims ev's id in stripe_events with rec's outcome. It reports
