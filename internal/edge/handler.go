@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -48,6 +47,7 @@ type Handler struct {
 
 	endpoints      map[string]endpoint // by URL path
 	pub            *streams.Publisher
+	bodies         bodyPool
 	verifier       Verifier
 	limiter        *limiter // nil: rate limiting off
 	trusted        []netip.Prefix
@@ -179,21 +179,30 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, req *request, s
 	if _, err := signatureTimestamp(sig); err != nil {
 		return err // malformed: refuse before reading the body
 	}
-	body, err := readBody(w, r, h.maxBody)
+	buf, err := h.bodies.readBody(w, r, h.maxBody)
 	if err != nil {
 		return err
 	}
 	// The signature is checked against the raw bytes before anything in them
 	// is believed; an unverified body is never parsed, published or logged.
-	if err := h.verifier.Verify(sig, body, ep.secrets); err != nil {
+	if err := h.verifier.Verify(sig, buf.b, ep.secrets); err != nil {
+		h.bodies.put(buf)
 		return err
 	}
-	env, err := decodeEnvelope(body)
+	env, err := decodeEnvelope(buf.b) // copies what it keeps
 	if err != nil {
+		h.bodies.put(buf)
 		return err
 	}
 	req.event = env
-	return h.publish(r.Context(), req, body, start)
+	if err := h.publish(r.Context(), req, buf.b, start); err != nil {
+		// The message may still be in the client's hands (an ack that did
+		// not come in time, a retry after "no responders"), with buf as its
+		// data: leave the buffer to the garbage collector.
+		return err
+	}
+	h.bodies.put(buf) // acknowledged: nothing references the body any more
+	return nil
 }
 
 // publish stores the verified event and waits for its PubAck. The wait is
@@ -226,25 +235,6 @@ func (h *Handler) publish(ctx context.Context, req *request, body []byte, receiv
 	req.dup, req.seq = res.Duplicate, res.Sequence
 	h.m.Published.WithLabelValues(req.endpoint, req.event.Type, strconv.FormatBool(res.Duplicate)).Inc()
 	return nil
-}
-
-// readBody reads the whole body up to limit bytes.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.Body == nil {
-		return nil, nil
-	}
-	if r.ContentLength > limit {
-		return nil, fault.New(fault.TooLarge, ReasonTooLarge, "body is larger than %d bytes", limit)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, fault.Wrap(err, fault.TooLarge, ReasonTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
-	case err != nil:
-		return nil, fault.Wrap(err, fault.Invalid, ReasonBodyReadError, "could not read the body")
-	}
-	return body, nil
 }
 
 // publicMessage is the error text a client sees: the classified message
