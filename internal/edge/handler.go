@@ -35,8 +35,8 @@ const (
 
 // endpoint is one configured webhook endpoint.
 type endpoint struct {
-	name    string
-	secrets []string
+	name string
+	keys []*signingKey // its secrets; more than one during a rotation
 }
 
 // Handler is the public webhook http.Handler. Create it with New.
@@ -98,7 +98,11 @@ func New(cfg Config, js jetstream.JetStream, m *Metrics, log *slog.Logger) (*Han
 		if name == streams.DefaultEndpoint {
 			path = RoutePrefix
 		}
-		h.endpoints[path] = endpoint{name: name, secrets: secrets}
+		ep := endpoint{name: name, keys: make([]*signingKey, len(secrets))}
+		for i, s := range secrets {
+			ep.keys[i] = newSigningKey(s)
+		}
+		h.endpoints[path] = ep
 	}
 	return h, nil
 }
@@ -185,7 +189,7 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, req *request, s
 	}
 	// The signature is checked against the raw bytes before anything in them
 	// is believed; an unverified body is never parsed, published or logged.
-	if err := h.verifier.Verify(sig, buf.b, ep.secrets); err != nil {
+	if err := h.verifier.verify(sig, buf.b, ep.keys); err != nil {
 		h.bodies.put(buf)
 		return err
 	}
