@@ -60,21 +60,31 @@ func Msg(ev Event, body []byte) (*nats.Msg, error) {
 	if src == "" {
 		src = "edge"
 	}
-	m := nats.NewMsg(subj)
-	m.Data = body
-	m.Header.Set(HeaderMsgID, ev.ID)
-	m.Header.Set(HeaderEventID, ev.ID)
-	m.Header.Set(HeaderEndpoint, ev.Endpoint)
-	m.Header.Set(HeaderEventType, ev.Type)
-	m.Header.Set(HeaderAPIVersion, ev.APIVersion)
-	m.Header.Set(HeaderLivemode, strconv.FormatBool(ev.Livemode))
-	m.Header.Set(HeaderCreated, strconv.FormatInt(ev.Created, 10))
-	m.Header.Set(HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
-	if ev.RequestID != "" {
-		m.Header.Set(HeaderRequestID, ev.RequestID)
+	// The header map is filled directly, its values slices of one array:
+	// Header.Set allocates a slice per value and canonicalises each key at
+	// run time. The keys are constants already in canonical form
+	// (TestHeaderKeysAreCanonical), so Get and the wire format are the same.
+	vals := new([10]string)
+	h := make(nats.Header, len(vals)+2) // +2: room for traceparent, tracestate
+	n := 0
+	set := func(k, v string) {
+		vals[n] = v
+		h[k] = vals[n : n+1 : n+1] // cap 1: an Add elsewhere copies instead of overwriting a neighbour
+		n++
 	}
-	m.Header.Set(HeaderSource, src)
-	return m, nil
+	set(HeaderMsgID, ev.ID)
+	set(HeaderEventID, ev.ID)
+	set(HeaderEndpoint, ev.Endpoint)
+	set(HeaderEventType, ev.Type)
+	set(HeaderAPIVersion, ev.APIVersion)
+	set(HeaderLivemode, strconv.FormatBool(ev.Livemode))
+	set(HeaderCreated, strconv.FormatInt(ev.Created, 10))
+	set(HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	if ev.RequestID != "" {
+		set(HeaderRequestID, ev.RequestID)
+	}
+	set(HeaderSource, src)
+	return &nats.Msg{Subject: subj, Header: h, Data: body}, nil
 }
 
 // Publish stores ev in STRIPE_EVENTS and waits for the PubAck or ctx.
