@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,7 +41,8 @@ type PubResult struct {
 // own PubAck, so concurrent requests share the broker round trips instead of
 // queueing behind each other.
 type Publisher struct {
-	js jetstream.JetStream
+	js     jetstream.JetStream
+	timers sync.Pool // *time.Timer, stopped, for PublishWithin
 }
 
 // NewPublisher returns a Publisher on js. Create js with
@@ -97,6 +99,48 @@ func (p *Publisher) Publish(ctx context.Context, ev Event, body []byte) (PubResu
 	}
 	InjectTrace(ctx, m.Header)
 	return PublishMsg(ctx, p.js, m)
+}
+
+// PublishWithin is Publish for a caller whose wait must not end with ctx
+// (the edge: a client hanging up does not change whether its event was
+// stored): it waits for the PubAck at most timeout, and ctx carries only the
+// trace. It is Publish with context.WithTimeout(context.WithoutCancel(ctx),
+// timeout), without the two contexts and the timer per call: the timers are
+// reused. A timeout is an ErrUnavailable wrapping context.DeadlineExceeded.
+//
+// After a nil error nothing references body any more and the caller may
+// reuse it. After an error the message may still be in the client's hands
+// (a late ack, a retry after "no responders"), and body must be left alone.
+func (p *Publisher) PublishWithin(ctx context.Context, ev Event, body []byte, timeout time.Duration) (PubResult, error) {
+	m, err := Msg(ev, body)
+	if err != nil {
+		return PubResult{}, err
+	}
+	InjectTrace(ctx, m.Header)
+	fut, err := p.js.PublishMsgAsync(m)
+	if err != nil {
+		return PubResult{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Subject, err)
+	}
+	t, ok := p.timers.Get().(*time.Timer)
+	if ok {
+		t.Reset(timeout)
+	} else {
+		t = time.NewTimer(timeout)
+	}
+	defer func() {
+		// Since Go 1.23 a stopped timer's channel holds no stale tick, so
+		// the next Reset starts clean.
+		t.Stop()
+		p.timers.Put(t)
+	}()
+	select {
+	case ack := <-fut.Ok():
+		return PubResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	case err := <-fut.Err():
+		return PubResult{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Subject, err)
+	case <-t.C:
+		return PubResult{}, fmt.Errorf("%w: publish %s: waiting for PubAck: %w", ErrUnavailable, m.Subject, context.DeadlineExceeded)
+	}
 }
 
 // PublishMsg publishes m asynchronously and waits for its own PubAck or ctx.

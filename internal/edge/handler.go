@@ -214,10 +214,8 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request, req *request, s
 // that hangs up does not change whether the event was stored, and the metric
 // and log line should say which.
 func (h *Handler) publish(ctx context.Context, req *request, body []byte, received time.Time) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.publishTimeout)
-	defer cancel()
 	pubStart := h.Now()
-	res, err := h.pub.Publish(ctx, streams.Event{
+	res, err := h.pub.PublishWithin(ctx, streams.Event{
 		ID:         req.event.ID,
 		Type:       req.event.Type,
 		APIVersion: req.event.APIVersion,
@@ -226,7 +224,7 @@ func (h *Handler) publish(ctx context.Context, req *request, body []byte, receiv
 		Endpoint:   req.endpoint,
 		ReceivedAt: received,
 		RequestID:  req.id,
-	}, body)
+	}, body, h.publishTimeout)
 	obs.Observe(ctx, h.m.PublishDuration.WithLabelValues(req.endpoint), h.Now().Sub(pubStart).Seconds())
 	if err != nil {
 		if errors.Is(err, streams.ErrUnavailable) {
