@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -169,4 +172,19 @@ func BenchmarkPlainPublish(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkLogRequest is the access log line of an accepted webhook, through
+// the production JSON handler into io.Discard (the write itself is the
+// logger's destination's cost, not the edge's).
+func BenchmarkLogRequest(b *testing.B) {
+	h := &Handler{log: slog.New(slog.NewJSONHandler(io.Discard, nil))}
+	r := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", nil)
+	req := &request{id: "0d4f6a52-9b1e-4c3a-8f0e-2b7d5c1a9e33", endpoint: "default", client: netip.MustParseAddr("203.0.113.7"),
+		event: envelope{ID: "evt_1Pq2Rs3Tu4Vw5Xy6Za7Bc8De", Type: "checkout.session.completed", APIVersion: "2024-06-20"},
+		seq:   123456}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.logRequest(r, req, http.StatusOK, nil, 1234567*time.Nanosecond)
+	}
 }

@@ -276,13 +276,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // body, the signature header or a secret; the event fields are logged only
 // once the signature verified (req.event is empty before).
 func (h *Handler) logRequest(r *http.Request, req *request, status int, err error, elapsed time.Duration) {
-	attrs := []slog.Attr{
+	// Room for every attribute below, on the stack: growing a slice from
+	// five was three allocations and most of the line's garbage.
+	var buf [13]slog.Attr
+	attrs := append(buf[:0],
 		slog.String("request_id", req.id),
 		slog.String("endpoint", req.endpoint),
 		slog.Int("status", status),
 		slog.String("client_ip", req.client.String()),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-	}
+	)
 	if req.endpoint == unknownEndpoint {
 		attrs = append(attrs, slog.String("method", r.Method), slog.String("path", truncate(r.URL.Path, 128)))
 	}
