@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,7 +41,8 @@ type PubResult struct {
 // own PubAck, so concurrent requests share the broker round trips instead of
 // queueing behind each other.
 type Publisher struct {
-	js jetstream.JetStream
+	js     jetstream.JetStream
+	timers sync.Pool // *time.Timer, stopped, for PublishWithin
 }
 
 // NewPublisher returns a Publisher on js. Create js with
@@ -60,21 +62,31 @@ func Msg(ev Event, body []byte) (*nats.Msg, error) {
 	if src == "" {
 		src = "edge"
 	}
-	m := nats.NewMsg(subj)
-	m.Data = body
-	m.Header.Set(HeaderMsgID, ev.ID)
-	m.Header.Set(HeaderEventID, ev.ID)
-	m.Header.Set(HeaderEndpoint, ev.Endpoint)
-	m.Header.Set(HeaderEventType, ev.Type)
-	m.Header.Set(HeaderAPIVersion, ev.APIVersion)
-	m.Header.Set(HeaderLivemode, strconv.FormatBool(ev.Livemode))
-	m.Header.Set(HeaderCreated, strconv.FormatInt(ev.Created, 10))
-	m.Header.Set(HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
-	if ev.RequestID != "" {
-		m.Header.Set(HeaderRequestID, ev.RequestID)
+	// The header map is filled directly, its values slices of one array:
+	// Header.Set allocates a slice per value and canonicalises each key at
+	// run time. The keys are constants already in canonical form
+	// (TestHeaderKeysAreCanonical), so Get and the wire format are the same.
+	vals := new([10]string)
+	h := make(nats.Header, len(vals)+2) // +2: room for traceparent, tracestate
+	n := 0
+	set := func(k, v string) {
+		vals[n] = v
+		h[k] = vals[n : n+1 : n+1] // cap 1: an Add elsewhere copies instead of overwriting a neighbour
+		n++
 	}
-	m.Header.Set(HeaderSource, src)
-	return m, nil
+	set(HeaderMsgID, ev.ID)
+	set(HeaderEventID, ev.ID)
+	set(HeaderEndpoint, ev.Endpoint)
+	set(HeaderEventType, ev.Type)
+	set(HeaderAPIVersion, ev.APIVersion)
+	set(HeaderLivemode, strconv.FormatBool(ev.Livemode))
+	set(HeaderCreated, strconv.FormatInt(ev.Created, 10))
+	set(HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	if ev.RequestID != "" {
+		set(HeaderRequestID, ev.RequestID)
+	}
+	set(HeaderSource, src)
+	return &nats.Msg{Subject: subj, Header: h, Data: body}, nil
 }
 
 // Publish stores ev in STRIPE_EVENTS and waits for the PubAck or ctx.
@@ -87,6 +99,48 @@ func (p *Publisher) Publish(ctx context.Context, ev Event, body []byte) (PubResu
 	}
 	InjectTrace(ctx, m.Header)
 	return PublishMsg(ctx, p.js, m)
+}
+
+// PublishWithin is Publish for a caller whose wait must not end with ctx
+// (the edge: a client hanging up does not change whether its event was
+// stored): it waits for the PubAck at most timeout, and ctx carries only the
+// trace. It is Publish with context.WithTimeout(context.WithoutCancel(ctx),
+// timeout), without the two contexts and the timer per call: the timers are
+// reused. A timeout is an ErrUnavailable wrapping context.DeadlineExceeded.
+//
+// After a nil error nothing references body any more and the caller may
+// reuse it. After an error the message may still be in the client's hands
+// (a late ack, a retry after "no responders"), and body must be left alone.
+func (p *Publisher) PublishWithin(ctx context.Context, ev Event, body []byte, timeout time.Duration) (PubResult, error) {
+	m, err := Msg(ev, body)
+	if err != nil {
+		return PubResult{}, err
+	}
+	InjectTrace(ctx, m.Header)
+	fut, err := p.js.PublishMsgAsync(m)
+	if err != nil {
+		return PubResult{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Subject, err)
+	}
+	t, ok := p.timers.Get().(*time.Timer)
+	if ok {
+		t.Reset(timeout)
+	} else {
+		t = time.NewTimer(timeout)
+	}
+	defer func() {
+		// Since Go 1.23 a stopped timer's channel holds no stale tick, so
+		// the next Reset starts clean.
+		t.Stop()
+		p.timers.Put(t)
+	}()
+	select {
+	case ack := <-fut.Ok():
+		return PubResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	case err := <-fut.Err():
+		return PubResult{}, fmt.Errorf("%w: publish %s: %w", ErrUnavailable, m.Subject, err)
+	case <-t.C:
+		return PubResult{}, fmt.Errorf("%w: publish %s: waiting for PubAck: %w", ErrUnavailable, m.Subject, context.DeadlineExceeded)
+	}
 }
 
 // PublishMsg publishes m asynchronously and waits for its own PubAck or ctx.

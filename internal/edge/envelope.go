@@ -182,14 +182,11 @@ func (s *scanner) peek() byte {
 }
 
 func (s *scanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
+	b, i := s.b, s.i
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
+	s.i = i
 }
 
 // end accepts only whitespace after the top-level value.
@@ -306,48 +303,58 @@ func (s *scanner) container(depth int) error {
 }
 
 // str skips a string literal; plain reports that it has no escape and no
-// byte outside ASCII (its content is its own text).
+// byte outside ASCII (its content is its own text). Most of a Stripe event's
+// bytes are inside strings, so the common run of plain characters is a tight
+// loop over locals.
 func (s *scanner) str() (plain bool, err error) {
-	s.i++ // the opening quote
+	b, i := s.b, s.i+1 // after the opening quote
 	plain = true
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
+	for {
+		for i < len(b) && b[i] >= 0x20 && b[i] < 0x80 && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i >= len(b) {
+			s.i = i
+			return false, errSyntax
+		}
+		switch c := b[i]; {
 		case c == '"':
-			s.i++
+			s.i = i + 1
 			return plain, nil
 		case c < 0x20:
+			s.i = i
 			return false, errSyntax
 		case c == '\\':
 			plain = false
-			s.i++
-			if s.i >= len(s.b) {
+			i++
+			if i >= len(b) {
+				s.i = i
 				return false, errSyntax
 			}
-			switch s.b[s.i] {
+			switch b[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
+				i++
 			case 'u':
-				if s.i+4 >= len(s.b) {
+				if i+4 >= len(b) {
+					s.i = i
 					return false, errSyntax
 				}
-				for _, h := range s.b[s.i+1 : s.i+5] {
+				for _, h := range b[i+1 : i+5] {
 					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						s.i = i
 						return false, errSyntax
 					}
 				}
-				s.i += 5
+				i += 5
 			default:
+				s.i = i
 				return false, errSyntax
 			}
-		default:
-			if c >= 0x80 {
-				plain = false
-			}
-			s.i++
+		default: // >= 0x80
+			plain = false
+			i++
 		}
 	}
-	return false, errSyntax
 }
 
 // number skips -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -420,5 +421,39 @@ func TestClientCancelStillCountsPublish(t *testing.T) {
 	}
 	if n := e.streamMsgs(t); n != 1 {
 		t.Fatalf("stream holds %d messages, want 1", n)
+	}
+}
+
+// setResponseHeaders and writeJSON fill the header map directly; this is the
+// Header.Set version they replaced: same (canonical) keys, same values, and
+// the same body bytes as json.Marshal plus a newline.
+func TestResponseHeadersAsHeaderSetWrites(t *testing.T) {
+	want := http.Header{}
+	want.Set(HeaderRequestID, "req-1")
+	want.Set("X-Content-Type-Options", "nosniff")
+	want.Set("Cache-Control", "no-store")
+	want.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	want.Set("Referrer-Policy", "no-referrer")
+	want.Set("X-Frame-Options", "DENY")
+	body := acceptedBody{Status: "accepted", EventID: "evt_1", Duplicate: true, RequestID: "req-1"}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Set("Content-Type", "application/json")
+	want.Set("Content-Length", strconv.Itoa(len(raw)+1))
+
+	rec := httptest.NewRecorder()
+	setResponseHeaders(rec.Header(), "req-1")
+	writeJSON(rec, http.StatusOK, body)
+	if got := rec.Result().Header; !reflect.DeepEqual(got, want) {
+		t.Errorf("headers = %v\nwant %v", got, want)
+	}
+	if got := rec.Body.String(); got != string(raw)+"\n" {
+		t.Errorf("body = %q, want %q", got, string(raw)+"\n")
+	}
+	rec.Header().Add(HeaderRequestID, "second")
+	if got := rec.Header().Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("Add to %s changed X-Content-Type-Options to %q", HeaderRequestID, got)
 	}
 }

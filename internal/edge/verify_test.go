@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,4 +134,37 @@ func TestDecodeEnvelope(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzVerifyMatchesStripe checks the edge's own v1 signature check against
+// stripe-go's (webhook.ValidatePayloadIgnoringTolerance) for every header the
+// edge accepts as well-formed. One signing key serves all inputs, so a pooled
+// HMAC state that was not reset properly would show as a mismatch.
+func FuzzVerifyMatchesStripe(f *testing.F) {
+	const secret = "whsec_fuzz"
+	body := []byte(`{"id":"evt_1","object":"event","type":"charge.refunded"}`)
+	at := time.Unix(1_800_000_000, 0)
+	sig := hex.EncodeToString(webhook.ComputeSignature(at, body, secret))
+	f.Add(fmt.Sprintf("t=%d,v1=%s", at.Unix(), sig), body)
+	f.Add(fmt.Sprintf("t=%d,v1=%s", at.Unix(), strings.ToUpper(sig)), body)
+	f.Add(fmt.Sprintf("t=+0%d,v1=%s", at.Unix(), sig), body)
+	f.Add(fmt.Sprintf("t=%d,v1=%s,v1=zz,v0=%s,x=", at.Unix(), sig, sig), body)
+	f.Add(fmt.Sprintf("t=%d,v1=%s", at.Unix()+1, sig), body)
+	f.Add(fmt.Sprintf("t=%d,v1=%s", at.Unix(), sig[:62]), body)
+	f.Add(fmt.Sprintf("t=%d,v1=%s00", at.Unix(), sig), body)
+	f.Add(fmt.Sprintf("t=%d,v1=%sg", at.Unix(), sig[:63]), body)
+	f.Add(fmt.Sprintf("v1=%s,t=%d", sig, at.Unix()), body)
+	f.Add(fmt.Sprintf("t=%d,v1=%s", at.Unix(), sig), []byte{})
+	key := newSigningKey(secret)
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		ts, err := signatureTimestamp(header)
+		if err != nil {
+			return // refused as malformed before any signature is checked
+		}
+		got := key.signs(header, ts.Unix(), body)
+		want := webhook.ValidatePayloadIgnoringTolerance(body, header, secret) == nil
+		if got != want {
+			t.Fatalf("edge says signed=%v, stripe-go says %v, for header %q", got, want, header)
+		}
+	})
 }
