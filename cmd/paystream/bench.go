@@ -61,6 +61,7 @@ func benchEdge(ctx context.Context, args []string, getenv config.Getenv, stdout,
 	fs.IntVar(&c.Concurrency, "concurrency", loadgen.DefaultEdgeConcurrency, "requests in flight")
 	fs.DurationVar(&c.Duration, "duration", loadgen.DefaultEdgeDuration, "length of each measured run")
 	fs.Float64Var(&c.Rate, "rate", 0, "offered load in requests/s (0 = closed loop, as fast as possible)")
+	fs.BoolVar(&c.NetHTTP, "net-http", false, "post through net/http's client instead of the load tool's own keep-alive client (which costs the shared machine less CPU)")
 	fs.IntVar(&c.Size, "size", 0, "pad each event to about this many bytes (0 = natural size)")
 	fs.BoolVar(&c.SkipBaseline, "skip-baseline", false, "measure the edge only")
 	asJSON := fs.Bool("json", false, "print the report as JSON")

@@ -33,20 +33,20 @@ type EdgeConfig struct {
 	// embedded broker is the same process, so the baseline run (publishes
 	// to that broker) measures the broker alone.
 	PID      int
+	NetHTTP  bool // post through net/http's client instead of the load tool's own (see webhookPoster)
 	Payload  PayloadSpec
 	Progress io.Writer // live progress line; nil = quiet
 }
 
-// RunEdge posts signed events to the edge for cfg.Duration.
+// RunEdge posts signed events to the edge for cfg.Duration: over the load
+// tool's own keep-alive HTTP/1.1 client for http:// URLs (see
+// webhookPoster), else, or with cfg.NetHTTP, through net/http's client.
 func RunEdge(ctx context.Context, cfg EdgeConfig, p *Payloads) (Result, error) {
-	tr := &http.Transport{
-		MaxIdleConns:        cfg.Concurrency * 2,
-		MaxIdleConnsPerHost: cfg.Concurrency * 2,
-		IdleConnTimeout:     30 * time.Second,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	post, closeClient, err := cfg.client()
+	if err != nil {
+		return Result{}, err
 	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	defer closeClient()
 	var rss rssSampler
 	if cfg.MetricsURL != "" {
 		stop := rss.start(cfg.MetricsURL)
@@ -55,26 +55,49 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, p *Payloads) (Result, error) {
 	res, err := measureCPU(cfg.cpu(), func() (Result, error) {
 		return drive(ctx, "edge", cfg.Concurrency, cfg.Duration, cfg.Rate, cfg.Progress, func(ctx context.Context, buf []byte) ([]byte, string, bool) {
 			body, _ := p.Next(buf)
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(body))
-			if err != nil {
-				return body, "error", false
-			}
-			req.Header.Set("Content-Type", "application/json; charset=utf-8")
-			req.Header.Set("Stripe-Signature", Sign(body, cfg.Secret, time.Now()))
-			resp, err := client.Do(req)
+			status, err := post(ctx, body)
 			if err != nil {
 				if ctx.Err() != nil {
 					return body, "", false
 				}
 				return body, "transport_error", false
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			return body, strconv.Itoa(resp.StatusCode), resp.StatusCode == http.StatusOK
+			return body, strconv.Itoa(status), status == http.StatusOK
 		})
 	})
 	res.PeakRSS = rss.peak()
 	return res, err
+}
+
+// client returns the function that posts one signed body and the cleanup.
+func (cfg EdgeConfig) client() (func(context.Context, []byte) (int, error), func(), error) {
+	if !cfg.NetHTTP {
+		if w, err := newWebhookPoster(cfg.URL, cfg.Secret, cfg.Concurrency); err == nil {
+			return func(_ context.Context, body []byte) (int, error) { return w.post(body, time.Now()) }, w.close, nil
+		}
+	}
+	tr := &http.Transport{
+		MaxIdleConns:        cfg.Concurrency * 2,
+		MaxIdleConnsPerHost: cfg.Concurrency * 2,
+		IdleConnTimeout:     30 * time.Second,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return func(ctx context.Context, body []byte) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		req.Header.Set("Stripe-Signature", Sign(body, cfg.Secret, time.Now()))
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}, tr.CloseIdleConnections, nil
 }
 
 // RunBaseline publishes the same events straight to JetStream with plain
