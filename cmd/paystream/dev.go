@@ -181,18 +181,15 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 	return err
 }
 
-// devSecret returns STRIPE_WEBHOOK_SECRET's first value, else the secret a
-// previous dev run generated, else a new one saved under dataDir.
+// devSecret returns the secret devenv.WebhookSecret finds, else a new one
+// saved under dataDir.
 func devSecret(getenv config.Getenv, dataDir string) (secret string, generated bool, err error) {
-	if v := strings.TrimSpace(getenv("STRIPE_WEBHOOK_SECRET")); v != "" {
-		return strings.TrimSpace(strings.Split(v, ",")[0]), false, nil
-	}
-	path := filepath.Join(dataDir, demo.SecretFile)
-	if b, err := os.ReadFile(path); err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "whsec_") {
-		return strings.TrimSpace(string(b)), true, nil
+	secret, generated, err = devenv.WebhookSecret(getenv, dataDir)
+	if err != nil || secret != "" {
+		return secret, generated, err
 	}
 	secret = stripefixture.NewSecret()
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dataDir, demo.SecretFile), []byte(secret+"\n"), 0o600); err != nil {
 		return "", false, fmt.Errorf("dev: save generated secret: %w", err)
 	}
 	return secret, true, nil

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/devenv"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/stripefixture"
 )
@@ -181,15 +181,12 @@ func (o sendOptions) resolveSecret(getenv config.Getenv) (string, error) {
 	if o.secret != "" {
 		return o.secret, nil
 	}
-	if v := strings.TrimSpace(getenv("STRIPE_WEBHOOK_SECRET")); v != "" {
-		return strings.TrimSpace(strings.Split(v, ",")[0]), nil
+	secret, _, err := devenv.WebhookSecret(getenv, o.dataDir)
+	if err != nil {
+		return "", fmt.Errorf("send: %w", err)
 	}
-	b, err := os.ReadFile(filepath.Join(o.dataDir, demo.SecretFile))
-	if err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "whsec_") {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("send: read generated secret: %w", err)
+	if secret != "" {
+		return secret, nil
 	}
 	return "", errors.New("send: no signing secret: pass --secret, set STRIPE_WEBHOOK_SECRET, or run `paystream dev` (it writes one to " +
 		filepath.Join(o.dataDir, demo.SecretFile) + ")")
