@@ -113,37 +113,23 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 	natsURL := ns.ClientURL()
 
 	// Every component reads the real environment with dev's choices on top.
-	overlay := func(over map[string]string) config.Getenv {
-		return func(k string) string {
-			if v, ok := over[k]; ok {
-				return v
-			}
-			return getenv(k)
-		}
-	}
 	base := map[string]string{"NATS_URL": natsURL, "DATABASE_URL": pg.URL}
 	if _, set := p.Lookup("STRIPE_WEBHOOK_SECRET"); !set {
 		base["STRIPE_WEBHOOK_SECRET"] = secret
 	}
-	with := func(k, v string) map[string]string {
-		m := map[string]string{k: v}
-		for bk, bv := range base {
-			m[bk] = bv
-		}
-		return m
-	}
+	env := config.Overlay(getenv, base)
 
 	var cfg app.Config
 	var apiKey string // the generated dev key, "" when API_KEYS is set or the API is off
 	if _, set := p.Lookup("STRIPE_SECRET_KEY"); set && !o.noAPI {
-		env := with("ADMIN_ADDR", o.apiAdmin)
+		over := map[string]string{"ADMIN_ADDR": o.apiAdmin}
 		if _, set := p.Lookup("API_KEYS"); !set {
 			if apiKey, err = devAPIKey(o.dataDir); err != nil {
 				return err
 			}
-			env["API_KEYS"] = apiKey
+			over["API_KEYS"] = apiKey
 		}
-		acfg, err := config.ParseAPI(overlay(env))
+		acfg, err := config.ParseAPI(config.Overlay(env, over))
 		if err != nil {
 			return err
 		}
@@ -152,7 +138,7 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		cfg.API = &acfg
 	}
 	if !o.noEdge {
-		ecfg, err := config.ParseEdge(overlay(with("ADMIN_ADDR", o.edgeAdmin)), append(os.Environ(), "STRIPE_WEBHOOK_SECRET"))
+		ecfg, err := config.ParseEdge(config.Overlay(env, map[string]string{"ADMIN_ADDR": o.edgeAdmin}), append(os.Environ(), "STRIPE_WEBHOOK_SECRET"))
 		if err != nil {
 			return err
 		}
@@ -160,7 +146,7 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		cfg.Edge = &ecfg
 	}
 	if !o.noProcessor {
-		pcfg, err := app.ParseProcessor(overlay(with("ADMIN_ADDR", o.processorAdmin)))
+		pcfg, err := app.ParseProcessor(config.Overlay(env, map[string]string{"ADMIN_ADDR": o.processorAdmin}))
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,19 @@ func MapEnv(m map[string]string) Getenv {
 	return func(k string) string { return m[k] }
 }
 
+// Overlay returns getenv with the variables of over set on top: a key of
+// over (even with the value "") hides the variable of getenv, every other
+// variable reads through. The dev mode and the load tool run the real
+// environment with their own choices on top this way.
+func Overlay(getenv Getenv, over map[string]string) Getenv {
+	return func(k string) string {
+		if v, ok := over[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}
+}
+
 // VarError is a bad environment value. Its message names the variable.
 type VarError struct {
 	Name   string // the variable, e.g. EDGE_ADDR
