@@ -19,7 +19,7 @@ import (
 // Getenv looks up one environment variable; "" means unset.
 type Getenv func(string) string
 
-// MapEnv adapts a map to Getenv, for tests and for the all-in-one dev mode.
+// MapEnv adapts a map to Getenv, for tests and the load tool.
 func MapEnv(m map[string]string) Getenv {
 	return func(k string) string { return m[k] }
 }
