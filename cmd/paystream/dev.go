@@ -203,16 +203,13 @@ func devAPIKey(dataDir string) (string, error) {
 	return key, nil
 }
 
+// devMigrate brings the schema of url up to date before the services start.
 func devMigrate(ctx context.Context, url string) error {
-	bdb, err := db.Open(ctx, url, db.Options{MaxOpenConns: 2})
+	bdb, err := migrations.OpenMigrated(ctx, url, db.Options{MaxOpenConns: 2})
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	defer bdb.Close()
-	if _, err := migrations.Up(ctx, bdb); err != nil {
-		return fmt.Errorf("dev: %w", err)
-	}
-	return nil
+	return bdb.Close()
 }
 
 // devBanner is what the dev mode tells the developer once everything runs.
