@@ -46,36 +46,38 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream) Status {
 	var st Status
 	for _, name := range []string{EventsStream, DLQStream, PurchasesStream} {
 		s, err := js.Stream(ctx, name)
-		if err != nil {
-			st.Problems = append(st.Problems, fmt.Sprintf("stream %s: %v", name, err))
-			continue
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = s.Info(ctx)
 		}
-		info, err := s.Info(ctx)
 		if err != nil {
 			st.Problems = append(st.Problems, fmt.Sprintf("stream %s: %v", name, err))
 			continue
 		}
 		st.Streams = append(st.Streams, StreamState{Name: name, Messages: info.State.Msgs, Bytes: info.State.Bytes,
 			LastSeq: info.State.LastSeq, LastTime: info.State.LastTime, Replicas: info.Config.Replicas})
-		if name != EventsStream {
-			continue
+		if name == EventsStream {
+			if st.Consumer, err = readConsumer(ctx, s); err != nil {
+				st.Problems = append(st.Problems, err.Error())
+			}
 		}
-		c, err := s.Consumer(ctx, ProcessorConsumer)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			st.Problems = append(st.Problems, "consumer "+ProcessorConsumer+" does not exist (no processor has started)")
-			continue
-		}
-		if err != nil {
-			st.Problems = append(st.Problems, fmt.Sprintf("consumer %s: %v", ProcessorConsumer, err))
-			continue
-		}
-		ci, err := c.Info(ctx)
-		if err != nil {
-			st.Problems = append(st.Problems, fmt.Sprintf("consumer %s: %v", ProcessorConsumer, err))
-			continue
-		}
-		st.Consumer = &ConsumerState{Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending,
-			Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting, AckFloor: ci.AckFloor.Stream}
 	}
 	return st
+}
+
+// readConsumer reads the processor consumer of STRIPE_EVENTS (s).
+func readConsumer(ctx context.Context, s jetstream.Stream) (*ConsumerState, error) {
+	c, err := s.Consumer(ctx, ProcessorConsumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, errors.New("consumer " + ProcessorConsumer + " does not exist (no processor has started)")
+	}
+	var ci *jetstream.ConsumerInfo
+	if err == nil {
+		ci, err = c.Info(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", ProcessorConsumer, err)
+	}
+	return &ConsumerState{Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending,
+		Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting, AckFloor: ci.AckFloor.Stream}, nil
 }
