@@ -12,6 +12,8 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
+
+	"github.com/paystream/paystream/internal/db"
 )
 
 //go:embed *.sql
@@ -60,6 +62,20 @@ func Up(ctx context.Context, db *bun.DB) (*migrate.MigrationGroup, error) {
 		return nil, fmt.Errorf("migrate up: %w", err)
 	}
 	return g, nil
+}
+
+// OpenMigrated opens dsn with o and applies every pending migration (see
+// Up). The caller owns the pool; it is closed when migrating fails.
+func OpenMigrated(ctx context.Context, dsn string, o db.Options) (*bun.DB, error) {
+	bdb, err := db.Open(ctx, dsn, o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := Up(ctx, bdb); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	return bdb, nil
 }
 
 // Rollback undoes the last applied group of migrations.

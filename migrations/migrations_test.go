@@ -49,3 +49,18 @@ func TestUpRollbackUp(t *testing.T) {
 		t.Fatalf("unapplied after Up: %v", st.Unapplied())
 	}
 }
+
+func TestOpenMigrated(t *testing.T) {
+	ctx := context.Background()
+	bdb, err := migrations.OpenMigrated(ctx, testenv.PostgresURL(t), db.Options{MaxOpenConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bdb.Close() })
+	if err := migrations.Current(ctx, bdb); err != nil {
+		t.Errorf("Current after OpenMigrated = %v", err)
+	}
+	if _, err := migrations.OpenMigrated(ctx, "postgres://postgres@127.0.0.1:1/none?sslmode=disable", db.Options{}); err == nil {
+		t.Error("OpenMigrated on an unreachable server succeeded")
+	}
+}

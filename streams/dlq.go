@@ -222,6 +222,35 @@ func (d *DLQ) List(ctx context.Context, from uint64, limit int) ([]DeadLetterMsg
 	return out, nil
 }
 
+// ListAll returns every dead letter stored now, oldest first, without its
+// body (acting on a letter needs only its headers; memory stays flat). A
+// non-empty reason keeps only the letters dead-lettered with that reason.
+// Letters added while it pages are not chased.
+func (d *DLQ) ListAll(ctx context.Context, reason string) ([]DeadLetterMsg, error) {
+	return d.listAll(ctx, reason, 256)
+}
+
+func (d *DLQ) listAll(ctx context.Context, reason string, page int) ([]DeadLetterMsg, error) {
+	var out []DeadLetterMsg
+	from := uint64(1)
+	for {
+		letters, err := d.List(ctx, from, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range letters {
+			if reason == "" || l.Reason == reason {
+				l.Data = nil
+				out = append(out, l)
+			}
+		}
+		if len(letters) < page {
+			return out, nil
+		}
+		from = letters[len(letters)-1].Sequence + 1
+	}
+}
+
 // Get returns the dead letter stored at seq on STRIPE_DLQ.
 func (d *DLQ) Get(ctx context.Context, seq uint64) (DeadLetterMsg, error) {
 	s, err := d.stream(ctx)

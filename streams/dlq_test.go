@@ -229,3 +229,58 @@ func TestReplayRefusesSubjectsOutsideStripeEvents(t *testing.T) {
 		}
 	}
 }
+
+func TestDLQListAllPagesFiltersAndDropsBodies(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.StartNATS(t).JetStream(t)
+	reasons := []string{"amount_mismatch", "invalid_payload", "amount_mismatch", "amount_mismatch", "invalid_payload"}
+	var seqs []uint64
+	for i, reason := range reasons {
+		id := "evt_" + itoa(uint64(i))
+		h := nats.Header{streams.HeaderEventID: {id}, streams.HeaderEventType: {"charge.refunded"}}
+		res, err := streams.PublishLetter(ctx, js, streams.Letter{Subject: "stripe.events.default.charge.refunded", Header: h,
+			Data: []byte(`{"id":"` + id + `"}`), StreamSeq: uint64(i + 1), Reason: reason, At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, res.Sequence)
+	}
+	d := streams.NewDLQ(js)
+	if err := d.Purge(ctx, seqs[2]); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(ls []streams.DeadLetterMsg) string {
+		var out []string
+		for _, l := range ls {
+			if l.Data != nil {
+				t.Errorf("letter %d keeps its body", l.Sequence)
+			}
+			out = append(out, l.EventID)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		name, reason string
+		page         int
+		want         string
+	}{
+		{"all, pages of 2", "", 2, "evt_0,evt_1,evt_3,evt_4"},
+		{"all, page equals count", "", 4, "evt_0,evt_1,evt_3,evt_4"},
+		{"reason, pages of 1", "amount_mismatch", 1, "evt_0,evt_3"},
+		{"reason, one page", "invalid_payload", 256, "evt_1,evt_4"},
+		{"unknown reason", "nope", 2, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := d.ListAllPaged(ctx, tc.reason, tc.page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids(got) != tc.want {
+				t.Errorf("ListAll(%q) page %d = %s, want %s", tc.reason, tc.page, ids(got), tc.want)
+			}
+		})
+	}
+	if got, err := d.ListAll(ctx, ""); err != nil || ids(got) != "evt_0,evt_1,evt_3,evt_4" {
+		t.Errorf("ListAll = %s, %v", ids(got), err)
+	}
+}

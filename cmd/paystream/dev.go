@@ -113,37 +113,23 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 	natsURL := ns.ClientURL()
 
 	// Every component reads the real environment with dev's choices on top.
-	overlay := func(over map[string]string) config.Getenv {
-		return func(k string) string {
-			if v, ok := over[k]; ok {
-				return v
-			}
-			return getenv(k)
-		}
-	}
 	base := map[string]string{"NATS_URL": natsURL, "DATABASE_URL": pg.URL}
 	if _, set := p.Lookup("STRIPE_WEBHOOK_SECRET"); !set {
 		base["STRIPE_WEBHOOK_SECRET"] = secret
 	}
-	with := func(k, v string) map[string]string {
-		m := map[string]string{k: v}
-		for bk, bv := range base {
-			m[bk] = bv
-		}
-		return m
-	}
+	env := config.Overlay(getenv, base)
 
 	var cfg app.Config
 	var apiKey string // the generated dev key, "" when API_KEYS is set or the API is off
 	if _, set := p.Lookup("STRIPE_SECRET_KEY"); set && !o.noAPI {
-		env := with("ADMIN_ADDR", o.apiAdmin)
+		over := map[string]string{"ADMIN_ADDR": o.apiAdmin}
 		if _, set := p.Lookup("API_KEYS"); !set {
 			if apiKey, err = devAPIKey(o.dataDir); err != nil {
 				return err
 			}
-			env["API_KEYS"] = apiKey
+			over["API_KEYS"] = apiKey
 		}
-		acfg, err := config.ParseAPI(overlay(env))
+		acfg, err := config.ParseAPI(config.Overlay(env, over))
 		if err != nil {
 			return err
 		}
@@ -152,7 +138,7 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		cfg.API = &acfg
 	}
 	if !o.noEdge {
-		ecfg, err := config.ParseEdge(overlay(with("ADMIN_ADDR", o.edgeAdmin)), append(os.Environ(), "STRIPE_WEBHOOK_SECRET"))
+		ecfg, err := config.ParseEdge(config.Overlay(env, map[string]string{"ADMIN_ADDR": o.edgeAdmin}), append(os.Environ(), "STRIPE_WEBHOOK_SECRET"))
 		if err != nil {
 			return err
 		}
@@ -160,7 +146,7 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		cfg.Edge = &ecfg
 	}
 	if !o.noProcessor {
-		pcfg, err := app.ParseProcessor(overlay(with("ADMIN_ADDR", o.processorAdmin)))
+		pcfg, err := app.ParseProcessor(config.Overlay(env, map[string]string{"ADMIN_ADDR": o.processorAdmin}))
 		if err != nil {
 			return err
 		}
@@ -181,18 +167,15 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 	return err
 }
 
-// devSecret returns STRIPE_WEBHOOK_SECRET's first value, else the secret a
-// previous dev run generated, else a new one saved under dataDir.
+// devSecret returns the secret devenv.WebhookSecret finds, else a new one
+// saved under dataDir.
 func devSecret(getenv config.Getenv, dataDir string) (secret string, generated bool, err error) {
-	if v := strings.TrimSpace(getenv("STRIPE_WEBHOOK_SECRET")); v != "" {
-		return strings.TrimSpace(strings.Split(v, ",")[0]), false, nil
-	}
-	path := filepath.Join(dataDir, demo.SecretFile)
-	if b, err := os.ReadFile(path); err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "whsec_") {
-		return strings.TrimSpace(string(b)), true, nil
+	secret, generated, err = devenv.WebhookSecret(getenv, dataDir)
+	if err != nil || secret != "" {
+		return secret, generated, err
 	}
 	secret = stripefixture.NewSecret()
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dataDir, demo.SecretFile), []byte(secret+"\n"), 0o600); err != nil {
 		return "", false, fmt.Errorf("dev: save generated secret: %w", err)
 	}
 	return secret, true, nil
@@ -220,16 +203,13 @@ func devAPIKey(dataDir string) (string, error) {
 	return key, nil
 }
 
+// devMigrate brings the schema of url up to date before the services start.
 func devMigrate(ctx context.Context, url string) error {
-	bdb, err := db.Open(ctx, url, db.Options{MaxOpenConns: 2})
+	bdb, err := migrations.OpenMigrated(ctx, url, db.Options{MaxOpenConns: 2})
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	defer bdb.Close()
-	if _, err := migrations.Up(ctx, bdb); err != nil {
-		return fmt.Errorf("dev: %w", err)
-	}
-	return nil
+	return bdb.Close()
 }
 
 // devBanner is what the dev mode tells the developer once everything runs.

@@ -331,25 +331,11 @@ func (o *dlqOptions) targets(ctx context.Context, d *streams.DLQ) ([]streams.Dea
 		}
 		return out, nil
 	}
-	const page = 256
-	var out []streams.DeadLetterMsg
-	from := uint64(1)
-	for {
-		letters, err := d.List(ctx, from, page)
-		if err != nil {
-			return nil, fmt.Errorf("dlq %s: %w", o.subcommand, err)
-		}
-		for _, l := range letters {
-			if o.reason == "" || l.Reason == o.reason {
-				l.Data = nil // bodies are not needed to act; keep memory flat
-				out = append(out, l)
-			}
-		}
-		if len(letters) < page {
-			return out, nil
-		}
-		from = letters[len(letters)-1].Sequence + 1
+	out, err := d.ListAll(ctx, o.reason)
+	if err != nil {
+		return nil, fmt.Errorf("dlq %s: %w", o.subcommand, err)
 	}
+	return out, nil
 }
 
 func (o *dlqOptions) replay(ctx context.Context, d *streams.DLQ) error {

@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -25,8 +23,11 @@ import (
 // purchase.SeedEffectiveFrom).
 var seedEffectiveFrom = purchase.SeedEffectiveFrom() // read-only
 
-// currencyPattern is the schema's CHECK on content.currency.
-var currencyPattern = regexp.MustCompile(`^[a-z]{3}$`)
+// seedFlags names the flag of each field purchase.Seed.Validate checks.
+var seedFlags = map[string]string{ // read-only
+	purchase.SeedCreator: "--creator", purchase.SeedCurrency: "--currency", purchase.SeedPrice: "--price",
+	purchase.SeedPlatformBps: "--platform-bps", purchase.SeedOrgBps: "--org-bps",
+}
 
 // seedOptions are the flags of `paystream seed`.
 type seedOptions struct {
@@ -99,32 +100,20 @@ func (o seedOptions) plan() (seedPlan, error) {
 	if err != nil {
 		return seedPlan{}, fmt.Errorf("seed: --org %q is not a uuid", o.org)
 	}
-	if strings.TrimSpace(o.creator) == "" {
-		return seedPlan{}, errors.New("seed: --creator must not be empty")
-	}
-	if !currencyPattern.MatchString(o.currency) {
-		return seedPlan{}, fmt.Errorf("seed: --currency %q must be three lower-case letters (e.g. usd)", o.currency)
-	}
-	if o.price < 0 || o.price > split.MaxAmount {
-		return seedPlan{}, fmt.Errorf("seed: --price %d outside [0, %d]", o.price, split.MaxAmount)
-	}
-	for _, f := range []struct {
-		name string
-		bps  int
-	}{{"--platform-bps", o.platformBps}, {"--org-bps", o.orgBps}} {
-		if f.bps < 0 || f.bps > split.MaxBps {
-			return seedPlan{}, fmt.Errorf("seed: %s %d outside [0, %d]", f.name, f.bps, split.MaxBps)
+	s := purchase.NewSeed(model.Content{ID: contentID, CreatorID: o.creator, OrganizationID: orgID,
+		PriceCents: o.price, Currency: o.currency, Visibility: "public"}, o.platformBps, o.orgBps)
+	if err := s.Validate(); err != nil {
+		var fe *purchase.SeedFieldError
+		if errors.As(err, &fe) {
+			fe.Field = seedFlags[fe.Field]
 		}
+		return seedPlan{}, fmt.Errorf("seed: %w", err)
 	}
 	expect, err := split.Compute(o.price, split.Terms{PlatformBps: o.platformBps, OrganizationBps: o.orgBps})
 	if err != nil {
 		return seedPlan{}, fmt.Errorf("seed: %w", err)
 	}
-	return seedPlan{
-		Seed: purchase.NewSeed(model.Content{ID: contentID, CreatorID: o.creator, OrganizationID: orgID,
-			PriceCents: o.price, Currency: o.currency, Visibility: "public"}, o.platformBps, o.orgBps),
-		expectSplit: expect,
-	}, nil
+	return seedPlan{Seed: s, expectSplit: expect}, nil
 }
 
 // seed makes the planned rows exist in one transaction and prints, per row,

@@ -218,11 +218,11 @@ func TestSeedFlagValidation(t *testing.T) {
 	}{
 		{"content not a uuid", []string{"--content", "abc"}, "--content"},
 		{"org not a uuid", []string{"--org", "org_1"}, "--org"},
-		{"empty creator", []string{"--creator", " "}, "--creator"},
-		{"upper-case currency", []string{"--currency", "USD"}, "--currency"},
-		{"negative price", []string{"--price", "-1"}, "--price"},
-		{"platform rate over 100%", []string{"--platform-bps", "10001"}, "--platform-bps"},
-		{"negative organization rate", []string{"--org-bps", "-5"}, "--org-bps"},
+		{"empty creator", []string{"--creator", " "}, "seed: --creator must not be empty"},
+		{"upper-case currency", []string{"--currency", "USD"}, `seed: --currency "USD" must be three lower-case letters (e.g. usd)`},
+		{"negative price", []string{"--price", "-1"}, "seed: --price -1 outside [0, 1000000000000]"},
+		{"platform rate over 100%", []string{"--platform-bps", "10001"}, "seed: --platform-bps 10001 outside [0, 10000]"},
+		{"negative organization rate", []string{"--org-bps", "-5"}, "seed: --org-bps -5 outside [0, 10000]"},
 		{"stray argument", []string{"now"}, "usage"},
 	}
 	for _, tt := range tests {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,12 +16,13 @@ import (
 	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/devenv"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/stripefixture"
 )
 
 // sendTypes are the event types `paystream send` can build: every type the
-// processor handles (a test keeps the two in step).
+// processor handles (stripefixture's tests build each of them).
 func sendTypes() []string { return purchase.HandledTypes() }
 
 // sendOptions are the flags of `paystream send`.
@@ -113,7 +113,7 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s %s %s -> %d %s\n", typ, ids.event, ids.String(), status, strings.TrimSpace(answer))
+			fmt.Fprintf(stdout, "%s %s %s -> %d %s\n", typ, ids.Event, ids.String(), status, strings.TrimSpace(answer))
 			if status != http.StatusOK {
 				failed++
 			}
@@ -127,82 +127,34 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 
 // sentIDs are the Stripe ids of one built event, printed so a follow-up
 // event (refund, dispute) can name the same payment.
-type sentIDs struct{ event, session, paymentIntent, charge string }
+type sentIDs stripefixture.IDs
 
 func (s sentIDs) String() string {
 	var parts []string
-	if s.session != "" {
-		parts = append(parts, "session="+s.session)
+	if s.Session != "" {
+		parts = append(parts, "session="+s.Session)
 	}
-	if s.paymentIntent != "" {
-		parts = append(parts, "payment_intent="+s.paymentIntent)
+	if s.PaymentIntent != "" {
+		parts = append(parts, "payment_intent="+s.PaymentIntent)
 	}
-	if s.charge != "" {
-		parts = append(parts, "charge="+s.charge)
+	if s.Charge != "" {
+		parts = append(parts, "charge="+s.Charge)
 	}
 	return strings.Join(parts, " ")
 }
 
+// build builds event i of the run: the first names the ids given by flags,
+// every further one (--repeat) is a different payment with new ids.
 func (o sendOptions) build(typ string, i int) ([]byte, sentIDs, error) {
-	ids := sentIDs{event: o.eventID, session: o.session, paymentIntent: o.paymentIntent, charge: o.charge}
-	if ids.event == "" || i > 0 {
-		ids.event = stripefixture.NewID("evt_", 24)
+	meta := stripefixture.Meta{EventID: o.eventID, Created: time.Now(), APIVersion: o.apiVersion}
+	p := stripefixture.Payment{SessionID: o.session, PaymentIntentID: o.paymentIntent, ChargeID: o.charge,
+		CustomerID: o.customer, ContentID: o.content, OrganizationID: o.org, Amount: o.amount, Currency: o.currency,
+		PaymentStatus: o.paymentStatus, RefundAmount: o.refundAmount, DisputeStatus: o.disputeStatus}
+	if i > 0 {
+		meta.EventID, p.SessionID, p.PaymentIntentID, p.ChargeID = "", "", "", ""
 	}
-	if i > 0 { // --repeat: every event is a different payment
-		ids.session, ids.paymentIntent, ids.charge = "", "", ""
-	}
-	if ids.session == "" {
-		ids.session = stripefixture.NewID("cs_test_", 58)
-	}
-	if ids.paymentIntent == "" {
-		ids.paymentIntent = stripefixture.NewID("pi_", 24)
-	}
-	if ids.charge == "" {
-		ids.charge = stripefixture.NewID("ch_", 24)
-	}
-	meta := stripefixture.Meta{EventID: ids.event, Created: time.Now(), APIVersion: o.apiVersion}
-	var (
-		body []byte
-		err  error
-	)
-	switch {
-	case strings.HasPrefix(typ, "checkout.session."):
-		ids.charge = ""
-		pi := ids.paymentIntent
-		if typ == "checkout.session.expired" && o.paymentIntent == "" {
-			pi, ids.paymentIntent = "", ""
-		}
-		body, err = stripefixture.CheckoutEvent(typ, meta, stripefixture.Checkout{
-			SessionID: ids.session, PaymentIntentID: pi, AmountTotal: o.amount, Currency: o.currency,
-			PaymentStatus: o.paymentStatus,
-			Metadata:      stripefixture.PurchaseMetadata(o.customer, o.content, o.org, o.amount, o.currency),
-		})
-	case typ == "charge.refunded":
-		ids.session = ""
-		refund := o.refundAmount
-		if refund == 0 {
-			refund = o.amount
-		}
-		body, err = stripefixture.ChargeRefundedEvent(meta, stripefixture.Charge{
-			ChargeID: ids.charge, PaymentIntentID: ids.paymentIntent, Amount: o.amount, Currency: o.currency,
-			Refunds: []stripefixture.Refund{{Amount: refund}},
-		})
-	case strings.HasPrefix(typ, "charge.dispute."):
-		ids.session = ""
-		status := o.disputeStatus
-		if status == "" && typ == "charge.dispute.closed" {
-			status = "lost"
-		}
-		body, err = stripefixture.DisputeEvent(typ, meta, stripefixture.Dispute{
-			ChargeID: ids.charge, PaymentIntentID: ids.paymentIntent, Amount: o.amount, Currency: o.currency, Status: status,
-		})
-	default: // payment_intent.*
-		ids.session = ""
-		body, err = stripefixture.PaymentIntentEvent(typ, meta, stripefixture.PaymentIntent{
-			ID: ids.paymentIntent, Amount: o.amount, Currency: o.currency, ChargeID: ids.charge,
-		})
-	}
-	return body, ids, err
+	body, ids, err := stripefixture.PaymentEvent(typ, meta, p)
+	return body, sentIDs(ids), err
 }
 
 // fromAPISession fills the checkout fields from the purchase API's record
@@ -229,15 +181,12 @@ func (o sendOptions) resolveSecret(getenv config.Getenv) (string, error) {
 	if o.secret != "" {
 		return o.secret, nil
 	}
-	if v := strings.TrimSpace(getenv("STRIPE_WEBHOOK_SECRET")); v != "" {
-		return strings.TrimSpace(strings.Split(v, ",")[0]), nil
+	secret, _, err := devenv.WebhookSecret(getenv, o.dataDir)
+	if err != nil {
+		return "", fmt.Errorf("send: %w", err)
 	}
-	b, err := os.ReadFile(filepath.Join(o.dataDir, demo.SecretFile))
-	if err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), "whsec_") {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("send: read generated secret: %w", err)
+	if secret != "" {
+		return secret, nil
 	}
 	return "", errors.New("send: no signing secret: pass --secret, set STRIPE_WEBHOOK_SECRET, or run `paystream dev` (it writes one to " +
 		filepath.Join(o.dataDir, demo.SecretFile) + ")")

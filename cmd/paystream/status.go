@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,29 +22,11 @@ import (
 
 // statusReport is what `paystream status` shows, also as --json.
 type statusReport struct {
-	Streams  []streamStatus  `json:"streams"`
-	Consumer *consumerStatus `json:"consumer,omitempty"`
-	Outbox   *outboxStatus   `json:"outbox,omitempty"`
-	Schema   schemaStatus    `json:"schema"`
-	Problems []string        `json:"problems,omitempty"`
-}
-
-type streamStatus struct {
-	Name     string    `json:"name"`
-	Messages uint64    `json:"messages"`
-	Bytes    uint64    `json:"bytes"`
-	LastSeq  uint64    `json:"last_seq"`
-	LastTime time.Time `json:"last_time"`
-	Replicas int       `json:"replicas"`
-}
-
-type consumerStatus struct {
-	Name        string `json:"name"`
-	Pending     uint64 `json:"pending"`
-	AckPending  int    `json:"ack_pending"`
-	Redelivered int    `json:"redelivered"`
-	Waiting     int    `json:"waiting_pulls"`
-	AckFloor    uint64 `json:"ack_floor_stream_seq"`
+	Streams  []streams.StreamState  `json:"streams"`
+	Consumer *streams.ConsumerState `json:"consumer,omitempty"`
+	Outbox   *outboxStatus          `json:"outbox,omitempty"`
+	Schema   schemaStatus           `json:"schema"`
+	Problems []string               `json:"problems,omitempty"`
 }
 
 type outboxStatus struct {
@@ -86,7 +67,8 @@ func runStatus(ctx context.Context, args []string, getenv config.Getenv, stdout,
 		defer nc.Close()
 		var js jetstream.JetStream
 		if js, err = streams.NewJetStream(nc); err == nil {
-			collectStreams(ctx, js, &rep)
+			st := streams.ReadStatus(ctx, js)
+			rep.Streams, rep.Consumer, rep.Problems = st.Streams, st.Consumer, st.Problems
 		}
 	}
 	if err != nil {
@@ -114,42 +96,6 @@ func runStatus(ctx context.Context, args []string, getenv config.Getenv, stdout,
 		return fmt.Errorf("status: %d problem(s)", len(rep.Problems))
 	}
 	return nil
-}
-
-func collectStreams(ctx context.Context, js jetstream.JetStream, rep *statusReport) {
-	for _, name := range []string{streams.EventsStream, streams.DLQStream, streams.PurchasesStream} {
-		s, err := js.Stream(ctx, name)
-		if err != nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("stream %s: %v", name, err))
-			continue
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("stream %s: %v", name, err))
-			continue
-		}
-		rep.Streams = append(rep.Streams, streamStatus{Name: name, Messages: info.State.Msgs, Bytes: info.State.Bytes,
-			LastSeq: info.State.LastSeq, LastTime: info.State.LastTime, Replicas: info.Config.Replicas})
-		if name != streams.EventsStream {
-			continue
-		}
-		c, err := s.Consumer(ctx, streams.ProcessorConsumer)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			rep.Problems = append(rep.Problems, "consumer "+streams.ProcessorConsumer+" does not exist (no processor has started)")
-			continue
-		}
-		if err != nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("consumer %s: %v", streams.ProcessorConsumer, err))
-			continue
-		}
-		ci, err := c.Info(ctx)
-		if err != nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("consumer %s: %v", streams.ProcessorConsumer, err))
-			continue
-		}
-		rep.Consumer = &consumerStatus{Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending,
-			Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting, AckFloor: ci.AckFloor.Stream}
-	}
 }
 
 func collectDB(ctx context.Context, bdb *bun.DB, rep *statusReport) {

@@ -19,9 +19,22 @@ import (
 // Getenv looks up one environment variable; "" means unset.
 type Getenv func(string) string
 
-// MapEnv adapts a map to Getenv, for tests and for the all-in-one dev mode.
+// MapEnv adapts a map to Getenv, for tests and the load tool.
 func MapEnv(m map[string]string) Getenv {
 	return func(k string) string { return m[k] }
+}
+
+// Overlay returns getenv with the variables of over set on top: a key of
+// over (even with the value "") hides the variable of getenv, every other
+// variable reads through. The dev mode and the load tool run the real
+// environment with their own choices on top this way.
+func Overlay(getenv Getenv, over map[string]string) Getenv {
+	return func(k string) string {
+		if v, ok := over[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}
 }
 
 // VarError is a bad environment value. Its message names the variable.

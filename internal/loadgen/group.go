@@ -32,12 +32,7 @@ func startGroup(ctx context.Context, natsURL, dsn string, cfg PipelineBenchConfi
 	over := map[string]string{"NATS_URL": natsURL, "DATABASE_URL": dsn, "ADMIN_ADDR": "127.0.0.1:0",
 		"DB_MAX_CONNS": strconv.Itoa(cfg.Workers), "PROCESSOR_WORKERS": strconv.Itoa(cfg.Workers),
 		"PROCESSOR_BATCH_SIZE": strconv.Itoa(batch)}
-	pcfg, err := app.ParseProcessor(func(k string) string {
-		if v, ok := over[k]; ok {
-			return v
-		}
-		return cfg.Env(k)
-	})
+	pcfg, err := app.ParseProcessor(config.Overlay(cfg.Env, over))
 	if err != nil {
 		return nil, err
 	}

@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/model"
 )
 
@@ -50,6 +52,55 @@ func NewSeed(content model.Content, platformBps, orgBps int) Seed {
 	}
 }
 
+// SeedFieldError is a Seed value the schema or the split would refuse.
+type SeedFieldError struct {
+	Field  string // SeedCreator, SeedCurrency, SeedPrice, SeedPlatformBps or SeedOrgBps
+	Value  string // the value as printed, "" when it is empty
+	Reason string // what it must be
+}
+
+// The fields of a Seed that Validate checks, as SeedFieldError names them.
+const (
+	SeedCreator     = "creator_id"
+	SeedCurrency    = "currency"
+	SeedPrice       = "price_cents"
+	SeedPlatformBps = "platform_fee_percentage"
+	SeedOrgBps      = "organization_fee_percentage"
+)
+
+// Error implements error: "<field> <value> <reason>".
+func (e *SeedFieldError) Error() string {
+	if e.Value == "" {
+		return e.Field + " " + e.Reason
+	}
+	return e.Field + " " + e.Value + " " + e.Reason
+}
+
+// Validate checks s against the rules the schema and the split enforce, so
+// a caller can refuse bad input before it connects. It returns the first
+// problem as a *SeedFieldError.
+func (s Seed) Validate() error {
+	c := s.Content
+	if strings.TrimSpace(c.CreatorID) == "" {
+		return &SeedFieldError{Field: SeedCreator, Reason: "must not be empty"}
+	}
+	if !currencyRe.MatchString(c.Currency) {
+		return &SeedFieldError{Field: SeedCurrency, Value: strconv.Quote(c.Currency), Reason: "must be three lower-case letters (e.g. usd)"}
+	}
+	if c.PriceCents < 0 || c.PriceCents > split.MaxAmount {
+		return &SeedFieldError{Field: SeedPrice, Value: strconv.FormatInt(c.PriceCents, 10), Reason: fmt.Sprintf("outside [0, %d]", split.MaxAmount)}
+	}
+	for _, f := range []struct {
+		field string
+		bps   int
+	}{{SeedPlatformBps, s.Platform.PlatformFeePercentage}, {SeedOrgBps, s.CreatorOrg.OrganizationFeePercentage}} {
+		if f.bps < 0 || f.bps > split.MaxBps {
+			return &SeedFieldError{Field: f.field, Value: strconv.Itoa(f.bps), Reason: fmt.Sprintf("outside [0, %d]", split.MaxBps)}
+		}
+	}
+	return nil
+}
+
 // SeedConflict is a row that exists with other values than the seed wants.
 // Seeding never overwrites: the database may hold real catalog data or
 // agreements.
@@ -66,8 +117,12 @@ type SeededRow struct {
 }
 
 // SeedCatalog makes the rows of s exist in one transaction and reports, per
-// row, whether it was created or already present.
+// row, whether it was created or already present. An s that fails Validate
+// changes nothing.
 func SeedCatalog(ctx context.Context, bdb *bun.DB, s Seed) ([]SeededRow, error) {
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
 	var rows []SeededRow
 	err := bdb.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		rows = rows[:0]

@@ -75,14 +75,11 @@ func PostgresURL(tb testing.TB) string {
 func DB(tb testing.TB) (*bun.DB, string) {
 	tb.Helper()
 	dsn := PostgresURL(tb)
-	bdb, err := db.Open(context.Background(), dsn, db.Options{MaxOpenConns: 10})
+	bdb, err := migrations.OpenMigrated(context.Background(), dsn, db.Options{MaxOpenConns: 10})
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("open and migrate test database: %v", err)
 	}
 	tb.Cleanup(func() { _ = bdb.Close() })
-	if _, err := migrations.Up(context.Background(), bdb); err != nil {
-		tb.Fatalf("migrate test database: %v", err)
-	}
 	return bdb, dsn
 }
 
