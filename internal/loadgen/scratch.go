@@ -41,10 +41,7 @@ func OpenDemoDatabase(ctx context.Context, serverURL string, keep bool, maxConns
 			d.Close()
 		}
 	}()
-	if d.DB, err = db.Open(ctx, dsn, db.Options{MaxOpenConns: maxConns}); err != nil {
-		return nil, err
-	}
-	if _, err := migrations.Up(ctx, d.DB); err != nil {
+	if d.DB, err = migrations.OpenMigrated(ctx, dsn, db.Options{MaxOpenConns: maxConns}); err != nil {
 		return nil, err
 	}
 	if d.Purchase, err = SeedDemo(ctx, d.DB); err != nil {

@@ -36,7 +36,7 @@ type Config struct {
 	// or one of them finishes (at most MaxPartialWait), so under load events
 	// are applied in fewer, fuller transactions instead of one each; at light
 	// load a lone event still goes at once. Default DefaultPartialBatches;
-	// Workers turns the limit off. Irrelevant when BatchSize is 1.
+	// Workers (or more) turns the limit off. Irrelevant when BatchSize is 1.
 	PartialBatches int
 	partialWait    time.Duration // MaxPartialWait; tests shorten or lengthen it
 	// Breaker pauses the instance while the database is down instead of
@@ -124,8 +124,10 @@ func (c *Config) setDefaults() {
 		c.BatchWait = DefaultBatchWait
 	}
 	if c.PartialBatches == 0 {
-		c.PartialBatches = min(DefaultPartialBatches, c.Workers)
+		c.PartialBatches = DefaultPartialBatches
 	}
+	// As many slots as workers is no limit; more cannot be used.
+	c.PartialBatches = min(c.PartialBatches, c.Workers)
 	if c.partialWait == 0 {
 		c.partialWait = MaxPartialWait
 	}
@@ -144,8 +146,8 @@ func (c *Config) validate() error {
 			c.Workers, c.Consumer.MaxAckPending)
 	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
 		return fmt.Errorf("processor: BatchSize %d must be between 1 and %d", c.BatchSize, MaxBatchSize)
-	case c.PartialBatches < 1 || c.PartialBatches > c.Workers:
-		return fmt.Errorf("processor: PartialBatches %d must be between 1 and Workers (%d)", c.PartialBatches, c.Workers)
+	case c.PartialBatches < 1:
+		return fmt.Errorf("processor: PartialBatches %d must be at least 1", c.PartialBatches)
 	case c.HandleTimeout <= 0 || c.ShutdownTimeout <= 0 || c.PollInterval <= 0 || c.AckTimeout <= 0:
 		return errors.New("processor: timeouts and intervals must be positive")
 	}

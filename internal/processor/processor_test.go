@@ -668,7 +668,6 @@ func TestNewValidates(t *testing.T) {
 		{"negative workers", func(c *Config) { c.Workers = -1 }},
 		{"backoff longer than deliveries", func(c *Config) { c.Consumer.MaxDeliver = 2 }},
 		{"negative timeout", func(c *Config) { c.HandleTimeout = -time.Second }},
-		{"partial batches past workers", func(c *Config) { c.PartialBatches = c.Workers + 1 }},
 		{"negative partial batches", func(c *Config) { c.PartialBatches = -1 }},
 	}
 	for _, tt := range tests {
@@ -687,6 +686,11 @@ func TestNewValidates(t *testing.T) {
 	if c := p.Config(); c.Workers != DefaultWorkers || c.Consumer.AckWait != 30*time.Second || c.ShutdownTimeout != 25*time.Second ||
 		c.PartialBatches != DefaultPartialBatches {
 		t.Errorf("defaults = %+v", c)
+	}
+	// More partial slots than workers is no limit: as many as workers.
+	p, err = New(js, h, Config{Workers: 1}, nil, testLogger(t))
+	if err != nil || p.Config().PartialBatches != 1 {
+		t.Errorf("one worker: %v, %v", p, err)
 	}
 }
 
