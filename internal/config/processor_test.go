@@ -18,7 +18,7 @@ func TestParseProcessorDefaults(t *testing.T) {
 	if c.AdminAddr != ":9091" || c.Workers != 10 || c.DBMaxConns != 10 || c.HandleTimeout != 20*time.Second ||
 		c.ShutdownTimeout != 25*time.Second || c.Consumer.AckWait != def.AckWait || c.Consumer.MaxDeliver != def.MaxDeliver ||
 		c.Consumer.MaxAckPending != def.MaxAckPending || len(c.Consumer.Backoff) != len(def.Backoff) ||
-		c.NATSURL != config.DefaultNATSURL || c.BatchSize != 16 {
+		c.NATSURL != config.DefaultNATSURL || c.BatchSize != 32 {
 		t.Errorf("defaults = %+v", c)
 	}
 	if err := c.Consumer.Validate(); err != nil {

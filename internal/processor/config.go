@@ -61,9 +61,11 @@ const DefaultPartialBatches = 2
 // going away) costs the waiting events latency, never a redelivery.
 const MaxPartialWait = 100 * time.Millisecond
 
-// DefaultBatchSize is PROCESSOR_BATCH_SIZE's default: enough events per
-// commit to amortize it, few enough that a batch stays a few milliseconds.
-const DefaultBatchSize = 16
+// DefaultBatchSize is PROCESSOR_BATCH_SIZE's default: the fastest drain
+// measured (docs/benchmarks.md: 32 beat 16 and 64 side by side; 64 is capped
+// by the consumer's MaxAckPending of 256 over ten workers), and only reached
+// under a backlog: at light load a batch is what is waiting.
+const DefaultBatchSize = 32
 
 // MaxBatchSize bounds BatchSize: each event of a batch is a subtransaction,
 // and Postgres keeps at most 64 subtransaction ids per backend in shared
