@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/paystream/paystream/internal/stripeclient"
 )
 
 // Defaults of Config.
@@ -31,9 +33,6 @@ const (
 	DefaultRateLimit       = 60000
 	DefaultStripeTimeout   = 30 * time.Second
 	DefaultShutdownTimeout = 25 * time.Second
-	DefaultStripeAPIBase   = "https://api.stripe.com"
-	// DefaultStripeMaxNetworkRetries matches the reconcile client's.
-	DefaultStripeMaxNetworkRetries = 5
 	// MinKeyLength keeps guessable bearer keys out.
 	MinKeyLength = 16
 )
@@ -74,7 +73,7 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.Addr, DefaultAddr)
 	def(&c.AdminAddr, DefaultAdminAddr)
-	def(&c.StripeAPIBase, DefaultStripeAPIBase)
+	def(&c.StripeAPIBase, stripeclient.DefaultAPIBase)
 	def(&c.SuccessURL, DefaultSuccessURL)
 	def(&c.CancelURL, DefaultCancelURL)
 	if c.SessionTTL == 0 {

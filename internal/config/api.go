@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/api"
+	"github.com/paystream/paystream/internal/stripeclient"
 )
 
 // API holds the purchase API's settings: the shared ones, its pool size and
@@ -26,8 +27,8 @@ func ParseAPI(getenv Getenv) (API, error) {
 		API: api.Config{
 			Addr:                    p.Addr("API_ADDR", api.DefaultAddr),
 			AdminAddr:               p.Addr("ADMIN_ADDR", api.DefaultAdminAddr),
-			StripeAPIBase:           p.URL("STRIPE_API_BASE", api.DefaultStripeAPIBase, "https", "http"),
-			StripeMaxNetworkRetries: p.Int("STRIPE_MAX_NETWORK_RETRIES", api.DefaultStripeMaxNetworkRetries, 0, 10),
+			StripeAPIBase:           p.URL("STRIPE_API_BASE", stripeclient.DefaultAPIBase, "https", "http"),
+			StripeMaxNetworkRetries: p.Int("STRIPE_MAX_NETWORK_RETRIES", stripeclient.DefaultMaxNetworkRetries, 0, stripeclient.MaxNetworkRetries),
 			StripeTimeout:           p.Duration("API_STRIPE_TIMEOUT", api.DefaultStripeTimeout, time.Second, 5*time.Minute),
 			SuccessURL:              p.URL("CHECKOUT_SUCCESS_URL", api.DefaultSuccessURL, "https", "http"),
 			CancelURL:               p.URL("CHECKOUT_CANCEL_URL", api.DefaultCancelURL, "https", "http"),

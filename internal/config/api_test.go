@@ -7,6 +7,7 @@ import (
 
 	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/stripeclient"
 )
 
 func TestParseAPI(t *testing.T) {
@@ -33,7 +34,7 @@ func TestParseAPI(t *testing.T) {
 	}
 	a := c.API
 	if a.Addr != ":8081" || a.AdminAddr != ":9092" || len(a.Keys) != 2 || a.Keys[1] != k2 || a.StripeSecretKey != sk ||
-		a.StripeAPIBase != api.DefaultStripeAPIBase || a.StripeMaxNetworkRetries != 5 || a.SuccessURL != api.DefaultSuccessURL ||
+		a.StripeAPIBase != stripeclient.DefaultAPIBase || a.StripeMaxNetworkRetries != 5 || a.SuccessURL != api.DefaultSuccessURL ||
 		a.CancelURL != api.DefaultCancelURL || a.SessionTTL != time.Hour || a.RateLimit != api.DefaultRateLimit || c.DBMaxConns != 10 {
 		t.Errorf("defaults = %+v", c)
 	}

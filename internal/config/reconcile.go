@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -15,8 +16,8 @@ import (
 // or when the periodic mode is on; otherwise it may stay unset.
 func ParseReconcile(p *Parser, needKey bool) reconcile.Settings {
 	s := reconcile.Settings{
-		APIBase:           p.URL("STRIPE_API_BASE", reconcile.DefaultStripeAPIBase, "https", "http"),
-		MaxNetworkRetries: p.Int("STRIPE_MAX_NETWORK_RETRIES", reconcile.DefaultStripeMaxNetworkRetries, 0, reconcile.MaxStripeNetworkRetries),
+		APIBase:           p.URL("STRIPE_API_BASE", stripeclient.DefaultAPIBase, "https", "http"),
+		MaxNetworkRetries: p.Int("STRIPE_MAX_NETWORK_RETRIES", stripeclient.DefaultMaxNetworkRetries, 0, stripeclient.MaxNetworkRetries),
 		Interval:          p.Duration("RECONCILE_INTERVAL", 0, 0, reconcile.MaxInterval),
 		Window:            p.Duration("RECONCILE_WINDOW", reconcile.DefaultWindow, reconcile.MinWindow, reconcile.MaxWindow),
 		Endpoint:          p.String("RECONCILE_ENDPOINT", streams.DefaultEndpoint),

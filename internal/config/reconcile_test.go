@@ -7,6 +7,7 @@ import (
 
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/stripeclient"
 )
 
 func TestParseReconcile(t *testing.T) {
@@ -20,7 +21,7 @@ func TestParseReconcile(t *testing.T) {
 		wantOne bool     // the error is a single line
 	}{
 		{name: "defaults without key when not needed", env: map[string]string{},
-			want: reconcile.Settings{APIBase: reconcile.DefaultStripeAPIBase, MaxNetworkRetries: 5, Window: 72 * time.Hour, Endpoint: "default"}},
+			want: reconcile.Settings{APIBase: stripeclient.DefaultAPIBase, MaxNetworkRetries: 5, Window: 72 * time.Hour, Endpoint: "default"}},
 		{name: "command needs the key", env: map[string]string{}, needKey: true,
 			wantErr: []string{"STRIPE_SECRET_KEY", "required"}},
 		{name: "periodic mode needs the key", env: map[string]string{"RECONCILE_INTERVAL": "1h"},
@@ -31,7 +32,7 @@ func TestParseReconcile(t *testing.T) {
 			want: reconcile.Settings{SecretKey: key, APIBase: "http://127.0.0.1:12111", MaxNetworkRetries: 2,
 				Interval: 30 * time.Minute, Window: 96 * time.Hour, Endpoint: "booking"}},
 		{name: "restricted key", needKey: true, env: map[string]string{"STRIPE_SECRET_KEY": "rk_live_abc"},
-			want: reconcile.Settings{SecretKey: "rk_live_abc", APIBase: reconcile.DefaultStripeAPIBase, MaxNetworkRetries: 5,
+			want: reconcile.Settings{SecretKey: "rk_live_abc", APIBase: stripeclient.DefaultAPIBase, MaxNetworkRetries: 5,
 				Window: 72 * time.Hour, Endpoint: "default"}},
 		{name: "publishable key is refused without echoing it", needKey: true,
 			env:     map[string]string{"STRIPE_SECRET_KEY": "pk_test_secretish"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -17,8 +18,6 @@ const (
 	MaxInterval = 24 * time.Hour
 	// MinWindow is the shortest RECONCILE_WINDOW.
 	MinWindow = time.Minute
-	// MaxStripeNetworkRetries bounds STRIPE_MAX_NETWORK_RETRIES.
-	MaxStripeNetworkRetries = 10
 )
 
 // Settings are missed-event recovery's settings, shared by the one-shot
@@ -27,10 +26,10 @@ const (
 // are here.
 type Settings struct {
 	SecretKey string // STRIPE_SECRET_KEY: sk_… or rk_… (a restricted key needs read access to Events)
-	APIBase   string // STRIPE_API_BASE: Stripe API base URL; default DefaultStripeAPIBase
+	APIBase   string // STRIPE_API_BASE: Stripe API base URL; default stripeclient.DefaultAPIBase
 	// MaxNetworkRetries is STRIPE_MAX_NETWORK_RETRIES, stripe-go's own
 	// retries per request; 0 is none (the environment's default is
-	// DefaultStripeMaxNetworkRetries).
+	// stripeclient.DefaultMaxNetworkRetries).
 	MaxNetworkRetries int
 	Interval          time.Duration // RECONCILE_INTERVAL: periodic mode in the processor; 0 = off
 	Window            time.Duration // RECONCILE_WINDOW: how far back a periodic run lists events; default DefaultWindow
@@ -55,7 +54,7 @@ func (e *SettingError) Error() string {
 // setDefaults fills the zero fields that have a default.
 func (s *Settings) setDefaults() {
 	if s.APIBase == "" {
-		s.APIBase = DefaultStripeAPIBase
+		s.APIBase = stripeclient.DefaultAPIBase
 	}
 	if s.Window == 0 {
 		s.Window = DefaultWindow
@@ -96,9 +95,9 @@ func (s *Settings) validate(needKey bool) error {
 	if !streams.ValidEndpoint(s.Endpoint) {
 		bad("RECONCILE_ENDPOINT", s.Endpoint, "must be an endpoint name: lower case letters, digits, _ or -")
 	}
-	if s.MaxNetworkRetries < 0 || s.MaxNetworkRetries > MaxStripeNetworkRetries {
+	if s.MaxNetworkRetries < 0 || s.MaxNetworkRetries > stripeclient.MaxNetworkRetries {
 		bad("STRIPE_MAX_NETWORK_RETRIES", fmt.Sprint(s.MaxNetworkRetries),
-			fmt.Sprintf("must be between 0 and %d", MaxStripeNetworkRetries))
+			fmt.Sprintf("must be between 0 and %d", stripeclient.MaxNetworkRetries))
 	}
 	if s.SecretKey == "" && (needKey || s.Interval > 0) {
 		bad("STRIPE_SECRET_KEY", "", "is required to list events from the Stripe API (sk_… or a restricted rk_… key with read access to Events)")

@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/streams"
 )
 
 func TestSettingsDefaults(t *testing.T) {
 	s := Settings{}
 	s.setDefaults()
-	want := Settings{APIBase: DefaultStripeAPIBase, Window: DefaultWindow, Endpoint: streams.DefaultEndpoint}
+	want := Settings{APIBase: stripeclient.DefaultAPIBase, Window: DefaultWindow, Endpoint: streams.DefaultEndpoint}
 	if s != want {
 		t.Errorf("defaults = %+v, want %+v", s, want)
 	}

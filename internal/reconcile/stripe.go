@@ -16,22 +16,11 @@ import (
 	"github.com/paystream/paystream/internal/fault"
 )
 
-// Defaults of the Stripe client (STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES).
-const (
-	// DefaultStripeAPIBase is Stripe's API; STRIPE_API_BASE overrides it for
-	// tests (a local fake of the Events API) and for egress proxies.
-	DefaultStripeAPIBase = "https://api.stripe.com"
-	// DefaultStripeMaxNetworkRetries is how often stripe-go itself retries a
-	// request that failed in a retryable way (connection errors, 5xx, 409, and
-	// 429 answered with Stripe-Should-Retry: true).
-	DefaultStripeMaxNetworkRetries = 5
-)
-
 // StripeConfig configures StripeLister.
 type StripeConfig struct {
 	Key               string       // STRIPE_SECRET_KEY: sk_… or rk_… with read access to Events; required
 	APIBase           string       // STRIPE_API_BASE; stripe.APIURL when empty
-	MaxNetworkRetries int          // stripe-go's retries per request (0 = none); see DefaultStripeMaxNetworkRetries
+	MaxNetworkRetries int          // stripe-go's retries per request (0 = none); see stripeclient.DefaultMaxNetworkRetries
 	HTTPClient        *http.Client // a client with a 30s timeout when nil
 }
 
