@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/streams"
 )
@@ -86,7 +88,11 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 	for _, bc := range []struct {
 		name   string
 		decode func([]byte) (envelope, error)
-	}{{"scanner", scanEnvelope}, {"encoding_json", unmarshalEnvelope}} {
+	}{{"scanner", stripeevent.Scan}, {"encoding_json", func(b []byte) (envelope, error) {
+		var env envelope
+		err := json.Unmarshal(b, &env)
+		return env, err
+	}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bodies[0])))
 			b.ReportAllocs()

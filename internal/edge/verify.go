@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -225,23 +226,16 @@ func signatureTimestamp(header string) (time.Time, error) {
 // Nats-Msg-Id and a header, so it is bounded and free of separators.
 var eventIDRe = regexp.MustCompile(`^evt_[A-Za-z0-9_]{1,250}$`)
 
-// envelope is the part of a Stripe event the edge needs. The body is decoded
-// into this small struct only (no stripe.Event with its maps and raw copies):
-// the edge is a transport and the processor decodes the rest.
-type envelope struct {
-	ID         string `json:"id"`
-	Object     string `json:"object"`
-	Type       string `json:"type"`
-	APIVersion string `json:"api_version"`
-	Livemode   bool   `json:"livemode"`
-	Created    int64  `json:"created"`
-}
+// envelope is the part of a Stripe event the edge needs, read by the
+// stripeevent scanner (no stripe.Event with its maps and raw copies): the
+// edge is a transport and the processor decodes the rest.
+type envelope = stripeevent.Envelope
 
 // decodeEnvelope parses a verified body. Any API version is accepted (and
 // recorded); the body must be one JSON object with object "event", an evt_
 // id and a type that can be a subject token.
 func decodeEnvelope(body []byte) (envelope, error) {
-	env, err := scanEnvelope(body)
+	env, err := stripeevent.Scan(body)
 	if err != nil {
 		return envelope{}, fault.Wrap(err, fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event JSON object")
 	}

@@ -1,4 +1,9 @@
-package edge
+// Package stripeevent reads the envelope of a Stripe event body (its id,
+// object, type, API version, livemode and creation time) in one tight pass
+// that also validates the whole body as JSON, without decoding data.object.
+// The edge checks every webhook with it; the processor runtime checks that a
+// stored body is the event its headers describe.
+package stripeevent
 
 import (
 	"bytes"
@@ -7,11 +12,22 @@ import (
 	"strconv"
 )
 
-// scanEnvelope reads the envelope of a Stripe event body without decoding
+// Envelope is the top level of a Stripe event, as json.Unmarshal fills it
+// from the body.
+type Envelope struct {
+	ID         string `json:"id"`
+	Object     string `json:"object"`
+	Type       string `json:"type"`
+	APIVersion string `json:"api_version"`
+	Livemode   bool   `json:"livemode"`
+	Created    int64  `json:"created"`
+}
+
+// Scan reads the envelope of a Stripe event body without decoding
 // data.object: it validates the whole body as JSON (the same grammar as
-// encoding/json) and extracts the six top-level keys the edge needs.
+// encoding/json) and extracts the six top-level keys of Envelope.
 //
-// Why: json.Unmarshal into the small envelope struct still runs its generic
+// Why: json.Unmarshal into the small Envelope struct still runs its generic
 // state machine over every byte of the 2–3 KB body and was most of the edge's
 // own CPU per request (pprof of BenchmarkVerify). This scanner does one
 // tight pass.
@@ -20,15 +36,15 @@ import (
 // against it): whenever the body needs encoding/json's full semantics — a
 // top-level key or one of the six string values with an escape or a
 // non-ASCII byte — it falls back to json.Unmarshal.
-func scanEnvelope(body []byte) (envelope, error) {
+func Scan(body []byte) (Envelope, error) {
 	s := scanner{b: body}
 	s.space()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		// Not an object: rare, so leave it to encoding/json (which rejects
 		// it, or for a bare null leaves the envelope empty).
-		return unmarshalEnvelope(body)
+		return unmarshal(body)
 	}
-	var env envelope
+	var env Envelope
 	s.i++
 	s.space()
 	if s.peek() == '}' {
@@ -38,34 +54,34 @@ func scanEnvelope(body []byte) (envelope, error) {
 	for {
 		s.space()
 		if s.peek() != '"' {
-			return envelope{}, errSyntax
+			return Envelope{}, errSyntax
 		}
 		kStart := s.i + 1
 		plain, err := s.str()
 		if err != nil {
-			return envelope{}, err
+			return Envelope{}, err
 		}
 		if !plain {
-			return unmarshalEnvelope(body)
+			return unmarshal(body)
 		}
 		key := s.b[kStart : s.i-1]
 		s.space()
 		if s.peek() != ':' {
-			return envelope{}, errSyntax
+			return Envelope{}, errSyntax
 		}
 		s.i++
 		s.space()
 		vStart := s.i
 		if err := s.value(1); err != nil {
-			return envelope{}, err
+			return Envelope{}, err
 		}
 		raw := s.b[vStart:s.i]
 		fb, err := env.set(key, raw)
 		switch {
 		case err != nil:
-			return envelope{}, err
+			return Envelope{}, err
 		case fb:
-			return unmarshalEnvelope(body)
+			return unmarshal(body)
 		}
 		s.space()
 		switch s.peek() {
@@ -75,13 +91,13 @@ func scanEnvelope(body []byte) (envelope, error) {
 			s.i++
 			return env, s.end()
 		default:
-			return envelope{}, errSyntax
+			return Envelope{}, errSyntax
 		}
 	}
 }
 
-// errSyntax and errType are the scanner's errors; decodeEnvelope wraps them
-// like json.Unmarshal's.
+// errSyntax and errType are the scanner's errors; callers wrap them as they
+// would json.Unmarshal's.
 var (
 	errSyntax = errors.New("invalid JSON")
 	errType   = errors.New("envelope field of the wrong JSON type")
@@ -104,7 +120,7 @@ var (
 // set stores the raw JSON value of key, as json.Unmarshal would: null leaves
 // the field as it is, a later key overwrites an earlier one, a value of the
 // wrong type is an error. fallback reports a string that needs unquoting.
-func (e *envelope) set(key, raw []byte) (fallback bool, err error) {
+func (e *Envelope) set(key, raw []byte) (fallback bool, err error) {
 	var str *string
 	switch {
 	case bytes.EqualFold(key, keyID):
@@ -159,11 +175,11 @@ func (e *envelope) set(key, raw []byte) (fallback bool, err error) {
 	return false, nil
 }
 
-// unmarshalEnvelope is the encoding/json decode the scanner stands in for.
-func unmarshalEnvelope(body []byte) (envelope, error) {
-	var env envelope
+// unmarshal is the encoding/json decode the scanner stands in for.
+func unmarshal(body []byte) (Envelope, error) {
+	var env Envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return envelope{}, err
+		return Envelope{}, err
 	}
 	return env, nil
 }

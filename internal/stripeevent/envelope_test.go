@@ -1,4 +1,4 @@
-package edge
+package stripeevent
 
 import (
 	"os"
@@ -33,7 +33,11 @@ func envelopeSeeds(tb testing.TB) [][]byte {
 	add(stripefixture.DisputeEvent("charge.dispute.created", meta, stripefixture.Dispute{DisputeID: "du_1", ChargeID: "ch_1", Amount: 2999, Status: "needs_response"}))
 	add(stripefixture.PaymentIntentEvent("payment_intent.succeeded", meta, stripefixture.PaymentIntent{ID: "pi_1", Amount: 2999, ChargeID: "ch_1"}))
 
-	files, _ := filepath.Glob("testdata/fuzz/FuzzHandler/*")
+	// The edge's handler fuzz corpus: real webhook bodies and what fuzzing found.
+	files, _ := filepath.Glob("../edge/testdata/fuzz/FuzzHandler/*")
+	if len(files) == 0 {
+		tb.Fatal("the edge's FuzzHandler corpus is not at ../edge/testdata/fuzz/FuzzHandler")
+	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -70,11 +74,11 @@ func envelopeSeeds(tb testing.TB) [][]byte {
 	return seeds
 }
 
-// checkEnvelope asserts that scanEnvelope gives json.Unmarshal's answer.
+// checkEnvelope asserts that Scan gives json.Unmarshal's answer.
 func checkEnvelope(t *testing.T, body []byte) {
 	t.Helper()
-	got, gotErr := scanEnvelope(body)
-	want, wantErr := unmarshalEnvelope(body)
+	got, gotErr := Scan(body)
+	want, wantErr := unmarshal(body)
 	if (gotErr == nil) != (wantErr == nil) {
 		t.Fatalf("body %.200q: scanner error %v, encoding/json error %v", body, gotErr, wantErr)
 	}
