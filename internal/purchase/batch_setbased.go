@@ -550,17 +550,10 @@ func objectKeys(ev event) []string {
 	}
 	keys := []string{obj.ID}
 	for _, raw := range []json.RawMessage{obj.PaymentIntent, obj.Charge} {
-		var id string
-		if json.Unmarshal(raw, &id) != nil {
-			var o struct {
-				ID string `json:"id"`
-			}
-			if json.Unmarshal(raw, &o) == nil {
-				id = o.ID
-			}
-		}
-		if id != "" {
-			keys = append(keys, id)
+		// A reference that does not parse is skipped, not the object.
+		var id expandableID
+		if len(raw) > 0 && id.UnmarshalJSON(raw) == nil && id != "" {
+			keys = append(keys, string(id))
 		}
 	}
 	return keys

@@ -116,3 +116,21 @@ func TestDecodeEventDecodesASessionOnce(t *testing.T) {
 		t.Errorf("bad session: %v", err)
 	}
 }
+
+// TestObjectKeysReadsReferencesAsIDsOrObjects: payment_intent and charge
+// count as ids or expanded objects; one that does not parse is skipped, the
+// object's own id still counts.
+func TestObjectKeysReadsReferencesAsIDsOrObjects(t *testing.T) {
+	for object, want := range map[string][]string{
+		`{"id":"ch_1","payment_intent":"pi_1"}`:                        {"ch_1", "pi_1"},
+		`{"id":"re_1","payment_intent":{"id":"pi_1"},"charge":"ch_1"}`: {"re_1", "pi_1", "ch_1"},
+		`{"id":"du_1","payment_intent":null,"charge":{"id":"ch_1"}}`:   {"du_1", "ch_1"},
+		`{"id":"du_1","payment_intent":42,"charge":["ch_1"]}`:          {"du_1"},
+		`{"id":"pi_1"}`: {"pi_1"},
+		`not json`:      nil,
+	} {
+		if got := objectKeys(sessionEvent(object)); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: keys %v, want %v", object, got, want)
+		}
+	}
+}
