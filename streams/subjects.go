@@ -30,6 +30,22 @@ func ValidEndpoint(name string) bool {
 	return true
 }
 
+// ValidEventID reports whether id is shaped like a Stripe event id,
+// `^evt_[A-Za-z0-9_]{1,250}$`: it becomes Nats-Msg-Id and a header, so it is
+// bounded and free of separators, quotes and escapes (it is safe in JSON and
+// in a header as is). A loop, not a regexp, for the same reason as above.
+func ValidEventID(id string) bool {
+	if len(id) < 5 || len(id) > 254 || id[:4] != "evt_" {
+		return false
+	}
+	for i := 4; i < len(id); i++ {
+		if c := id[i]; !lowerDigit(c) && !('A' <= c && c <= 'Z') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidEventType reports whether t is shaped like a Stripe event type and so
 // is safe inside a subject: dot-separated lower-case words
 // (checkout.session.completed, v1.billing.meter.error_report_triggered),

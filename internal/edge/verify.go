@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"hash"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,10 +221,6 @@ func signatureTimestamp(header string) (time.Time, error) {
 	return time.Unix(ts, 0), nil
 }
 
-// eventIDRe: Stripe event ids are evt_ plus base-62 characters; the id becomes
-// Nats-Msg-Id and a header, so it is bounded and free of separators.
-var eventIDRe = regexp.MustCompile(`^evt_[A-Za-z0-9_]{1,250}$`)
-
 // envelope is the part of a Stripe event the edge needs, read by the
 // stripeevent scanner (no stripe.Event with its maps and raw copies): the
 // edge is a transport and the processor decodes the rest.
@@ -242,7 +237,7 @@ func decodeEnvelope(body []byte) (envelope, error) {
 	switch {
 	case env.Object != "event":
 		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: object is not \"event\"")
-	case !eventIDRe.MatchString(env.ID):
+	case !streams.ValidEventID(env.ID):
 		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: id is not an evt_ id")
 	case !streams.ValidEventType(env.Type):
 		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: type is not an event type")
