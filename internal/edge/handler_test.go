@@ -457,3 +457,29 @@ func TestResponseHeadersAsHeaderSetWrites(t *testing.T) {
 		t.Errorf("Add to %s changed X-Content-Type-Options to %q", HeaderRequestID, got)
 	}
 }
+
+// writeAccepted writes what writeJSON writes for the same acceptedBody, for
+// ids it copies verbatim and for ids that need escaping (which validation
+// never lets through, but the function must not depend on that).
+func TestAcceptedAsWriteJSONWrites(t *testing.T) {
+	ids := []string{"evt_1", "evt_" + strings.Repeat("Z9_", 83), "evt_1NxP0aLkdIwHu7ixZ0d2c3Yq", "", "evt_<b>", `evt_"q"`,
+		`evt_\\`, "evt_ü", "evt_\x00", "evt_\u2028", "evt_&", "evt_\x7f", "evt_ ~"}
+	reqs := []string{"req-1", "0b7e8c1a-3d5f-4e2a-9c1b-2f6d8e4a7b90", "a.b_c:d-e", strings.Repeat("r", 128), "<x>", "\n"}
+	for _, c := range []string{`"`, `\\`, "<", ">", "&", "\x00", "\x1f", "\x7f", " ", "~", "\u00fc", "\u2029"} {
+		ids, reqs = append(ids, "evt_"+c), append(reqs, "r"+c)
+	}
+	for _, id := range ids {
+		for _, rid := range reqs {
+			for _, dup := range []bool{false, true} {
+				want, got := httptest.NewRecorder(), httptest.NewRecorder()
+				writeJSON(want, http.StatusOK, acceptedBody{Status: "accepted", EventID: id, Duplicate: dup, RequestID: rid})
+				writeAccepted(got, id, dup, rid)
+				if got.Code != want.Code || got.Body.String() != want.Body.String() ||
+					!reflect.DeepEqual(got.Result().Header, want.Result().Header) {
+					t.Errorf("writeAccepted(%q, %v, %q) = %d %v %q\nwriteJSON: %d %v %q", id, dup, rid,
+						got.Code, got.Result().Header, got.Body, want.Code, want.Result().Header, want.Body)
+				}
+			}
+		}
+	}
+}
