@@ -1,9 +1,11 @@
 package loadgen
 
 import (
+	"bufio"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,5 +80,55 @@ func TestWebhookPosterSpeaksHTTPAndStripeSignatures(t *testing.T) {
 	}
 	if _, err := newWebhookPoster("https://example.com/webhooks/stripe", secret, 1); err == nil {
 		t.Error("an https URL was accepted")
+	}
+}
+
+// TestReadResponseAgreesWithNetHTTP: on every response a webhook server
+// sends, readResponse returns net/http's status and connection decision and
+// leaves the reader at the next response; what it does not understand is an
+// error, never a wrong status.
+func TestReadResponseAgreesWithNetHTTP(t *testing.T) {
+	ok := []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 18\r\n\r\n{\"received\":true}\n",
+		"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 5\r\nConnection: close\r\n\r\nlater",
+		"HTTP/1.1 404 Not Found\r\nCONTENT-LENGTH:   0  \r\n\r\n",
+		"HTTP/1.1 204 No Content\r\nX-Request-Id: a\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 3\r\n\r\n{}\n",
+		"HTTP/1.1 200\r\nContent-Length: 1\r\n\r\nx",
+	}
+	for _, resp := range ok {
+		next := "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+		status, closing, err := readResponse(bufio.NewReader(strings.NewReader(resp + next)))
+		want, werr := http.ReadResponse(bufio.NewReader(strings.NewReader(resp)), nil)
+		if werr != nil {
+			t.Fatalf("net/http refuses %q: %v", resp, werr)
+		}
+		if err != nil || status != want.StatusCode || closing != want.Close {
+			t.Errorf("%q: got %d close=%v err=%v, net/http %d close=%v", resp, status, closing, err, want.StatusCode, want.Close)
+		}
+		br := bufio.NewReader(strings.NewReader(resp + next))
+		_, _, _ = readResponse(br)
+		if status, _, err := readResponse(br); err != nil || status != http.StatusCreated {
+			t.Errorf("%q: the next response read as %d, %v", resp, status, err)
+		}
+	}
+	bad := []string{
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n\r\nbody until close",
+		"HTTP/1.1 100 Continue\r\n\r\n",
+		"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nno colon\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n",
+		"",
+	}
+	for _, resp := range bad {
+		if status, _, err := readResponse(bufio.NewReader(strings.NewReader(resp))); err == nil {
+			t.Errorf("%q: accepted as %d", resp, status)
+		}
 	}
 }
