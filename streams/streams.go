@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -110,13 +111,62 @@ func (c Config) Definitions() []jetstream.StreamConfig {
 
 // Ensure creates the streams, or updates them to match c. It is idempotent
 // and safe to run from every process at start-up.
+//
+// A stream that exists is updated only when one of the fields c defines
+// differs (see manage), and the update starts from the stream's own
+// configuration: what c does not define, such as an operator's max_bytes,
+// stays as the operator set it. An Ensure that changes nothing sends no
+// update, so processes starting together do not rewrite the streams'
+// configuration while another creates its consumer (nats-server 2.15.2 reads
+// the file store's configuration for a new consumer without the lock its
+// stream update writes it under: a data race the race detector caught in
+// this project's tests).
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
-	for _, sc := range c.Definitions() {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+	for _, want := range c.Definitions() {
+		s, err := js.Stream(ctx, want.Name)
+		switch {
+		case err == nil:
+			cfg := s.CachedInfo().Config
+			if !manage(&cfg, want) {
+				continue // up to date
+			}
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
+				return fmt.Errorf("ensure stream %s: update: %w", want.Name, err)
+			}
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			// CreateOrUpdate: another process may create it meanwhile.
+			if _, err := js.CreateOrUpdateStream(ctx, want); err != nil {
+				return fmt.Errorf("ensure stream %s: %w", want.Name, err)
+			}
+		default:
+			return fmt.Errorf("ensure stream %s: %w", want.Name, err)
 		}
 	}
 	return nil
+}
+
+// manage sets the fields of cfg that Definitions defines to want's values
+// and reports whether any changed. Replicas and Duplicates of zero mean the
+// server's default (one replica; a dedup window of two minutes or MaxAge),
+// which the server fills in, so zero leaves them alone.
+// TestManageCoversEveryDefinedField fails when a definition sets a field
+// manage does not know.
+func manage(cfg *jetstream.StreamConfig, want jetstream.StreamConfig) (changed bool) {
+	set := func(differs bool, apply func()) {
+		if differs {
+			apply()
+			changed = true
+		}
+	}
+	set(cfg.Description != want.Description, func() { cfg.Description = want.Description })
+	set(!slices.Equal(cfg.Subjects, want.Subjects), func() { cfg.Subjects = slices.Clone(want.Subjects) })
+	set(cfg.Retention != want.Retention, func() { cfg.Retention = want.Retention })
+	set(cfg.Storage != want.Storage, func() { cfg.Storage = want.Storage })
+	set(want.Replicas != 0 && cfg.Replicas != want.Replicas, func() { cfg.Replicas = want.Replicas })
+	set(cfg.MaxAge != want.MaxAge, func() { cfg.MaxAge = want.MaxAge })
+	set(want.Duplicates != 0 && cfg.Duplicates != want.Duplicates, func() { cfg.Duplicates = want.Duplicates })
+	set(cfg.Discard != want.Discard, func() { cfg.Discard = want.Discard })
+	return changed
 }
 
 // Check reports whether stream name exists, for readiness probes.

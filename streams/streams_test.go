@@ -157,3 +157,68 @@ func TestEnsureUpgradesDiscardPolicyAndAddsAdvisories(t *testing.T) {
 		t.Errorf("STRIPE_ADVISORIES config = %+v", c)
 	}
 }
+
+// Ensure against streams that are up to date sends no update (no
+// STREAM.UPDATED advisory); a changed setting is applied, and a limit an
+// operator set on a field the definitions leave alone survives both.
+func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
+	ctx := t.Context()
+	nc := testenv.StartNATS(t).Connect(t)
+	js, err := streams.NewJetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := streams.DefaultConfig()
+	if err := streams.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, streams.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator := s.CachedInfo().Config
+	operator.MaxBytes = 1 << 30
+	if _, err := js.UpdateStream(ctx, operator); err != nil {
+		t.Fatal(err)
+	}
+	updates, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := updates.NextMsg(300 * time.Millisecond); err == nil {
+		t.Errorf("Ensure with nothing to change updated a stream: %s", m.Subject)
+	}
+	cfg.DedupWindow = 10 * time.Minute
+	if err := streams.Ensure(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for {
+		m, err := updates.NextMsg(300 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		got[m.Subject] = true
+	}
+	for _, name := range []string{streams.EventsStream, streams.DLQStream, streams.PurchasesStream} {
+		if !got["$JS.EVENT.ADVISORY.STREAM.UPDATED."+name] {
+			t.Errorf("no update of %s for the new dedup window (updates: %v)", name, got)
+		}
+	}
+	if got["$JS.EVENT.ADVISORY.STREAM.UPDATED."+streams.AdvisoriesStream] {
+		t.Errorf("%s was updated though nothing of it changed", streams.AdvisoriesStream)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Duplicates != 10*time.Minute || info.Config.MaxBytes != 1<<30 {
+		t.Errorf("after Ensure: dedup window %s, max_bytes %d; want 10m and the operator's 1 GiB", info.Config.Duplicates, info.Config.MaxBytes)
+	}
+}
