@@ -123,26 +123,42 @@ func (c Config) Definitions() []jetstream.StreamConfig {
 // this project's tests).
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	for _, want := range c.Definitions() {
+		if err := ensure(ctx, js, want); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", want.Name, err)
+		}
+	}
+	return nil
+}
+
+// ensure creates one stream, or brings the fields want defines up to date.
+// When two processes find the stream missing at once, one creates it; the
+// other's create fails with "name already in use" (a create with the same
+// configuration succeeds) and it looks again, instead of sending an update.
+func ensure(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	for attempt := 0; ; attempt++ {
 		s, err := js.Stream(ctx, want.Name)
 		switch {
 		case err == nil:
 			cfg := s.CachedInfo().Config
 			if !manage(&cfg, want) {
-				continue // up to date
+				return nil // up to date
 			}
 			if _, err := js.UpdateStream(ctx, cfg); err != nil {
-				return fmt.Errorf("ensure stream %s: update: %w", want.Name, err)
+				return fmt.Errorf("update: %w", err)
 			}
-		case errors.Is(err, jetstream.ErrStreamNotFound):
-			// CreateOrUpdate: another process may create it meanwhile.
-			if _, err := js.CreateOrUpdateStream(ctx, want); err != nil {
-				return fmt.Errorf("ensure stream %s: %w", want.Name, err)
-			}
-		default:
-			return fmt.Errorf("ensure stream %s: %w", want.Name, err)
+			return nil
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			return err
 		}
+		_, err = js.CreateStream(ctx, want)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && attempt == 0 {
+			continue // created meanwhile by another process
+		}
+		if err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		return nil
 	}
-	return nil
 }
 
 // manage sets the fields of cfg that Definitions defines to want's values

@@ -3,6 +3,7 @@ package streams_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,5 +221,73 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 	}
 	if info.Config.Duplicates != 10*time.Minute || info.Config.MaxBytes != 1<<30 {
 		t.Errorf("after Ensure: dedup window %s, max_bytes %d; want 10m and the operator's 1 GiB", info.Config.Duplicates, info.Config.MaxBytes)
+	}
+}
+
+// staleJS answers the first lookup of each stream with "not found", as a
+// process sees it when another creates the stream right after its lookup.
+type staleJS struct {
+	jetstream.JetStream
+	seen map[string]bool
+}
+
+func (s *staleJS) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	if !s.seen[name] {
+		s.seen[name] = true
+		return nil, jetstream.ErrStreamNotFound
+	}
+	return s.JetStream.Stream(ctx, name)
+}
+
+// A stream created by another process between Ensure's lookup and its create
+// (with another configuration, so the create fails) is looked up again and
+// brought up to date; many processes ensuring at once all succeed and,
+// having nothing to change, send no update.
+func TestEnsureRacingAnotherProcess(t *testing.T) {
+	ctx := t.Context()
+	n := testenv.StartNATS(t)
+	nc := n.Connect(t)
+	js, err := streams.NewJetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := streams.DefaultConfig()
+	other.DedupWindow = 5 * time.Minute
+	if err := streams.Ensure(ctx, js, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(ctx, &staleJS{JetStream: js, seen: map[string]bool{}}, streams.DefaultConfig()); err != nil {
+		t.Fatalf("Ensure after losing the create: %v", err)
+	}
+	s, err := js.Stream(ctx, streams.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.CachedInfo().Config.Duplicates, streams.DefaultConfig().DedupWindow; got != want {
+		t.Errorf("dedup window %s, want %s", got, want)
+	}
+
+	updates, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			pjs, err := streams.NewJetStream(n.Connect(t))
+			if err == nil {
+				err = streams.Ensure(ctx, pjs, streams.DefaultConfig())
+			}
+			if err != nil {
+				t.Errorf("concurrent Ensure: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if m, err := updates.NextMsg(300 * time.Millisecond); err == nil {
+		t.Errorf("concurrent Ensures with nothing to change updated %s", m.Subject)
 	}
 }
