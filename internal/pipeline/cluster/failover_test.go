@@ -236,11 +236,19 @@ func TestClusterLeaderFailover(t *testing.T) {
 	js := connect(t, cl, "paystream-test", log)
 	sc := streams.DefaultConfig()
 	sc.Replicas = 3
-	ectx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	if err := streams.Ensure(ectx, js, sc); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
+	// Each attempt bounded, retried, as the services do (edge.ensureStreams):
+	// on a loaded machine a JetStream API request made while the fresh
+	// cluster re-elects its meta leader can go unanswered, and one attempt
+	// would then spend the whole budget waiting for it.
+	eventually(t, 60*time.Second, "the streams to be created", func() bool {
+		ectx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := streams.Ensure(ectx, js, sc)
+		if err != nil {
+			t.Logf("ensure streams: %v (retrying)", err)
+		}
+		return err == nil
+	})
 
 	secret := stripefixture.NewSecret()
 	edgeURL := startStack(t, cl, dsn, secret, log)
