@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/valyala/fasthttp"
 
 	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
@@ -106,18 +106,15 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 }
 
 // BenchmarkVerifyPublish is the edge handler end to end minus the network:
-// ServeHTTP (request id, limiter off, signature, decode, publish to an
+// Serve (request id, limiter off, signature, decode, publish to an
 // embedded file-storage JetStream, wait for the PubAck, JSON answer).
 // Compare with BenchmarkPlainPublish, run in the same process.
 func BenchmarkVerifyPublish(b *testing.B) {
 	e := newTestEdge(b, nil)
 	serve := func(b *testing.B, body []byte, sig string) {
-		req := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", bytes.NewReader(body))
-		req.Header.Set("Stripe-Signature", sig)
-		rec := httptest.NewRecorder()
-		e.h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		c := serveDirect(e.h, http.MethodPost, "/webhooks/stripe", body, map[string]string{"Stripe-Signature": sig})
+		if c.Response.StatusCode() != http.StatusOK {
+			b.Fatalf("status %d: %s", c.Response.StatusCode(), c.Response.Body())
 		}
 	}
 	b.Run("serial", func(b *testing.B) {
@@ -191,24 +188,28 @@ func BenchmarkPlainPublish(b *testing.B) {
 // logger's destination's cost, not the edge's).
 func BenchmarkLogRequest(b *testing.B) {
 	h := &Handler{log: slog.New(slog.NewJSONHandler(io.Discard, nil))}
-	r := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", nil)
+	var r fasthttp.Request
+	r.Header.SetMethod(http.MethodPost)
+	r.SetRequestURI("/webhooks/stripe")
+	c := &fasthttp.RequestCtx{}
+	c.Init(&r, nil, nil)
 	req := &request{id: "0d4f6a52-9b1e-4c3a-8f0e-2b7d5c1a9e33", endpoint: "default", client: netip.MustParseAddr("203.0.113.7"),
 		event: envelope{ID: "evt_1Pq2Rs3Tu4Vw5Xy6Za7Bc8De", Type: "checkout.session.completed", APIVersion: "2024-06-20"},
 		seq:   123456}
 	b.ReportAllocs()
 	for b.Loop() {
-		h.logRequest(r, req, http.StatusOK, nil, 1234567*time.Nanosecond)
+		h.logRequest(c, req, http.StatusOK, nil, 1234567*time.Nanosecond)
 	}
 }
 
-// BenchmarkServeHTTP is the edge through its real HTTP server (net/http on
+// BenchmarkServer is the edge through its real HTTP server (newServer on
 // loopback, keep-alive), which BenchmarkVerifyPublish leaves out: 16
 // connections, each sending raw signed requests and reading just enough of
 // each answer to find its end, so the client adds little of its own. Its
-// allocations are the edge's, net/http's and the embedded broker's.
-func BenchmarkServeHTTP(b *testing.B) {
+// allocations are the edge's, fasthttp's and the embedded broker's.
+func BenchmarkServer(b *testing.B) {
 	e := newTestEdge(b, nil)
-	addr := strings.TrimPrefix(e.srv.URL, "http://")
+	addr := strings.TrimPrefix(e.url, "http://")
 	bodies, sigs, _ := benchEvents(b, b.N)
 	reqs := make([][]byte, b.N)
 	for i := range reqs {

@@ -10,16 +10,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fasthttp"
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/obs"
@@ -40,7 +40,9 @@ type endpoint struct {
 	keys []*signingKey // its secrets; more than one during a rotation
 }
 
-// Handler is the public webhook http.Handler. Create it with New.
+// Handler is the public webhook handler: Serve is the public listener's
+// fasthttp.RequestHandler and ServeError its ErrorHandler (newServer wires
+// both). Create it with New.
 type Handler struct {
 	// Now is the clock for signature tolerance and receipt times; tests may
 	// replace it before the first request.
@@ -48,7 +50,6 @@ type Handler struct {
 
 	endpoints      map[string]endpoint // by URL path
 	pub            *streams.Publisher
-	bodies         bodyPool
 	verifier       Verifier
 	limiter        *limiter // nil: rate limiting off
 	trusted        []netip.Prefix
@@ -58,11 +59,8 @@ type Handler struct {
 	log            *slog.Logger
 }
 
-var _ http.Handler = (*Handler)(nil)
-
 // New returns the webhook handler for cfg's endpoints, publishing with js.
-// Only the edge settings of cfg are used (not the listeners); the all-in-one
-// dev mode mounts the result on its own server.
+// Only the edge settings of cfg are used (not the listeners).
 func New(cfg Config, js jetstream.JetStream, m *Metrics, log *slog.Logger) (*Handler, error) {
 	switch {
 	case js == nil:
@@ -119,89 +117,139 @@ type request struct {
 	seq      uint64
 }
 
-// ServeHTTP handles one webhook. The checks run cheapest first, and the body
-// is read only once the request is known to be for an endpoint, by a client
-// within its rate, with a signature header present.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Serve handles one webhook whose header and body the server has read. The
+// checks run cheapest first; the body is looked at only once the request is
+// known to be for an endpoint, by a client within its rate, with a signature
+// header present.
+func (h *Handler) Serve(c *fasthttp.RequestCtx) { h.serve(c, nil) }
+
+// ServeError answers a request the server could not read, so that it gets
+// the same JSON error body, request id, metrics and log line as any other
+// refusal (fasthttp would otherwise answer in plain text by itself). A
+// Content-Length over the limit arrives here with the header read and the
+// body not: the checks before the body still decide first, and only then is
+// it 413. A body that turns out longer than the limit while it is read
+// (chunked) is 413 at once: the server has dropped its header by then. Any
+// other read error (a malformed request, a header over the buffer, a client
+// too slow to send its request) is a 400 before any check, since the header
+// may be incomplete.
+func (h *Handler) ServeError(c *fasthttp.RequestCtx, err error) {
+	if err == nil {
+		err = errors.New("unknown read error")
+	}
+	h.serve(c, err)
+}
+
+// serve is Serve, or ServeError with readErr.
+func (h *Handler) serve(c *fasthttp.RequestCtx, readErr error) {
 	start := h.Now()
 	h.m.InFlight.Inc()
 	defer h.m.InFlight.Dec()
 
-	req := &request{id: requestID(r.Header.Get(HeaderRequestID)), endpoint: unknownEndpoint}
-	r, span := startSpan(r)
-	setResponseHeaders(w.Header(), req.id)
+	req := &request{id: requestID(c.Request.Header.Peek(HeaderRequestID)), endpoint: unknownEndpoint}
+	ctx, span := startSpan(c)
+	setResponseHeaders(&c.Response.Header, req.id)
 
-	err := h.handle(w, r, req, start)
+	var err error
+	switch {
+	case readErr == nil:
+		err = h.handle(ctx, c, req, start, nil)
+	case errors.Is(readErr, fasthttp.ErrBodyTooLarge) && int64(c.Request.Header.ContentLength()) > h.maxBody:
+		err = h.handle(ctx, c, req, start, readErr)
+	default:
+		req.client = peerAddr(c)
+		err = h.unreadable(readErr)
+	}
 	status := http.StatusOK
 	if err != nil {
 		status = fault.HTTPStatus(err)
 		h.m.Rejections.WithLabelValues(req.endpoint, fault.ReasonOf(err)).Inc()
-		writeJSON(w, status, errorBody{Error: publicMessage(err), RequestID: req.id})
+		writeJSON(&c.Response, status, errorBody{Error: publicMessage(err), RequestID: req.id})
 	} else {
-		writeAccepted(w, req.event.ID, req.dup, req.id)
+		writeAccepted(&c.Response, req.event.ID, req.dup, req.id)
 	}
 	elapsed := h.Now().Sub(start)
 	h.m.Requests.WithLabelValues(req.endpoint, strconv.Itoa(status)).Inc()
-	obs.Observe(r.Context(), h.m.RequestDuration.WithLabelValues(req.endpoint), elapsed.Seconds())
-	h.logRequest(r, req, status, err, elapsed)
+	obs.Observe(ctx, h.m.RequestDuration.WithLabelValues(req.endpoint), elapsed.Seconds())
+	h.logRequest(c, req, status, err, elapsed)
 	endSpan(span, req, status, err)
 }
 
+// unreadable classifies a request the server could not read.
+func (h *Handler) unreadable(err error) error {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fault.Wrap(err, fault.TooLarge, ReasonTooLarge, fmt.Sprintf("body is larger than %d bytes", h.maxBody))
+	case errors.As(err, &small):
+		return fault.Wrap(err, fault.Invalid, ReasonHeaderTooLarge, fmt.Sprintf("request header is larger than %d bytes", maxHeaderBytes))
+	case errors.As(err, &ne) && ne.Timeout():
+		return fault.Wrap(err, fault.Invalid, ReasonReadTimeout, "request not received within "+readTimeout.String())
+	default:
+		return fault.Wrap(err, fault.Invalid, ReasonMalformedRequest, "malformed HTTP request")
+	}
+}
+
 // handle runs the checks in order and publishes; a non-nil error is a
-// *fault.Error whose code decides the status.
-func (h *Handler) handle(w http.ResponseWriter, r *http.Request, req *request, start time.Time) error {
-	req.client = clientIP(r, h.trusted)
+// *fault.Error whose code decides the status. bodyErr is the server's
+// ErrBodyTooLarge when the body was over the limit, else nil.
+func (h *Handler) handle(ctx context.Context, c *fasthttp.RequestCtx, req *request, start time.Time, bodyErr error) error {
+	req.client = clientIP(peerAddr(c), &c.Request.Header, h.trusted)
+	path := c.Path()
 	if h.limiter != nil {
 		if ok, wait := h.limiter.allow(limiterKey(req.client), start); !ok {
 			// Whole seconds, rounded up: Retry-After has no fractions and
 			// "0" would invite an immediate retry.
-			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-			if ep, ok := h.endpoints[r.URL.Path]; ok {
+			c.Response.Header.Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			if ep, ok := h.endpoints[string(path)]; ok {
 				req.endpoint = ep.name
 			}
 			return fault.New(fault.RateLimited, ReasonRateLimited, "rate limit exceeded")
 		}
 	}
-	ep, ok := h.endpoints[r.URL.Path]
+	ep, ok := h.endpoints[string(path)]
 	if !ok {
 		return fault.New(fault.NotFound, ReasonUnknownEndpoint, "no webhook endpoint at this path")
 	}
 	req.endpoint = ep.name
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
+	if !c.IsPost() {
+		c.Response.Header.Set("Allow", http.MethodPost)
 		return fault.New(fault.NotAllowed, ReasonMethodNotAllowed, "only POST is allowed")
 	}
-	sig := r.Header.Get(headerSignature)
+	sig := string(c.Request.Header.Peek(headerSignature))
 	if sig == "" {
 		return fault.New(fault.Invalid, ReasonMissingSignature, "Stripe-Signature header is missing")
 	}
 	if _, err := signatureTimestamp(sig); err != nil {
-		return err // malformed: refuse before reading the body
+		return err // malformed: refused whatever the body
 	}
-	buf, err := h.bodies.readBody(w, r, h.maxBody)
-	if err != nil {
-		return err
+	if bodyErr != nil {
+		return fault.Wrap(bodyErr, fault.TooLarge, ReasonTooLarge, fmt.Sprintf("body is larger than %d bytes", h.maxBody))
 	}
+	// The server's buffer, reused for the connection's next request once
+	// Serve returns; nothing below keeps a slice of it past that unless it
+	// detaches it first.
+	body := c.Request.Body()
 	// The signature is checked against the raw bytes before anything in them
 	// is believed; an unverified body is never parsed, published or logged.
-	if err := h.verifier.verify(sig, buf.b, ep.keys); err != nil {
-		h.bodies.put(buf)
+	if err := h.verifier.verify(sig, body, ep.keys); err != nil {
 		return err
 	}
-	env, err := decodeEnvelope(buf.b) // copies what it keeps
+	env, err := decodeEnvelope(body) // copies what it keeps
 	if err != nil {
-		h.bodies.put(buf)
 		return err
 	}
 	req.event = env
-	if err := h.publish(r.Context(), req, buf.b, start); err != nil {
+	if err := h.publish(ctx, req, body, start); err != nil {
 		// The message may still be in the client's hands (an ack that did
-		// not come in time, a retry after "no responders"), with buf as its
-		// data: leave the buffer to the garbage collector.
+		// not come in time, a retry after "no responders") with body as its
+		// data: take the body from the server, which would otherwise reuse
+		// it, and leave it to the garbage collector.
+		c.Request.SwapBody(nil)
 		return err
 	}
-	h.bodies.put(buf) // acknowledged: nothing references the body any more
-	return nil
+	return nil // acknowledged: nothing references the body any more
 }
 
 // publish stores the verified event and waits for its PubAck. The wait is
@@ -257,29 +305,25 @@ type acceptedBody struct {
 }
 
 // setResponseHeaders sets the request id and the security headers of every
-// answer. The map is filled directly, with canonical keys, and the values are
-// slices of one array: Header.Set allocated a slice per header
-// (TestResponseHeadersAsHeaderSetWrites compares the two).
-func setResponseHeaders(h http.Header, requestID string) {
-	v := &[...]string{requestID, "nosniff", "no-store", "default-src 'none'; frame-ancestors 'none'", "no-referrer", "DENY"}
-	h[HeaderRequestID] = v[0:1:1] // cap 1: an Add copies instead of overwriting the next value
-	h["X-Content-Type-Options"] = v[1:2:2]
-	h["Cache-Control"] = v[2:3:3]
-	h["Content-Security-Policy"] = v[3:4:4]
-	h["Referrer-Policy"] = v[4:5:5]
-	h["X-Frame-Options"] = v[5:6:6]
+// answer.
+func setResponseHeaders(h *fasthttp.ResponseHeader, requestID string) {
+	h.Set(HeaderRequestID, requestID)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
 }
 
 // writeJSON answers status with v as one line of JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func writeJSON(r *fasthttp.Response, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil { // our own small structs: cannot fail
 		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
 	}
-	// b and the newline in two writes into the response's buffer rather than
-	// append(b, '\n'), which copied b: json.Marshal returns a slice without
-	// spare capacity.
-	writeBody(w, status, b, "\n")
+	writeBody(r, status)
+	r.AppendBody(b)
+	r.AppendBodyString("\n")
 }
 
 // writeAccepted answers 200 with the acceptedBody of an accepted event,
@@ -288,21 +332,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // are when they need no escaping, which validation guarantees (an event id
 // passed streams.ValidEventID, a request id is requestID's charset or a
 // UUID). Anything else still goes through writeJSON.
-func writeAccepted(w http.ResponseWriter, eventID string, dup bool, requestID string) {
+func writeAccepted(r *fasthttp.Response, eventID string, dup bool, requestID string) {
 	if !jsonPlain(eventID) || !jsonPlain(requestID) {
-		writeJSON(w, http.StatusOK, acceptedBody{Status: "accepted", EventID: eventID, Duplicate: dup, RequestID: requestID})
+		writeJSON(r, http.StatusOK, acceptedBody{Status: "accepted", EventID: eventID, Duplicate: dup, RequestID: requestID})
 		return
 	}
-	const head, mid, tail = `{"status":"accepted","event_id":"`, `","duplicate":`, `,"request_id":"`
-	b := make([]byte, 0, len(head)+len(eventID)+len(mid)+len("false")+len(tail)+len(requestID)+len("\"}\n"))
-	b = append(b, head...)
-	b = append(b, eventID...)
-	b = append(b, mid...)
-	b = strconv.AppendBool(b, dup)
-	b = append(b, tail...)
-	b = append(b, requestID...)
-	b = append(b, "\"}\n"...)
-	writeBody(w, http.StatusOK, b, "")
+	writeBody(r, http.StatusOK)
+	r.AppendBodyString(`{"status":"accepted","event_id":"`)
+	r.AppendBodyString(eventID)
+	if dup {
+		r.AppendBodyString(`","duplicate":true,"request_id":"`)
+	} else {
+		r.AppendBodyString(`","duplicate":false,"request_id":"`)
+	}
+	r.AppendBodyString(requestID)
+	r.AppendBodyString("\"}\n")
 }
 
 // jsonPlain reports whether encoding/json writes s as it is between quotes:
@@ -316,22 +360,18 @@ func jsonPlain(s string) bool {
 	return true
 }
 
-// writeBody answers status with the JSON text b followed by tail.
-func writeBody(w http.ResponseWriter, status int, b []byte, tail string) {
-	vals := &[...]string{"application/json", strconv.Itoa(len(b) + len(tail))}
-	h := w.Header()
-	h["Content-Type"], h["Content-Length"] = vals[0:1:1], vals[1:2:2] // as setResponseHeaders
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-	if tail != "" {
-		_, _ = io.WriteString(w, tail) // net/http's and httptest's writers take a string as is
-	}
+// writeBody starts a JSON answer with status; the body is appended after.
+// The server sets Content-Length from the body.
+func writeBody(r *fasthttp.Response, status int) {
+	r.SetStatusCode(status)
+	r.Header.SetContentType("application/json")
+	r.ResetBody()
 }
 
 // logRequest writes the one log line of a request. It never contains the
 // body, the signature header or a secret; the event fields are logged only
 // once the signature verified (req.event is empty before).
-func (h *Handler) logRequest(r *http.Request, req *request, status int, err error, elapsed time.Duration) {
+func (h *Handler) logRequest(c *fasthttp.RequestCtx, req *request, status int, err error, elapsed time.Duration) {
 	// Room for every attribute below, on the stack: growing a slice from
 	// five was three allocations and most of the line's garbage.
 	var buf [13]slog.Attr
@@ -343,7 +383,7 @@ func (h *Handler) logRequest(r *http.Request, req *request, status int, err erro
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 	)
 	if req.endpoint == unknownEndpoint {
-		attrs = append(attrs, slog.String("method", r.Method), slog.String("path", truncate(r.URL.Path, 128)))
+		attrs = append(attrs, slog.String("method", truncate(string(c.Method()), 16)), slog.String("path", truncate(string(c.Path()), 128)))
 	}
 	if req.event.ID != "" {
 		attrs = append(attrs,
@@ -368,13 +408,16 @@ func (h *Handler) logRequest(r *http.Request, req *request, status int, err erro
 // requestID returns the inbound X-Request-Id when it is sane (1–128 of
 // [A-Za-z0-9._:-]; anything else could inject into headers or logs), else a
 // new random one.
-func requestID(in string) string {
-	if len(in) > 0 && len(in) <= 128 && strings.IndexFunc(in, func(c rune) bool {
-		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-')
-	}) < 0 {
-		return in
+func requestID(in []byte) string {
+	if len(in) == 0 || len(in) > 128 {
+		return uuid.NewString()
 	}
-	return uuid.NewString()
+	for _, c := range in {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return uuid.NewString()
+		}
+	}
+	return string(in) // a copy: the server reuses in
 }
 
 // truncate bounds attacker-controlled text before it reaches a log line.

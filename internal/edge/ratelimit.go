@@ -3,12 +3,12 @@ package edge
 import (
 	"container/list"
 	"net"
-	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"golang.org/x/time/rate"
 )
 
@@ -107,17 +107,17 @@ func (l *limiter) size() int {
 	return l.lru.Len()
 }
 
-// clientIP returns the address of the client that sent r. X-Forwarded-For is
-// believed only when the TCP peer is a trusted proxy; then the list is walked
-// from the right (the entry our proxy appended) past every trusted hop, and
-// the first untrusted address is the client. Entries left of it are whatever
-// the client claimed and are ignored, so a client cannot choose its own key.
-func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	peer := remoteAddr(r.RemoteAddr)
+// clientIP returns the address of the client whose TCP peer is peer, with
+// request header hdr. X-Forwarded-For is believed only when the peer is a
+// trusted proxy; then the list is walked from the right (the entry our proxy
+// appended) past every trusted hop, and the first untrusted address is the
+// client. Entries left of it are whatever the client claimed and are
+// ignored, so a client cannot choose its own key.
+func clientIP(peer netip.Addr, hdr *fasthttp.RequestHeader, trusted []netip.Prefix) netip.Addr {
 	if len(trusted) == 0 || !isTrusted(peer, trusted) {
 		return peer
 	}
-	hops := forwardedFor(r.Header.Values("X-Forwarded-For"))
+	hops := forwardedFor(hdr.PeekAll("X-Forwarded-For"))
 	client := peer
 	for i := len(hops) - 1; i >= 0; i-- {
 		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
@@ -132,12 +132,20 @@ func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	return client
 }
 
-func forwardedFor(values []string) []string {
+func forwardedFor(values [][]byte) []string {
 	var hops []string
 	for _, v := range values {
-		hops = append(hops, strings.Split(v, ",")...)
+		hops = append(hops, strings.Split(string(v), ",")...)
 	}
 	return hops
+}
+
+// peerAddr is the TCP peer of c.
+func peerAddr(c *fasthttp.RequestCtx) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return remoteAddr(c.RemoteAddr().String())
 }
 
 func remoteAddr(s string) netip.Addr {

@@ -2,10 +2,11 @@ package edge
 
 import (
 	"fmt"
-	"net/http"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 func TestLimiterAllowsPerMinuteAndRefills(t *testing.T) {
@@ -70,11 +71,11 @@ func TestClientIP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &http.Request{RemoteAddr: tt.remote, Header: http.Header{}}
+			var hdr fasthttp.RequestHeader
 			for _, v := range tt.xff {
-				r.Header.Add("X-Forwarded-For", v)
+				hdr.Add("X-Forwarded-For", v)
 			}
-			if got := clientIP(r, tt.trusted).String(); got != tt.want {
+			if got := clientIP(remoteAddr(tt.remote), &hdr, tt.trusted).String(); got != tt.want {
 				t.Errorf("clientIP = %s, want %s", got, tt.want)
 			}
 		})
@@ -94,11 +95,11 @@ func TestLimiterKeyGroupsIPv6By64(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
-	if got := requestID("abc-123.X:y_z"); got != "abc-123.X:y_z" {
+	if got := requestID([]byte("abc-123.X:y_z")); got != "abc-123.X:y_z" {
 		t.Errorf("sane id replaced: %q", got)
 	}
 	for _, bad := range []string{"", "a b", "x\r\nSet-Cookie: y", string(make([]byte, 129))} {
-		if got := requestID(bad); got == bad || len(got) != 36 {
+		if got := requestID([]byte(bad)); got == bad || len(got) != 36 {
 			t.Errorf("requestID(%q) = %q, want a fresh uuid", bad, got)
 		}
 	}

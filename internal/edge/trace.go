@@ -1,8 +1,9 @@
 package edge
 
 import (
-	"net/http"
+	"context"
 
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -10,16 +11,21 @@ import (
 	"github.com/paystream/paystream/internal/obs"
 )
 
-// startSpan starts the webhook request's span and returns the request
+// startSpan starts the webhook request's span and returns the context
 // carrying it; the publish below injects it into the message headers. With
-// tracing off it returns r and a nil span without allocating.
-func startSpan(r *http.Request) (*http.Request, trace.Span) {
+// tracing off it returns context.Background() and a nil span without
+// allocating.
+//
+// The context is not the RequestCtx: fasthttp closes its Done channel when
+// the server shuts down, and a request in flight then must still wait for
+// its PubAck (see Handler.publish).
+func startSpan(c *fasthttp.RequestCtx) (context.Context, trace.Span) {
 	if !obs.Tracing() {
-		return r, nil
+		return context.Background(), nil
 	}
-	ctx, span := obs.Tracer().Start(r.Context(), "webhook "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
-	return r.WithContext(ctx), span
+	path := truncate(string(c.Path()), 128)
+	return obs.Tracer().Start(context.Background(), "webhook "+path, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", truncate(string(c.Method()), 16)), attribute.String("url.path", path)))
 }
 
 // endSpan records the outcome of the request on span (nil: tracing off).
