@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -262,5 +263,28 @@ func TestRunRefusesBusyPort(t *testing.T) {
 	}
 	if _, err := New(Config{}, n.JetStream(t), NewMetrics(obs.NewRegistry()), slog.Default()); err == nil {
 		t.Error("New without endpoints succeeded")
+	}
+}
+
+// TestStopRightAfterStartReleasesThePort: a stop that comes before the
+// server got to register its listener must still close it (fasthttp's
+// Shutdown only closes the listeners Serve registered).
+func TestStopRightAfterStartReleasesThePort(t *testing.T) {
+	n := testenv.StartNATS(t)
+	nc := connect(t, n)
+	js, err := streams.NewJetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		r := startServe(t, nc, js)
+		if err := r.stop(t); err != nil {
+			t.Fatalf("round %d: serve returned %v", i, err)
+		}
+		ln, err := net.Listen("tcp", r.addrs.Public)
+		if err != nil {
+			t.Fatalf("round %d: public port still taken after stop: %v", i, err)
+		}
+		_ = ln.Close()
 	}
 }
