@@ -185,7 +185,7 @@ func (h *Handler) unreadable(err error) error {
 	case errors.As(err, &small):
 		return fault.Wrap(err, fault.Invalid, ReasonHeaderTooLarge, fmt.Sprintf("request header is larger than %d bytes", maxHeaderBytes))
 	case errors.As(err, &ne) && ne.Timeout():
-		return fault.Wrap(err, fault.Invalid, ReasonReadTimeout, "request not received within "+readTimeout.String())
+		return fault.Wrap(err, fault.Invalid, ReasonReadTimeout, "request not received in time")
 	default:
 		return fault.Wrap(err, fault.Invalid, ReasonMalformedRequest, "malformed HTTP request")
 	}

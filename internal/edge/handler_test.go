@@ -60,6 +60,12 @@ func testConfig() Config {
 
 func newTestEdge(t testing.TB, mutate func(*Config)) *testEdge {
 	t.Helper()
+	return newTestEdgeLimits(t, mutate, defaultLimits())
+}
+
+// newTestEdgeLimits is newTestEdge with the listener's timeouts lim.
+func newTestEdgeLimits(t testing.TB, mutate func(*Config), lim limits) *testEdge {
+	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
 		mutate(&cfg)
@@ -90,7 +96,7 @@ func newTestEdge(t testing.TB, mutate func(*Config)) *testEdge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newServer(h, log)
+	srv := newServer(h, log, lim)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -566,5 +572,78 @@ func TestAcceptedAsWriteJSONWrites(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSlowClients: the header has its own, shorter time (a client trickling
+// a header is refused at the header timeout, not the body's), a body its
+// own from the end of the header, and a body slower than the header timeout
+// but within its own is accepted.
+func TestSlowClients(t *testing.T) {
+	lim := defaultLimits()
+	lim.header, lim.body = 300*time.Millisecond, 2*time.Second
+	e := newTestEdgeLimits(t, nil, lim)
+	body, sig, _ := signedEvent(t, testSecret)
+	head := fmt.Sprintf("POST /webhooks/stripe HTTP/1.1\r\nHost: edge.test\r\nStripe-Signature: %s\r\nContent-Length: %d\r\n\r\n", sig, len(body))
+
+	// exchange writes the parts with pause between them and reads the answer;
+	// it returns the answer and the time from the last write to the answer.
+	exchange := func(t *testing.T, pause time.Duration, parts ...string) (*http.Response, map[string]any, time.Duration) {
+		t.Helper()
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		for i, p := range parts {
+			if i > 0 {
+				time.Sleep(pause)
+			}
+			if _, err := io.WriteString(c, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sent := time.Now()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waited := time.Since(sent)
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return resp, out, waited
+	}
+
+	t.Run("header never finished", func(t *testing.T) {
+		resp, out, waited := exchange(t, 0, "POST /webhooks/stripe HTTP/1.1\r\nHost: edge.test\r\n")
+		if resp.StatusCode != http.StatusBadRequest || out["error"] != "request not received in time" {
+			t.Fatalf("status %d %v, want 400 read timeout", resp.StatusCode, out)
+		}
+		if waited >= lim.body {
+			t.Errorf("answered after %s: the body's timeout (%s) applied to the header", waited, lim.body)
+		}
+	})
+	t.Run("body never finished", func(t *testing.T) {
+		resp, out, waited := exchange(t, 0, head+string(body[:len(body)/2]))
+		if resp.StatusCode != http.StatusBadRequest || out["error"] != "request not received in time" {
+			t.Fatalf("status %d %v, want 400 read timeout", resp.StatusCode, out)
+		}
+		if waited < lim.body-200*time.Millisecond {
+			t.Errorf("answered after %s: the body got less than its %s", waited, lim.body)
+		}
+	})
+	t.Run("body slower than the header timeout, within its own", func(t *testing.T) {
+		q := len(body) / 4
+		resp, out, _ := exchange(t, 200*time.Millisecond, head, string(body[:q]), string(body[q:2*q]), string(body[2*q:3*q]), string(body[3*q:]))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d %v, want 200", resp.StatusCode, out)
+		}
+	})
+	if got := testutil.ToFloat64(e.m.Rejections.WithLabelValues(unknownEndpoint, ReasonReadTimeout)); got != 2 {
+		t.Errorf("rejections{unknown,read_timeout} = %v, want 2", got)
 	}
 }

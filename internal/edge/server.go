@@ -21,7 +21,8 @@ import (
 // Public listener limits. Stripe sends small JSON bodies with a handful of
 // headers from well-connected servers, so anything slow or large is hostile.
 const (
-	readTimeout    = 15 * time.Second // whole request, header and up to 1 MiB of body
+	headerTimeout  = 5 * time.Second  // from a request's first byte to the end of its header
+	bodyTimeout    = 15 * time.Second // from the end of the header to the end of up to 1 MiB of body
 	idleTimeout    = 60 * time.Second // between requests on a kept-alive connection
 	writeTimeout   = 10 * time.Second // the answer; starts once the handler returned
 	maxHeaderBytes = 32 << 10         // the connection's read buffer, which the header must fit
@@ -84,7 +85,7 @@ func serve(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStrea
 	if err != nil {
 		return fmt.Errorf("edge: listen on EDGE_ADDR %s: %w", cfg.Addr, err)
 	}
-	pub := newServer(h, log)
+	pub := newServer(h, log, defaultLimits())
 	adm, err := obs.Listen(cfg.AdminAddr, obs.AdminHandler(reg, checks, log), log)
 	if err != nil {
 		_ = ln.Close()
@@ -143,6 +144,15 @@ func serve(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStrea
 	return nil
 }
 
+// limits are the public listener's timeouts; tests shorten them.
+type limits struct {
+	header, body, idle, write time.Duration
+}
+
+func defaultLimits() limits {
+	return limits{header: headerTimeout, body: bodyTimeout, idle: idleTimeout, write: writeTimeout}
+}
+
 // newServer is the public listener's server around h.
 //
 // It is fasthttp, not net/http, against the style guide's habit: the edge's
@@ -152,16 +162,22 @@ func serve(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStrea
 // webhooks per second at 12 µs less CPU per event, 0.54× the raw JetStream
 // publisher against 0.48× (docs/benchmarks.md, issue 12, fifth session). The
 // admin listener, which is not on the webhook path, stays on net/http.
-func newServer(h *Handler, log *slog.Logger) *fasthttp.Server {
+func newServer(h *Handler, log *slog.Logger, lim limits) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:      h.Serve,
 		ErrorHandler: h.ServeError,
-		// A request must arrive whole within ReadTimeout (also the bound
-		// on a slow header); the publish wait is not under WriteTimeout,
-		// which only starts once the handler returned.
-		ReadTimeout:        readTimeout,
-		IdleTimeout:        idleTimeout,
-		WriteTimeout:       writeTimeout,
+		// fasthttp has one read deadline per request, set at its first
+		// byte (or when the connection opens): ReadTimeout is the header's
+		// time, and HeaderReceived moves the deadline for the body, as
+		// net/http's ReadHeaderTimeout and ReadTimeout did. The publish
+		// wait is not under WriteTimeout, which starts once the handler
+		// returned.
+		ReadTimeout: lim.header,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: lim.body}
+		},
+		IdleTimeout:        lim.idle,
+		WriteTimeout:       lim.write,
 		ReadBufferSize:     maxHeaderBytes,
 		MaxRequestBodySize: int(h.maxBody),
 		// Webhooks are JSON: never parse a body as a form.
