@@ -175,13 +175,19 @@ func (h *Handler) serve(c *fasthttp.RequestCtx, readErr error) {
 	endSpan(span, req, status, err)
 }
 
+// tooLarge is the refusal of a body over the limit (the server's
+// ErrBodyTooLarge).
+func (h *Handler) tooLarge(err error) error {
+	return fault.Wrap(err, fault.TooLarge, ReasonTooLarge, fmt.Sprintf("body is larger than %d bytes", h.maxBody))
+}
+
 // unreadable classifies a request the server could not read.
 func (h *Handler) unreadable(err error) error {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		return fault.Wrap(err, fault.TooLarge, ReasonTooLarge, fmt.Sprintf("body is larger than %d bytes", h.maxBody))
+		return h.tooLarge(err)
 	case errors.As(err, &small):
 		return fault.Wrap(err, fault.Invalid, ReasonHeaderTooLarge, fmt.Sprintf("request header is larger than %d bytes", maxHeaderBytes))
 	case errors.As(err, &ne) && ne.Timeout():
@@ -225,7 +231,7 @@ func (h *Handler) handle(ctx context.Context, c *fasthttp.RequestCtx, req *reque
 		return err // malformed: refused whatever the body
 	}
 	if bodyErr != nil {
-		return fault.Wrap(bodyErr, fault.TooLarge, ReasonTooLarge, fmt.Sprintf("body is larger than %d bytes", h.maxBody))
+		return h.tooLarge(bodyErr)
 	}
 	// The server's buffer, reused for the connection's next request once
 	// Serve returns; nothing below keeps a slice of it past that unless it

@@ -162,6 +162,12 @@ func do(tb testing.TB, req *http.Request) (*http.Response, map[string]any) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return resp, readJSON(tb, resp)
+}
+
+// readJSON reads and closes the body of resp, which must be a JSON object.
+func readJSON(tb testing.TB, resp *http.Response) map[string]any {
+	tb.Helper()
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
@@ -169,9 +175,9 @@ func do(tb testing.TB, req *http.Request) (*http.Response, map[string]any) {
 	}
 	var out map[string]any
 	if err := json.Unmarshal(raw, &out); err != nil {
-		tb.Fatalf("response body %q is not JSON: %v", raw, err)
+		tb.Fatalf("answer %d %q is not JSON: %v", resp.StatusCode, raw, err)
 	}
-	return resp, out
+	return out
 }
 
 func (e *testEdge) streamMsgs(tb testing.TB) uint64 {
@@ -493,7 +499,7 @@ func TestUnreadableRequestsGetTheJSONAnswer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := testutil.ToFloat64(e.m.Rejections.WithLabelValues(unknownEndpoint, tt.reason))
-			resp, out := rawExchange(t, e.url, tt.raw, false)
+			resp, out := rawExchange(t, e.url, tt.raw)
 			if resp.StatusCode != http.StatusBadRequest {
 				t.Fatalf("status %d %v, want 400", resp.StatusCode, out)
 			}
@@ -513,9 +519,9 @@ func TestUnreadableRequestsGetTheJSONAnswer(t *testing.T) {
 	}
 }
 
-// rawExchange sends raw on a new connection (half-closing it after when
-// closeWrite) and reads one answer, whose body must be JSON.
-func rawExchange(tb testing.TB, url, raw string, closeWrite bool) (*http.Response, map[string]any) {
+// rawExchange sends raw on a new connection and reads one answer, whose
+// body must be JSON.
+func rawExchange(tb testing.TB, url, raw string) (*http.Response, map[string]any) {
 	tb.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
@@ -526,23 +532,11 @@ func rawExchange(tb testing.TB, url, raw string, closeWrite bool) (*http.Respons
 	if _, err := io.WriteString(c, raw); err != nil {
 		tb.Fatal(err)
 	}
-	if closeWrite {
-		_ = c.(*net.TCPConn).CloseWrite()
-	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		tb.Fatalf("answer %d %q is not JSON: %v", resp.StatusCode, b, err)
-	}
-	return resp, out
+	return resp, readJSON(tb, resp)
 }
 
 // writeAccepted writes what writeJSON writes for the same acceptedBody, for
@@ -610,12 +604,7 @@ func TestSlowClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		waited := time.Since(sent)
-		defer resp.Body.Close()
-		var out map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			t.Fatal(err)
-		}
-		return resp, out, waited
+		return resp, readJSON(t, resp), waited
 	}
 
 	t.Run("header never finished", func(t *testing.T) {
