@@ -1,11 +1,15 @@
 package model_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
@@ -97,4 +101,95 @@ func TestJSONEncodesAsItself(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"data": {"b":[2]}}`), &v); err != nil || string(v.Data) != `{"b":[2]}` {
 		t.Errorf("unmarshal = %s, %v", v.Data, err)
 	}
+}
+
+// jsonPiece is one piece of a generated JSON string: its bytes in the
+// document and what jsonb holds for them.
+type jsonPiece struct{ raw, stored string }
+
+// jsonPieces are the pieces documents are built of: plain and non-ASCII
+// text, every short escape, storable \u escapes, and the escapes jsonb
+// cannot hold (NUL, lone surrogates), which are stored as their text. A
+// lone high surrogate is followed by a dot, so that no low one placed after
+// it makes a pair.
+var jsonPieces = []jsonPiece{
+	{"a", "a"}, {"Jo Ray", "Jo Ray"}, {"é☃", "é☃"}, {"\u2028", "\u2028"}, {"😀", "😀"}, {"'", "'"}, {"''", "''"},
+	{`\"`, `\"`}, {`\\`, `\\`}, {`\/`, `\/`}, {`\b\f\n\r\t`, `\b\f\n\r\t`}, {`u0000`, `u0000`},
+	{`\u0041`, `\u0041`}, {`\u00e9`, `\u00e9`}, {`\u2028`, `\u2028`}, {`\u001f`, `\u001f`},
+	{`\ud83d\ude00`, `\ud83d\ude00`}, {`\uD83D\uDE00`, `\uD83D\uDE00`},
+	{`\u0000`, `\\u0000`}, {`\ud83d.`, `\\ud83d.`}, {`\ude00`, `\\ude00`}, {`\uDBFF.`, `\\uDBFF.`},
+}
+
+// Over thousands of random documents made of jsonPieces, multi-row, each
+// stored document is jsonb-equal to the one the pieces say: a document is
+// stored as sent, but for the escapes jsonb cannot hold.
+func TestJSONStoresRandomDocumentsAsSent(t *testing.T) {
+	bdb, _ := testenv.DB(t)
+	ctx := context.Background()
+	if _, err := bdb.ExecContext(ctx, `CREATE TEMP TABLE json_probe (id int PRIMARY KEY, doc jsonb)`); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 3000
+	rows := make([]viaJSON, n)
+	want := make([]string, n)
+	for i := range rows {
+		var raw, stored strings.Builder
+		for range rng.IntN(12) {
+			p := jsonPieces[rng.IntN(len(jsonPieces))]
+			raw.WriteString(p.raw)
+			stored.WriteString(p.stored)
+		}
+		rows[i] = viaJSON{ID: i, Doc: model.JSON(`{"name":"` + raw.String() + `","n":[1,"` + raw.String() + `"]}`)}
+		want[i] = `{"name":"` + stored.String() + `","n":[1,"` + stored.String() + `"]}`
+	}
+	for lo := 0; lo < n; lo += 500 {
+		batch := rows[lo : lo+500]
+		if _, err := bdb.NewInsert().Model(&batch).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range rows {
+		var same bool
+		if err := bdb.DB.QueryRowContext(ctx, `SELECT doc = $1::jsonb FROM json_probe WHERE id = $2`, want[i], i).Scan(&same); err != nil {
+			t.Fatalf("document %d %s: %v", i, rows[i].Doc, err)
+		}
+		if !same {
+			t.Fatalf("document %d %s is not stored as %s", i, rows[i].Doc, want[i])
+		}
+	}
+}
+
+// Whatever bytes it is given, JSON's literal is one SQL string: it starts
+// and ends with a quote and every quote inside is doubled, so no document
+// can end the literal early.
+func FuzzJSONLiteral(f *testing.F) {
+	for _, p := range jsonPieces {
+		f.Add([]byte(p.raw))
+	}
+	f.Add([]byte(`\'); DROP TABLE x; --`))
+	f.Add([]byte(`\`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		b, err := model.JSON(doc).AppendQuery(schema.QueryGen{}, nil)
+		if bytes.IndexByte(doc, 0) >= 0 {
+			if err == nil {
+				t.Fatalf("a NUL byte was written into a literal: %q", b)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 2 || b[0] != '\'' || b[len(b)-1] != '\'' {
+			t.Fatalf("literal %q is not quoted", b)
+		}
+		inner := b[1 : len(b)-1]
+		if len(bytes.ReplaceAll(inner, []byte("''"), nil)) != len(inner)-2*bytes.Count(inner, []byte("''")) ||
+			bytes.Contains(bytes.ReplaceAll(inner, []byte("''"), nil), []byte("'")) {
+			t.Fatalf("literal %q has an undoubled quote", b)
+		}
+		if got := bytes.ReplaceAll(inner, []byte("''"), []byte("'")); len(got) < len(doc) {
+			t.Fatalf("literal %q lost bytes of %q", b, doc)
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +19,10 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/stripefixture"
@@ -31,35 +36,49 @@ import (
 // at cleanup.
 func startProcessor(t *testing.T, js jetstream.JetStream, bdb *bun.DB) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := purchase.NewHandler(bdb, purchase.Config{}, purchase.NewMetrics(prometheus.NewRegistry()), log)
+	h, err := purchase.NewHandler(bdb, purchase.Config{}, purchase.NewMetrics(prometheus.NewRegistry()), discard)
 	if err != nil {
 		t.Fatal(err)
 	}
+	startProcessorWith(t, js, h)
+}
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// startProcessorWith runs the real processor runtime around h with a fast
+// retry schedule. It stops when the returned function is called, or at
+// cleanup.
+func startProcessorWith(t *testing.T, js jetstream.JetStream, h handling.Handler) (stop func()) {
+	t.Helper()
 	p, err := processor.New(js, h, processor.Config{
 		Consumer: streams.ConsumerConfig{
 			AckWait: 2 * time.Second, MaxAckPending: 16, MaxDeliver: 4,
 			Backoff: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},
 		},
 		Workers: 2, HandleTimeout: time.Second, ShutdownTimeout: 5 * time.Second, PollInterval: 100 * time.Millisecond,
-	}, processor.NewMetrics(nil), log)
+	}, processor.NewMetrics(nil), discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("processor: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("processor: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("processor did not stop 15s after cancel")
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("processor did not stop 15s after cancel")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // eventually is testenv.Eventually.
@@ -69,9 +88,14 @@ var eventually = testenv.Eventually
 // the way the edge does.
 func publishCheckout(t *testing.T, js jetstream.JetStream, eventID, session string) uint64 {
 	t.Helper()
-	now := time.Now()
+	return publishBody(t, js, eventID, checkoutBody(t, eventID, session))
+}
+
+// checkoutBody is a demo checkout.session.completed for session.
+func checkoutBody(t *testing.T, eventID, session string) []byte {
+	t.Helper()
 	body, err := stripefixture.CheckoutEvent("checkout.session.completed",
-		stripefixture.Meta{EventID: eventID, Created: now, APIVersion: stripefixture.APIVersion},
+		stripefixture.Meta{EventID: eventID, Created: time.Now(), APIVersion: stripefixture.APIVersion},
 		stripefixture.Checkout{
 			SessionID: session, PaymentIntentID: "pi_" + session, AmountTotal: demo.PriceCents, Currency: demo.Currency,
 			Metadata: stripefixture.PurchaseMetadata(demo.CustomerID, demo.ContentID, demo.OrganizationID, demo.PriceCents, demo.Currency),
@@ -79,6 +103,14 @@ func publishCheckout(t *testing.T, js jetstream.JetStream, eventID, session stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	return body
+}
+
+// publishBody stores the checkout.session.completed body on STRIPE_EVENTS
+// the way the edge does.
+func publishBody(t *testing.T, js jetstream.JetStream, eventID string, body []byte) uint64 {
+	t.Helper()
+	now := time.Now()
 	res, err := streams.NewPublisher(js).Publish(context.Background(), streams.Event{
 		ID: eventID, Type: "checkout.session.completed", APIVersion: stripefixture.APIVersion, Created: now.Unix(),
 		Endpoint: streams.DefaultEndpoint, ReceivedAt: now, RequestID: "req_" + eventID,
@@ -215,6 +247,99 @@ func TestDLQReplayOfAFixedPoisonMessageMakesOnePurchase(t *testing.T) {
 	if out, err := runCLI(t, env, "dlq", "replay", seq); !errors.Is(err, streams.ErrDeadLetterNotFound) {
 		t.Errorf("replay of a removed letter = %v, want ErrDeadLetterNotFound\n%s", err, out)
 	}
+}
+
+// A paid checkout whose buyer typed `Jo \u0000 "Q" \\ Ray` as a name was
+// dead-lettered by the processor before its payload was stored as sent (bun's
+// jsonb literal turned the escaped backslash into a \u0000 escape that jsonb
+// refuses). Such a letter, left behind by the old path, becomes one purchase
+// with the buyer's access when replayed to the fixed processor.
+func TestDLQReplayOfACheckoutTheOldPayloadPathRefused(t *testing.T) {
+	n := testenv.StartNATS(t)
+	js := n.JetStream(t)
+	bdb, dsn := testenv.DB(t)
+	env := config.MapEnv(map[string]string{"NATS_URL": n.URL(), "DATABASE_URL": dsn})
+	if out, err := runCLI(t, env, "seed"); err != nil {
+		t.Fatalf("seed: %v\n%s", err, out)
+	}
+	fixed, err := purchase.NewHandler(bdb, purchase.Config{}, purchase.NewMetrics(prometheus.NewRegistry()), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopOld := startProcessorWith(t, js, oldPayloadPath{db: bdb, next: fixed})
+
+	const eventID, session = "evt_escaped_name_1", "cs_test_escaped_name_1"
+	body := checkoutBody(t, eventID, session)
+	if !bytes.Contains(body, []byte(`"Jenny Rosen"`)) {
+		t.Fatal("fixture has no customer name")
+	}
+	body = bytes.Replace(body, []byte(`"Jenny Rosen"`), []byte(`"Jo \\u0000 \"Q\" \\\\ Ray"`), 1)
+	publishBody(t, js, eventID, body)
+	d := streams.NewDLQ(js)
+	eventually(t, 15*time.Second, "the checkout to be dead-lettered by the old path", func() bool {
+		depth, err := d.Depth(context.Background())
+		return err == nil && depth == 1
+	})
+	stopOld()
+	letters := dlqList(t, env)
+	if len(letters) != 1 || letters[0].EventID != eventID || letters[0].Reason != "invalid_payload" {
+		t.Fatalf("dead letters = %+v, want %s as invalid_payload", letters, eventID)
+	}
+	if got := countRows(t, bdb, "purchases", "stripe_checkout_session_id = ?", session); got != 0 {
+		t.Fatalf("%d purchases on the old path", got)
+	}
+
+	startProcessorWith(t, js, fixed)
+	seq := strconv.FormatUint(letters[0].Seq, 10)
+	if out, err := runCLI(t, env, "dlq", "replay", seq); err != nil || !strings.Contains(out, "removed dead letter "+seq) {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	replayed := streamLastSeq(t, js, streams.EventsStream)
+	eventually(t, 15*time.Second, "the replay to be applied", func() bool { return ackedThrough(t, js, replayed) })
+	if got := countRows(t, bdb, "purchases", "stripe_checkout_session_id = ? AND status = 'completed'", session); got != 1 {
+		t.Fatalf("%d completed purchases after the replay, want 1", got)
+	}
+	if got := countRows(t, bdb, "content_access", "user_id = ? AND revoked_at IS NULL", demo.CustomerID); got != 1 {
+		t.Errorf("%d access rows of the buyer, want 1", got)
+	}
+	var same bool
+	if err := bdb.DB.QueryRowContext(context.Background(),
+		`SELECT payload = $1::jsonb FROM stripe_events WHERE event_id = $2`, string(body), eventID).Scan(&same); err != nil || !same {
+		t.Errorf("stripe_events.payload is not the body as sent (%v)", err)
+	}
+	if depth, err := d.Depth(context.Background()); err != nil || depth != 0 {
+		t.Errorf("DLQ depth after the replay = %d, %v; want 0", depth, err)
+	}
+}
+
+// oldPayloadPath is the processor as it was before payloads were stored as
+// sent: it wrote stripe_events.payload through bun's jsonb formatting, and
+// classified the database's refusal (SQLSTATE class 22) as invalid_payload.
+// It tries that write first, rolled back, and dead-letters what it refused;
+// anything else goes to next.
+type oldPayloadPath struct {
+	db   *bun.DB
+	next handling.Handler
+}
+
+func (o oldPayloadPath) Handle(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+	type row struct {
+		bun.BaseModel `bun:"table:stripe_events"`
+		Payload       json.RawMessage `bun:"payload,type:jsonb"`
+	}
+	err := o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS payload_probe (payload jsonb) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		if _, err := tx.NewInsert().Model(&row{Payload: ev.Payload}).ModelTableExpr("payload_probe").Exec(ctx); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	if state := db.SQLState(err); len(state) == 5 && state[:2] == "22" {
+		return "", fault.Wrap(err, fault.Invalid, "invalid_payload", "the database refuses a value of the event")
+	}
+	return o.next.Handle(ctx, ev)
 }
 
 func streamLastSeq(t *testing.T, js jetstream.JetStream, name string) uint64 {
