@@ -15,6 +15,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/testenv"
+	"github.com/paystream/paystream/model"
 )
 
 // The two payload shapes the fixtures come in.
@@ -274,4 +275,57 @@ func handle(t testing.TB, s *Store, idb bun.IDB, ev Event) Outcome {
 		t.Fatalf("handle %s %s: %v", ev.Type, ev.ID, err)
 	}
 	return out
+}
+
+// link sets the metadata contract of a subscription object.
+func link(customer string, plan uuid.UUID) subEdit {
+	return func(sub map[string]any) {
+		sub["metadata"] = map[string]any{MetaCustomerID: customer, MetaPlanID: plan.String(), MetaOrganizationID: orgID.String()}
+	}
+}
+
+// subID renames a subscription object.
+func subID(id string) subEdit { return func(sub map[string]any) { sub["id"] = id } }
+
+// rawEvent decodes an event of typ whose data.object is obj.
+func rawEvent(t testing.TB, typ, id string, created time.Time, obj map[string]any) Event {
+	t.Helper()
+	b, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := Decode(id, typ, created.Unix(), false, b)
+	if err != nil {
+		t.Fatalf("decode %s: %v", id, err)
+	}
+	return ev
+}
+
+// accessAt runs the access check inside tx.
+func accessAt(t testing.TB, tx bun.Tx, customer string, content uuid.UUID, now time.Time) Access {
+	t.Helper()
+	a, err := CheckAccess(context.Background(), tx.Tx, customer, content, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// loadSub reads subscription id inside tx.
+func loadSub(t testing.TB, idb bun.IDB, id string) *model.Subscription {
+	t.Helper()
+	var s model.Subscription
+	if err := idb.NewSelect().Model(&s).Where("id = ?", id).Scan(context.Background()); err != nil {
+		t.Fatalf("load subscription %s: %v", id, err)
+	}
+	return &s
+}
+
+func countRows(t testing.TB, idb bun.IDB, table string) int64 {
+	t.Helper()
+	n, err := idb.NewSelect().Table(table).Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

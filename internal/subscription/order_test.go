@@ -95,7 +95,7 @@ func TestApplyConvergesProperty(t *testing.T) {
 	statuses := []string{model.SubscriptionIncomplete, model.SubscriptionTrialing, model.SubscriptionActive,
 		model.SubscriptionPastDue, model.SubscriptionCanceled, model.SubscriptionUnpaid, model.SubscriptionPaused}
 	ignore := cmpopts.IgnoreFields(State{}, "EventCreated", "EventID")
-	for c := 0; c < 1000; c++ {
+	for c := 0; c < 600; c++ {
 		n := 2 + rng.IntN(5)
 		evs := make([]Observation, n)
 		var truth *Subscription
