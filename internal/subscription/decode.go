@@ -68,11 +68,9 @@ type Event struct {
 	Dispute        *Dispute
 }
 
-// Subscription is a Stripe subscription as one payload (or a fetch) shows it.
-// Zero times are absent fields.
-type Subscription struct {
-	ID                string
-	StripeCustomerID  string
+// Facts are what Stripe says of a subscription at one moment: what the
+// ordering rule orders. Zero times are absent fields.
+type Facts struct {
 	Status            string
 	PeriodStart       time.Time
 	PeriodEnd         time.Time
@@ -83,8 +81,15 @@ type Subscription struct {
 	TrialStart        time.Time
 	TrialEnd          time.Time
 	StartedAt         time.Time
+	StripeCustomerID  string
 	Livemode          bool
-	Metadata          map[string]string
+}
+
+// Subscription is a Stripe subscription as one payload (or a fetch) shows it.
+type Subscription struct {
+	ID string
+	Facts
+	Metadata map[string]string
 }
 
 // decidable reports whether the payload says enough to be applied: a status
@@ -259,13 +264,12 @@ func DecodeSubscription(object []byte) (*Subscription, error) {
 		return nil, err
 	}
 	start, end := o.period()
-	return &Subscription{
-		ID: o.ID, StripeCustomerID: string(o.Customer), Status: o.Status,
-		PeriodStart: unix(start), PeriodEnd: unix(end), CancelAtPeriodEnd: o.CancelAtPeriodEnd,
+	return &Subscription{ID: o.ID, Metadata: o.Metadata, Facts: Facts{
+		Status: o.Status, PeriodStart: unix(start), PeriodEnd: unix(end), CancelAtPeriodEnd: o.CancelAtPeriodEnd,
 		CancelAt: unix(o.CancelAt), CanceledAt: unix(o.CanceledAt), EndedAt: unix(o.EndedAt),
 		TrialStart: unix(o.TrialStart), TrialEnd: unix(o.TrialEnd), StartedAt: unix(o.StartDate),
-		Livemode: o.Livemode, Metadata: o.Metadata,
-	}, nil
+		StripeCustomerID: string(o.Customer), Livemode: o.Livemode,
+	}}, nil
 }
 
 func decodeCheckout(object []byte) (*Checkout, error) {

@@ -20,8 +20,8 @@ func TestDecodeFixturesBothShapes(t *testing.T) {
 	tr := period{t0, t0.Add(14 * day)}
 	rs := period{tr.end.Add(2 * day), tr.end.Add(33 * day)}
 	sub := func(st string, p period, f func(s *Subscription)) *Subscription {
-		s := &Subscription{ID: fixSub, StripeCustomerID: "cus_RFixMember0001", Status: st, PeriodStart: p.start,
-			PeriodEnd: p.end, StartedAt: t0, Metadata: meta}
+		s := &Subscription{ID: fixSub, Metadata: meta, Facts: Facts{StripeCustomerID: "cus_RFixMember0001", Status: st,
+			PeriodStart: p.start, PeriodEnd: p.end, StartedAt: t0}}
 		if f != nil {
 			f(s)
 		}

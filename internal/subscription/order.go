@@ -8,27 +8,17 @@ import (
 )
 
 // State is what paystream stores of a subscription, as a value: the
-// ordering rule and the access rule work on it without a database. Zero
-// times are absent (NULL).
+// ordering rule and the access rule work on it without a database. It is
+// the Facts of the newest event applied, the access they grant, and which
+// event that was. Zero times are absent (NULL).
 type State struct {
-	Exists            bool // false: no row yet
-	Status            string
-	PeriodStart       time.Time
-	PeriodEnd         time.Time
-	CancelAtPeriodEnd bool
-	CancelAt          time.Time
-	CanceledAt        time.Time
-	EndedAt           time.Time
-	TrialStart        time.Time
-	TrialEnd          time.Time
-	StartedAt         time.Time
-	StripeCustomerID  string
-	Livemode          bool
-	PastDueSince      time.Time
-	AccessUntil       time.Time // zero: no access
-	GraceDays         int       // the plan's; events never change it
-	EventCreated      time.Time // created of the newest event applied
-	EventID           string    // that event's id
+	Exists bool // false: no row yet
+	Facts
+	PastDueSince time.Time
+	AccessUntil  time.Time // zero: no access
+	GraceDays    int       // the plan's; events never change it
+	EventCreated time.Time // created of the newest event applied
+	EventID      string    // that event's id
 }
 
 // Observation is what one event says about a subscription.
@@ -122,13 +112,7 @@ func ApplyFetched(cur State, truth Subscription, ev Observation) (State, error) 
 
 // settle is the state s shows, stamped with the event that brought it.
 func settle(cur State, s Subscription, created time.Time, eventID string) State {
-	next := State{
-		Exists: true, Status: s.Status, PeriodStart: s.PeriodStart, PeriodEnd: s.PeriodEnd,
-		CancelAtPeriodEnd: s.CancelAtPeriodEnd, CancelAt: s.CancelAt, CanceledAt: s.CanceledAt,
-		EndedAt: s.EndedAt, TrialStart: s.TrialStart, TrialEnd: s.TrialEnd, StartedAt: s.StartedAt,
-		StripeCustomerID: s.StripeCustomerID, Livemode: s.Livemode,
-		GraceDays: cur.GraceDays, EventCreated: created, EventID: eventID,
-	}
+	next := State{Exists: true, Facts: s.Facts, GraceDays: cur.GraceDays, EventCreated: created, EventID: eventID}
 	if next.StripeCustomerID == "" {
 		next.StripeCustomerID = cur.StripeCustomerID
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 func snap(st string, p period, f ...func(*Subscription)) *Subscription {
-	s := &Subscription{ID: "sub_1", Status: st, PeriodStart: p.start, PeriodEnd: p.end}
+	s := &Subscription{ID: "sub_1", Facts: Facts{Status: st, PeriodStart: p.start, PeriodEnd: p.end}}
 	for _, g := range f {
 		g(s)
 	}

@@ -248,11 +248,15 @@ func loadPlan(ctx context.Context, idb bun.IDB, l Link) (*model.SubscriptionPlan
 // stateOf is the State of a stored row.
 func stateOf(r *model.Subscription) State {
 	st := State{
-		Exists: true, Status: r.Status, PeriodStart: r.CurrentPeriodStart.UTC(), PeriodEnd: r.CurrentPeriodEnd.UTC(),
-		CancelAtPeriodEnd: r.CancelAtPeriodEnd, CancelAt: val(r.CancelAt), CanceledAt: val(r.CanceledAt),
-		EndedAt: val(r.EndedAt), TrialStart: val(r.TrialStart), TrialEnd: val(r.TrialEnd), StartedAt: val(r.StartedAt),
-		Livemode: r.Livemode, PastDueSince: val(r.PastDueSince), AccessUntil: val(r.AccessUntil),
-		EventCreated: r.EventCreated.UTC(), EventID: r.LastEventID,
+		Exists: true,
+		Facts: Facts{
+			Status: r.Status, PeriodStart: r.CurrentPeriodStart.UTC(), PeriodEnd: r.CurrentPeriodEnd.UTC(),
+			CancelAtPeriodEnd: r.CancelAtPeriodEnd, CancelAt: val(r.CancelAt), CanceledAt: val(r.CanceledAt),
+			EndedAt: val(r.EndedAt), TrialStart: val(r.TrialStart), TrialEnd: val(r.TrialEnd), StartedAt: val(r.StartedAt),
+			Livemode: r.Livemode,
+		},
+		PastDueSince: val(r.PastDueSince), AccessUntil: val(r.AccessUntil), EventCreated: r.EventCreated.UTC(),
+		EventID: r.LastEventID,
 	}
 	if r.StripeCustomerID != nil {
 		st.StripeCustomerID = *r.StripeCustomerID
