@@ -16,9 +16,9 @@ const (
 	MetaOrganizationID = "organizationId"
 )
 
-// Link ties a Stripe subscription to paystream: the customer it grants
+// contract ties a Stripe subscription to paystream: the customer it grants
 // access to and the plan sold.
-type Link struct {
+type contract struct {
 	CustomerID     string
 	PlanID         uuid.UUID
 	OrganizationID uuid.UUID
@@ -28,7 +28,7 @@ type Link struct {
 // is set: a subscription sold by something other than paystream on the same
 // Stripe account, which is none of paystream's business. A contract that is
 // half there or malformed is an error naming the key.
-func parseLink(owner string, md map[string]string) (l Link, ok bool, err error) {
+func parseLink(owner string, md map[string]string) (l contract, ok bool, err error) {
 	var missing []string
 	present := 0
 	for _, k := range []string{MetaCustomerID, MetaPlanID, MetaOrganizationID} {
@@ -39,10 +39,10 @@ func parseLink(owner string, md map[string]string) (l Link, ok bool, err error) 
 		}
 	}
 	if present == 0 {
-		return Link{}, false, nil
+		return contract{}, false, nil
 	}
 	if len(missing) > 0 {
-		return Link{}, false, fault.New(fault.Invalid, "metadata_missing",
+		return contract{}, false, fault.New(fault.Invalid, "metadata_missing",
 			"%s lacks metadata %s; paystream's subscription checkout sets %s, %s and %s",
 			owner, strings.Join(missing, ", "), MetaCustomerID, MetaPlanID, MetaOrganizationID)
 	}
@@ -51,13 +51,13 @@ func parseLink(owner string, md map[string]string) (l Link, ok bool, err error) 
 	}
 	l.CustomerID = md[MetaCustomerID]
 	if len(l.CustomerID) > 255 || strings.TrimSpace(l.CustomerID) != l.CustomerID {
-		return Link{}, false, invalid(MetaCustomerID, "must be at most 255 characters without surrounding spaces")
+		return contract{}, false, invalid(MetaCustomerID, "must be at most 255 characters without surrounding spaces")
 	}
 	if l.PlanID, err = uuid.Parse(md[MetaPlanID]); err != nil {
-		return Link{}, false, invalid(MetaPlanID, "is not a uuid")
+		return contract{}, false, invalid(MetaPlanID, "is not a uuid")
 	}
 	if l.OrganizationID, err = uuid.Parse(md[MetaOrganizationID]); err != nil {
-		return Link{}, false, invalid(MetaOrganizationID, "is not a uuid")
+		return contract{}, false, invalid(MetaOrganizationID, "is not a uuid")
 	}
 	return l, true, nil
 }

@@ -229,7 +229,7 @@ func lockSubscription(ctx context.Context, idb bun.IDB, id string) (*model.Subsc
 // loadPlan returns the plan the metadata names, checked against its
 // organization. Archived plans still count: the subscription was sold
 // before.
-func loadPlan(ctx context.Context, idb bun.IDB, l Link) (*model.SubscriptionPlan, error) {
+func loadPlan(ctx context.Context, idb bun.IDB, l contract) (*model.SubscriptionPlan, error) {
 	var p model.SubscriptionPlan
 	err := idb.NewSelect().Model(&p).Where("id = ?", l.PlanID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
