@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS subscription_plans;
+DROP FUNCTION IF EXISTS subscription_plans_scope_fixed();
