@@ -53,7 +53,12 @@ func (b *Book) apply(s Sale, t Transaction) error {
 	case CauseRefund:
 		b.Refunded = max(b.Refunded, t.Amount)
 	case CauseDisputeOpened:
-		b.Dispute = model.DisputeOpen
+		// Transactions of one PostMany get ids in key order, and
+		// "…:closed" sorts before "…:opened": a close wins whatever
+		// order the fold sees them in.
+		if b.Dispute == "" {
+			b.Dispute = model.DisputeOpen
+		}
 	case CauseDisputeWon:
 		b.Dispute = model.DisputeWon
 	case CauseDisputeLost:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/internal/testenv"
@@ -131,4 +132,15 @@ func postTx(t *testing.T, db *bun.DB, ts ...Transaction) []Outcome {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func pgArray(v any) any { return pgdialect.Array(v) }
+
+func uuidV7(t *testing.T) uuid.UUID {
+	t.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

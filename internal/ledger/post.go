@@ -114,6 +114,9 @@ func PostMany(ctx context.Context, db bun.IDB, ts []Transaction) ([]Outcome, err
 	if err := compareStored(ctx, db, ts, old); err != nil {
 		return nil, err
 	}
+	// Entries follow the input order: a caller posting a purchase's sale
+	// and its refund in one call sees versions and balances in that order.
+	slices.Sort(fresh)
 	if err := writeEntries(ctx, db, ts, fresh, ids); err != nil {
 		return nil, err
 	}
