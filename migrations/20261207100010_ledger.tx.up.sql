@@ -30,8 +30,6 @@ CREATE TABLE ledger_accounts (
              ELSE kind IN ('pending', 'available', 'disputed', 'in_transit', 'paid_out')
         END)
 );
--- Payout runs look for payees with money available.
-CREATE INDEX ledger_accounts_available_idx ON ledger_accounts (currency, balance) WHERE kind = 'available';
 
 -- ledger_transactions: one per cause, named by an idempotency key that the
 -- cause determines (the CHECKs below), so a second posting of the same cause
