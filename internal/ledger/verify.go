@@ -70,30 +70,27 @@ func Verify(ctx context.Context, db *bun.DB) (*Difference, error) {
 }
 
 func verifyBalanced(ctx context.Context, db bun.IDB) (*Difference, error) {
-	var rows []struct {
+	type row struct {
 		TxID     int64  `bun:"transaction_id"`
 		Key      string `bun:"idempotency_key"`
 		Currency string `bun:"currency"`
 		Total    int64  `bun:"total"`
 	}
-	err := db.NewRaw(`
+	return firstDifference(ctx, db, "transaction sums", `
 SELECT e.transaction_id, t.idempotency_key, a.currency, sum(e.amount) AS total
 FROM ledger_entries e
 JOIN ledger_accounts a ON a.id = e.account_id
 JOIN ledger_transactions t ON t.id = e.transaction_id
 GROUP BY e.transaction_id, t.idempotency_key, a.currency
 HAVING sum(e.amount) <> 0
-ORDER BY e.transaction_id LIMIT 1`).Scan(ctx, &rows)
-	if err != nil || len(rows) == 0 {
-		return nil, wrapRead(err, "transaction sums")
-	}
-	r := rows[0]
-	return &Difference{Check: CheckTransactionBalanced, Subject: fmt.Sprintf("transaction %d (%s)", r.TxID, r.Key),
-		Detail: fmt.Sprintf("entries sum to %d %s, want 0", r.Total, r.Currency)}, nil
+ORDER BY e.transaction_id LIMIT 1`, func(r row) *Difference {
+		return &Difference{Check: CheckTransactionBalanced, Subject: fmt.Sprintf("transaction %d (%s)", r.TxID, r.Key),
+			Detail: fmt.Sprintf("entries sum to %d %s, want 0", r.Total, r.Currency)}
+	})
 }
 
 func verifySequences(ctx context.Context, db bun.IDB) (*Difference, error) {
-	var rows []struct {
+	type row struct {
 		AccountID int64  `bun:"account_id"`
 		Account   string `bun:"account"`
 		Version   int64  `bun:"account_version"`
@@ -101,7 +98,7 @@ func verifySequences(ctx context.Context, db bun.IDB) (*Difference, error) {
 		Running   int64  `bun:"running"`
 		N         int64  `bun:"n"`
 	}
-	err := db.NewRaw(`
+	return firstDifference(ctx, db, "entry sequences", `
 SELECT x.account_id, a.owner || '/' || a.currency || '/' || a.kind AS account, x.account_version, x.balance_after, x.running, x.n
 FROM (SELECT e.account_id, e.account_version, e.balance_after,
              sum(e.amount) OVER w AS running, row_number() OVER w AS n
@@ -109,18 +106,15 @@ FROM (SELECT e.account_id, e.account_version, e.balance_after,
       WINDOW w AS (PARTITION BY e.account_id ORDER BY e.account_version)) x
 JOIN ledger_accounts a ON a.id = x.account_id
 WHERE x.running <> x.balance_after OR x.n <> x.account_version
-ORDER BY x.account_id, x.account_version LIMIT 1`).Scan(ctx, &rows)
-	if err != nil || len(rows) == 0 {
-		return nil, wrapRead(err, "entry sequences")
-	}
-	r := rows[0]
-	return &Difference{Check: CheckEntrySequence, Subject: fmt.Sprintf("account %d %s", r.AccountID, r.Account),
-		Detail: fmt.Sprintf("entry #%d has account_version %d and balance_after %d; the running sum is %d",
-			r.N, r.Version, r.After, r.Running)}, nil
+ORDER BY x.account_id, x.account_version LIMIT 1`, func(r row) *Difference {
+		return &Difference{Check: CheckEntrySequence, Subject: fmt.Sprintf("account %d %s", r.AccountID, r.Account),
+			Detail: fmt.Sprintf("entry #%d has account_version %d and balance_after %d; the running sum is %d",
+				r.N, r.Version, r.After, r.Running)}
+	})
 }
 
 func verifyAccounts(ctx context.Context, db bun.IDB) (*Difference, error) {
-	var rows []struct {
+	type row struct {
 		ID      int64  `bun:"id"`
 		Account string `bun:"account"`
 		Balance int64  `bun:"balance"`
@@ -128,20 +122,17 @@ func verifyAccounts(ctx context.Context, db bun.IDB) (*Difference, error) {
 		Total   int64  `bun:"total"`
 		N       int64  `bun:"n"`
 	}
-	err := db.NewRaw(`
+	return firstDifference(ctx, db, "account balances", `
 SELECT a.id, a.owner || '/' || a.currency || '/' || a.kind AS account, a.balance, a.version,
        coalesce(s.total, 0) AS total, coalesce(s.n, 0) AS n
 FROM ledger_accounts a
 LEFT JOIN (SELECT account_id, sum(amount) AS total, count(*) AS n FROM ledger_entries GROUP BY account_id) s
        ON s.account_id = a.id
 WHERE a.balance <> coalesce(s.total, 0) OR a.version <> coalesce(s.n, 0)
-ORDER BY a.id LIMIT 1`).Scan(ctx, &rows)
-	if err != nil || len(rows) == 0 {
-		return nil, wrapRead(err, "account balances")
-	}
-	r := rows[0]
-	return &Difference{Check: CheckAccountBalance, Subject: fmt.Sprintf("account %d %s", r.ID, r.Account),
-		Detail: fmt.Sprintf("stored balance %d version %d; its entries sum to %d over %d entries", r.Balance, r.Version, r.Total, r.N)}, nil
+ORDER BY a.id LIMIT 1`, func(r row) *Difference {
+		return &Difference{Check: CheckAccountBalance, Subject: fmt.Sprintf("account %d %s", r.ID, r.Account),
+			Detail: fmt.Sprintf("stored balance %d version %d; its entries sum to %d over %d entries", r.Balance, r.Version, r.Total, r.N)}
+	})
 }
 
 func verifyPurchases(ctx context.Context, db bun.IDB) (*Difference, error) {
@@ -306,6 +297,19 @@ func formatSums(m map[Account]int64) string {
 		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
 	}
 	return "{" + strings.Join(parts, " ") + "}"
+}
+
+// firstDifference runs query, which selects at most one T, and describes
+// the row found as a Difference.
+func firstDifference[T any](ctx context.Context, db bun.IDB, what, query string, describe func(T) *Difference) (*Difference, error) {
+	var rows []T
+	if err := db.NewRaw(query).Scan(ctx, &rows); err != nil {
+		return nil, wrapRead(err, what)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	return describe(rows[0]), nil
 }
 
 func wrapRead(err error, what string) error {
