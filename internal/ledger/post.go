@@ -267,6 +267,11 @@ RETURNING a.id, a.owner, a.currency, a.kind, a.balance, a.version`,
 			afters = append(afters, s.balance)
 			versions = append(versions, s.version)
 		}
+		for _, a := range ts[i].NoOverdraft {
+			if s := cur[a]; s != nil && s.balance < 0 {
+				return fmt.Errorf("%w: %s would leave %s at %d", ErrOverdraft, ts[i].Key, a, s.balance)
+			}
+		}
 	}
 	_, err = db.NewRaw(`
 INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, account_version)

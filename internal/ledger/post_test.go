@@ -123,7 +123,9 @@ func TestConcurrentPostsDoNotDeadlock(t *testing.T) {
 		all = append(all, must(PurchaseCompleted(p.sale)))
 	}
 	for _, p := range payouts {
-		all = append(all, must(PayoutCreated(p)))
+		t := must(PayoutCreated(p))
+		t.NoOverdraft = nil // the payees have nothing available: this test is about locks
+		all = append(all, t)
 	}
 	const workers = 12
 	var wg sync.WaitGroup
@@ -171,6 +173,42 @@ func TestConcurrentPostsDoNotDeadlock(t *testing.T) {
 	maps.DeleteFunc(want, func(_ Account, v int64) bool { return v == 0 })
 	if !maps.Equal(got, want) {
 		t.Fatalf("balances %s\nwant %s", formatSums(got), formatSums(want))
+	}
+	mustVerify(t, w.db)
+}
+
+// A payout never takes more than the available balance it finds under the
+// account's lock.
+func TestPayoutCannotOverdraw(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 1, 1)
+	ps := w.addPurchases(t, rand.New(rand.NewPCG(9, 9)), 3, "usd")
+	var ts []Transaction
+	for _, p := range ps {
+		ts = append(ts, must(PurchaseCompleted(p.sale)), must(Release(p.sale, Book{PurchaseID: p.sale.PurchaseID, Posted: true}, t0)))
+	}
+	postTx(t, w.db, ts...)
+	available := balances(t, w.db)[Account{Owner: "creator:cr_1", Currency: "usd", Kind: Available}]
+	if _, err := w.db.ExecContext(ctx, `INSERT INTO payees (kind, id) VALUES ('creator', 'cr_1')`); err != nil {
+		t.Fatal(err)
+	}
+	payout := func(amount int64) error {
+		p := &model.Payout{ID: uuidV7(t), PayeeKind: model.PayeeCreator, PayeeID: "cr_1", Currency: "usd",
+			AmountCents: amount, Status: model.PayoutPending, CreatedAt: t0}
+		p.TransferGroup = "payout:" + p.ID.String()
+		return w.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if _, err := tx.NewInsert().Model(p).Exec(ctx); err != nil {
+				return err
+			}
+			_, err := Post(ctx, tx, must(PayoutCreated(p)))
+			return err
+		})
+	}
+	if err := payout(available + 1); !errors.Is(err, ErrOverdraft) {
+		t.Fatalf("payout of %d from %d available = %v, want ErrOverdraft", available+1, available, err)
+	}
+	if err := payout(available); err != nil {
+		t.Fatalf("payout of all %d available: %v", available, err)
 	}
 	mustVerify(t, w.db)
 }

@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -172,9 +174,16 @@ func TestLedgerProperty(t *testing.T) {
 			}
 		}()
 	}
-	// Releases of whatever is due, concurrently with the workers.
+	// Releases of whatever is due, and payouts of whatever is available,
+	// concurrently with the workers.
 	var releaser sync.WaitGroup
-	releaser.Add(1)
+	releaser.Add(2)
+	go func() {
+		defer releaser.Done()
+		if err := payoutRuns(ctx, w, stop); err != nil {
+			errs <- fmt.Errorf("payouts: %w", err)
+		}
+	}()
 	go func() {
 		defer releaser.Done()
 		for {
@@ -183,7 +192,7 @@ func TestLedgerProperty(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := ReleaseDue(ctx, w.db, Config{Hold: time.Hour}, t0.Add(time.Duration(len(ps))*time.Second), 50); err != nil {
+			if _, err := ReleaseDue(ctx, w.db, Config{Hold: 10 * time.Minute}, t0.Add(time.Duration(len(ps))*time.Second), 50); err != nil {
 				errs <- fmt.Errorf("release: %w", err)
 				return
 			}
@@ -198,9 +207,29 @@ func TestLedgerProperty(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustVerify(t, w.db)
+	var counts []struct {
+		Status string `bun:"status"`
+		N      int    `bun:"n"`
+	}
+	if err := w.db.NewRaw(`SELECT status, count(*) AS n FROM payouts GROUP BY status ORDER BY status`).Scan(ctx, &counts); err != nil {
+		t.Fatal(err)
+	}
+	var reversals, releases, negative int
+	if err := w.db.NewRaw(`SELECT count(*) FILTER (WHERE cause = 'transfer_reversed'), count(*) FILTER (WHERE cause = 'release')
+		FROM ledger_transactions`).Scan(ctx, &reversals, &releases); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.db.NewRaw(`SELECT count(*) FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
+		WHERE a.kind = 'available' AND e.balance_after < 0`).Scan(ctx, &negative); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("payouts by status %v, %d transfer reversals, %d releases, %d entries left an available balance negative",
+		counts, reversals, releases, negative)
 
-	// Each party's total over its accounts of sales (pending, available or
-	// revenue, disputed), and what arrived at Stripe, against the shares.
+	// Each party's total over all its accounts (what it has in pending,
+	// available or revenue and disputed, plus what payouts took to
+	// in_transit and paid_out), and what arrived at Stripe, against the
+	// shares.
 	want := map[Account]int64{}
 	add := func(owner, cur string, v int64) { want[Account{Owner: owner, Currency: cur}] += v }
 	for i, p := range ps {
@@ -347,4 +376,99 @@ func commitRows(_ bun.Tx, rows []lifecycle, next map[int]lifecycle, seen map[int
 		rows[p] = next[p]
 	}
 	return nil
+}
+
+// payoutRuns pays payees out of their available balances until stop, the
+// way a payout run would: a payouts row and its posting in one
+// transaction (refused when a refund took the balance meanwhile), then the
+// transfer settled, paid or failed, and now and then a paid transfer
+// partly reversed.
+func payoutRuns(ctx context.Context, w *world, stop <-chan struct{}) error {
+	if _, err := w.db.ExecContext(ctx, `INSERT INTO payees (kind, id) SELECT 'creator', unnest(?::text[])`, pgArray(w.creators)); err != nil {
+		return err
+	}
+	orgs := make([]string, len(w.orgs))
+	for i, o := range w.orgs {
+		orgs[i] = o.String()
+	}
+	if _, err := w.db.ExecContext(ctx, `INSERT INTO payees (kind, id) SELECT 'organization', unnest(?::text[])`, pgArray(orgs)); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	var open, paid []*model.Payout
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		var accs []model.LedgerAccount
+		if err := w.db.NewSelect().Model(&accs).Where("kind = 'available' AND owner <> 'platform' AND balance > 0").Scan(ctx); err != nil {
+			return err
+		}
+		if len(accs) > 0 {
+			a := accs[rng.IntN(len(accs))]
+			kind, id, _ := strings.Cut(a.Owner, ":")
+			id7, err := uuid.NewV7()
+			if err != nil {
+				return err
+			}
+			p := &model.Payout{ID: id7, PayeeKind: kind, PayeeID: id, Currency: a.Currency, AmountCents: 1 + rng.Int64N(a.Balance),
+				Status: model.PayoutPending, TransferGroup: "payout:" + id7.String(), CreatedAt: t0}
+			err = w.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				if _, err := tx.NewInsert().Model(p).Exec(ctx); err != nil {
+					return err
+				}
+				_, err := Post(ctx, tx, must(PayoutCreated(p)))
+				return err
+			})
+			switch {
+			case err == nil:
+				open = append(open, p)
+			case !errors.Is(err, ErrOverdraft):
+				return err
+			}
+		}
+		if len(open) > 0 && rng.IntN(2) == 0 {
+			i := rng.IntN(len(open))
+			p := open[i]
+			open = slices.Delete(open, i, i+1)
+			var t Transaction
+			if rng.IntN(4) == 0 {
+				p.Status, p.FailedAt = model.PayoutFailed, &t0
+				t = must(PayoutFailed(p, t0))
+			} else {
+				tr := "tr_" + p.ID.String()
+				p.Status, p.StripeTransferID, p.PaidAt = model.PayoutPaid, &tr, &t0
+				t = must(PayoutPaid(p, tr, t0))
+				paid = append(paid, p)
+			}
+			if err := updatePayout(ctx, w.db, p, t); err != nil {
+				return err
+			}
+		}
+		if len(paid) > 0 && rng.IntN(8) == 0 {
+			p := paid[rng.IntN(len(paid))]
+			if p.AmountReversedCents < p.AmountCents {
+				reversed := p.AmountReversedCents + 1 + rng.Int64N(p.AmountCents-p.AmountReversedCents)
+				t := must(TransferReversed(p, reversed, "trr_x", t0))
+				p.AmountReversedCents = reversed
+				if err := updatePayout(ctx, w.db, p, t); err != nil {
+					return err
+				}
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// updatePayout writes p's row and t in one transaction.
+func updatePayout(ctx context.Context, bdb *bun.DB, p *model.Payout, t Transaction) error {
+	return bdb.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewUpdate().Model(p).WherePK().Exec(ctx); err != nil {
+			return err
+		}
+		_, err := Post(ctx, tx, t)
+		return err
+	})
 }

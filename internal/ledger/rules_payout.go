@@ -14,7 +14,8 @@ import (
 // returns the reversed amount to available, where the next payout takes it.
 
 // PayoutCreated takes a new payout's amount from the payee's available
-// balance into in_transit.
+// balance into in_transit. Posting it fails with ErrOverdraft when the
+// balance, read under its lock, is smaller than the amount.
 func PayoutCreated(p *model.Payout) (Transaction, error) {
 	a, err := payoutAccounts(p)
 	if err != nil {
@@ -25,6 +26,7 @@ func PayoutCreated(p *model.Payout) (Transaction, error) {
 	return Transaction{
 		Key: "payout:" + p.ID.String(), Cause: CausePayoutCreated, PayoutID: p.ID,
 		Amount: p.AmountCents, EffectiveAt: p.CreatedAt, Entries: m.entries(),
+		NoOverdraft: []Account{a(Available)},
 	}, nil
 }
 

@@ -60,7 +60,20 @@ type Transaction struct {
 	// transaction may have none: a release of a fully refunded purchase
 	// still records that the purchase was released.
 	Entries []Entry
+	// NoOverdraft names accounts this transaction must leave at zero or
+	// above; PostMany checks it under the accounts' locks and fails the
+	// call with ErrOverdraft otherwise. A payout sets it on the payee's
+	// available account, so a refund that raced the payout run cannot make
+	// it transfer more than was available. It is a precondition, not
+	// content: a re-post is compared without it.
+	NoOverdraft []Account
 }
+
+// ErrOverdraft is a transaction that would leave one of its NoOverdraft
+// accounts below zero. The call's statements before the check have run, so
+// the caller rolls its transaction back (as on any error) and tries again
+// with the balance as it is now.
+var ErrOverdraft = errors.New("ledger: the posting would overdraw an account")
 
 // IsZero reports whether t is the zero Transaction: nothing to post.
 func (t Transaction) IsZero() bool { return t.Key == "" && t.Cause == "" && len(t.Entries) == 0 }
