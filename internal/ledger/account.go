@@ -71,6 +71,7 @@ type Account struct {
 	Kind     Kind
 }
 
+// String returns "owner/currency/kind".
 func (a Account) String() string { return a.Owner + "/" + a.Currency + "/" + string(a.Kind) }
 
 // compareAccounts is the global lock order of accounts: by owner, currency

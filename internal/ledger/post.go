@@ -23,6 +23,7 @@ const (
 	AlreadyPosted                // its key was posted before with the same content: nothing written
 )
 
+// String returns the outcome's name, as a log value.
 func (o Outcome) String() string {
 	switch o {
 	case Posted:

@@ -135,3 +135,35 @@ func (s Sale) home(x party, released bool) Account {
 func (s Sale) clearing() Account {
 	return Account{Owner: PlatformOwner, Currency: s.Currency, Kind: StripeClearing}
 }
+
+// saleRow is a purchase as the rules and the verification read it.
+type saleRow struct {
+	ID                   uuid.UUID  `bun:"id"`
+	Status               string     `bun:"status"`
+	Currency             string     `bun:"currency"`
+	AmountPaidCents      int64      `bun:"amount_paid_cents"`
+	PlatformFeeCents     int64      `bun:"platform_fee_cents"`
+	OrganizationFeeCents int64      `bun:"organization_fee_cents"`
+	CreatorPayoutCents   int64      `bun:"creator_payout_cents"`
+	RefundAmountCents    int64      `bun:"refund_amount_cents"`
+	DisputeStatus        string     `bun:"dispute_status,nullzero"`
+	OrganizationID       uuid.UUID  `bun:"organization_id"`
+	PurchasedAt          *time.Time `bun:"purchased_at"`
+	CreatorID            string     `bun:"creator_id"`
+}
+
+// saleColumns selects a saleRow from purchases p joined to content c.
+const saleColumns = `p.id, p.status, p.currency, p.amount_paid_cents, p.platform_fee_cents, p.organization_fee_cents,
+       p.creator_payout_cents, p.refund_amount_cents, p.dispute_status, p.organization_id, p.purchased_at, c.creator_id`
+
+func (r saleRow) sale() Sale {
+	s := Sale{
+		PurchaseID: r.ID, Currency: r.Currency, OrganizationID: r.OrganizationID, CreatorID: r.CreatorID,
+		Split: split.Split{Amount: r.AmountPaidCents, Platform: r.PlatformFeeCents,
+			Organization: r.OrganizationFeeCents, Creator: r.CreatorPayoutCents},
+	}
+	if r.PurchasedAt != nil {
+		s.PurchasedAt = *r.PurchasedAt
+	}
+	return s
+}

@@ -32,6 +32,7 @@ type Difference struct {
 	Detail  string // what was expected and what is stored
 }
 
+// Error describes the difference on one line, for the CLI and logs.
 func (d *Difference) Error() string {
 	return fmt.Sprintf("ledger verify: %s: %s: %s", d.Check, d.Subject, d.Detail)
 }
