@@ -72,7 +72,19 @@ func Post(ctx context.Context, db bun.IDB, t Transaction) (Outcome, error) {
 // A transaction whose key was posted before is compared with the stored
 // one: the same content (cause, subject, amount, entries) is AlreadyPosted;
 // different content fails the whole call with ErrKeyConflict.
+//
+// Given a *bun.DB rather than a transaction, PostMany runs in a
+// transaction of its own, so its statements commit together.
 func PostMany(ctx context.Context, db bun.IDB, ts []Transaction) ([]Outcome, error) {
+	if pool, ok := db.(*bun.DB); ok {
+		var out []Outcome
+		err := pool.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			out, err = PostMany(ctx, tx, ts)
+			return err
+		})
+		return out, err
+	}
 	out := make([]Outcome, len(ts))
 	byKey := map[string]int{} // key → index of its first transaction
 	var todo []int            // first occurrences, sorted by key below
