@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS payouts;
+DROP TABLE IF EXISTS payees;
