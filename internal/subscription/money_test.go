@@ -65,7 +65,7 @@ func TestRenewalSplitAndItsRefund(t *testing.T) {
 
 		out = handle(t, s, tx, chargeRefunded(t, "evt_r1", paidAt.Add(day), "renewal", 400, false))
 		inv = loadInvoice(t, tx, "in_renewal")
-		// split.Compute(400) at 15 % / 20 %: 60, ceil(340 × 0.2) = 68, 272.
+		// split.Reversal(400 of 1000) of 150/170/680: ceil(60), ceil(68), the rest 272.
 		if out.RefundDelta != 400 || inv.Status != model.InvoicePartiallyRefunded || reversed(inv) != (parts{60, 68, 272}) {
 			t.Fatalf("partial refund: delta %d, %s, reversed %+v", out.RefundDelta, inv.Status, reversed(inv))
 		}
@@ -230,7 +230,8 @@ func TestProportionalReversalProperty(t *testing.T) {
 			PlatformFeeBps: terms.PlatformBps, OrganizationFeeBps: terms.OrganizationBps}
 		returns := []int64{0, rng.Int64N(amount + 1), rng.Int64N(amount + 1), rng.Int64N(amount + 1), amount}
 		slices.Sort(returns)
-		var prev split.Split
+		var prev split.Parts
+		var prevR int64
 		for _, r := range returns {
 			inv.RefundAmountCents = r
 			rev, err := proportionalReversal(inv)
@@ -244,9 +245,9 @@ func TestProportionalReversalProperty(t *testing.T) {
 				t.Fatalf("full return %+v is not the split %+v", rev, sp)
 			}
 			if rev.Platform < prev.Platform || rev.Organization < prev.Organization || rev.Creator < prev.Creator {
-				t.Fatalf("amount %d terms %+v: return %d gives %+v, less than %d gave %+v", amount, terms, r, rev, prev.Amount, prev)
+				t.Fatalf("amount %d terms %+v: return %d gives %+v, less than %d gave %+v", amount, terms, r, rev, prevR, prev)
 			}
-			prev = rev
+			prev, prevR = rev, r
 		}
 	}
 }

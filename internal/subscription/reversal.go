@@ -153,22 +153,16 @@ func returned(inv *model.SubscriptionInvoice) int64 {
 	return min(r, inv.AmountPaidCents)
 }
 
-// proportionalReversal is each party's share of what inv gave back: the
-// split of the returned amount at the invoice's own rates, by split.Compute.
-// So the parts sum exactly to the returned amount, a full return gives back
-// exactly the snapshot, and (Compute being monotone in the amount) a larger
-// refund never hands a party money back nor takes more than its share.
-// internal/split is gaining the proportional-refund rule the ledger posts
-// purchases' refunds with; once it is there this function should call it,
-// so purchases and invoices reverse alike.
-func proportionalReversal(inv *model.SubscriptionInvoice) (split.Split, error) {
-	rev, err := split.Compute(returned(inv), split.Terms{PlatformBps: inv.PlatformFeeBps, OrganizationBps: inv.OrganizationFeeBps})
+// proportionalReversal is each party's share of what inv gave back, by the
+// one proportional-refund rule purchases use too (split.Reversal): the parts
+// sum exactly to the returned amount, never shrink as it grows, and a full
+// return gives back exactly the snapshot.
+func proportionalReversal(inv *model.SubscriptionInvoice) (split.Parts, error) {
+	snap := split.Split{Amount: inv.AmountPaidCents, Platform: inv.PlatformFeeCents,
+		Organization: inv.OrganizationFeeCents, Creator: inv.CreatorPayoutCents}
+	rev, err := split.Reversal(snap, returned(inv))
 	if err != nil {
-		return split.Split{}, fmt.Errorf("reversal of invoice %s: %w", inv.ID, err)
-	}
-	if rev.Platform > inv.PlatformFeeCents || rev.Organization > inv.OrganizationFeeCents || rev.Creator > inv.CreatorPayoutCents {
-		return split.Split{}, fmt.Errorf("reversal of invoice %s: %d/%d/%d exceeds its split %d/%d/%d", inv.ID,
-			rev.Platform, rev.Organization, rev.Creator, inv.PlatformFeeCents, inv.OrganizationFeeCents, inv.CreatorPayoutCents)
+		return split.Parts{}, fmt.Errorf("reversal of invoice %s: %w", inv.ID, err)
 	}
 	return rev, nil
 }
