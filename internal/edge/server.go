@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -127,7 +128,7 @@ func serve(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStrea
 	// Closes the listener and the idle connections, lets each request in
 	// flight finish (waiting for its PubAck) and answer with
 	// "Connection: close", and returns once every connection is gone.
-	if err := pub.ShutdownWithContext(sctx); err != nil {
+	if err := pub.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("edge: shutdown of the public listener: %w", err))
 	}
 	// Shutdown closes only the listeners Serve has registered: one that had
@@ -153,17 +154,23 @@ func defaultLimits() limits {
 	return limits{header: headerTimeout, body: bodyTimeout, idle: idleTimeout, write: writeTimeout}
 }
 
-// newServer is the public listener's server around h.
+// Server is the public webhook listener's HTTP server around a Handler,
+// with the limits a public endpoint needs.
 //
 // It is fasthttp, not net/http, against the style guide's habit: the edge's
 // CPU per event is its cost, and on the 2-core benchmark machine net/http's
 // request parsing, response writing and per-request allocations were the
-// largest part of it. The same handler behind fasthttp accepted 24 % more
-// webhooks per second at 12 µs less CPU per event, 0.54× the raw JetStream
-// publisher against 0.48× (docs/benchmarks.md, issue 12, fifth session). The
-// admin listener, which is not on the webhook path, stays on net/http.
-func newServer(h *Handler, log *slog.Logger, lim limits) *fasthttp.Server {
-	return &fasthttp.Server{
+// largest part of it; the same handler behind fasthttp accepted more webhooks
+// per second at less CPU per event (docs/benchmarks.md). The admin listener,
+// which is not on the webhook path, stays on net/http.
+type Server struct{ fs *fasthttp.Server }
+
+// NewServer returns the public listener's server around h.
+func NewServer(h *Handler, log *slog.Logger) *Server { return newServer(h, log, defaultLimits()) }
+
+// newServer is NewServer with the timeouts lim.
+func newServer(h *Handler, log *slog.Logger, lim limits) *Server {
+	return &Server{fs: &fasthttp.Server{
 		Handler:      h.Serve,
 		ErrorHandler: h.ServeError,
 		// fasthttp has one read deadline per request, set at its first
@@ -189,7 +196,54 @@ func newServer(h *Handler, log *slog.Logger, lim limits) *fasthttp.Server {
 		// that no handler saw; requests that failed to parse went through
 		// ServeError, with their own log line.
 		Logger: fasthttpLogger{log},
+	}}
+}
+
+// Serve serves the connections ln accepts until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.fs.Serve(quietListener{ln}) }
+
+// Shutdown stops accepting, closes the idle connections, lets each request
+// in flight finish (waiting for its PubAck) and answer with "Connection:
+// close", and returns once every connection is gone or ctx ends. It closes
+// only a listener Serve has begun on: the caller closes its listener too.
+func (s *Server) Shutdown(ctx context.Context) error { return s.fs.ShutdownWithContext(ctx) }
+
+// quietListener hands the server connections that keep quiet while no byte
+// has arrived on them: fasthttp answers a first request that does not
+// arrive in time with the ErrorHandler's 400, even when not a byte of it
+// came. HTTP clients and proxies open connections ahead of need, and one
+// that sends its request as that 400 arrives takes it for the answer (Stripe
+// would count a failed delivery). net/http closes such a connection without
+// a word, and so does the edge: the deadline passing on a connection that
+// never spoke reads as the peer closing it. A request that had started still
+// gets its timeout answer; kept-alive connections fasthttp closes quietly
+// itself.
+type quietListener struct{ net.Listener }
+
+func (l quietListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	return &quietConn{Conn: c}, nil
+}
+
+// quietConn is a connection of quietListener.
+type quietConn struct {
+	net.Conn
+	spoke bool // a byte has arrived; only the connection's serving goroutine reads
+}
+
+func (c *quietConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.spoke = true
+	}
+	var ne net.Error
+	if err != nil && !c.spoke && errors.As(err, &ne) && ne.Timeout() {
+		return n, io.EOF
+	}
+	return n, err
 }
 
 // fasthttpLogger sends the server's own messages to slog at debug level:
