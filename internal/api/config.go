@@ -97,6 +97,12 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// WithDefaults returns c with its zero fields filled, as New fills them.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
 // Validate checks c as New would (defaults applied to a copy), so a caller
 // can fail before it connects to anything.
 func (c Config) Validate() error {

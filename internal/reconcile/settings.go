@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paystream/paystream/internal/envvar"
 	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/streams"
 )
@@ -36,21 +37,6 @@ type Settings struct {
 	Endpoint          string        // RECONCILE_ENDPOINT: endpoint name recovered events are published under; default streams.DefaultEndpoint
 }
 
-// SettingError is a setting Settings.Validate refuses. Var names the
-// environment variable that sets it; Value is empty for the secret key.
-type SettingError struct {
-	Var    string
-	Value  string
-	Reason string
-}
-
-func (e *SettingError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("reconcile: %s: %s", e.Var, e.Reason)
-	}
-	return fmt.Sprintf("reconcile: %s=%q: %s", e.Var, e.Value, e.Reason)
-}
-
 // setDefaults fills the zero fields that have a default.
 func (s *Settings) setDefaults() {
 	if s.APIBase == "" {
@@ -67,7 +53,7 @@ func (s *Settings) setDefaults() {
 // Validate checks s with its defaults applied (to a copy), so a caller can
 // fail before it connects to anything. needKey says the caller lists events
 // now (the reconcile command); the periodic mode (Interval > 0) always does.
-// The error joins one *SettingError per broken rule.
+// The error joins one *envvar.Error, naming the variable, per broken rule.
 func (s Settings) Validate(needKey bool) error {
 	s.setDefaults()
 	return s.validate(needKey)
@@ -77,7 +63,7 @@ func (s Settings) Validate(needKey bool) error {
 func (s *Settings) validate(needKey bool) error {
 	var errs []error
 	bad := func(name, value, reason string) {
-		errs = append(errs, &SettingError{Var: name, Value: value, Reason: reason})
+		errs = append(errs, envvar.New(name, value, reason))
 	}
 	switch {
 	case s.Interval != 0 && s.Interval < MinInterval:
