@@ -1,10 +1,9 @@
 package streams_test
 
 import (
-	"bytes"
 	"log/slog"
+	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,30 +13,29 @@ import (
 	"github.com/paystream/paystream/streams"
 )
 
-// syncBuffer is a log destination the connection's callbacks (on their own
-// goroutine) and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// logFile is a log destination the connection's callbacks (on their own
+// goroutine) and the test share: a file, whose writes are safe from any
+// goroutine.
+type logFile struct{ *os.File }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+func (f logFile) String() string {
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
 
 // connectLogged connects to n with Connect's options, logging into the
-// returned buffer, and returns a channel closed once the connection is.
-func connectLogged(t *testing.T, n *testenv.NATS) (*nats.Conn, *syncBuffer, chan struct{}) {
+// returned file, and returns a channel closed once the connection is.
+func connectLogged(t *testing.T, n *testenv.NATS) (*nats.Conn, logFile, chan struct{}) {
 	t.Helper()
-	logs := &syncBuffer{}
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	logs := logFile{f}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	closed := make(chan struct{})
 	nc, err := streams.Connect(n.URL(), "connect-test", log, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
