@@ -37,8 +37,8 @@ const (
 	MinKeyLength = 16
 )
 
-// Config holds the API's settings. internal/config maps the environment onto
-// it; New fills in defaults and validates it.
+// Config holds the API's settings. internal/config/apiconfig maps the
+// environment onto it; New fills in defaults and validates it.
 type Config struct {
 	Addr      string   // API_ADDR: the JSON API listener
 	AdminAddr string   // ADMIN_ADDR: /metrics, /healthz, /readyz

@@ -15,8 +15,8 @@ import (
 )
 
 // Config shapes a Processor. Zero fields take the defaults of setDefaults,
-// except BatchWait, whose zero is no wait. internal/config maps the
-// PROCESSOR_* variables onto it; the rules are Validate's.
+// except BatchWait, whose zero is no wait. internal/config/processorconfig
+// maps the PROCESSOR_* variables onto it; the rules are Validate's.
 type Config struct {
 	Consumer        streams.ConsumerConfig // durable consumer settings
 	Workers         int                    // concurrent handlers; default DefaultWorkers

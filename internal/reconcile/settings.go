@@ -23,8 +23,8 @@ const (
 
 // Settings are missed-event recovery's settings, shared by the one-shot
 // `paystream reconcile` command and the processor's periodic mode.
-// internal/config maps the environment onto them; the rules and defaults
-// are here.
+// internal/config/processorconfig maps the environment onto them; the rules
+// and defaults are here.
 type Settings struct {
 	SecretKey string // STRIPE_SECRET_KEY: sk_… or rk_… (a restricted key needs read access to Events)
 	APIBase   string // STRIPE_API_BASE: Stripe API base URL; default stripeclient.DefaultAPIBase
