@@ -15,7 +15,7 @@ import (
 // Public listener limits. Stripe sends small JSON bodies with a handful of
 // headers from well-connected servers, so anything slow or large is hostile.
 const (
-	headerTimeout  = 5 * time.Second  // from a request's first byte to the end of its header
+	headerTimeout  = 5 * time.Second  // from a new connection, or a request's first byte, to the end of its header
 	bodyTimeout    = 15 * time.Second // from the end of the header to the end of up to 1 MiB of body
 	idleTimeout    = 60 * time.Second // between requests on a kept-alive connection
 	writeTimeout   = 10 * time.Second // the answer; starts once the handler returned
