@@ -78,6 +78,21 @@ func OpenMigrated(ctx context.Context, dsn string, o db.Options) (*bun.DB, error
 	return bdb, nil
 }
 
+// OpenCurrent opens dsn with o and refuses a schema that is not current
+// (see Current): what a service does before it serves from the database.
+// The caller owns the pool; it is closed when the schema is outdated.
+func OpenCurrent(ctx context.Context, dsn string, o db.Options) (*bun.DB, error) {
+	bdb, err := db.Open(ctx, dsn, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := Current(ctx, bdb); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("refusing to start: %w", err)
+	}
+	return bdb, nil
+}
+
 // Rollback undoes the last applied group of migrations.
 func Rollback(ctx context.Context, db *bun.DB) (*migrate.MigrationGroup, error) {
 	m, err := NewMigrator(ctx, db)

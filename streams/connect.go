@@ -16,7 +16,9 @@ const DefaultAckTimeout = 10 * time.Second
 // Connect dials url with the options every paystream process wants: endless
 // reconnects (a broker outage must heal by itself), no reconnect buffer (a
 // publish during an outage fails at once and the edge answers 503 instead of
-// holding a request whose fate is unknown), and logged state changes.
+// holding a request whose fate is unknown), and logged state changes: a lost
+// broker at warn level, the program's own Drain or Close (a normal stop) at
+// debug level.
 // The first connection may fail; RetryOnFailedConnect keeps trying in the
 // background so a process can start before the broker.
 func Connect(url, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
@@ -31,6 +33,10 @@ func Connect(url, name string, log *slog.Logger, extra ...nats.Option) (*nats.Co
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil { // our own Drain or Close
+				log.Debug("nats connection closed")
+				return
+			}
 			log.Warn("nats disconnected", "error", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

@@ -13,9 +13,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/app/apiservice"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/apiconfig"
 	"github.com/paystream/paystream/internal/obs"
 )
 
@@ -41,11 +42,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, _, stderr io.
 
 // runWith is run; ready, when the caller is a test, learns the bound
 // addresses.
-func runWith(ctx context.Context, args []string, getenv config.Getenv, stderr io.Writer, ready func(api.Addrs)) error {
+func runWith(ctx context.Context, args []string, getenv config.Getenv, stderr io.Writer, ready func(app.Listeners)) error {
 	if len(args) > 0 {
 		return errArgs
 	}
-	cfg, err := config.ParseAPI(getenv)
+	cfg, err := apiconfig.Parse(getenv)
 	if err != nil {
 		return err
 	}
@@ -54,7 +55,7 @@ func runWith(ctx context.Context, args []string, getenv config.Getenv, stderr io
 	if ready != nil {
 		opts = append(opts, app.WithReady(func(a app.Addrs) { ready(a.API) }))
 	}
-	a, err := app.New(app.Config{API: &cfg}, log, opts...)
+	a, err := app.New([]app.Service{apiservice.New(cfg)}, log, opts...)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paystream/paystream/internal/api"
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/testenv"
 )
@@ -47,11 +47,11 @@ func TestRunServes(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addrs := make(chan api.Addrs, 1)
+	addrs := make(chan app.Listeners, 1)
 	done := make(chan error, 1)
 	var logs bytes.Buffer
-	go func() { done <- runWith(ctx, nil, env, &logs, func(a api.Addrs) { addrs <- a }) }()
-	var a api.Addrs
+	go func() { done <- runWith(ctx, nil, env, &logs, func(a app.Listeners) { addrs <- a }) }()
+	var a app.Listeners
 	select {
 	case a = <-addrs:
 	case err := <-done:
@@ -59,7 +59,7 @@ func TestRunServes(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("not listening")
 	}
-	req, _ := http.NewRequest(http.MethodGet, "http://"+a.API+"/v1/customers/u/purchases", nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+a.Public+"/v1/customers/u/purchases", nil)
 	req.Header.Set("Authorization", "Bearer k_0123456789abcdef")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

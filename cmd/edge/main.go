@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, environ []str
 		return err
 	}
 	defer stopTracing()
-	a, err := app.New(app.Config{Edge: &cfg}, log)
+	a, err := app.New([]app.Service{app.Edge(cfg)}, log)
 	if err != nil {
 		return err
 	}

@@ -9,15 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/edge"
-	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
 
 // startEdge runs the real edge in-process on loopback ports against n.
-func startEdge(t *testing.T, natsURL, secret string) edge.Addrs {
+func startEdge(t *testing.T, natsURL, secret string) app.Listeners {
 	t.Helper()
 	env := map[string]string{
 		"NATS_URL": natsURL, "STRIPE_WEBHOOK_SECRET": secret, "EDGE_RATE_LIMIT": "0",
@@ -28,32 +27,29 @@ func startEdge(t *testing.T, natsURL, secret string) edge.Addrs {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	nc, err := streams.Connect(natsURL, "test-edge", log)
+	ready := make(chan app.Addrs, 1)
+	a, err := app.New([]app.Service{app.Edge(cfg)}, log, app.WithReady(func(a app.Addrs) { ready <- a }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan edge.Addrs, 1)
 	done := make(chan error, 1)
-	go func() {
-		done <- edge.Run(ctx, cfg.Config, nc, obs.NewRegistry(), log, func(a edge.Addrs) { ready <- a })
-	}()
+	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("edge.Run: %v", err)
+			t.Errorf("edge: %v", err)
 		}
-		nc.Close()
 	})
 	select {
 	case a := <-ready:
-		return a
+		return a.Edge
 	case err := <-done:
 		t.Fatalf("edge exited early: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("edge not ready after 10s")
 	}
-	return edge.Addrs{}
+	return app.Listeners{}
 }
 
 // The bench command is checked for sane output, not for speed.

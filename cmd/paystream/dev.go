@@ -16,7 +16,11 @@ import (
 
 	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/app/apiservice"
+	"github.com/paystream/paystream/internal/app/processorservice"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/apiconfig"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/devenv"
@@ -119,7 +123,7 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 	}
 	env := config.Overlay(getenv, base)
 
-	var cfg app.Config
+	var services []app.Service
 	var apiKey string // the generated dev key, "" when API_KEYS is set or the API is off
 	if _, set := p.Lookup("STRIPE_SECRET_KEY"); set && !o.noAPI {
 		over := map[string]string{"ADMIN_ADDR": o.apiAdmin}
@@ -129,13 +133,13 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 			}
 			over["API_KEYS"] = apiKey
 		}
-		acfg, err := config.ParseAPI(config.Overlay(env, over))
+		acfg, err := apiconfig.Parse(config.Overlay(env, over))
 		if err != nil {
 			return err
 		}
-		acfg.API.Addr = o.apiAddr
-		acfg.API.ShutdownTimeout = min(acfg.API.ShutdownTimeout, o.shutdownTimeout)
-		cfg.API = &acfg
+		acfg.Addr = o.apiAddr
+		acfg.ShutdownTimeout = min(acfg.ShutdownTimeout, o.shutdownTimeout)
+		services = append(services, apiservice.New(acfg))
 	}
 	if !o.noEdge {
 		ecfg, err := config.ParseEdge(config.Overlay(env, map[string]string{"ADMIN_ADDR": o.edgeAdmin}), append(os.Environ(), "STRIPE_WEBHOOK_SECRET"))
@@ -143,17 +147,17 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 			return err
 		}
 		ecfg.Addr = o.edgeAddr
-		cfg.Edge = &ecfg
+		services = append(services, app.Edge(ecfg))
 	}
 	if !o.noProcessor {
-		pcfg, err := app.ParseProcessor(config.Overlay(env, map[string]string{"ADMIN_ADDR": o.processorAdmin}))
+		pcfg, err := processorconfig.Parse(config.Overlay(env, map[string]string{"ADMIN_ADDR": o.processorAdmin}))
 		if err != nil {
 			return err
 		}
-		pcfg.Runtime.ShutdownTimeout = min(pcfg.Runtime.ShutdownTimeout, o.shutdownTimeout)
-		cfg.Processor = &pcfg
+		pcfg.ShutdownTimeout = min(pcfg.ShutdownTimeout, o.shutdownTimeout)
+		services = append(services, processorservice.New(pcfg)...)
 	}
-	a, err := app.New(cfg, log, app.WithClientName("paystream-dev"), app.WithGrace(o.shutdownTimeout+5*time.Second),
+	a, err := app.New(services, log, app.WithClientName("paystream-dev"), app.WithGrace(o.shutdownTimeout+5*time.Second),
 		app.WithReady(func(addrs app.Addrs) {
 			printBanner(stdout, devBanner{addrs: addrs, natsURL: natsURL, pg: pg, secret: secret, generated: generated,
 				apiKey: apiKey, dataDir: o.dataDir, syncAlways: o.syncAlways})
@@ -234,7 +238,7 @@ func printBanner(w io.Writer, b devBanner) {
 	} else {
 		fmt.Fprintln(w, "  signing secret:    from STRIPE_WEBHOOK_SECRET")
 	}
-	if a := b.addrs.API.API; a != "" {
+	if a := b.addrs.API.Public; a != "" {
 		fmt.Fprintf(w, "  purchase api:      http://%s/v1/ (docs/api.md)\n", a)
 		if b.apiKey != "" {
 			fmt.Fprintf(w, "  api key:           %s (generated, saved in %s)\n", b.apiKey, filepath.Join(b.dataDir, apiKeyFile))

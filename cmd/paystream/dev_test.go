@@ -204,7 +204,11 @@ func TestDevSeedSendMakesAPurchase(t *testing.T) {
 		t.Errorf("status after a good purchase:\n%s", st)
 	}
 
-	// Ctrl-C: a clean stop, exit code 0.
+	// Ctrl-C: a clean stop, exit code 0, and nothing to warn about (stderr
+	// holds warnings only: LOG_LEVEL=warn).
+	stderrMu.Lock()
+	beforeStop := stderr.Len()
+	stderrMu.Unlock()
 	if err := dev.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +221,12 @@ func TestDevSeedSendMakesAPurchase(t *testing.T) {
 		}
 	case <-time.After(45 * time.Second):
 		t.Fatal("dev did not stop within 45s of SIGINT")
+	}
+	stderrMu.Lock()
+	stopLogs := stderr.String()[beforeStop:]
+	stderrMu.Unlock()
+	if strings.Contains(stopLogs, `"level":"WARN"`) || strings.Contains(stopLogs, `"level":"ERROR"`) {
+		t.Errorf("a graceful stop logged warnings:\n%s", stopLogs)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
@@ -52,7 +53,7 @@ func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdo
 
 	p := config.NewParser(getenv)
 	common := config.ParseCommon(p)
-	rc := config.ParseReconcile(p, true)
+	rc := processorconfig.ParseReconcile(p, true)
 	if err := p.Err(); err != nil {
 		return err
 	}

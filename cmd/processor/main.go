@@ -14,7 +14,9 @@ import (
 	"syscall"
 
 	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/app/processorservice"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/obs"
 )
 
@@ -37,17 +39,17 @@ func run(ctx context.Context, args []string, getenv config.Getenv, _, stderr io.
 	if len(args) > 0 {
 		return errArgs
 	}
-	cfg, err := app.ParseProcessor(getenv)
+	cfg, err := processorconfig.Parse(getenv)
 	if err != nil {
 		return err
 	}
-	log := obs.NewLogger(stderr, cfg.Runtime.LogLevel, "processor")
+	log := obs.NewLogger(stderr, cfg.LogLevel, "processor")
 	stopTracing, err := obs.SetupTracing(ctx, getenv, "paystream-processor", log)
 	if err != nil {
 		return err
 	}
 	defer stopTracing()
-	a, err := app.New(app.Config{Processor: &cfg}, log)
+	a, err := app.New(processorservice.New(cfg), log)
 	if err != nil {
 		return err
 	}

@@ -37,8 +37,8 @@ const (
 	MinKeyLength = 16
 )
 
-// Config holds the API's settings. internal/config maps the environment onto
-// it; New fills in defaults and validates it.
+// Config holds the API's settings. internal/config/apiconfig maps the
+// environment onto it; New fills in defaults and validates it.
 type Config struct {
 	Addr      string   // API_ADDR: the JSON API listener
 	AdminAddr string   // ADMIN_ADDR: /metrics, /healthz, /readyz
@@ -95,6 +95,12 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+}
+
+// WithDefaults returns c with its zero fields filled, as New fills them.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
 }
 
 // Validate checks c as New would (defaults applied to a copy), so a caller

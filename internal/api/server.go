@@ -10,13 +10,10 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
-
-	"github.com/paystream/paystream/internal/obs"
 )
 
 // Routes of the API, as net/http patterns. The OpenAPI document lists
@@ -41,19 +38,18 @@ const catchAll = "/"
 // bytes.
 const maxBodyBytes = 64 << 10
 
-// Server is the purchase API: its handler and, through Run, its listeners.
+// Server is the purchase API's handler; internal/app serves it on its
+// listener, beside the admin listener.
 type Server struct {
-	db       *bun.DB
-	cfg      Config
-	log      *slog.Logger
-	reg      prometheus.Registerer
-	metrics  *Metrics
-	stripe   checkoutCreator
-	keys     keyring
-	limiter  *keyLimiter
-	handler  http.Handler
-	accessQ  *accessStmt
-	stopping atomic.Bool
+	db      *bun.DB
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	stripe  checkoutCreator
+	keys    keyring
+	limiter *keyLimiter
+	handler http.Handler
+	accessQ *accessStmt
 }
 
 // New builds the API over db (migrated; see migrations.Up) from cfg,
@@ -64,7 +60,7 @@ func New(db *bun.DB, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{db: db, cfg: cfg, log: log, reg: reg, metrics: NewMetrics(reg),
+	s := &Server{db: db, cfg: cfg, log: log, metrics: NewMetrics(reg),
 		keys: newKeyring(cfg.Keys), limiter: newKeyLimiter(len(cfg.Keys), cfg.RateLimit)}
 	s.stripe = newStripeCheckouts(cfg, log)
 	s.accessQ = &accessStmt{db: db.DB}
@@ -86,71 +82,20 @@ func New(db *bun.DB, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*
 // ids, metrics and logs included).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Addrs are the bound listener addresses (useful with :0 ports).
-type Addrs struct {
-	API   string // API_ADDR
-	Admin string // ADMIN_ADDR
+// WriteTimeout is how long answering one request may take: a checkout
+// waits for Stripe (with retries), and the listener's write timeout must
+// outlast that so the caller gets the 502/503 rather than a reset.
+func (s *Server) WriteTimeout() time.Duration {
+	return time.Duration(s.cfg.StripeMaxNetworkRetries+1)*s.cfg.StripeTimeout + 10*time.Second
 }
 
-// Run serves the API on cfg.Addr and the admin endpoints on cfg.AdminAddr
-// until ctx ends, then shuts down gracefully: /readyz turns 503, the API
-// listener finishes its in-flight requests within cfg.ShutdownTimeout, then
-// the admin listener stops. gatherer serves /metrics (the registry reg of
-// New, normally). ready, if not nil, is called once both listeners are
-// bound. The caller owns db and closes it after Run returns.
-func (s *Server) Run(ctx context.Context, gatherer *prometheus.Registry, ready func(Addrs)) error {
-	checks := []obs.Check{
-		{Name: "shutdown", Check: func(context.Context) error {
-			if s.stopping.Load() {
-				return errors.New("shutting down")
-			}
-			return nil
-		}},
-		{Name: "postgres", Check: func(ctx context.Context) error { return s.db.PingContext(ctx) }},
-	}
-	pub, err := obs.Listen(s.cfg.Addr, s.handler, s.log)
-	if err != nil {
-		return fmt.Errorf("api: listen on API_ADDR %s: %w", s.cfg.Addr, err)
-	}
-	// A checkout waits for Stripe (with retries); the write timeout must
-	// outlast it so the caller gets the 502/503 rather than a reset.
-	pub.HTTP().WriteTimeout = time.Duration(s.cfg.StripeMaxNetworkRetries+1)*s.cfg.StripeTimeout + 10*time.Second
-	adm, err := obs.Listen(s.cfg.AdminAddr, obs.AdminHandler(gatherer, checks, s.log), s.log)
-	if err != nil {
-		_ = pub.Shutdown(context.Background())
-		return fmt.Errorf("api: listen on ADMIN_ADDR %s: %w", s.cfg.AdminAddr, err)
-	}
-	errc := make(chan error, 2)
-	go func() { errc <- pub.Serve() }()
-	go func() { errc <- adm.Serve() }()
-	s.log.Info("api listening", "api_addr", pub.Addr(), "admin_addr", adm.Addr(), "keys", len(s.cfg.Keys))
-	if ready != nil {
-		ready(Addrs{API: pub.Addr(), Admin: adm.Addr()})
-	}
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
-		serveErr = fmt.Errorf("api: listener stopped: %w", serveErr)
-	}
-	s.stopping.Store(true)
-	s.log.Info("api shutting down", "in_flight_timeout", s.cfg.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	errs := []error{serveErr}
-	if err := pub.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("api: shutdown of the API listener: %w", err))
-	}
-	if err := adm.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("api: shutdown of the admin listener: %w", err))
-	}
+// Close releases what the server prepared on the database (the access
+// check's statement). Call it once the listener stopped serving, before the
+// database closes.
+func (s *Server) Close() error {
 	if err := s.accessQ.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("api: close the access statement: %w", err))
+		return fmt.Errorf("api: close the access statement: %w", err)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	s.log.Info("api stopped")
 	return nil
 }
 

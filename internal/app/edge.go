@@ -2,43 +2,43 @@ package app
 
 import (
 	"context"
-	"errors"
-	"log/slog"
-	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/edge"
-	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/streams"
 )
 
-// edgeDrainTimeout bounds the edge's final NATS drain (flushing pending
-// publishes).
-const edgeDrainTimeout = 10 * time.Second
+// Edge returns the edge service of cfg: the webhook receiver on its public
+// listener. It starts without the broker (webhooks get 503 until the
+// streams exist) and stops after its requests in flight got their PubAck.
+func Edge(cfg config.Edge) Service {
+	return Service{Role: RoleEdge, AdminAddr: cfg.AdminAddr, NATSURL: cfg.NATSURL, Streams: cfg.Streams,
+		Part: &edgePart{cfg: cfg.Config.WithDefaults()}}
+}
 
-// runEdge is the edge service: connect to NATS (in the background if the
-// broker is down), serve until ctx ends, then drain NATS. ready gets the
-// bound addresses.
-func runEdge(ctx context.Context, cfg config.Edge, name string, log *slog.Logger, ready func(edge.Addrs)) error {
-	closed := make(chan struct{})
-	nc, err := streams.Connect(cfg.NATSURL, name, log, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+// edgePart builds the edge: its handler behind its public server.
+type edgePart struct {
+	cfg edge.Config
+	// publisher, if set, wraps the JetStream context the handler publishes
+	// on (tests hold PubAcks back to catch requests in flight).
+	publisher func(jetstream.JetStream) jetstream.JetStream
+}
+
+// Open opens nothing: the edge keeps nothing besides the broker.
+func (p *edgePart) Open(context.Context, Env) (func() error, error) { return nil, nil }
+
+func (p *edgePart) Build(_ context.Context, env Env) (Parts, error) {
+	js := env.JS
+	if p.publisher != nil {
+		js = p.publisher(js)
+	}
+	h, err := edge.New(p.cfg, js, edge.NewMetrics(env.Registry), env.Log)
 	if err != nil {
-		return err
+		return Parts{}, err
 	}
-	runErr := edge.Run(ctx, cfg.Config, nc, obs.NewRegistry(), log, ready)
-
-	// Every handler has returned: flush what is left and close.
-	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		log.Warn("nats drain", "error", err)
-		nc.Close()
-	}
-	select {
-	case <-closed:
-	case <-time.After(edgeDrainTimeout):
-		log.Warn("nats drain timed out; closing")
-		nc.Close()
-	}
-	return runErr
+	return Parts{
+		Public: &Public{Addr: p.cfg.Addr, Var: "EDGE_ADDR", Server: edge.NewServer(h, env.Log), ShutdownTimeout: p.cfg.ShutdownTimeout},
+		Attrs:  []any{"endpoints", p.cfg.EndpointNames()},
+	}, nil
 }

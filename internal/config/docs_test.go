@@ -10,7 +10,8 @@ import (
 	"testing"
 
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/config/apiconfig"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 )
 
 // row is one line of a configuration table: a variable and its documented
@@ -68,11 +69,8 @@ func configTable(t *testing.T, path string) []row {
 // parsed is what every service parser makes of an environment.
 type parsed struct {
 	Edge      config.Edge
-	Processor config.Processor
-	Purchase  any
-	Relay     any
-	Reconcile reconcile.Settings
-	API       config.API
+	Processor processorconfig.Config
+	API       apiconfig.Config
 }
 
 // secret makes the edge parse: it refuses to start without an endpoint.
@@ -94,13 +92,8 @@ func parseAll(t *testing.T, env map[string]string) (parsed, map[string]bool) {
 	if out.Edge, err = config.ParseEdge(getenv, environ); err != nil {
 		t.Fatalf("edge: %v", err)
 	}
-	if out.Processor, err = config.ParseProcessor(getenv); err != nil {
+	if out.Processor, err = processorconfig.Parse(getenv); err != nil {
 		t.Fatalf("processor: %v", err)
-	}
-	p := config.NewParser(getenv)
-	out.Purchase, out.Relay, out.Reconcile = config.ParsePurchase(p), config.ParseRelay(p), config.ParseReconcile(p, false)
-	if err := p.Err(); err != nil {
-		t.Fatalf("domain: %v", err)
 	}
 	apiEnv := func(k string) string {
 		if v, ok := apiRequired[k]; ok && env[k] == "" {
@@ -109,7 +102,7 @@ func parseAll(t *testing.T, env map[string]string) (parsed, map[string]bool) {
 		}
 		return getenv(k)
 	}
-	if out.API, err = config.ParseAPI(apiEnv); err != nil {
+	if out.API, err = apiconfig.Parse(apiEnv); err != nil {
 		t.Fatalf("api: %v", err)
 	}
 	return out, read
@@ -156,9 +149,9 @@ func TestREADMEConfigurationTableMatchesTheParsers(t *testing.T) {
 			t.Errorf("README: %s default %q is not the parser's default", r.name, r.def)
 		}
 	}
-	if base.Edge.AdminAddr != ":9090" || base.Processor.AdminAddr != ":9091" || base.API.API.AdminAddr != ":9092" {
+	if base.Edge.AdminAddr != ":9090" || base.Processor.AdminAddr != ":9091" || base.API.AdminAddr != ":9092" {
 		t.Errorf("ADMIN_ADDR defaults = %s (edge), %s (processor), %s (api); the README says :9090, :9091 and :9092",
-			base.Edge.AdminAddr, base.Processor.AdminAddr, base.API.API.AdminAddr)
+			base.Edge.AdminAddr, base.Processor.AdminAddr, base.API.AdminAddr)
 	}
 }
 

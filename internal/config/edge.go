@@ -20,8 +20,8 @@ const (
 	secretPrefix    = "whsec_"
 )
 
-// Edge holds the settings of cmd/edge: the shared ones and the edge
-// package's own Config mapped from the environment.
+// Edge holds the settings of the edge service (cmd/edge): the shared ones
+// and the edge package's own Config, embedded as every service's is.
 type Edge struct {
 	Common
 	edge.Config // EDGE_*, ADMIN_ADDR, STRIPE_WEBHOOK_*
@@ -33,9 +33,8 @@ type Edge struct {
 // cannot be looked up by a name known in advance.
 func ParseEdge(getenv Getenv, environ []string) (Edge, error) {
 	p := NewParser(getenv)
-	common := ParseCommon(p)
 	e := Edge{
-		Common: common,
+		Common: ParseCommon(p),
 		Config: edge.Config{
 			Addr:            p.Addr("EDGE_ADDR", edge.DefaultAddr),
 			AdminAddr:       p.Addr("ADMIN_ADDR", edge.DefaultAdminAddr),
@@ -46,7 +45,6 @@ func ParseEdge(getenv Getenv, environ []string) (Edge, error) {
 			PublishTimeout:  p.Duration("EDGE_PUBLISH_TIMEOUT", edge.DefaultPublishTimeout, 10*time.Millisecond, time.Minute),
 			ShutdownTimeout: p.Duration("EDGE_SHUTDOWN_TIMEOUT", edge.DefaultShutdownTimeout, time.Second, 10*time.Minute),
 			Endpoints:       map[string][]string{},
-			Streams:         common.Streams,
 		},
 	}
 	if e.Addr == e.AdminAddr && !strings.HasSuffix(e.Addr, ":0") { // :0 picks two different ports
@@ -74,8 +72,10 @@ func ParseEdge(getenv Getenv, environ []string) (Edge, error) {
 			e.Endpoints[endpoint] = secrets
 		}
 	}
-	if len(e.Endpoints) == 0 && p.Err() == nil {
-		p.Fail(SecretVar, "", "no webhook endpoint configured: set "+SecretVar+" and/or "+secretVarPrefix+"<NAME> to the endpoint's whsec_ signing secret")
+	if p.Err() == nil {
+		// A bad secret variable leaves its endpoint out: no need to add
+		// that none is configured.
+		p.Check(e.Config.Validate())
 	}
 	if err := p.Err(); err != nil {
 		return Edge{}, err
@@ -109,12 +109,10 @@ func parseSecrets(p *Parser, name, v string) ([]string, bool) {
 		s = strings.TrimSpace(s)
 		switch {
 		case s == "":
-			p.errs = append(p.errs, &VarError{Name: name, Secret: true,
-				Reason: fmt.Sprintf("secret #%d is empty (use a comma only between secrets)", i+1)})
+			p.FailSecret(name, fmt.Sprintf("secret #%d is empty (use a comma only between secrets)", i+1))
 			return nil, false
 		case !strings.HasPrefix(s, secretPrefix) || len(s) <= len(secretPrefix):
-			p.errs = append(p.errs, &VarError{Name: name, Secret: true,
-				Reason: fmt.Sprintf("secret #%d does not start with %s (copy the endpoint's signing secret from the Stripe dashboard)", i+1, secretPrefix)})
+			p.FailSecret(name, fmt.Sprintf("secret #%d does not start with %s (copy the endpoint's signing secret from the Stripe dashboard)", i+1, secretPrefix))
 			return nil, false
 		case seen[s]:
 			continue

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/envvar"
 )
 
 func parseEdge(t *testing.T, env map[string]string) (config.Edge, error) {
@@ -101,7 +102,7 @@ func TestParseEdgeErrorsNameTheVariableAndHideSecrets(t *testing.T) {
 			if err == nil {
 				t.Fatal("ParseEdge succeeded, want an error")
 			}
-			var ve *config.VarError
+			var ve *envvar.Error
 			if !errors.As(err, &ve) || ve.Name != tt.wantVar {
 				t.Errorf("error %q does not name %s", err, tt.wantVar)
 			}

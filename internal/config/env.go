@@ -1,7 +1,13 @@
 // Package config reads paystream's environment into typed, validated settings.
 //
-// Every binary reads its environment once, at start-up, through a Parser; the
-// first bad value stops the process with one line that names the variable.
+// Every binary reads its environment once, at start-up, through a Parser,
+// which collects every bad value, each named by its variable
+// (*envvar.Error); the process stops before it connects to anything and
+// prints them all. The parsers only map variables onto the packages' own
+// configs: the defaults and rules live with those packages. This package
+// holds the Parser, the settings every service shares and the edge's;
+// apiconfig and processorconfig hold the purchase API's and the processor
+// group's, apart so the edge binary links neither Postgres nor Stripe.
 // Nothing here is global: callers pass a getenv function (os.Getenv in main,
 // a map in tests).
 package config
@@ -14,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/paystream/paystream/internal/envvar"
 )
 
 // Getenv looks up one environment variable; "" means unset.
@@ -37,37 +45,55 @@ func Overlay(getenv Getenv, over map[string]string) Getenv {
 	}
 }
 
-// VarError is a bad environment value. Its message names the variable.
-type VarError struct {
-	Name   string // the variable, e.g. EDGE_ADDR
-	Value  string // what was set (never printed for secrets)
-	Reason string // what is wrong, in words an operator can act on
-	Secret bool   // true when Value must not be printed
-}
-
-func (e *VarError) Error() string {
-	if e.Secret || e.Value == "" {
-		return fmt.Sprintf("config: %s: %s", e.Name, e.Reason)
-	}
-	return fmt.Sprintf("config: %s=%q: %s", e.Name, e.Value, e.Reason)
-}
-
 // Parser reads variables and collects the problems it finds, so a caller can
 // read a whole struct and check Err once.
 type Parser struct {
-	getenv Getenv
-	errs   []error
+	getenv   Getenv
+	errs     []error
+	reported map[string]bool // variables with an error already
 }
 
 // NewParser returns a Parser over getenv.
-func NewParser(getenv Getenv) *Parser { return &Parser{getenv: getenv} }
+func NewParser(getenv Getenv) *Parser { return &Parser{getenv: getenv, reported: map[string]bool{}} }
 
 // Err returns every problem found so far, joined, or nil.
 func (p *Parser) Err() error { return errors.Join(p.errs...) }
 
 // Fail records a problem found by a caller's own validation.
-func (p *Parser) Fail(name, value, reason string) {
-	p.errs = append(p.errs, &VarError{Name: name, Value: value, Reason: reason})
+func (p *Parser) Fail(name, value, reason string) { p.record(envvar.New(name, value, reason)) }
+
+// FailSecret records a problem with a secret's variable; the value is never
+// printed, not even in part.
+func (p *Parser) FailSecret(name, reason string) {
+	p.record(&envvar.Error{Name: name, Secret: true, Reason: reason})
+}
+
+// Check records the errors a package's Validate returned (one error, or
+// several joined). A rule broken by a variable that is already reported is
+// left out: a value the Parser could not read was replaced by its default or
+// left empty, and the rule would only repeat the problem in other words.
+func (p *Parser) Check(err error) {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, err := range errs {
+		var ve *envvar.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &ve) && p.reported[ve.Name]:
+		default:
+			p.record(err)
+		}
+	}
+}
+
+func (p *Parser) record(err error) {
+	var ve *envvar.Error
+	if errors.As(err, &ve) {
+		p.reported[ve.Name] = true
+	}
+	p.errs = append(p.errs, err)
 }
 
 // Lookup returns the trimmed raw value of name and whether it was set.

@@ -13,6 +13,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/apiconfig"
 )
 
 // The two shapes of the stack: the single-node default and the production
@@ -289,7 +290,7 @@ func TestComposeAppEnvironment(t *testing.T) {
 					t.Errorf("%s NATS_URL %q lists %d servers, want %d", name, c.NATSURL, got, wantServers)
 				}
 			}
-			if _, err := config.ParseAPI(config.MapEnv(env(service(t, p, "api")))); err != nil {
+			if _, err := apiconfig.Parse(config.MapEnv(env(service(t, p, "api")))); err != nil {
 				t.Errorf("api: environment rejected: %v", err)
 			}
 			edge := env(service(t, p, "edge"))

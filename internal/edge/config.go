@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -9,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/paystream/paystream/streams"
+	"github.com/paystream/paystream/internal/envvar"
 )
 
 // Defaults of the design contract.
@@ -40,10 +39,6 @@ type Config struct {
 	TrustedProxies  []netip.Prefix // EDGE_TRUSTED_PROXIES: X-Forwarded-For is honoured only from these
 	PublishTimeout  time.Duration  // EDGE_PUBLISH_TIMEOUT: how long a request waits for its PubAck
 	ShutdownTimeout time.Duration  // EDGE_SHUTDOWN_TIMEOUT: grace for in-flight requests on SIGTERM
-
-	// Streams are the streams Run ensures in the background (STREAM_*); the
-	// zero value means streams.DefaultConfig().
-	Streams streams.Config
 }
 
 // setDefaults fills the zero durations and sizes. Listeners are not
@@ -63,10 +58,24 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// WithDefaults returns c with the zero fields that have a default filled,
+// as New fills them.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
+// Validate checks c as New would (defaults applied to a copy), so a caller
+// can fail before it connects to anything.
+func (c Config) Validate() error {
+	c.setDefaults()
+	return c.validate()
+}
+
 // validate checks what the handler cannot run without.
 func (c *Config) validate() error {
 	if len(c.Endpoints) == 0 {
-		return errors.New("edge: no endpoint configured")
+		return envvar.New("STRIPE_WEBHOOK_SECRET", "", "no webhook endpoint configured: set STRIPE_WEBHOOK_SECRET and/or STRIPE_WEBHOOK_SECRET_<NAME> to the endpoint's whsec_ signing secret")
 	}
 	return nil
 }

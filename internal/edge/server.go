@@ -4,145 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
-
-	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/streams"
 )
 
 // Public listener limits. Stripe sends small JSON bodies with a handful of
 // headers from well-connected servers, so anything slow or large is hostile.
 const (
-	headerTimeout  = 5 * time.Second  // from a request's first byte to the end of its header
+	headerTimeout  = 5 * time.Second  // from a new connection, or a request's first byte, to the end of its header
 	bodyTimeout    = 15 * time.Second // from the end of the header to the end of up to 1 MiB of body
 	idleTimeout    = 60 * time.Second // between requests on a kept-alive connection
 	writeTimeout   = 10 * time.Second // the answer; starts once the handler returned
 	maxHeaderBytes = 32 << 10         // the connection's read buffer, which the header must fit
-	// ensureRetry is how often Run retries creating the streams while the
-	// broker is unreachable.
-	ensureRetry = 5 * time.Second
 )
-
-// Addrs are the bound listener addresses (useful with :0 ports).
-type Addrs struct {
-	Public string // webhook listener (EDGE_ADDR)
-	Admin  string // /metrics, /healthz, /readyz (ADMIN_ADDR)
-}
-
-// Run serves the webhook listener on cfg.Addr and the admin listener on
-// cfg.AdminAddr until ctx ends, then shuts down gracefully: /readyz turns 503,
-// the public listener stops accepting, in-flight requests finish (each still
-// waits for its PubAck) within cfg.ShutdownTimeout, then the admin listener
-// stops. Run returns nil after a clean shutdown. The caller owns nc and
-// drains it after Run returns (so the dev mode can share one connection).
-//
-// Run does not need the broker to start: it creates the streams when it can
-// (streams.Ensure is idempotent) and keeps retrying in the background; until
-// then webhooks get 503 and /readyz says why.
-//
-// ready, if not nil, is called once both listeners are bound.
-func Run(ctx context.Context, cfg Config, nc *nats.Conn, reg *prometheus.Registry, log *slog.Logger, ready func(Addrs)) error {
-	js, err := streams.NewJetStream(nc)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, cfg, nc, js, reg, log, ready)
-}
-
-// serve is Run with the JetStream context given, so tests can slow down the
-// PubAcks to catch requests in flight.
-func serve(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry, log *slog.Logger, ready func(Addrs)) error {
-	h, err := New(cfg, js, NewMetrics(reg), log)
-	if err != nil {
-		return err
-	}
-	var stopping atomic.Bool
-	checks := []obs.Check{
-		{Name: "shutdown", Check: func(context.Context) error {
-			if stopping.Load() {
-				return errors.New("shutting down")
-			}
-			return nil
-		}},
-		{Name: "nats", Check: func(context.Context) error {
-			if s := nc.Status(); s != nats.CONNECTED {
-				return fmt.Errorf("nats connection is %s", s)
-			}
-			return nil
-		}},
-		{Name: "stream", Check: func(ctx context.Context) error { return streams.Check(ctx, js, streams.EventsStream) }},
-	}
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("edge: listen on EDGE_ADDR %s: %w", cfg.Addr, err)
-	}
-	pub := newServer(h, log, defaultLimits())
-	adm, err := obs.Listen(cfg.AdminAddr, obs.AdminHandler(reg, checks, log), log)
-	if err != nil {
-		_ = ln.Close()
-		return fmt.Errorf("edge: listen on ADMIN_ADDR %s: %w", cfg.AdminAddr, err)
-	}
-
-	bg, stopBG := context.WithCancel(ctx)
-	defer stopBG()
-	sc := cfg.Streams
-	if sc == (streams.Config{}) { // a hand-built config (dev mode, tests): never "update" to zero limits
-		sc = streams.DefaultConfig()
-	}
-	go ensureStreams(bg, js, sc, log)
-
-	errc := make(chan error, 2)
-	go func() { errc <- pub.Serve(ln) }()
-	go func() { errc <- adm.Serve() }()
-	log.Info("edge listening", "public_addr", ln.Addr().String(), "admin_addr", adm.Addr(), "endpoints", cfg.EndpointNames())
-	if ready != nil {
-		ready(Addrs{Public: ln.Addr().String(), Admin: adm.Addr()})
-	}
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
-		serveErr = fmt.Errorf("edge: listener stopped: %w", serveErr)
-	}
-	stopping.Store(true)
-	stopBG()
-	log.Info("edge shutting down", "in_flight_timeout", cfg.ShutdownTimeout.String())
-	timeout := cfg.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = DefaultShutdownTimeout
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	defer cancel()
-	var errs []error
-	// Closes the listener and the idle connections, lets each request in
-	// flight finish (waiting for its PubAck) and answer with
-	// "Connection: close", and returns once every connection is gone.
-	if err := pub.ShutdownWithContext(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("edge: shutdown of the public listener: %w", err))
-	}
-	// Shutdown closes only the listeners Serve has registered: one that had
-	// not got that far (ctx ended right after start) is closed here, which
-	// makes Serve return at once.
-	_ = ln.Close()
-	if err := adm.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("edge: shutdown of the admin listener: %w", err))
-	}
-	if err := errors.Join(append([]error{serveErr}, errs...)...); err != nil {
-		return err
-	}
-	log.Info("edge stopped")
-	return nil
-}
 
 // limits are the public listener's timeouts; tests shorten them.
 type limits struct {
@@ -153,17 +31,23 @@ func defaultLimits() limits {
 	return limits{header: headerTimeout, body: bodyTimeout, idle: idleTimeout, write: writeTimeout}
 }
 
-// newServer is the public listener's server around h.
+// Server is the public webhook listener's HTTP server around a Handler,
+// with the limits a public endpoint needs.
 //
 // It is fasthttp, not net/http, against the style guide's habit: the edge's
 // CPU per event is its cost, and on the 2-core benchmark machine net/http's
 // request parsing, response writing and per-request allocations were the
-// largest part of it. The same handler behind fasthttp accepted 24 % more
-// webhooks per second at 12 µs less CPU per event, 0.54× the raw JetStream
-// publisher against 0.48× (docs/benchmarks.md, issue 12, fifth session). The
-// admin listener, which is not on the webhook path, stays on net/http.
-func newServer(h *Handler, log *slog.Logger, lim limits) *fasthttp.Server {
-	return &fasthttp.Server{
+// largest part of it; the same handler behind fasthttp accepted more webhooks
+// per second at less CPU per event (docs/benchmarks.md). The admin listener,
+// which is not on the webhook path, stays on net/http.
+type Server struct{ fs *fasthttp.Server }
+
+// NewServer returns the public listener's server around h.
+func NewServer(h *Handler, log *slog.Logger) *Server { return newServer(h, log, defaultLimits()) }
+
+// newServer is NewServer with the timeouts lim.
+func newServer(h *Handler, log *slog.Logger, lim limits) *Server {
+	return &Server{fs: &fasthttp.Server{
 		Handler:      h.Serve,
 		ErrorHandler: h.ServeError,
 		// fasthttp has one read deadline per request, set at its first
@@ -189,7 +73,54 @@ func newServer(h *Handler, log *slog.Logger, lim limits) *fasthttp.Server {
 		// that no handler saw; requests that failed to parse went through
 		// ServeError, with their own log line.
 		Logger: fasthttpLogger{log},
+	}}
+}
+
+// Serve serves the connections ln accepts until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.fs.Serve(quietListener{ln}) }
+
+// Shutdown stops accepting, closes the idle connections, lets each request
+// in flight finish (waiting for its PubAck) and answer with "Connection:
+// close", and returns once every connection is gone or ctx ends. It closes
+// only a listener Serve has begun on: the caller closes its listener too.
+func (s *Server) Shutdown(ctx context.Context) error { return s.fs.ShutdownWithContext(ctx) }
+
+// quietListener hands the server connections that keep quiet while no byte
+// has arrived on them: fasthttp answers a first request that does not
+// arrive in time with the ErrorHandler's 400, even when not a byte of it
+// came. HTTP clients and proxies open connections ahead of need, and one
+// that sends its request as that 400 arrives takes it for the answer (Stripe
+// would count a failed delivery). net/http closes such a connection without
+// a word, and so does the edge: the deadline passing on a connection that
+// never spoke reads as the peer closing it. A request that had started still
+// gets its timeout answer; kept-alive connections fasthttp closes quietly
+// itself.
+type quietListener struct{ net.Listener }
+
+func (l quietListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	return &quietConn{Conn: c}, nil
+}
+
+// quietConn is a connection of quietListener.
+type quietConn struct {
+	net.Conn
+	spoke bool // a byte has arrived; only the connection's serving goroutine reads
+}
+
+func (c *quietConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.spoke = true
+	}
+	var ne net.Error
+	if err != nil && !c.spoke && errors.As(err, &ne) && ne.Timeout() {
+		return n, io.EOF
+	}
+	return n, err
 }
 
 // fasthttpLogger sends the server's own messages to slog at debug level:
@@ -201,28 +132,5 @@ type fasthttpLogger struct{ log *slog.Logger }
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
 		l.log.Debug("http server", "detail", fmt.Sprintf(format, args...))
-	}
-}
-
-// ensureStreams creates or updates the streams, retrying until it succeeds
-// or ctx ends: the edge must start (and answer 503) while the broker is down.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg streams.Config, log *slog.Logger) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, ensureRetry)
-		err := streams.Ensure(actx, js, cfg)
-		cancel()
-		if err == nil {
-			log.Info("streams ensured")
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn("cannot ensure streams yet; retrying", "error", err, "retry_in", ensureRetry.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(ensureRetry):
-		}
 	}
 }

@@ -16,8 +16,13 @@ import (
 
 	"github.com/paystream/paystream/internal/api/apitest"
 	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/app/apiservice"
+	"github.com/paystream/paystream/internal/app/processorservice"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/apiconfig"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/pipeline/pipelinetest"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
@@ -71,14 +76,11 @@ func startStack(t *testing.T) *stack {
 		"RECONCILE_INTERVAL": "1m", "STRIPE_SECRET_KEY": stripefake.Key, "STRIPE_API_BASE": stripefake.New(t, "").URL,
 	}
 	getenv := config.MapEnv(env)
-	log := testLogger(t)
-	ctx, cancel := context.WithCancel(context.Background())
-
 	ecfg, err := config.ParseEdge(getenv, []string{"STRIPE_WEBHOOK_SECRET=" + s.secret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcfg, err := app.ParseProcessor(getenv)
+	pcfg, err := processorconfig.Parse(getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,39 +88,19 @@ func startStack(t *testing.T) *stack {
 	apiEnv := maps.Clone(env)
 	maps.Copy(apiEnv, map[string]string{"API_ADDR": "127.0.0.1:0", "API_KEYS": apiKey, "API_RATE_LIMIT": "0",
 		"STRIPE_SECRET_KEY": s.apiStripe.Key, "STRIPE_API_BASE": s.apiStripe.URL(), "STRIPE_MAX_NETWORK_RETRIES": "1"})
-	acfg, err := config.ParseAPI(config.MapEnv(apiEnv))
+	acfg, err := apiconfig.Parse(config.MapEnv(apiEnv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := make(chan app.Addrs, 1)
-	a, err := app.New(app.Config{API: &acfg, Edge: &ecfg, Processor: &pcfg}, log, app.WithClientName("livecheck"),
-		app.WithReady(func(addrs app.Addrs) { up <- addrs }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("stack stopped with: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("stack did not stop within 30s")
+	services := append([]app.Service{apiservice.New(acfg), app.Edge(ecfg)}, processorservice.New(pcfg)...)
+	r := pipelinetest.Start(t, "stack", testLogger(t), services, func(err error) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("stack stopped with: %v", err)
 		}
-	})
-	select {
-	case addrs := <-up:
-		s.edgeURL, s.edgeAdmin = "http://"+addrs.Edge.Public, addrs.Edge.Admin
-		s.processorAdmin = addrs.ProcessorAdmin[0]
-		s.apiURL, s.apiAdmin = "http://"+addrs.API.API, addrs.API.Admin
-	case err := <-done:
-		t.Fatalf("stack stopped at start: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("stack not up within 60s")
-	}
+	}, app.WithClientName("livecheck"))
+	s.edgeURL, s.edgeAdmin = "http://"+r.Addrs.Edge.Public, r.Addrs.Edge.Admin
+	s.processorAdmin = r.Addrs.ProcessorAdmin[0]
+	s.apiURL, s.apiAdmin = "http://"+r.Addrs.API.Public, r.Addrs.API.Admin
 	for _, a := range s.adminTargets() {
 		waitReady(t, "http://"+a+"/readyz")
 	}

@@ -12,7 +12,9 @@ import (
 
 	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/app/apiservice"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/apiconfig"
 	"github.com/paystream/paystream/internal/demo"
 )
 
@@ -94,18 +96,18 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 	}
 	dsn := sdb.URL
 
-	g, err := startApp(ctx, app.Config{API: &config.API{
+	g, err := startApp(ctx, []app.Service{apiservice.New(apiconfig.Config{
 		Common:     config.Common{DatabaseURL: dsn},
 		DBMaxConns: cfg.Concurrency,
-		API: api.Config{Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Keys: []string{apiBenchKey},
+		Config: api.Config{Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Keys: []string{apiBenchKey},
 			StripeSecretKey: "sk_test_bench_unused", RateLimit: 0},
-	}}, cfg.Log)
+	})}, cfg.Log)
 	if err != nil {
 		return Report{}, err
 	}
 	defer func() { _ = g.stop() }() // a no-op after the stop below
 
-	acfg := AccessConfig{URL: "http://" + g.addrs.API.API, Key: apiBenchKey, ContentID: demo.ContentID, Customers: who,
+	acfg := AccessConfig{URL: "http://" + g.addrs.API.Public, Key: apiBenchKey, ContentID: demo.ContentID, Customers: who,
 		Concurrency: cfg.Concurrency, Duration: cfg.Duration, Progress: progress}
 	rep := Report{Kind: "api", Machine: Machine(), Started: time.Now(),
 		Extra: map[string]any{"customers": len(who), "query": "api.AccessQuery"}}

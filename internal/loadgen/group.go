@@ -8,7 +8,9 @@ import (
 	"sync"
 
 	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/app/processorservice"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/handling"
 )
 
@@ -32,24 +34,26 @@ func startGroup(ctx context.Context, natsURL, dsn string, cfg PipelineBenchConfi
 	over := map[string]string{"NATS_URL": natsURL, "DATABASE_URL": dsn, "ADMIN_ADDR": "127.0.0.1:0",
 		"DB_MAX_CONNS": strconv.Itoa(cfg.Workers), "PROCESSOR_WORKERS": strconv.Itoa(cfg.Workers),
 		"PROCESSOR_BATCH_SIZE": strconv.Itoa(batch)}
-	pcfg, err := app.ParseProcessor(config.Overlay(cfg.Env, over))
+	pcfg, err := processorconfig.Parse(config.Overlay(cfg.Env, over))
 	if err != nil {
 		return nil, err
 	}
-	pcfg.Instances = cfg.Processors
-	var opts []app.Option
+	popts := []processorservice.Option{processorservice.WithInstances(cfg.Processors)}
 	if clock != nil {
-		opts = append(opts, app.WithHandler(func(_ app.Runtime, h handling.Handler) handling.Handler { return clock.Wrap(h) }))
+		popts = append(popts, processorservice.WithHandler(func(_ processorservice.Runtime, h handling.Handler) handling.Handler { return clock.Wrap(h) }))
 	}
-	return startApp(ctx, app.Config{Edge: ecfg, Processor: &pcfg}, cfg.Log, opts...)
+	var services []app.Service
+	if ecfg != nil {
+		services = append(services, app.Edge(*ecfg))
+	}
+	return startApp(ctx, append(services, processorservice.New(pcfg, popts...)...), cfg.Log)
 }
 
-// startApp runs the services of acfg through app.App as paystream-bench
-// and returns once every one of them listens (and consumes).
-func startApp(ctx context.Context, acfg app.Config, log *slog.Logger, opts ...app.Option) (*group, error) {
+// startApp runs services through app.App as paystream-bench and returns
+// once every one of them listens (and consumes).
+func startApp(ctx context.Context, services []app.Service, log *slog.Logger) (*group, error) {
 	ready := make(chan app.Addrs, 1)
-	opts = append(opts, app.WithClientName("paystream-bench"), app.WithReady(func(a app.Addrs) { ready <- a }))
-	a, err := app.New(acfg, log, opts...)
+	a, err := app.New(services, log, app.WithClientName("paystream-bench"), app.WithReady(func(a app.Addrs) { ready <- a }))
 	if err != nil {
 		return nil, err
 	}

@@ -80,20 +80,27 @@ type Server struct {
 	ln  net.Listener
 }
 
-// Listen binds addr and returns a Server for h with conservative timeouts.
+// Listen binds addr and returns a Server for h (HTTPServer's).
 func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{ln: ln, srv: &http.Server{
+	return &Server{ln: ln, srv: HTTPServer(h, log)}, nil
+}
+
+// HTTPServer returns a net/http server for h with conservative timeouts,
+// logging its own errors to log: the admin listeners' and the purchase
+// API's.
+func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      65 * time.Second, // above go tool pprof's default 30s CPU profile
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}}, nil
+	}
 }
 
 // Addr is the bound address, e.g. 127.0.0.1:41234.

@@ -12,8 +12,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/paystream/paystream/internal/api/apitest"
-	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/app/apiservice"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/apiconfig"
 	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/model"
@@ -41,7 +42,7 @@ func (s *stack) startAPI() *apiClient {
 	t := s.t
 	t.Helper()
 	fake := apitest.NewStripe(t)
-	cfg, err := config.ParseAPI(config.MapEnv(map[string]string{
+	cfg, err := apiconfig.Parse(config.MapEnv(map[string]string{
 		"DATABASE_URL": s.dsn, "API_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "DB_MAX_CONNS": "4",
 		"API_KEYS": apiKey, "STRIPE_SECRET_KEY": fake.Key, "STRIPE_API_BASE": fake.URL(), "STRIPE_MAX_NETWORK_RETRIES": "1",
 		"API_RATE_LIMIT": "0",
@@ -49,11 +50,11 @@ func (s *stack) startAPI() *apiClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addrs := s.runApp("api", app.Config{API: &cfg})
-	if addrs.API.API == "" || addrs.API.Admin == "" {
+	addrs := s.runApp("api", apiservice.New(cfg))
+	if addrs.API.Public == "" || addrs.API.Admin == "" {
 		t.Fatalf("api ready without its addresses: %+v", addrs.API)
 	}
-	return &apiClient{t: t, url: "http://" + addrs.API.API, stripe: fake}
+	return &apiClient{t: t, url: "http://" + addrs.API.Public, stripe: fake}
 }
 
 // do calls the API and decodes the JSON answer.

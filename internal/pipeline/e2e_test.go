@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/model"
@@ -349,9 +349,9 @@ func TestGracefulShutdownRelaysTheLastPurchases(t *testing.T) {
 	s := newStack(t)
 	// A relay that polls rarely is asleep when the shutdown comes, as the
 	// production relay (200ms) usually is.
-	pc := app.DomainConfig{Relay: outbox.RelayConfig{PollInterval: 2 * time.Second, MaxBackoff: 2 * time.Second}}
+	pc := processorconfig.Domain{Relay: outbox.RelayConfig{PollInterval: 2 * time.Second, MaxBackoff: 2 * time.Second}}
 	started := make(chan struct{}, 100)
-	inst := s.startProcessor(procOpts{workers: 2, pipeline: &pc, wrap: func(_ *instance, h handling.Handler) handling.Handler {
+	inst := s.startProcessor(procOpts{workers: 2, domain: &pc, wrap: func(_ *instance, h handling.Handler) handling.Handler {
 		return handlerFunc(func(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
 			started <- struct{}{}
 			time.Sleep(150 * time.Millisecond) // long enough to be in flight at the shutdown

@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,10 +23,12 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/app/processorservice"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/edge"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
+	"github.com/paystream/paystream/internal/pipeline/pipelinetest"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/internal/stripefixture"
@@ -104,7 +105,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{t: t, nats: n, js: n.JetStream(t), db: bdb, dsn: dsn, dbName: strings.TrimPrefix(u.Path, "/"),
-		secret: stripefixture.NewSecret(), log: testLogger(t)}
+		secret: stripefixture.NewSecret(), log: pipelinetest.Logger(t)}
 	s.cat = seedCatalog(t, bdb)
 
 	s.edge, s.edgeAd = s.startEdge()
@@ -125,60 +126,16 @@ func (s *stack) startEdge() (public, admin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addrs := s.runApp("edge", app.Config{Edge: &cfg})
+	addrs := s.runApp("edge", app.Edge(cfg))
 	return "http://" + addrs.Edge.Public, "http://" + addrs.Edge.Admin
 }
 
-// runApp runs cfg through app.App until cleanup, as the binaries do, and
-// returns its bound addresses once every service listens; name labels its
-// logs and failures.
-func (s *stack) runApp(name string, cfg app.Config) app.Addrs {
-	t := s.t
-	t.Helper()
-	ready := make(chan app.Addrs, 1)
-	a, err := app.New(cfg, s.log.With("service", name), app.WithReady(func(addrs app.Addrs) { ready <- addrs }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("%s stopped with: %v", name, err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("%s did not stop 30s after cancel", name)
-		}
-	})
-	select {
-	case addrs := <-ready:
-		return addrs
-	case err := <-done:
-		t.Fatalf("%s: %v", name, err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s not listening after 30s", name)
-	}
-	return app.Addrs{}
-}
-
-// testLogger discards logs unless PAYSTREAM_TEST_LOG is set, so a failing
-// run can be replayed with every component's log lines.
-func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("PAYSTREAM_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+// runApp runs services through app.App until cleanup, as the binaries do,
+// and returns their bound addresses once every one of them listens; name
+// labels its logs and failures, and any error on stop fails the test.
+func (s *stack) runApp(name string, services ...app.Service) app.Addrs {
+	s.t.Helper()
+	return pipelinetest.Start(s.t, name, s.log.With("service", name), services, nil).Addrs
 }
 
 func seedCatalog(t *testing.T, bdb *bun.DB) catalog {
@@ -212,33 +169,17 @@ func expectedSplit(t *testing.T) split.Split {
 
 // instance is one processor process; its parts are set once it runs.
 type instance struct {
-	name   string
-	nc     *nats.Conn
-	db     *bun.DB
-	reg    *prometheus.Registry
-	admin  string // base URL of its admin listener (/readyz)
-	cancel context.CancelFunc
-	done   chan error
-
-	stopOnce sync.Once
-	stopErr  error
+	name  string
+	nc    *nats.Conn
+	db    *bun.DB
+	reg   *prometheus.Registry
+	admin string // base URL of its admin listener (/readyz)
+	run   *pipelinetest.Running
 }
-
-var errNotStopped = errors.New("did not stop")
 
 // stop shuts the instance down gracefully, as SIGTERM does, and returns
 // what app.App.Run returned; later calls return the same.
-func (i *instance) stop(within time.Duration) error {
-	i.stopOnce.Do(func() {
-		i.cancel()
-		select {
-		case i.stopErr = <-i.done:
-		case <-time.After(within):
-			i.stopErr = fmt.Errorf("processor %s: %w %s after cancel", i.name, errNotStopped, within)
-		}
-	})
-	return i.stopErr
-}
+func (i *instance) stop(within time.Duration) error { return i.run.Stop(within) }
 
 // wrapFunc lets a test put a handler around the real one (fault injection).
 type wrapFunc func(inst *instance, h handling.Handler) handling.Handler
@@ -247,7 +188,7 @@ type wrapFunc func(inst *instance, h handling.Handler) handling.Handler
 type procOpts struct {
 	workers  int
 	wrap     wrapFunc
-	pipeline *app.DomainConfig       // nil: the relay only, polling every 20ms
+	domain   *processorconfig.Domain // nil: the relay only, polling every 20ms
 	dsn      string                  // database URL; empty: the stack's
 	consumer *streams.ConsumerConfig // nil: testConsumer()
 	tune     func(*processor.Config) // after the suite's PollInterval/AckTimeout
@@ -273,63 +214,43 @@ func (s *stack) startProcessor(o procOpts) *instance {
 	if o.dsn == "" {
 		o.dsn = s.dsn
 	}
-	rt, err := config.ParseProcessor(config.MapEnv(map[string]string{
+	cfg, err := processorconfig.Parse(config.MapEnv(map[string]string{
 		"NATS_URL": s.nats.URL(), "DATABASE_URL": o.dsn, "ADMIN_ADDR": "127.0.0.1:0", "DB_MAX_CONNS": "6",
+		"PROCESSOR_WORKERS": strconv.Itoa(o.workers),
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt.Consumer, rt.Workers = testConsumer(), o.workers
+	cfg.Consumer = testConsumer()
 	if o.consumer != nil {
-		rt.Consumer = *o.consumer
+		cfg.Consumer = *o.consumer
 	}
-	rt.HandleTimeout, rt.ShutdownTimeout = 5*time.Second, 5*time.Second
-	pc := app.DomainConfig{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
-	if o.pipeline != nil {
-		pc = *o.pipeline
+	cfg.HandleTimeout, cfg.ShutdownTimeout = 5*time.Second, 5*time.Second
+	cfg.Domain = processorconfig.Domain{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
+	if o.domain != nil {
+		cfg.Domain = *o.domain
 	}
-	inst := &instance{name: name, done: make(chan error, 1)}
-	ready := make(chan struct{})
-	a, err := app.New(app.Config{Processor: &app.Processor{Runtime: rt, Domain: pc}}, s.log.With("instance", name),
-		app.WithClientName("paystream-"+name),
-		app.WithProcessorTuning(func(c *processor.Config) {
+	inst := &instance{name: name}
+	services := processorservice.New(cfg,
+		processorservice.WithTuning(func(c *processor.Config) {
 			c.PollInterval, c.AckTimeout = 100*time.Millisecond, 2*time.Second
 			if o.tune != nil {
 				o.tune(c)
 			}
 		}),
-		app.WithHandler(func(r app.Runtime, h handling.Handler) handling.Handler {
+		processorservice.WithHandler(func(r processorservice.Runtime, h handling.Handler) handling.Handler {
 			inst.nc, inst.db, inst.reg = r.Conn, r.DB, r.Registry
 			if o.wrap != nil {
 				h = o.wrap(inst, h)
 			}
 			return h
-		}),
-		app.WithReady(func(addrs app.Addrs) {
-			inst.admin = "http://" + addrs.ProcessorAdmin[0]
-			close(ready)
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	inst.cancel = cancel
-	go func() { inst.done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		switch err := inst.stop(20 * time.Second); {
-		case errors.Is(err, errNotStopped):
-			t.Error(err)
-		case err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, processor.ErrShutdownTimeout):
+	inst.run = pipelinetest.Start(t, "processor "+name, s.log.With("instance", name), services, func(err error) {
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, processor.ErrShutdownTimeout) {
 			t.Logf("processor %s stopped with: %v", name, err)
 		}
-	})
-	select {
-	case <-ready:
-	case err := <-inst.done:
-		t.Fatalf("processor %s: %v", name, err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("processor %s not consuming after 30s", name)
-	}
+	}, app.WithClientName("paystream-"+name))
+	inst.admin = "http://" + inst.run.Addrs.ProcessorAdmin[0]
 	s.mu.Lock()
 	s.procs = append(s.procs, inst)
 	s.mu.Unlock()
@@ -391,19 +312,11 @@ func ready(t *testing.T, base string) bool {
 // post signs body with the endpoint secret and posts it to the edge.
 func (s *stack) post(body []byte) int {
 	s.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.edge+edge.RoutePrefix, bytes.NewReader(body))
+	code, err := pipelinetest.Webhooks{URL: s.edge, Secret: s.secret}.Post(body)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	req.Header.Set("Stripe-Signature", stripefixture.Sign(body, s.secret, time.Now()))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
+	return code
 }
 
 // mustPost posts body and fails the test unless the edge answers 200.
@@ -484,21 +397,10 @@ type storedMsg struct {
 // eventually is testenv.Eventually.
 var eventually = testenv.Eventually
 
-// count counts rows of table matching where. It retries briefly, because
-// the fault tests kill the test's own connections too.
+// count counts rows of table matching where (pipelinetest.Count).
 func (s *stack) count(table, where string, args ...any) int {
 	s.t.Helper()
-	var err error
-	for range 20 {
-		var n int64
-		n, err = s.db.NewSelect().Table(table).Where(where, args...).Count(context.Background())
-		if err == nil {
-			return int(n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.t.Fatalf("count %s where %s: %v", table, where, err)
-	return 0
+	return pipelinetest.Count(s.t, s.db, table, where, args...)
 }
 
 // purchase returns the purchase of session.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/outbox"
 
 	"github.com/paystream/paystream/internal/reconcile"
@@ -239,14 +239,14 @@ func (s *stack) lastSeq(stream string) uint64 {
 	return st.CachedInfo().State.LastSeq
 }
 
-// The processor's periodic mode, wired by app.DomainConfig.Domain as
+// The processor's periodic mode, wired by processorservice.PurchaseDomain as
 // cmd/processor wires it: two instances each reconcile on their own timer,
 // the missed events are recovered without anyone running a command, and the
 // runs that follow (on both instances) change nothing.
 func TestPeriodicReconcileRecoversMissedEvents(t *testing.T) {
 	s := newStack(t)
 	fake := stripefake.New(t, "")
-	pc := app.DomainConfig{
+	pc := processorconfig.Domain{
 		Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond},
 		// Below the 1m minimum the environment allows, so the test does
 		// not wait; Domain takes the settings as given.
@@ -263,8 +263,8 @@ func TestPeriodicReconcileRecoversMissedEvents(t *testing.T) {
 	if err := fake.Add(append([][]byte{delivered}, missed...)...); err != nil {
 		t.Fatal(err)
 	}
-	s.startProcessor(procOpts{pipeline: &pc})
-	s.startProcessor(procOpts{pipeline: &pc})
+	s.startProcessor(procOpts{domain: &pc})
+	s.startProcessor(procOpts{domain: &pc})
 
 	okRuns := func() float64 { return s.metric("paystream_reconcile_runs_total", map[string]string{"outcome": "ok"}) }
 	eventually(t, 20*time.Second, "the missed events to be recovered", func() bool {

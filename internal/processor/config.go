@@ -10,13 +10,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paystream/paystream/internal/envvar"
 	"github.com/paystream/paystream/streams"
 )
 
-// Config shapes a Processor. Zero fields take the defaults of setDefaults.
+// Config shapes a Processor. Zero fields take the defaults of setDefaults,
+// except BatchWait, whose zero is no wait. internal/config/processorconfig
+// maps the PROCESSOR_* variables onto it; the rules are Validate's.
 type Config struct {
 	Consumer        streams.ConsumerConfig // durable consumer settings
-	Workers         int                    // concurrent handlers; default 10 (the DB pool size)
+	Workers         int                    // concurrent handlers; default DefaultWorkers
 	HandleTimeout   time.Duration          // per-delivery handler deadline; default 20s
 	ShutdownTimeout time.Duration          // drain budget; default 25s
 	PollInterval    time.Duration          // consumer/DLQ gauge refresh; default 5s
@@ -27,16 +30,18 @@ type Config struct {
 	BatchSize int
 	// BatchWait is how long a worker waits for more events to fill a batch
 	// when the consumer has a backlog (the last message's NumPending > 0);
-	// never at light load, where a lone event goes at once. Default
-	// DefaultBatchWait; negative turns the wait off.
+	// never at light load, where a lone event goes at once. 0 never waits
+	// (PROCESSOR_BATCH_WAIT=0); the environment's default is
+	// DefaultBatchWait.
 	BatchWait time.Duration
 	// PartialBatches is how many batches smaller than BatchSize may be in
 	// handling at once on this instance. While that many run, the next
 	// worker keeps collecting the events that arrive until its batch is full
 	// or one of them finishes (at most MaxPartialWait), so under load events
 	// are applied in fewer, fuller transactions instead of one each; at light
-	// load a lone event still goes at once. Default DefaultPartialBatches;
-	// Workers (or more) turns the limit off. Irrelevant when BatchSize is 1.
+	// load a lone event still goes at once. Default
+	// DefaultPartialBatchesFor(Workers); at most Workers, which turns the
+	// limit off. Irrelevant when BatchSize is 1.
 	PartialBatches int
 	partialWait    time.Duration // MaxPartialWait; tests shorten or lengthen it
 	// Breaker pauses the instance while the database is down instead of
@@ -54,6 +59,10 @@ const DefaultBatchWait = 2 * time.Millisecond
 // lone event from waiting behind one slow transaction; more let small
 // batches crowd out full ones (measured in docs/benchmarks.md).
 const DefaultPartialBatches = 2
+
+// DefaultPartialBatchesFor is PartialBatches's default with workers
+// workers: DefaultPartialBatches, or workers when fewer.
+func DefaultPartialBatchesFor(workers int) int { return min(DefaultPartialBatches, workers) }
 
 // MaxPartialWait bounds how long a worker holding a partial batch waits for a
 // partial slot before it starts anyway: longer than a healthy batch
@@ -75,6 +84,9 @@ const MaxBatchSize = 64
 // DefaultWorkers matches the default database pool (DB_MAX_CONNS): each
 // worker holds one connection for its transaction.
 const DefaultWorkers = 10
+
+// MaxWorkers bounds Workers (PROCESSOR_WORKERS).
+const MaxWorkers = 1024
 
 // Timeout defaults (PROCESSOR_HANDLE_TIMEOUT, PROCESSOR_SHUTDOWN_TIMEOUT).
 const (
@@ -122,38 +134,60 @@ func (c *Config) setDefaults() {
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
 	}
-	if c.BatchWait == 0 {
-		c.BatchWait = DefaultBatchWait
-	}
 	if c.PartialBatches == 0 {
-		c.PartialBatches = DefaultPartialBatches
+		c.PartialBatches = DefaultPartialBatchesFor(c.Workers)
 	}
-	// As many slots as workers is no limit; more cannot be used.
-	c.PartialBatches = min(c.PartialBatches, c.Workers)
 	if c.partialWait == 0 {
 		c.partialWait = MaxPartialWait
 	}
 	c.Breaker.setDefaults()
 }
 
+// Validate checks c as New would (defaults applied to a copy), so a caller
+// can fail before it connects to anything. The error joins every broken
+// rule; one that a variable sets names it.
+func (c Config) Validate() error {
+	c.setDefaults()
+	return c.validate()
+}
+
 func (c *Config) validate() error {
+	var errs []error
+	bad := func(name string, value any, reason string) {
+		errs = append(errs, envvar.New(name, fmt.Sprint(value), reason))
+	}
 	if err := c.Consumer.Validate(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	switch {
-	case c.Workers < 1 || c.Workers > 1024:
-		return fmt.Errorf("processor: Workers %d must be between 1 and 1024", c.Workers)
-	case c.Workers > c.Consumer.MaxAckPending:
-		return fmt.Errorf("processor: Workers %d exceed MaxAckPending %d; the extra workers would never get a message",
-			c.Workers, c.Consumer.MaxAckPending)
-	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
-		return fmt.Errorf("processor: BatchSize %d must be between 1 and %d", c.BatchSize, MaxBatchSize)
-	case c.PartialBatches < 1:
-		return fmt.Errorf("processor: PartialBatches %d must be at least 1", c.PartialBatches)
-	case c.HandleTimeout <= 0 || c.ShutdownTimeout <= 0 || c.PollInterval <= 0 || c.AckTimeout <= 0:
-		return errors.New("processor: timeouts and intervals must be positive")
+	if c.Workers < 1 || c.Workers > MaxWorkers {
+		bad("PROCESSOR_WORKERS", c.Workers, fmt.Sprintf("must be between 1 and %d", MaxWorkers))
+	} else if c.Workers > c.Consumer.MaxAckPending && c.Consumer.MaxAckPending > 0 {
+		bad("PROCESSOR_WORKERS", c.Workers, fmt.Sprintf("must not exceed PROCESSOR_MAX_ACK_PENDING=%d: the extra workers would never get a message",
+			c.Consumer.MaxAckPending))
 	}
-	return c.Breaker.validate()
+	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
+		bad("PROCESSOR_BATCH_SIZE", c.BatchSize, fmt.Sprintf("must be between 1 and %d", MaxBatchSize))
+	}
+	if c.BatchWait < 0 {
+		bad("PROCESSOR_BATCH_WAIT", c.BatchWait, "must not be negative (0 never waits)")
+	}
+	if c.PartialBatches < 1 || c.PartialBatches > c.Workers {
+		bad("PROCESSOR_PARTIAL_BATCHES", c.PartialBatches,
+			fmt.Sprintf("must be between 1 and PROCESSOR_WORKERS=%d (equal to it turns the limit off)", c.Workers))
+	}
+	if c.HandleTimeout <= 0 {
+		bad("PROCESSOR_HANDLE_TIMEOUT", c.HandleTimeout, "must be positive")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("PROCESSOR_SHUTDOWN_TIMEOUT", c.ShutdownTimeout, "must be positive")
+	}
+	if c.PollInterval <= 0 || c.AckTimeout <= 0 {
+		errs = append(errs, errors.New("processor: PollInterval and AckTimeout must be positive"))
+	}
+	if err := c.Breaker.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // prefetch is how many messages an instance pulls ahead. Without batching,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paystream/paystream/internal/envvar"
 	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/streams"
 )
@@ -22,8 +23,8 @@ const (
 
 // Settings are missed-event recovery's settings, shared by the one-shot
 // `paystream reconcile` command and the processor's periodic mode.
-// internal/config maps the environment onto them; the rules and defaults
-// are here.
+// internal/config/processorconfig maps the environment onto them; the rules
+// and defaults are here.
 type Settings struct {
 	SecretKey string // STRIPE_SECRET_KEY: sk_… or rk_… (a restricted key needs read access to Events)
 	APIBase   string // STRIPE_API_BASE: Stripe API base URL; default stripeclient.DefaultAPIBase
@@ -34,21 +35,6 @@ type Settings struct {
 	Interval          time.Duration // RECONCILE_INTERVAL: periodic mode in the processor; 0 = off
 	Window            time.Duration // RECONCILE_WINDOW: how far back a periodic run lists events; default DefaultWindow
 	Endpoint          string        // RECONCILE_ENDPOINT: endpoint name recovered events are published under; default streams.DefaultEndpoint
-}
-
-// SettingError is a setting Settings.Validate refuses. Var names the
-// environment variable that sets it; Value is empty for the secret key.
-type SettingError struct {
-	Var    string
-	Value  string
-	Reason string
-}
-
-func (e *SettingError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("reconcile: %s: %s", e.Var, e.Reason)
-	}
-	return fmt.Sprintf("reconcile: %s=%q: %s", e.Var, e.Value, e.Reason)
 }
 
 // setDefaults fills the zero fields that have a default.
@@ -67,7 +53,7 @@ func (s *Settings) setDefaults() {
 // Validate checks s with its defaults applied (to a copy), so a caller can
 // fail before it connects to anything. needKey says the caller lists events
 // now (the reconcile command); the periodic mode (Interval > 0) always does.
-// The error joins one *SettingError per broken rule.
+// The error joins one *envvar.Error, naming the variable, per broken rule.
 func (s Settings) Validate(needKey bool) error {
 	s.setDefaults()
 	return s.validate(needKey)
@@ -77,7 +63,7 @@ func (s Settings) Validate(needKey bool) error {
 func (s *Settings) validate(needKey bool) error {
 	var errs []error
 	bad := func(name, value, reason string) {
-		errs = append(errs, &SettingError{Var: name, Value: value, Reason: reason})
+		errs = append(errs, envvar.New(name, value, reason))
 	}
 	switch {
 	case s.Interval != 0 && s.Interval < MinInterval:

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paystream/paystream/internal/envvar"
 	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/streams"
 )
@@ -57,14 +58,14 @@ func TestSettingsValidate(t *testing.T) {
 			var got []string
 			if err != nil {
 				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-					var se *SettingError
+					var se *envvar.Error
 					if !errors.As(e, &se) {
-						t.Fatalf("%v is not a *SettingError", e)
+						t.Fatalf("%v is not an *envvar.Error", e)
 					}
-					if !strings.Contains(se.Error(), se.Var) {
-						t.Errorf("%q does not name %s", se.Error(), se.Var)
+					if !strings.Contains(se.Error(), se.Name) {
+						t.Errorf("%q does not name %s", se.Error(), se.Name)
 					}
-					got = append(got, se.Var)
+					got = append(got, se.Name)
 				}
 			}
 			if strings.Join(got, ",") != strings.Join(tc.want, ",") {

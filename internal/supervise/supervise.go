@@ -1,8 +1,8 @@
 // Package supervise runs the long-lived parts of a paystream program and
 // stops them in a fixed order. It is the one supervisor: internal/app runs
-// the services (edge, processor group, later the API) under it, and a
-// processor runs its consumer and companions (outbox relay, periodic
-// reconcile) under it.
+// the services (purchase API, edge, processor instances) under it, and each
+// service's parts (its public listener, a processor's consumer and
+// companions, its admin listener).
 package supervise
 
 import (
@@ -30,6 +30,10 @@ type Options struct {
 	// as long as it takes. A unit still running after Grace is reported and
 	// left behind so the program can exit.
 	Grace time.Duration
+	// Stopping, if set, is called once when the stop begins (ctx ended or
+	// a unit failed), before the first unit is told to stop: a readiness
+	// check turns it into 503 while the units wind down.
+	Stopping func()
 }
 
 // Run starts every unit, each with its own context, and waits until ctx ends
@@ -86,6 +90,9 @@ func Run(ctx context.Context, log *slog.Logger, o Options, units ...Unit) error 
 	mu.Lock()
 	stopping = true
 	mu.Unlock()
+	if o.Stopping != nil {
+		o.Stopping()
+	}
 	for i, u := range units {
 		rs[i].cancel()
 		if !wait(rs[i].done, o.Grace) {

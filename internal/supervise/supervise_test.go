@@ -112,3 +112,25 @@ func TestAUnitPastItsGraceIsReportedAndLeft(t *testing.T) {
 		t.Errorf("Run took %s; the grace is 100ms", d)
 	}
 }
+
+// Stopping is called once, before the first unit is told to stop, whether
+// the stop comes from ctx or from a failing unit.
+func TestStoppingIsCalledBeforeTheFirstUnitStops(t *testing.T) {
+	for name, fail := range map[string]bool{"ctx ends": false, "a unit fails": true} {
+		t.Run(name, func(t *testing.T) {
+			var l stops
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			units := []Unit{waiter("edge", &l, 0), waiter("processor", &l, 0)}
+			if fail {
+				units = append(units, Unit{Name: "relay", Run: func(context.Context) error { return errors.New("broken") }})
+			} else {
+				cancel()
+			}
+			_ = Run(ctx, quiet(), Options{Stopping: func() { l.add("stopping") }}, units...)
+			if got := l.String(); got != "stopping,edge,processor" {
+				t.Errorf("order = %s, want stopping,edge,processor", got)
+			}
+		})
+	}
+}

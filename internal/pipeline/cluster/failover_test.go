@@ -4,14 +4,11 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,12 +16,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/app/processorservice"
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/edge"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/outbox"
+	"github.com/paystream/paystream/internal/pipeline/pipelinetest"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
@@ -37,13 +35,6 @@ const (
 	currency      = "usd"
 	typeCompleted = "checkout.session.completed"
 )
-
-func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("PAYSTREAM_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
 
 // connect returns a JetStream client connected to every node.
 func connect(t *testing.T, cl *testenv.Cluster, name string, log *slog.Logger) jetstream.JetStream {
@@ -77,53 +68,28 @@ func startStack(t *testing.T, cl *testenv.Cluster, dsn, secret string, log *slog
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := config.ParseProcessor(env)
+	pcfg, err := processorconfig.Parse(env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt.HandleTimeout, rt.ShutdownTimeout = 5*time.Second, 5*time.Second // as the single-node suite
-	pc := app.Processor{Runtime: rt, Instances: 2,
-		Domain: app.DomainConfig{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}}
-	ready := make(chan app.Addrs, 1)
-	a, err := app.New(app.Config{Edge: &ecfg, Processor: &pc}, log,
-		app.WithProcessorTuning(func(c *processor.Config) { c.PollInterval, c.AckTimeout = 500*time.Millisecond, 2*time.Second }),
-		app.WithReady(func(addrs app.Addrs) { ready <- addrs }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, processor.ErrShutdownTimeout) {
-				t.Logf("stack stopped with: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("stack did not stop 30s after cancel")
+	pcfg.HandleTimeout, pcfg.ShutdownTimeout = 5*time.Second, 5*time.Second // as the single-node suite
+	pcfg.Domain = processorconfig.Domain{Relay: outbox.RelayConfig{PollInterval: 20 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}}
+	services := append([]app.Service{app.Edge(ecfg)}, processorservice.New(pcfg, processorservice.WithInstances(2),
+		processorservice.WithTuning(func(c *processor.Config) { c.PollInterval, c.AckTimeout = 500*time.Millisecond, 2*time.Second }))...)
+	r := pipelinetest.Start(t, "stack", log, services, func(err error) {
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, processor.ErrShutdownTimeout) {
+			t.Logf("stack stopped with: %v", err)
 		}
 	})
-	select {
-	case addrs := <-ready:
-		return "http://" + addrs.Edge.Public
-	case err := <-done:
-		t.Fatalf("stack: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("stack not ready after 60s")
-	}
-	return ""
+	return "http://" + r.Addrs.Edge.Public
 }
 
 // stripe plays Stripe: it sends each event until the edge answers 200,
 // retrying quickly (Stripe's own schedule is minutes), then sends it once
 // more as a duplicate, and keeps count of the refusals.
 type stripe struct {
-	t      *testing.T
-	url    string
-	secret string
-	client *http.Client
+	t        *testing.T
+	webhooks pipelinetest.Webhooks
 
 	mu          sync.Mutex
 	refused     int           // non-200 answers and failed requests
@@ -132,28 +98,12 @@ type stripe struct {
 	unavailable map[int]int // status → count
 }
 
-func (s *stripe) post(body []byte) (int, error) {
-	req, err := http.NewRequest(http.MethodPost, s.url+edge.RoutePrefix, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Stripe-Signature", stripefixture.Sign(body, s.secret, time.Now()))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
-}
-
 // deliver sends body until it is accepted; it fails the test on an answer
 // Stripe would not retry.
 func (s *stripe) deliver(ctx context.Context, body []byte) bool {
 	first := time.Now()
 	for {
-		code, err := s.post(body)
+		code, err := s.webhooks.Post(body)
 		if err == nil && code == http.StatusOK {
 			s.mu.Lock()
 			s.longestGap = max(s.longestGap, time.Since(first))
@@ -195,26 +145,6 @@ func leaderOf(js jetstream.JetStream, stream, consumer string) string {
 	return c.CachedInfo().Cluster.Leader
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func count(t *testing.T, bdb *bun.DB, table, where string) int {
-	t.Helper()
-	n, err := bdb.NewSelect().Table(table).Where(where).Count(context.Background())
-	if err != nil {
-		t.Fatalf("count %s: %v", table, err)
-	}
-	return int(n)
-}
-
 // The leader of STRIPE_EVENTS, then of the processor consumer, then of
 // PURCHASES is killed and restarted while checkouts and their duplicates
 // keep arriving. The edge answers only 200 or 503, Stripe's retries get
@@ -224,7 +154,7 @@ func TestClusterLeaderFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three-node cluster failover: not in -short")
 	}
-	log := testLogger(t)
+	log := pipelinetest.Logger(t)
 	cl := testenv.StartCluster(t)
 	bdb, dsn := testenv.DB(t)
 	content, org := uuid.New(), uuid.New()
@@ -236,11 +166,11 @@ func TestClusterLeaderFailover(t *testing.T) {
 	js := connect(t, cl, "paystream-test", log)
 	sc := streams.DefaultConfig()
 	sc.Replicas = 3
-	// Each attempt bounded, retried, as the services do (edge.ensureStreams):
+	// Each attempt bounded, retried, as the services do (internal/app):
 	// on a loaded machine a JetStream API request made while the fresh
 	// cluster re-elects its meta leader can go unanswered, and one attempt
 	// would then spend the whole budget waiting for it.
-	eventually(t, 60*time.Second, "the streams to be created", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the streams to be created", func() bool {
 		ectx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		err := streams.Ensure(ectx, js, sc)
@@ -252,11 +182,11 @@ func TestClusterLeaderFailover(t *testing.T) {
 
 	secret := stripefixture.NewSecret()
 	edgeURL := startStack(t, cl, dsn, secret, log)
-	eventually(t, 30*time.Second, "the processor consumer to have a leader", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the processor consumer to have a leader", func() bool {
 		return leaderOf(js, streams.EventsStream, streams.ProcessorConsumer) != ""
 	})
 
-	st := &stripe{t: t, url: edgeURL, secret: secret, client: &http.Client{Timeout: 10 * time.Second},
+	st := &stripe{t: t, webhooks: pipelinetest.Webhooks{URL: edgeURL, Secret: secret, Client: &http.Client{Timeout: 10 * time.Second}},
 		unavailable: map[int]int{}}
 	ctx, stopTraffic := context.WithCancel(context.Background())
 	var traffic sync.WaitGroup
@@ -298,7 +228,7 @@ func TestClusterLeaderFailover(t *testing.T) {
 		}
 		killed := time.Now()
 		node.Shutdown()
-		eventually(t, 30*time.Second, "a new leader of "+target.name, func() bool {
+		testenv.Eventually(t, 30*time.Second, "a new leader of "+target.name, func() bool {
 			l := leaderOf(js, target.stream, target.consumer)
 			return l != "" && l != leader
 		})
@@ -321,7 +251,7 @@ func TestClusterLeaderFailover(t *testing.T) {
 		t.Fatalf("only %d checkouts got through", len(sessions))
 	}
 
-	eventually(t, 90*time.Second, "every accepted event applied and relayed", func() bool {
+	testenv.Eventually(t, 90*time.Second, "every accepted event applied and relayed", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		c, err := js.Consumer(ctx, streams.EventsStream, streams.ProcessorConsumer)
@@ -330,14 +260,14 @@ func TestClusterLeaderFailover(t *testing.T) {
 		}
 		ci := c.CachedInfo()
 		return ci.NumPending == 0 && ci.NumAckPending == 0 &&
-			count(t, bdb, "outbox", "published_at IS NULL") == 0 &&
-			count(t, bdb, "purchases", "TRUE") >= len(sessions)
+			pipelinetest.Count(t, bdb, "outbox", "published_at IS NULL") == 0 &&
+			pipelinetest.Count(t, bdb, "purchases", "TRUE") >= len(sessions)
 	})
 
-	if n := count(t, bdb, "purchases", "TRUE"); n != len(sessions) {
+	if n := pipelinetest.Count(t, bdb, "purchases", "TRUE"); n != len(sessions) {
 		t.Errorf("%d purchases, want %d (one per accepted checkout)", n, len(sessions))
 	}
-	if n := count(t, bdb, "stripe_events", "TRUE"); n != len(sessions) {
+	if n := pipelinetest.Count(t, bdb, "stripe_events", "TRUE"); n != len(sessions) {
 		t.Errorf("%d stripe_events rows, want %d", n, len(sessions))
 	}
 	var missing []string

@@ -1,4 +1,4 @@
-package config_test
+package processorconfig_test
 
 import (
 	"strings"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/stripeclient"
 )
@@ -57,7 +58,7 @@ func TestParseReconcile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := config.NewParser(config.MapEnv(tt.env))
-			got := config.ParseReconcile(p, tt.needKey)
+			got := processorconfig.ParseReconcile(p, tt.needKey)
 			err := p.Err()
 			if tt.wantErr == nil {
 				if err != nil {

@@ -1,4 +1,9 @@
-package config
+// Package apiconfig maps the purchase API's environment onto its settings:
+// the shared ones (internal/config), the pool size and the api package's own
+// Config, whose defaults and rules are the api package's. It is apart from
+// internal/config so the edge binary does not link the API's Postgres and
+// Stripe clients.
+package apiconfig
 
 import (
 	"strconv"
@@ -6,25 +11,27 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/api"
+	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/stripeclient"
 )
 
-// API holds the purchase API's settings: the shared ones, its pool size and
-// the api package's own Config mapped from the environment.
-type API struct {
-	Common
-	DBMaxConns int        // DB_MAX_CONNS
-	API        api.Config // API_*, CHECKOUT_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
+// Config holds the settings of the purchase API service (cmd/api): the
+// shared ones, its pool size and the api package's own Config, embedded as
+// every service's is.
+type Config struct {
+	config.Common
+	DBMaxConns int // DB_MAX_CONNS
+	api.Config     // API_*, ADMIN_ADDR, CHECKOUT_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
 }
 
-// ParseAPI reads and validates the purchase API's environment. The error
-// names every bad variable and never prints a key.
-func ParseAPI(getenv Getenv) (API, error) {
-	p := NewParser(getenv)
-	c := API{
-		Common:     ParseCommon(p),
-		DBMaxConns: p.Int("DB_MAX_CONNS", 10, 1, 1000),
-		API: api.Config{
+// Parse reads and validates the purchase API's environment. The error names
+// every bad variable and never prints a key.
+func Parse(getenv config.Getenv) (Config, error) {
+	p := config.NewParser(getenv)
+	c := Config{
+		Common:     config.ParseCommon(p),
+		DBMaxConns: config.ParseDBMaxConns(p),
+		Config: api.Config{
 			Addr:                    p.Addr("API_ADDR", api.DefaultAddr),
 			AdminAddr:               p.Addr("ADMIN_ADDR", api.DefaultAdminAddr),
 			StripeAPIBase:           p.URL("STRIPE_API_BASE", stripeclient.DefaultAPIBase, "https", "http"),
@@ -44,40 +51,30 @@ func ParseAPI(getenv Getenv) (API, error) {
 				p.Fail("CHECKOUT_ALLOWED_HOSTS", hosts, "must be a comma-separated list of host names (.example.com allows every subdomain)")
 				break
 			}
-			c.API.AllowedHosts = append(c.API.AllowedHosts, h)
+			c.AllowedHosts = append(c.AllowedHosts, h)
 		}
 	}
-	keys, set := p.Lookup("API_KEYS")
-	if !set {
+	if keys, set := p.Lookup("API_KEYS"); !set {
 		p.Fail("API_KEYS", "", "is required: comma-separated bearer keys of at least 16 characters (several during a rotation)")
-	}
-	for i, k := range strings.Split(keys, ",") {
-		k = strings.TrimSpace(k)
-		if !set {
-			break
+	} else {
+		for i, k := range strings.Split(keys, ",") {
+			k = strings.TrimSpace(k)
+			if len(k) < api.MinKeyLength || strings.ContainsAny(k, " \t\r\n") {
+				p.FailSecret("API_KEYS", "key #"+strconv.Itoa(i+1)+" must be at least 16 characters without spaces")
+				continue
+			}
+			c.Keys = append(c.Keys, k)
 		}
-		if len(k) < api.MinKeyLength || strings.ContainsAny(k, " \t\r\n") {
-			// Secret: never echo it, not even in part.
-			p.errs = append(p.errs, &VarError{Name: "API_KEYS", Secret: true,
-				Reason: "key #" + strconv.Itoa(i+1) + " must be at least 16 characters without spaces"})
-			continue
-		}
-		c.API.Keys = append(c.API.Keys, k)
 	}
-	switch key, ok := p.Lookup("STRIPE_SECRET_KEY"); {
-	case !ok:
+	if key, set := p.StripeSecretKey("STRIPE_SECRET_KEY"); !set {
 		p.Fail("STRIPE_SECRET_KEY", "", "is required to create Checkout Sessions (sk_… or a restricted rk_… key with write access to Checkout Sessions)")
-	case !validSecretKey(key):
-		p.Fail("STRIPE_SECRET_KEY", "", "must be a Stripe secret key sk_test_…/sk_live_… or a restricted key rk_test_…/rk_live_…")
-	default:
-		c.API.StripeSecretKey = key
+	} else {
+		c.StripeSecretKey = key
 	}
 	if p.Err() == nil {
 		// The relations between settings (listeners, URLs) are the api
 		// package's to judge; check them now, before anything connects.
-		if err := c.API.Validate(); err != nil {
-			p.errs = append(p.errs, err)
-		}
+		p.Check(c.Config.Validate())
 	}
 	return c, p.Err()
 }

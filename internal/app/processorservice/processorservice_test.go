@@ -1,4 +1,4 @@
-package app
+package processorservice
 
 import (
 	"context"
@@ -15,16 +15,18 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/migrations"
 	"github.com/paystream/paystream/streams"
 )
 
-func serviceConfig(t *testing.T, natsURL, dbURL string) config.Processor {
+func serviceConfig(t *testing.T, natsURL, dbURL string) processorconfig.Config {
 	t.Helper()
-	cfg, err := config.ParseProcessor(config.MapEnv(map[string]string{
+	cfg, err := processorconfig.Parse(config.MapEnv(map[string]string{
 		"NATS_URL": natsURL, "DATABASE_URL": dbURL, "ADMIN_ADDR": "127.0.0.1:0",
 		"PROCESSOR_WORKERS": "2", "PROCESSOR_ACK_WAIT": "2s", "PROCESSOR_MAX_DELIVER": "3", "PROCESSOR_BACKOFF": "50ms,100ms",
 		"PROCESSOR_HANDLE_TIMEOUT": "1s", "PROCESSOR_SHUTDOWN_TIMEOUT": "3s", "STREAM_STORAGE": "file",
@@ -35,18 +37,24 @@ func serviceConfig(t *testing.T, natsURL, dbURL string) config.Processor {
 	return cfg
 }
 
+// run runs the services through App until ctx ends.
+func run(ctx context.Context, t *testing.T, services []app.Service, opts ...app.Option) error {
+	t.Helper()
+	a, err := app.New(services, testLogger(t), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Run(ctx)
+}
+
 func TestServiceRefusesAnOutdatedSchema(t *testing.T) {
 	n := testenv.StartNATS(t)
 	dsn := testenv.PostgresURL(t) // empty: no migrations applied
 	built := false
-	err := processorService{
-		Config: serviceConfig(t, n.URL(), dsn),
-		Domain: func(DomainDeps) (handling.Handler, []Companion, error) {
-			built = true
-			return newRecorder(), nil, nil
-		},
-		Log: testLogger(t),
-	}.Run(context.Background())
+	err := run(context.Background(), t, New(serviceConfig(t, n.URL(), dsn), WithDomain(func(DomainDeps) (handling.Handler, []Companion, error) {
+		built = true
+		return newRecorder(), nil, nil
+	})))
 	if !errors.Is(err, migrations.ErrSchemaOutdated) || !strings.Contains(err.Error(), "paystream migrate up") {
 		t.Fatalf("Run on an empty database = %v, want ErrSchemaOutdated telling to run `paystream migrate up`", err)
 	}
@@ -82,17 +90,12 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- processorService{
-			Config: serviceConfig(t, n.URL(), dsn),
-			Domain: func(d DomainDeps) (handling.Handler, []Companion, error) {
-				if d.DB == nil || d.JS == nil || d.Reg == nil || d.Log == nil {
-					t.Error("domain deps incomplete")
-				}
-				return hdl, []Companion{relay}, nil
-			},
-			Log:   testLogger(t),
-			Ready: func(addr string) { ready <- addr },
-		}.Run(ctx)
+		done <- run(ctx, t, New(serviceConfig(t, n.URL(), dsn), WithDomain(func(d DomainDeps) (handling.Handler, []Companion, error) {
+			if d.DB == nil || d.JS == nil || d.Reg == nil || d.Log == nil {
+				t.Error("domain deps incomplete")
+			}
+			return hdl, []Companion{relay}, nil
+		})), app.WithReady(func(addrs app.Addrs) { ready <- addrs.ProcessorAdmin[0] }))
 	}()
 	var addr string
 	select {
@@ -155,7 +158,7 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 }
 
 // The helpers below are the few the processor's own tests have, for the
-// processor program's tests here.
+// processor service's tests here.
 
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("PAYSTREAM_TEST_LOG") == "" {

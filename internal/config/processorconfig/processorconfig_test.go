@@ -1,4 +1,4 @@
-package config_test
+package processorconfig_test
 
 import (
 	"strings"
@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/streams"
 )
 
-func TestParseProcessorDefaults(t *testing.T) {
-	c, err := config.ParseProcessor(config.MapEnv(nil))
+func TestParseDefaults(t *testing.T) {
+	c, err := processorconfig.Parse(config.MapEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,8 +27,8 @@ func TestParseProcessorDefaults(t *testing.T) {
 	}
 }
 
-func TestParseProcessorReadsEveryVariable(t *testing.T) {
-	c, err := config.ParseProcessor(config.MapEnv(map[string]string{
+func TestParseReadsEveryVariable(t *testing.T) {
+	c, err := processorconfig.Parse(config.MapEnv(map[string]string{
 		"ADMIN_ADDR": "127.0.0.1:0", "PROCESSOR_WORKERS": "4", "PROCESSOR_ACK_WAIT": "45s",
 		"PROCESSOR_MAX_ACK_PENDING": "100", "PROCESSOR_MAX_DELIVER": "5", "PROCESSOR_BACKOFF": "1s, 10s,1m",
 		"PROCESSOR_HANDLE_TIMEOUT": "10s", "PROCESSOR_SHUTDOWN_TIMEOUT": "40s", "DB_MAX_CONNS": "8",
@@ -45,18 +46,18 @@ func TestParseProcessorReadsEveryVariable(t *testing.T) {
 		t.Errorf("parsed = %+v", c)
 	}
 	// Workers follow the pool size unless set.
-	c, err = config.ParseProcessor(config.MapEnv(map[string]string{"DB_MAX_CONNS": "20"}))
+	c, err = processorconfig.Parse(config.MapEnv(map[string]string{"DB_MAX_CONNS": "20"}))
 	if err != nil || c.Workers != 20 {
 		t.Errorf("workers with DB_MAX_CONNS=20: %d, %v", c.Workers, err)
 	}
 	// Partial batches default to 2, or to the workers when fewer.
-	c, err = config.ParseProcessor(config.MapEnv(map[string]string{"PROCESSOR_WORKERS": "1", "DB_MAX_CONNS": "1"}))
+	c, err = processorconfig.Parse(config.MapEnv(map[string]string{"PROCESSOR_WORKERS": "1", "DB_MAX_CONNS": "1"}))
 	if err != nil || c.PartialBatches != 1 {
 		t.Errorf("partial batches with one worker: %d, %v", c.PartialBatches, err)
 	}
 }
 
-func TestParseProcessorRejects(t *testing.T) {
+func TestParseRejects(t *testing.T) {
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -81,10 +82,12 @@ func TestParseProcessorRejects(t *testing.T) {
 		{"partial batches past workers", map[string]string{"PROCESSOR_WORKERS": "4", "PROCESSOR_PARTIAL_BATCHES": "5"}, "PROCESSOR_PARTIAL_BATCHES"},
 		{"pool zero", map[string]string{"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"},
 		{"common still checked", map[string]string{"NATS_URL": "http://x"}, "NATS_URL"},
+		{"domain still checked", map[string]string{"OUTBOX_BATCH_SIZE": "0"}, "OUTBOX_BATCH_SIZE"},
+		{"periodic reconcile without a key", map[string]string{"RECONCILE_INTERVAL": "1h"}, "STRIPE_SECRET_KEY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := config.ParseProcessor(config.MapEnv(tt.env))
+			_, err := processorconfig.Parse(config.MapEnv(tt.env))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("ParseProcessor = %v, want an error naming %s", err, tt.want)
 			}

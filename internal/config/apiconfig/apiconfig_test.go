@@ -1,4 +1,4 @@
-package config_test
+package apiconfig_test
 
 import (
 	"strings"
@@ -7,10 +7,11 @@ import (
 
 	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/apiconfig"
 	"github.com/paystream/paystream/internal/stripeclient"
 )
 
-func TestParseAPI(t *testing.T) {
+func TestParse(t *testing.T) {
 	const (
 		k1  = "key_one_0123456789"
 		k2  = "key_two_0123456789"
@@ -28,24 +29,24 @@ func TestParseAPI(t *testing.T) {
 		}
 		return m
 	}
-	c, err := config.ParseAPI(config.MapEnv(base))
+	c, err := apiconfig.Parse(config.MapEnv(base))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := c.API
+	a := c.Config
 	if a.Addr != ":8081" || a.AdminAddr != ":9092" || len(a.Keys) != 2 || a.Keys[1] != k2 || a.StripeSecretKey != sk ||
 		a.StripeAPIBase != stripeclient.DefaultAPIBase || a.StripeMaxNetworkRetries != 5 || a.SuccessURL != api.DefaultSuccessURL ||
 		a.CancelURL != api.DefaultCancelURL || a.SessionTTL != time.Hour || a.RateLimit != api.DefaultRateLimit || c.DBMaxConns != 10 {
 		t.Errorf("defaults = %+v", c)
 	}
-	c, err = config.ParseAPI(config.MapEnv(with("API_ADDR", "127.0.0.1:7000", "ADMIN_ADDR", "127.0.0.1:7001",
+	c, err = apiconfig.Parse(config.MapEnv(with("API_ADDR", "127.0.0.1:7000", "ADMIN_ADDR", "127.0.0.1:7001",
 		"STRIPE_API_BASE", "http://127.0.0.1:12111", "CHECKOUT_SUCCESS_URL", "https://shop.example/ok",
 		"CHECKOUT_CANCEL_URL", "https://shop.example/no", "CHECKOUT_ALLOWED_HOSTS", "shop.example, .cdn.example",
 		"CHECKOUT_SESSION_TTL", "2h", "API_RATE_LIMIT", "0", "API_STRIPE_TIMEOUT", "10s")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := c.API; a.Addr != "127.0.0.1:7000" || a.StripeAPIBase != "http://127.0.0.1:12111" || a.SessionTTL != 2*time.Hour ||
+	if a := c.Config; a.Addr != "127.0.0.1:7000" || a.StripeAPIBase != "http://127.0.0.1:12111" || a.SessionTTL != 2*time.Hour ||
 		len(a.AllowedHosts) != 2 || a.AllowedHosts[1] != ".cdn.example" || a.RateLimit != 0 || a.StripeTimeout != 10*time.Second {
 		t.Errorf("parsed = %+v", a)
 	}
@@ -65,7 +66,7 @@ func TestParseAPI(t *testing.T) {
 		{"bad api addr", with("API_ADDR", "eighty"), "API_ADDR"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := config.ParseAPI(config.MapEnv(tt.env))
+			_, err := apiconfig.Parse(config.MapEnv(tt.env))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one naming %s", err, tt.want)
 			}

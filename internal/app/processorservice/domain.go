@@ -1,4 +1,4 @@
-package app
+package processorservice
 
 // This file is the one place where the processor's consumer runtime meets
 // the domain: the purchase handler applies events, the outbox relay publishes
@@ -8,11 +8,15 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
 
-	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/internal/purchase"
@@ -20,28 +24,29 @@ import (
 	"github.com/paystream/paystream/streams"
 )
 
-// DomainConfig is the domain side's share of the environment (PURCHASE_*,
-// OUTBOX_*, RECONCILE_*, STRIPE_*), read with the rest before anything
-// connects.
-type DomainConfig struct {
-	Purchase  purchase.Config
-	Relay     outbox.RelayConfig
-	Reconcile reconcile.Settings
+// Companion is a long-running part of a processor instance beside the
+// consumer, e.g. the outbox relay. Run returns when ctx ends.
+type Companion struct {
+	Name string
+	Run  func(ctx context.Context) error
 }
 
-// ParseDomain reads the domain settings from p; check p.Err afterwards.
-func ParseDomain(p *config.Parser) DomainConfig {
-	return DomainConfig{
-		Purchase:  config.ParsePurchase(p),
-		Relay:     config.ParseRelay(p),
-		Reconcile: config.ParseReconcile(p, false),
-	}
+// DomainDeps is what the domain side gets to build itself.
+type DomainDeps struct {
+	DB  *bun.DB
+	JS  jetstream.JetStream
+	Reg prometheus.Registerer
+	Log *slog.Logger
 }
 
-// Domain returns the Domain that builds the purchase handler and
-// its companions: the outbox relay always, the periodic reconcile when
-// RECONCILE_INTERVAL > 0.
-func (c DomainConfig) Domain() Domain {
+// Domain builds the domain handler and its companions. PurchaseDomain wires
+// the purchase handler, the outbox relay and the periodic reconcile; tests
+// wire fakes (WithDomain). The runtime itself knows nothing of purchases.
+type Domain func(deps DomainDeps) (handling.Handler, []Companion, error)
+
+// PurchaseDomain returns the Domain of c: the purchase handler, the outbox
+// relay always, the periodic reconcile when RECONCILE_INTERVAL > 0.
+func PurchaseDomain(c processorconfig.Domain) Domain {
 	return func(d DomainDeps) (handling.Handler, []Companion, error) {
 		h, err := purchase.NewHandler(d.DB, c.Purchase, purchase.NewMetrics(d.Reg), d.Log)
 		if err != nil {

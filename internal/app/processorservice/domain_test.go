@@ -1,16 +1,16 @@
-package app_test
+package processorservice_test
 
 import (
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/paystream/paystream/internal/app"
+	"github.com/paystream/paystream/internal/app/processorservice"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -29,12 +29,11 @@ func TestDomainCompanions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := config.NewParser(config.MapEnv(tt.env))
-			c := app.ParseDomain(p)
-			if err := p.Err(); err != nil {
+			c, err := processorconfig.Parse(config.MapEnv(tt.env))
+			if err != nil {
 				t.Fatal(err)
 			}
-			h, comps, err := c.Domain()(app.DomainDeps{DB: bdb, JS: js, Reg: prometheus.NewRegistry(),
+			h, comps, err := processorservice.PurchaseDomain(c.Domain)(processorservice.DomainDeps{DB: bdb, JS: js, Reg: prometheus.NewRegistry(),
 				Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil || h == nil {
 				t.Fatalf("Domain() = %v, %v", h, err)
@@ -49,13 +48,3 @@ func TestDomainCompanions(t *testing.T) {
 		})
 	}
 }
-
-func TestParseNamesTheBadVariable(t *testing.T) {
-	p := config.NewParser(config.MapEnv(map[string]string{"RECONCILE_INTERVAL": "1h"}))
-	app.ParseDomain(p)
-	if err := p.Err(); err == nil || !contains(err.Error(), "STRIPE_SECRET_KEY") {
-		t.Fatalf("err = %v, want one naming STRIPE_SECRET_KEY", err)
-	}
-}
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,4 +1,4 @@
-package config_test
+package processorconfig_test
 
 import (
 	"strings"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/config/processorconfig"
 )
 
 func TestParsePurchase(t *testing.T) {
@@ -20,7 +21,7 @@ func TestParsePurchase(t *testing.T) {
 	}
 	for _, tt := range tests {
 		p := config.NewParser(config.MapEnv(tt.env))
-		c := config.ParsePurchase(p)
+		c := processorconfig.ParsePurchase(p)
 		if (p.Err() != nil) != tt.bad || c.Access.RevokeOnPartialRefund != tt.revoke {
 			t.Errorf("env %v: config %+v err %v", tt.env, c, p.Err())
 		}
@@ -29,7 +30,7 @@ func TestParsePurchase(t *testing.T) {
 
 func TestParseRelay(t *testing.T) {
 	p := config.NewParser(config.MapEnv(map[string]string{"OUTBOX_POLL_INTERVAL": "50ms", "OUTBOX_BATCH_SIZE": "20"}))
-	c := config.ParseRelay(p)
+	c := processorconfig.ParseRelay(p)
 	if err := p.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestParseRelay(t *testing.T) {
 		t.Errorf("config = %+v", c)
 	}
 	p = config.NewParser(config.MapEnv(map[string]string{"OUTBOX_BATCH_SIZE": "0"}))
-	config.ParseRelay(p)
+	processorconfig.ParseRelay(p)
 	if err := p.Err(); err == nil || !strings.Contains(err.Error(), "OUTBOX_BATCH_SIZE") {
 		t.Errorf("bad batch size: %v", err)
 	}

@@ -1,8 +1,9 @@
-package config
+package processorconfig
 
 import (
 	"time"
 
+	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/internal/purchase"
 )
@@ -12,7 +13,7 @@ import (
 //	PURCHASE_REVOKE_ON_PARTIAL_REFUND  false  revoke access on any partial refund
 //
 // Now stays time.Now.
-func ParsePurchase(p *Parser) purchase.Config {
+func ParsePurchase(p *config.Parser) purchase.Config {
 	return purchase.Config{Access: purchase.AccessPolicy{RevokeOnPartialRefund: p.Bool("PURCHASE_REVOKE_ON_PARTIAL_REFUND", false)}}
 }
 
@@ -24,7 +25,7 @@ func ParsePurchase(p *Parser) purchase.Config {
 //	OUTBOX_PUBLISH_TIMEOUT  5s     wait for one PubAck (100ms–1m)
 //	OUTBOX_MAX_BACKOFF      30s    longest wait after failures (1s–10m)
 //	OUTBOX_RETENTION        168h   delete published rows older than this (1h–8760h)
-func ParseRelay(p *Parser) outbox.RelayConfig {
+func ParseRelay(p *config.Parser) outbox.RelayConfig {
 	return outbox.RelayConfig{
 		PollInterval:   p.Duration("OUTBOX_POLL_INTERVAL", outbox.DefaultPollInterval, 10*time.Millisecond, time.Minute),
 		BatchSize:      p.Int("OUTBOX_BATCH_SIZE", outbox.DefaultBatchSize, 1, 10000),
