@@ -62,6 +62,8 @@ func TestSchemaConstraints(t *testing.T) {
 		{"window ends before it starts", `INSERT INTO creator_organization_agreements (creator_id, organization_id, organization_fee_percentage, effective_from, effective_until) VALUES ('c', gen_random_uuid(), 10, now(), now() - interval '1 day')`, db.CheckViolation},
 		{"unknown stripe event outcome", `INSERT INTO stripe_events (event_id, type, endpoint, livemode, processed_at, outcome, payload) VALUES ('evt_1', 't', 'default', false, now(), 'maybe', '{}')`, db.CheckViolation},
 		{"outbox subject outside purchases", `INSERT INTO outbox (id, subject, event_type, aggregate_id, payload) VALUES (gen_random_uuid(), 'stripe.x', 't', gen_random_uuid(), '{}')`, db.CheckViolation},
+		{"outbox subject with a wildcard", `INSERT INTO outbox (id, subject, event_type, aggregate_id, payload) VALUES (gen_random_uuid(), 'payouts.>', 't', gen_random_uuid(), '{}')`, db.CheckViolation},
+		{"outbox subject of a family prefix only", `INSERT INTO outbox (id, subject, event_type, aggregate_id, payload) VALUES (gen_random_uuid(), 'subscriptions.', 't', gen_random_uuid(), '{}')`, db.CheckViolation},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

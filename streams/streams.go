@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,6 +20,37 @@ const (
 	DLQStream       = "STRIPE_DLQ"
 	PurchasesStream = "PURCHASES"
 )
+
+// DomainSubjectPrefixes are the subject prefixes of the domain events the
+// outbox relays to PURCHASES, one per family: purchases, subscriptions,
+// creator payouts and their payees. A consumer of one family filters on its
+// prefix (SubscribePurchases takes purchases.> only), so adding a family
+// never reaches the consumers of another.
+var DomainSubjectPrefixes = []string{PurchasesSubjectPrefix, "subscriptions.", "payouts.", "payees."}
+
+// IsDomainSubject reports whether subject is a literal subject under one of
+// DomainSubjectPrefixes (no wildcard, no space).
+func IsDomainSubject(subject string) bool {
+	if strings.ContainsAny(subject, "*> \t\r\n") {
+		return false
+	}
+	for _, p := range DomainSubjectPrefixes {
+		if len(subject) > len(p) && strings.HasPrefix(subject, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// domainSubjects are the PURCHASES stream's subjects: prefix.> of each
+// domain family.
+func domainSubjects() []string {
+	out := make([]string, len(DomainSubjectPrefixes))
+	for i, p := range DomainSubjectPrefixes {
+		out[i] = p + ">"
+	}
+	return out
+}
 
 // Config shapes the streams (the three of the design contract and
 // STRIPE_ADVISORIES, see AdvisoriesDefinition). Every field is settable through the
@@ -95,8 +127,8 @@ func (c Config) Definitions() []jetstream.StreamConfig {
 		},
 		{
 			Name:        PurchasesStream,
-			Description: "Purchase domain events (CloudEvents JSON) relayed from the outbox",
-			Subjects:    []string{PurchasesSubjectPrefix + ">"},
+			Description: "Domain events (CloudEvents JSON) relayed from the outbox: purchases, subscriptions, payouts, payees",
+			Subjects:    domainSubjects(),
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     c.Storage,
 			Replicas:    c.Replicas,

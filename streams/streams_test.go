@@ -3,6 +3,7 @@ package streams_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -289,5 +290,28 @@ func TestEnsureRacingAnotherProcess(t *testing.T) {
 	wg.Wait()
 	if m, err := updates.NextMsg(300 * time.Millisecond); err == nil {
 		t.Errorf("concurrent Ensures with nothing to change updated %s", m.Subject)
+	}
+}
+
+// PURCHASES carries every domain family under its own prefix; the outbox
+// writes only literal subjects under one of them.
+func TestDomainSubjects(t *testing.T) {
+	var purchases jetstream.StreamConfig
+	for _, d := range streams.DefaultConfig().Definitions() {
+		if d.Name == streams.PurchasesStream {
+			purchases = d
+		}
+	}
+	want := []string{"purchases.>", "subscriptions.>", "payouts.>", "payees.>"}
+	if !slices.Equal(purchases.Subjects, want) {
+		t.Errorf("PURCHASES subjects = %v, want %v", purchases.Subjects, want)
+	}
+	for subj, ok := range map[string]bool{
+		"purchases.completed": true, "subscriptions.renewed": true, "payouts.failed": true, "payees.updated": true,
+		"purchases.": false, "payouts.*": false, "payees.>": false, "payees.a b": false, "ledger.posted": false, "": false,
+	} {
+		if got := streams.IsDomainSubject(subj); got != ok {
+			t.Errorf("IsDomainSubject(%q) = %v, want %v", subj, got, ok)
+		}
 	}
 }

@@ -41,8 +41,9 @@ func Add(ctx context.Context, idb bun.IDB, subject, eventType string, aggregate 
 // many rows in one statement (a set-based batch). The row carries the trace
 // of ctx, so the relay publishes it in that trace.
 func NewRow(ctx context.Context, subject, eventType string, aggregate uuid.UUID, data any, now time.Time) (model.Outbox, error) {
-	if !strings.HasPrefix(subject, streams.PurchasesSubjectPrefix) || strings.ContainsAny(subject, "*> \t\r\n") {
-		return model.Outbox{}, fmt.Errorf("outbox: subject %q is not a literal purchases.* subject", subject)
+	if !streams.IsDomainSubject(subject) {
+		return model.Outbox{}, fmt.Errorf("outbox: subject %q is not a literal subject of a domain family (%s)",
+			subject, strings.Join(streams.DomainSubjectPrefixes, ", "))
 	}
 	// Version 7 ids sort by creation time, which keeps the relay's index
 	// scans and the broker's dedup window friendly.

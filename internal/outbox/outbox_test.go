@@ -63,9 +63,15 @@ func TestAddWritesCloudEvent(t *testing.T) {
 			t.Errorf("envelope %s = %v, want %v", k, got, v)
 		}
 	}
-	for _, subj := range []string{"stripe.events.x", "purchases.*", "purchases.>", "purchases.a b"} {
+	for _, subj := range []string{"stripe.events.x", "purchases.*", "purchases.>", "purchases.a b", "purchases.", "payoutsx.paid", "subscriptions.>"} {
 		if _, err := outbox.Add(context.Background(), bdb, subj, "t", agg, nil, t0); err == nil {
 			t.Errorf("Add accepted subject %q", subj)
+		}
+	}
+	// Every domain family's subjects are written, by Go and by the table.
+	for _, subj := range []string{"subscriptions.started", "payouts.paid", "payees.updated"} {
+		if _, err := outbox.Add(context.Background(), bdb, subj, "t", agg, nil, t0); err != nil {
+			t.Errorf("Add refused subject %q: %v", subj, err)
 		}
 	}
 }
