@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/paystream/paystream/internal/text"
 )
 
 // Access answers GET /v1/customers/{customer}/access/{content}.
@@ -31,7 +33,10 @@ type AccessBy struct {
 func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 	customer := r.PathValue("customer")
 	fields := map[string]string{}
-	if why := customerProblem(customer); why != "" {
+	if why := queryProblem(r); why != "" {
+		fields["query"] = why
+	}
+	if why := text.CustomerID(customer); why != "" {
 		fields["customer"] = why
 	}
 	content, err := uuid.Parse(r.PathValue("content"))
@@ -39,7 +44,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		fields["content"] = "must be a uuid"
 	}
 	if len(fields) > 0 {
-		s.fail(w, r, &Error{Code: CodeInvalidRequest, Message: "invalid path: " + fieldList(fields), Fields: fields})
+		s.fail(w, r, invalidFields("request", fields))
 		return
 	}
 	row, found, err := loadAccess(r.Context(), s.accessQ, customer, content, s.cfg.Now())

@@ -8,13 +8,13 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/text"
 	"github.com/paystream/paystream/model"
 )
 
@@ -83,7 +83,7 @@ func (s *Server) parseCheckout(r *http.Request) (checkoutInput, error) {
 	in := checkoutInput{customer: req.CustomerID, successURL: req.SuccessURL, cancelURL: req.CancelURL,
 		key: r.Header.Get("Idempotency-Key")}
 	fields := map[string]string{}
-	if why := customerProblem(req.CustomerID); why != "" {
+	if why := text.CustomerID(req.CustomerID); why != "" {
 		fields["customer_id"] = why
 	}
 	if in.content, err = uuid.Parse(req.ContentID); err != nil {
@@ -91,21 +91,40 @@ func (s *Server) parseCheckout(r *http.Request) (checkoutInput, error) {
 	}
 	if in.successURL == "" {
 		in.successURL = s.cfg.SuccessURL
-	} else if err := checkRedirect(in.successURL, s.cfg.AllowedHosts); err != nil {
-		fields["success_url"] = err.Error()
+	} else if why := redirectProblem(in.successURL, s.cfg.AllowedHosts); why != "" {
+		fields["success_url"] = why
 	}
 	if in.cancelURL == "" {
 		in.cancelURL = s.cfg.CancelURL
-	} else if err := checkRedirect(in.cancelURL, s.cfg.AllowedHosts); err != nil {
-		fields["cancel_url"] = err.Error()
+	} else if why := redirectProblem(in.cancelURL, s.cfg.AllowedHosts); why != "" {
+		fields["cancel_url"] = why
+	}
+	if why := queryProblem(r); why != "" {
+		fields["query"] = why
 	}
 	if _, sent := r.Header["Idempotency-Key"]; sent && !validIdempotencyKey(in.key) {
 		fields["Idempotency-Key"] = "must be 1 to 255 printable characters"
 	}
 	if len(fields) > 0 {
-		return checkoutInput{}, &Error{Code: CodeInvalidRequest, Message: "invalid fields: " + fieldList(fields), Fields: fields}
+		return checkoutInput{}, invalidFields("fields", fields)
 	}
 	return in, nil
+}
+
+// maxRedirectURL bounds a success or cancel URL, in bytes (Stripe takes up
+// to 5000 characters).
+const maxRedirectURL = 5000
+
+// redirectProblem says what is wrong with a success or cancel URL of the
+// body, or "": text first, so a NUL or a broken byte is named as such.
+func redirectProblem(u string, allowed []string) string {
+	if why := text.Problem(u, maxRedirectURL); why != "" {
+		return why
+	}
+	if err := checkRedirect(u, allowed); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // validIdempotencyKey: 1 to 255 printable ASCII characters, as Stripe takes.
@@ -119,30 +138,6 @@ func validIdempotencyKey(k string) bool {
 		}
 	}
 	return true
-}
-
-// customerProblem says what is wrong with a customer id, or "". The rule is
-// the processor's (checkout metadata customerId).
-func customerProblem(c string) string {
-	switch {
-	case c == "":
-		return "is required"
-	case len(c) > 255:
-		return "must be at most 255 characters"
-	case strings.TrimSpace(c) != c:
-		return "must not start or end with spaces"
-	}
-	return ""
-}
-
-func fieldList(fields map[string]string) string {
-	var parts []string
-	for _, k := range []string{"customer_id", "content_id", "success_url", "cancel_url", "Idempotency-Key", "customer", "content", "id", "limit", "starting_after", "status"} {
-		if why, ok := fields[k]; ok {
-			parts = append(parts, k+" "+why)
-		}
-	}
-	return strings.Join(parts, "; ")
 }
 
 // createCheckout serves POST /v1/checkout/sessions.

@@ -1,9 +1,15 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/paystream/paystream/internal/db"
 )
 
 // Error codes of the API's error body. Each code has one HTTP status
@@ -85,4 +91,56 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// invalidFields is the 400 naming every bad field; where says where they
+// are ("fields" of the body, the "request" as a whole).
+func invalidFields(where string, fields map[string]string) *Error {
+	return &Error{Code: CodeInvalidRequest, Message: "invalid " + where + ": " + fieldList(fields), Fields: fields}
+}
+
+// fieldOrder is the order fields are named in a message.
+var fieldOrder = []string{"customer_id", "content_id", "success_url", "cancel_url", "Idempotency-Key",
+	"customer", "content", "id", "query", "limit", "starting_after", "status"}
+
+func fieldList(fields map[string]string) string {
+	var parts []string
+	for _, k := range fieldOrder {
+		if why, ok := fields[k]; ok {
+			parts = append(parts, k+" "+why)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// queryProblem says what is wrong with the request's query string, or "".
+func queryProblem(r *http.Request) string {
+	if r.URL.RawQuery == "" {
+		return ""
+	}
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		return queryMalformed(err)
+	}
+	return ""
+}
+
+// queryMalformed is the field message of a query string url.ParseQuery
+// could not read entirely.
+func queryMalformed(err error) string {
+	return "must be name=value pairs joined by & and percent-encoded (" + err.Error() + ")"
+}
+
+// dbFailure is the API error of a failed database call. A value Postgres
+// refuses (bytes that are not text, a character its encoding cannot hold)
+// is the caller's: 400, so that the caller fixes the request instead of
+// retrying it as it would a 503. Every field is validated before it gets
+// here; this is the net under that validation.
+func dbFailure(err error) *Error {
+	switch {
+	case db.IsDataError(err):
+		return wrapErr(err, CodeInvalidRequest, "the database refuses a value of the request: "+db.Message(err))
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return wrapErr(err, CodeUnavailable, "the request was cancelled or timed out")
+	}
+	return wrapErr(err, CodeUnavailable, "the database is unavailable; retry later")
 }

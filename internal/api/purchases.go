@@ -3,11 +3,13 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/paystream/paystream/internal/text"
 	"github.com/paystream/paystream/model"
 )
 
@@ -89,10 +91,16 @@ var purchaseStatuses = map[string]bool{
 func (s *Server) purchases(w http.ResponseWriter, r *http.Request) {
 	q := historyQuery{Customer: r.PathValue("customer"), Limit: DefaultPageSize}
 	fields := map[string]string{}
-	if why := customerProblem(q.Customer); why != "" {
+	if why := text.CustomerID(q.Customer); why != "" {
 		fields["customer"] = why
 	}
-	v := r.URL.Query()
+	// url.ParseQuery leaves out the pairs it cannot read (one holding a
+	// semicolon, a broken escape): answering without them would ignore a
+	// filter the caller sent, so its error is the caller's 400.
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		fields["query"] = queryMalformed(err)
+	}
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > MaxPageSize {
@@ -114,7 +122,7 @@ func (s *Server) purchases(w http.ResponseWriter, r *http.Request) {
 		q.Status = st
 	}
 	if len(fields) > 0 {
-		s.fail(w, r, &Error{Code: CodeInvalidRequest, Message: "invalid request: " + fieldList(fields), Fields: fields})
+		s.fail(w, r, invalidFields("request", fields))
 		return
 	}
 	ps, more, err := listPurchases(r.Context(), s.db, q)
@@ -136,10 +144,16 @@ func (s *Server) purchases(w http.ResponseWriter, r *http.Request) {
 
 // purchase serves GET /v1/purchases/{id}.
 func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
+	fields := map[string]string{}
 	id, err := uuid.Parse(r.PathValue("id"))
 	if err != nil {
-		s.fail(w, r, &Error{Code: CodeInvalidRequest, Message: "invalid path: id must be a uuid",
-			Fields: map[string]string{"id": "must be a uuid"}})
+		fields["id"] = "must be a uuid"
+	}
+	if why := queryProblem(r); why != "" {
+		fields["query"] = why
+	}
+	if len(fields) > 0 {
+		s.fail(w, r, invalidFields("request", fields))
 		return
 	}
 	p, err := purchaseByID(r.Context(), s.db, id)

@@ -216,11 +216,3 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	writeJSON(w, e.Status(), errorBody{Error: e})
 }
-
-// dbFailure is the API error of a failed database call.
-func dbFailure(err error) *Error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return wrapErr(err, CodeUnavailable, "the request was cancelled or timed out")
-	}
-	return wrapErr(err, CodeUnavailable, "the database is unavailable; retry later")
-}

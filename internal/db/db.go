@@ -1,16 +1,14 @@
-// Package db opens paystream's Postgres connection as a Bun database.
+// Package db opens paystream's Postgres connection as a Bun database and
+// holds what paystream knows about Postgres errors (errors.go).
 package db
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -56,50 +54,6 @@ func Redact(dsn string) string {
 		return "<unparseable database url>"
 	}
 	return u.Redacted()
-}
-
-// SQLSTATE codes paystream reacts to.
-const (
-	UniqueViolation      = "23505"
-	CheckViolation       = "23514"
-	ForeignKeyViolation  = "23503"
-	SerializationFailure = "40001"
-	DeadlockDetected     = "40P01"
-	LockNotAvailable     = "55P03"
-	AdminShutdown        = "57P01" // pg_terminate_backend
-	UndefinedTable       = "42P01"
-)
-
-// SQLState returns the SQLSTATE of a Postgres error in err's chain, or "".
-func SQLState(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
-
-// IsTransient reports whether err is worth retrying: connection trouble,
-// serialization failures, deadlocks, lock timeouts, shutdowns, timeouts.
-func IsTransient(err error) bool {
-	if err == nil {
-		return false
-	}
-	switch SQLState(err) {
-	case SerializationFailure, DeadlockDetected, LockNotAvailable, AdminShutdown:
-		return true
-	}
-	if s := SQLState(err); len(s) == 2+3 && (s[:2] == "08" || s[:2] == "53" || s[:2] == "57") {
-		return true // connection exception, insufficient resources, operator intervention
-	}
-	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return true
-	}
-	return false
 }
 
 func pgconnConfig(dsn string) (*pgx.ConnConfig, error) {

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/handling"
 )
 
@@ -196,14 +196,14 @@ func (b *breaker) trip(err error) {
 }
 
 // suspect reports whether err means the store, not the event, failed; if so
-// the breaker is open when it returns. Errors on the fault.StoreUnavailable
+// the breaker is open when it returns. Errors on the db.StoreUnavailable
 // list trip it at once; a deadline (a slow query looks like a dead server)
 // trips it only if the probe fails too.
 func (b *breaker) suspect(ctx context.Context, err error) bool {
 	if b == nil || err == nil {
 		return false
 	}
-	if fault.StoreUnavailable(err) {
+	if db.StoreUnavailable(err) {
 		b.trip(err)
 		return true
 	}

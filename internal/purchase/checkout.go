@@ -17,6 +17,7 @@ import (
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/split"
+	"github.com/paystream/paystream/internal/text"
 	"github.com/paystream/paystream/model"
 )
 
@@ -136,8 +137,10 @@ func parseMetadata(s session) (purchaseMeta, error) {
 			s.ID, key, s.Metadata[key], why)
 	}
 	m := purchaseMeta{CustomerID: s.Metadata[MetaCustomerID], Currency: s.Metadata[MetaCurrency]}
-	if len(m.CustomerID) > 255 || strings.TrimSpace(m.CustomerID) != m.CustomerID {
-		return purchaseMeta{}, invalid(MetaCustomerID, "must be at most 255 characters without surrounding spaces")
+	// The purchase API applies the same rule to customer_id, so a
+	// customer id it accepted is never refused here.
+	if why := text.CustomerID(m.CustomerID); why != "" {
+		return purchaseMeta{}, invalid(MetaCustomerID, why)
 	}
 	var err error
 	if m.ContentID, err = uuid.Parse(s.Metadata[MetaContentID]); err != nil {

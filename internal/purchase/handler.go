@@ -365,7 +365,7 @@ func classify(err error) error {
 		return fault.Wrap(err, fault.Unavailable, "conflict", "concurrent write to the same purchase; retry")
 	case state == db.CheckViolation:
 		return fault.Wrap(err, fault.Invalid, "constraint_violation", "the event would break a database rule")
-	case len(state) == 5 && state[:2] == "22":
+	case db.IsDataError(err):
 		return fault.Wrap(err, fault.Invalid, "invalid_payload", "the database refuses a value of the event")
 	case errors.Is(err, context.Canceled) || db.IsTransient(err):
 		return fault.Wrap(err, fault.Unavailable, "database_unavailable", "database unavailable")
