@@ -59,7 +59,8 @@ func TestNewLogsAndTimesOutAsConfigured(t *testing.T) {
 	var auth atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth.Store(r.Header.Get("Authorization"))
-		_, _ = io.Copy(io.Discard, r.Body) // read in full, so a closed connection cancels r's context
+		// Read in full, so that a connection the client closes cancels r's context.
+		_, _ = io.Copy(io.Discard, r.Body)
 		if calls.Add(1) == 1 { // slower than the timeout: until the client gives up
 			select {
 			case <-r.Context().Done():
