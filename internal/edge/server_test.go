@@ -103,6 +103,17 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	const inFlight = 8
 	n := testenv.StartNATS(t)
@@ -147,11 +158,11 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 
 	r.cancel() // SIGTERM while every request waits for its PubAck
-	testenv.Eventually(t, 15*time.Second, "readyz to report shutting down", func() bool {
+	waitFor(t, "readyz to report shutting down", func() bool {
 		code, body := get(t, "http://"+r.addrs.Admin+"/readyz")
 		return code == 503 && strings.Contains(body, "shutting down")
 	})
-	testenv.Eventually(t, 15*time.Second, "the public listener to stop accepting", func() bool {
+	waitFor(t, "the public listener to stop accepting", func() bool {
 		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
 		_, err := c.Get("http://" + r.addrs.Public + "/webhooks/stripe")
 		return err != nil
@@ -219,7 +230,7 @@ func TestAdminEndpointsAndStartWithoutBroker(t *testing.T) {
 
 	n.Start()
 	// The edge connects and creates STRIPE_EVENTS by itself.
-	testenv.Eventually(t, 15*time.Second, "/readyz to turn 200", func() bool { code, _ := get(t, admin+"/readyz"); return code == 200 })
+	waitFor(t, "/readyz to turn 200", func() bool { code, _ := get(t, admin+"/readyz"); return code == 200 })
 	if code := post(); code != 200 {
 		t.Errorf("webhook after the broker came up = %d, want 200", code)
 	}
