@@ -41,7 +41,10 @@ func testEvent(id string) streams.Event {
 		Created: 1700000000, ReceivedAt: time.Date(2026, 11, 27, 6, 0, 0, 123, time.UTC), RequestID: "req_1"}
 }
 
-func TestDeadLetterCopiesOriginalAndIsIdempotent(t *testing.T) {
+// A delivered message copied to STRIPE_DLQ as the processor copies it keeps
+// its body and headers, gains the dead-letter headers, and a second copy of
+// the same message is deduplicated.
+func TestPublishLetterCopiesOriginalAndIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	js := testenv.StartNATS(t).JetStream(t)
 	msg := deliverOne(t, js, testEvent("evt_dl1"), `{"id":"evt_dl1"}`)
@@ -49,14 +52,15 @@ func TestDeadLetterCopiesOriginalAndIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lastErr := errors.New("content 42 not found\r\nInjected: header")
-	first, err := streams.DeadLetter(ctx, js, msg, "unknown_content", lastErr, 3)
+	l := streams.Letter{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(), StreamSeq: md.Sequence.Stream,
+		Reason: "unknown_content", LastError: "content 42 not found\r\nInjected: header", Deliveries: 3, At: time.Now()}
+	first, err := streams.PublishLetter(ctx, js, l)
 	if err != nil || first.Duplicate {
-		t.Fatalf("DeadLetter = %+v, %v", first, err)
+		t.Fatalf("PublishLetter = %+v, %v", first, err)
 	}
-	second, err := streams.DeadLetter(ctx, js, msg, "unknown_content", lastErr, 3)
+	second, err := streams.PublishLetter(ctx, js, l)
 	if err != nil || !second.Duplicate || second.Sequence != first.Sequence {
-		t.Fatalf("second DeadLetter = %+v, %v; want duplicate of %d", second, err, first.Sequence)
+		t.Fatalf("second PublishLetter = %+v, %v; want duplicate of %d", second, err, first.Sequence)
 	}
 	dl, err := streams.NewDLQ(js).Get(ctx, first.Sequence)
 	if err != nil {
@@ -282,5 +286,57 @@ func TestDLQListAllPagesFiltersAndDropsBodies(t *testing.T) {
 	}
 	if got, err := d.ListAll(ctx, ""); err != nil || ids(got) != "evt_0,evt_1,evt_3,evt_4" {
 		t.Errorf("ListAll = %s, %v", ids(got), err)
+	}
+}
+
+// Redrive replays a letter and removes it only after the replay was stored;
+// --keep leaves it, and a letter that cannot be replayed stays.
+func TestRedriveRemovesTheLetterOnlyAfterTheReplay(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.StartNATS(t).JetStream(t)
+	d := streams.NewDLQ(js)
+	publish := func(streamSeq uint64, subject string) uint64 {
+		t.Helper()
+		res, err := streams.PublishLetter(ctx, js, streams.Letter{Subject: subject,
+			Header: nats.Header{streams.HeaderEventID: {"evt_r" + itoa(streamSeq)}}, Data: []byte("{}"),
+			StreamSeq: streamSeq, Reason: "unknown_content", At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Sequence
+	}
+	const subj = "stripe.events.default.checkout.session.completed"
+	kept, removed, bad := publish(1, subj), publish(2, subj), publish(3, "purchases.completed")
+
+	res, err := d.Redrive(ctx, kept, true)
+	if err != nil || res.Purged || res.PurgeErr != nil || res.Sequence == 0 {
+		t.Errorf("Redrive(keep) = %+v, %v; want replayed and kept", res, err)
+	}
+	if _, err := d.Get(ctx, kept); err != nil {
+		t.Errorf("kept letter: %v", err)
+	}
+	res, err = d.Redrive(ctx, removed, false)
+	if err != nil || !res.Purged || res.PurgeErr != nil || res.Sequence == 0 {
+		t.Errorf("Redrive = %+v, %v; want replayed and purged", res, err)
+	}
+	if _, err := d.Get(ctx, removed); !errors.Is(err, streams.ErrDeadLetterNotFound) {
+		t.Errorf("Get(redriven) = %v, want ErrDeadLetterNotFound", err)
+	}
+	if _, err := d.Redrive(ctx, bad, false); err == nil {
+		t.Error("Redrive of a letter outside stripe.events succeeded")
+	}
+	if _, err := d.Get(ctx, bad); err != nil {
+		t.Errorf("a letter whose replay failed was removed: %v", err)
+	}
+}
+
+// DeadLetteredAt is the processor's stamp, else the broker's store time.
+func TestDeadLetteredAtFallsBackToStoreTime(t *testing.T) {
+	at, stored := time.Unix(1800000000, 0), time.Unix(1800000100, 0)
+	if got := (streams.DeadLetterMsg{At: at, Stored: stored}).DeadLetteredAt(); !got.Equal(at) {
+		t.Errorf("with At: %s, want %s", got, at)
+	}
+	if got := (streams.DeadLetterMsg{Stored: stored}).DeadLetteredAt(); !got.Equal(stored) {
+		t.Errorf("without At: %s, want %s", got, stored)
 	}
 }

@@ -74,19 +74,11 @@ func TestSubscribePurchasesDeliversTypedEventsAndRetries(t *testing.T) {
 	id2 := publishPurchase(t, js, streams.PurchaseRefunded, streams.PurchaseData{PurchaseID: pid, CustomerID: "flaky", Status: "refunded",
 		Refund: &streams.PurchaseRefund{AmountCents: 2999, Full: true}})
 
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testenv.Eventually(t, 15*time.Second, "2 purchase events", func() bool {
 		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("received %d events, want 2", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(got) >= 2
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if got[0].ID != id1 || got[0].Type != "com.paystream.purchase.completed.v1" || got[0].Data.PurchaseID != pid ||

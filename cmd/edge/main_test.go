@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,15 +20,12 @@ import (
 // logTap is run's stderr: it keeps every line and reports the listener
 // addresses from the "edge listening" line.
 type logTap struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
+	testenv.LogBuffer
 	addrs chan [2]string
 }
 
 func (l *logTap) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
+	_, _ = l.LogBuffer.Write(p)
 	sc := bufio.NewScanner(bytes.NewReader(p))
 	for sc.Scan() {
 		var line struct {
@@ -42,12 +38,6 @@ func (l *logTap) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
-}
-
-func (l *logTap) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 func TestRunServesSignedEventsAndStopsCleanly(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -78,24 +77,8 @@ func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout,
 	defer os.RemoveAll(dir)
 	c.StoreDir = filepath.Join(dir, "nats")
 	c.EdgeBin, c.ProcessorBin, c.BrokerBin = *edgeBin, *procBin, *brokerBin
-	for _, b := range []struct {
-		path      *string
-		name, pkg string
-	}{
-		{&c.EdgeBin, "edge", "github.com/paystream/paystream/cmd/edge"},
-		{&c.ProcessorBin, "processor", "github.com/paystream/paystream/cmd/processor"},
-		{&c.BrokerBin, "broker", "github.com/nats-io/nats-server/v2"},
-	} {
-		if *b.path != "" {
-			continue
-		}
-		*b.path = filepath.Join(dir, b.name)
-		fmt.Fprintf(stderr, "bench soak: go build %s\n", b.pkg)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", *b.path, b.pkg)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("bench soak: go build %s (run it inside the repository, or pass --%s-bin): %w: %s",
-				b.pkg, b.name, err, out)
-		}
+	if err := c.BuildBinaries(ctx, dir, stderr); err != nil {
+		return fmt.Errorf("bench soak: %w (or pass --edge-bin, --processor-bin and --broker-bin)", err)
 	}
 
 	sdb, err := loadgen.OpenDemoDatabase(ctx, common.DatabaseURL, *keepDB, 4)

@@ -20,11 +20,11 @@ func TestBenchSoakHoldsThroughOneFaultOfEachKind(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real binaries for about 40 s")
 	}
-	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	admin := testenv.ServerURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	getenv := config.MapEnv(map[string]string{"DATABASE_URL": testenv.AdminURL()})
+	getenv := config.MapEnv(map[string]string{"DATABASE_URL": admin})
 	err := runBench(ctx, []string{"soak", "--duration", "15s", "--probe", "2s", "--concurrency", "8",
 		"--fault-every", "4s", "--drain", "90s", "--settle", "1s", "--env", "PROCESSOR_ACK_WAIT=5s"}, getenv, &stdout, &stderr)
 	out := stdout.String()

@@ -100,9 +100,9 @@ func TestBenchEdgeReportsEdgeBaselineAndRatio(t *testing.T) {
 
 // A short pipeline run in CI: sane output, not a timing assertion.
 func TestBenchPipelineReportsProcessorBaselineAndLatency(t *testing.T) {
-	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	admin := testenv.ServerURL(t)
 	var out, errOut bytes.Buffer
-	env := config.MapEnv(map[string]string{"DATABASE_URL": testenv.AdminURL()})
+	env := config.MapEnv(map[string]string{"DATABASE_URL": admin})
 	err := run(context.Background(), []string{"bench", "pipeline", "--json", "--events", "60", "--processors", "2",
 		"--workers", "3", "--e2e-duration", "1s", "--e2e-capacity"}, env, &out, &errOut)
 	if err != nil {
@@ -137,9 +137,9 @@ func TestBenchPipelineReportsProcessorBaselineAndLatency(t *testing.T) {
 // A short api run in CI: both measurements, no errors, a ratio; not a
 // timing assertion.
 func TestBenchAPIReportsAPIAndDirectSQL(t *testing.T) {
-	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	admin := testenv.ServerURL(t)
 	var out, errOut bytes.Buffer
-	env := config.MapEnv(map[string]string{"DATABASE_URL": testenv.AdminURL()})
+	env := config.MapEnv(map[string]string{"DATABASE_URL": admin})
 	err := run(context.Background(), []string{"bench", "api", "--json", "--duration", "500ms", "--customers", "100",
 		"--concurrency", "4"}, env, &out, &errOut)
 	if err != nil {

@@ -81,9 +81,6 @@ func startProcessorWith(t *testing.T, js jetstream.JetStream, h handling.Handler
 	return stop
 }
 
-// eventually is testenv.Eventually.
-var eventually = testenv.Eventually
-
 // publishCheckout stores a demo checkout.session.completed on STRIPE_EVENTS
 // the way the edge does.
 func publishCheckout(t *testing.T, js jetstream.JetStream, eventID, session string) uint64 {
@@ -171,7 +168,7 @@ func TestDLQReplayOfAFixedPoisonMessageMakesOnePurchase(t *testing.T) {
 	const eventID, session = "evt_poison_1", "cs_test_poison_1"
 	publishCheckout(t, js, eventID, session)
 	d := streams.NewDLQ(js)
-	eventually(t, 15*time.Second, "the checkout to be dead-lettered", func() bool {
+	testenv.Eventually(t, 15*time.Second, "the checkout to be dead-lettered", func() bool {
 		depth, err := d.Depth(context.Background())
 		return err == nil && depth == 1
 	})
@@ -209,7 +206,7 @@ func TestDLQReplayOfAFixedPoisonMessageMakesOnePurchase(t *testing.T) {
 		t.Fatalf("replay --keep: %v\n%s", err, out)
 	}
 	replayed := streamLastSeq(t, js, streams.EventsStream)
-	eventually(t, 15*time.Second, "the replay to be applied", func() bool { return ackedThrough(t, js, replayed) })
+	testenv.Eventually(t, 15*time.Second, "the replay to be applied", func() bool { return ackedThrough(t, js, replayed) })
 	if got := countRows(t, bdb, "purchases", "stripe_checkout_session_id = ?", session); got != 1 {
 		t.Fatalf("%d purchases after the replay, want 1", got)
 	}
@@ -225,7 +222,7 @@ func TestDLQReplayOfAFixedPoisonMessageMakesOnePurchase(t *testing.T) {
 	if again <= replayed {
 		t.Fatalf("second replay was not stored (STRIPE_EVENTS last seq %d, first replay %d)", again, replayed)
 	}
-	eventually(t, 15*time.Second, "the second replay to be handled", func() bool { return ackedThrough(t, js, again) })
+	testenv.Eventually(t, 15*time.Second, "the second replay to be handled", func() bool { return ackedThrough(t, js, again) })
 	if got := countRows(t, bdb, "purchases", "stripe_checkout_session_id = ?", session); got != 1 {
 		t.Errorf("%d purchases after the second replay, want still 1", got)
 	}
@@ -276,7 +273,7 @@ func TestDLQReplayOfACheckoutTheOldPayloadPathRefused(t *testing.T) {
 	body = bytes.Replace(body, []byte(`"Jenny Rosen"`), []byte(`"Jo \\u0000 \"Q\" \\\\ Ray"`), 1)
 	publishBody(t, js, eventID, body)
 	d := streams.NewDLQ(js)
-	eventually(t, 15*time.Second, "the checkout to be dead-lettered by the old path", func() bool {
+	testenv.Eventually(t, 15*time.Second, "the checkout to be dead-lettered by the old path", func() bool {
 		depth, err := d.Depth(context.Background())
 		return err == nil && depth == 1
 	})
@@ -295,7 +292,7 @@ func TestDLQReplayOfACheckoutTheOldPayloadPathRefused(t *testing.T) {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
 	replayed := streamLastSeq(t, js, streams.EventsStream)
-	eventually(t, 15*time.Second, "the replay to be applied", func() bool { return ackedThrough(t, js, replayed) })
+	testenv.Eventually(t, 15*time.Second, "the replay to be applied", func() bool { return ackedThrough(t, js, replayed) })
 	if got := countRows(t, bdb, "purchases", "stripe_checkout_session_id = ? AND status = 'completed'", session); got != 1 {
 		t.Fatalf("%d completed purchases after the replay, want 1", got)
 	}

@@ -9,20 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
-	"github.com/paystream/paystream/streams"
 )
-
-// ensureTimeout bounds the wait for the broker before a run: the NATS client
-// keeps retrying a refused connection in the background, so without a bound
-// an unreachable broker would look like a hang.
-const ensureTimeout = 15 * time.Second
 
 func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
@@ -74,47 +66,18 @@ func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdo
 	if err != nil {
 		return err
 	}
-	var pub reconcile.Publisher
-	if cfg.DryRun {
-		// A dry run publishes nothing but still reads STRIPE_EVENTS, if the
-		// broker answers, to tell missed events from delivered ones.
-		nc, err := streams.Connect(common.NATSURL, "paystream-reconcile", log, nats.RetryOnFailedConnect(false))
-		if err != nil {
-			log.Warn("dry run without the broker: every listed event counts as a candidate", "error", err)
-		} else {
-			defer nc.Close()
-			js, err := streams.NewJetStream(nc)
-			if err != nil {
-				return err
-			}
-			cfg.Index = reconcile.StreamIndex{JS: js}
-		}
-	} else {
-		nc, err := streams.Connect(common.NATSURL, "paystream-reconcile", log)
-		if err != nil {
-			return err
-		}
-		// Close, not Drain: every publish already waited for its PubAck.
-		defer nc.Close()
-		js, err := streams.NewJetStream(nc)
-		if err != nil {
-			return err
-		}
-		ectx, cancel := context.WithTimeout(ctx, ensureTimeout)
-		err = streams.Ensure(ectx, js, common.Streams)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("reconcile: broker at NATS_URL=%s not ready: %w", common.NATSURL, err)
-		}
-		pub = streams.NewPublisher(js)
-		cfg.Index = reconcile.StreamIndex{JS: js}
+	broker, err := reconcile.ConnectBroker(ctx, common.NATSURL, common.Streams, cfg.DryRun, log)
+	if err != nil {
+		return err
 	}
+	defer broker.Close()
+	cfg.Index = broker.Index
 
 	progress := stdout
 	if *asJSON {
 		progress = stderr
 	}
-	sum, runErr := reconcile.Run(ctx, cfg, lister, pub, progress, log)
+	sum, runErr := reconcile.Run(ctx, cfg, lister, broker.Publisher, progress, log)
 	if sum.RunID == "" { // the configuration was refused before the run began
 		return runErr
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +15,11 @@ import (
 	"github.com/paystream/paystream/streams"
 )
 
-// syncBuffer is a bytes.Buffer safe for the notifier goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func TestNotifierPrintsConfirmation(t *testing.T) {
 	n := testenv.StartNATS(t)
 	js := n.JetStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut testenv.LogBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, mapEnv(map[string]string{"NATS_URL": n.URL(), "NOTIFIER_DURABLE": "notifier-test"}), &out, &errOut)

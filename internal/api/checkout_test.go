@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -227,10 +228,7 @@ func TestCreateCheckoutStripeFailures(t *testing.T) {
 // when the client gives up).
 func eventuallyCalls(t *testing.T, s *apitest.Stripe, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(s.Calls()) < n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, fmt.Sprintf("%d stripe calls", n), func() bool { return len(s.Calls()) >= n })
 	if got := len(s.Calls()); got != n {
 		t.Errorf("stripe calls = %d, want %d", got, n)
 	}

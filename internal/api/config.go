@@ -31,7 +31,7 @@ const (
 	// DefaultRateLimit is requests per minute per API key: the access check
 	// is called on every page view of the platform, so the default is high.
 	DefaultRateLimit       = 60000
-	DefaultStripeTimeout   = 30 * time.Second
+	DefaultStripeTimeout   = stripeclient.DefaultTimeout
 	DefaultShutdownTimeout = 25 * time.Second
 	// MinKeyLength keeps guessable bearer keys out.
 	MinKeyLength = 16
@@ -62,6 +62,13 @@ type Config struct {
 	// StripeHTTPClient carries the Stripe calls; nil means one with
 	// StripeTimeout. Tests use it to reach a fake.
 	StripeHTTPClient *http.Client
+}
+
+// stripe is the Stripe client's share of c. Its timeout is
+// API_STRIPE_TIMEOUT, which the API's write timeout is derived from.
+func (c Config) stripe() stripeclient.Config {
+	return stripeclient.Config{Key: c.StripeSecretKey, APIBase: c.StripeAPIBase, MaxNetworkRetries: c.StripeMaxNetworkRetries,
+		Timeout: c.StripeTimeout, HTTPClient: c.StripeHTTPClient}
 }
 
 // setDefaults fills the zero fields.
@@ -136,14 +143,8 @@ func (c *Config) validate() error {
 	if c.StripeSecretKey == "" {
 		bad("STRIPE_SECRET_KEY", "is required to create Checkout Sessions (sk_… or a restricted rk_… key with write access to Checkout Sessions)")
 	}
-	if u, err := url.Parse(c.StripeAPIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		bad("STRIPE_API_BASE", "%q must be an http(s) URL", c.StripeAPIBase)
-	}
-	if c.StripeMaxNetworkRetries < 0 || c.StripeMaxNetworkRetries > 10 {
-		bad("STRIPE_MAX_NETWORK_RETRIES", "must be between 0 and 10")
-	}
-	if c.StripeTimeout < time.Second {
-		bad("API_STRIPE_TIMEOUT", "must be at least 1s")
+	if err := c.stripe().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("api: %w", err))
 	}
 	for name, s := range map[string]string{"CHECKOUT_SUCCESS_URL": c.SuccessURL, "CHECKOUT_CANCEL_URL": c.CancelURL} {
 		if err := checkRedirect(s, nil); err != nil {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,30 +35,17 @@ type harness struct {
 	http   *httptest.Server
 	stripe *apitest.Stripe
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *testenv.LogBuffer
 	cfg    api.Config
 
 	org, paid, free, deleted uuid.UUID
 }
 
-// syncBuffer collects log lines from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // newHarness starts the API; edit may change its configuration.
 func newHarness(t *testing.T, edit func(*api.Config)) *harness {
 	t.Helper()
 	bdb, _ := testenv.DB(t)
-	h := &harness{t: t, db: bdb, stripe: apitest.NewStripe(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{},
+	h := &harness{t: t, db: bdb, stripe: apitest.NewStripe(t), reg: prometheus.NewRegistry(), logs: &testenv.LogBuffer{},
 		org: uuid.New(), paid: uuid.New(), free: uuid.New(), deleted: uuid.New()}
 	h.cfg = api.Config{
 		Keys: []string{keyA, keyB}, StripeSecretKey: h.stripe.Key, StripeAPIBase: h.stripe.URL(),

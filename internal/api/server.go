@@ -62,7 +62,10 @@ func New(db *bun.DB, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*
 	}
 	s := &Server{db: db, cfg: cfg, log: log, metrics: NewMetrics(reg),
 		keys: newKeyring(cfg.Keys), limiter: newKeyLimiter(len(cfg.Keys), cfg.RateLimit)}
-	s.stripe = newStripeCheckouts(cfg, log)
+	var err error
+	if s.stripe, err = newStripeCheckouts(cfg, log); err != nil {
+		return nil, err
+	}
 	s.accessQ = &accessStmt{db: db.DB}
 	// Authentication runs inside each route, after the mux matched it, so
 	// a refused request is still counted under its route.

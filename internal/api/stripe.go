@@ -11,6 +11,8 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/checkout/session"
+
+	"github.com/paystream/paystream/internal/stripeclient"
 )
 
 // checkoutRequest is what the API asks Stripe to create. Amount and
@@ -44,29 +46,21 @@ type checkoutCreator interface {
 
 var _ checkoutCreator = (*stripeCheckouts)(nil)
 
-// stripeCheckouts creates sessions with stripe-go on a private backend
-// (nothing touches stripe-go's package-level key or backends).
+// stripeCheckouts creates sessions with stripe-go on the API's own
+// stripeclient backend.
 type stripeCheckouts struct {
 	client session.Client
 }
 
-// newStripeCheckouts builds the client of cfg. stripe-go retries connection
-// errors, 5xx, 409 and answers carrying Stripe-Should-Retry: true up to
-// StripeMaxNetworkRetries times, reusing the request's Idempotency-Key, so a
-// retried create never makes a second session.
-func newStripeCheckouts(cfg Config, log *slog.Logger) *stripeCheckouts {
-	hc := cfg.StripeHTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: cfg.StripeTimeout}
+// newStripeCheckouts builds the client of cfg (stripeclient.New). stripe-go
+// reuses a request's Idempotency-Key on its retries, so a retried create
+// never makes a second session.
+func newStripeCheckouts(cfg Config, log *slog.Logger) (*stripeCheckouts, error) {
+	c, err := stripeclient.New(cfg.stripe(), log)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
 	}
-	b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
-		URL:               stripe.String(cfg.StripeAPIBase),
-		MaxNetworkRetries: stripe.Int64(int64(cfg.StripeMaxNetworkRetries)),
-		HTTPClient:        hc,
-		LeveledLogger:     stripeLogger{log.With("component", "stripe-go")},
-		EnableTelemetry:   stripe.Bool(false),
-	})
-	return &stripeCheckouts{client: session.Client{B: b, Key: cfg.StripeSecretKey}}
+	return &stripeCheckouts{client: session.Client{B: c.Backend, Key: c.Key}}, nil
 }
 
 // CreateCheckout implements checkoutCreator.
@@ -131,13 +125,3 @@ func isNetErr(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne)
 }
-
-// stripeLogger adapts slog to stripe-go's LeveledLogger. stripe-go logs each
-// request at info and its retries at info/warn; those go to debug here so
-// a healthy API logs nothing per request.
-type stripeLogger struct{ log *slog.Logger }
-
-func (l stripeLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l stripeLogger) Infof(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l stripeLogger) Warnf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l stripeLogger) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }

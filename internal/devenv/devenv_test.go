@@ -1,13 +1,19 @@
 package devenv_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -43,14 +49,7 @@ func TestEnsureDatabaseCreatesMissing(t *testing.T) {
 }
 
 func TestPrivateClusterStartsAndStops(t *testing.T) {
-	if _, err := exec.LookPath("initdb"); err != nil {
-		if _, gerr := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); gerr != nil {
-			t.Skip("postgres binaries not installed")
-		}
-	}
-	if testing.Short() {
-		t.Skip("starts a postgres cluster")
-	}
+	requirePostgresBinaries(t)
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// No DATABASE_URL and no local URL: the private cluster is the only way.
@@ -73,5 +72,92 @@ func TestPrivateClusterStartsAndStops(t *testing.T) {
 	_ = c.Close(context.Background())
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// tiedHelperDir, set, makes the test binary a helper process that starts a
+// tied cluster there, prints the server's pid and waits to be killed.
+const tiedHelperDir = "PAYSTREAM_TIED_CLUSTER_HELPER_DIR"
+
+// A tied cluster stops when the process that started it is SIGKILLed: the
+// kernel's parent-death signal, not a deferred call, stops it. A second
+// start in the same directory (the next owner) works.
+func TestTiedClusterStopsWithItsProcess(t *testing.T) {
+	if dir := os.Getenv(tiedHelperDir); dir != "" {
+		pg, err := devenv.StartTiedCluster(context.Background(), dir, slog.New(slog.DiscardHandler))
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("ready", postmasterPID(t, dir), pg.URL)
+		select {} // until killed
+	}
+	requirePostgresBinaries(t)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTiedClusterStopsWithItsProcess$")
+	cmd.Env = append(os.Environ(), tiedHelperDir+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	f := strings.Fields(line)
+	if err != nil || len(f) != 3 || f[0] != "ready" {
+		_ = cmd.Process.Kill()
+		t.Fatalf("helper: %q, %v", line, err)
+	}
+	pid, _ := strconv.Atoi(f[1])
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGQUIT) }) // should the test fail: leave nothing running
+	c, err := pgx.Connect(context.Background(), f[2])
+	if err != nil {
+		t.Fatalf("connect to the tied cluster: %v", err)
+	}
+	_ = c.Close(context.Background())
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	testenv.Eventually(t, 30*time.Second, "the orphaned postgres to stop", func() bool {
+		return syscall.Kill(pid, 0) != nil
+	})
+
+	pg, err := devenv.StartTiedCluster(context.Background(), dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("second start in the same directory: %v", err)
+	}
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// postmasterPID reads the server's pid from the cluster in dir.
+func postmasterPID(t *testing.T, dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// requirePostgresBinaries skips a test that starts its own cluster where
+// Postgres's binaries are not installed, or under -short.
+func requirePostgresBinaries(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("initdb"); err != nil {
+		if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(m) == 0 {
+			t.Skip("postgres binaries not installed")
+		}
+	}
+	if testing.Short() {
+		t.Skip("starts a postgres cluster")
 	}
 }

@@ -1,30 +1,13 @@
-package devenv
+package devenv_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/paystream/paystream/internal/devenv"
+	"github.com/paystream/paystream/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer the server's goroutines may write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestEmbeddedNATSLogsOnlyWarningsUnlessDebug(t *testing.T) {
 	for _, tc := range []struct {
@@ -36,9 +19,9 @@ func TestEmbeddedNATSLogsOnlyWarningsUnlessDebug(t *testing.T) {
 		{name: "debug", level: slog.LevelDebug, banner: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var buf lockedBuffer
+			var buf testenv.LogBuffer
 			log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: tc.level}))
-			srv, err := StartNATS(NATSOptions{StoreDir: t.TempDir()}, log)
+			srv, err := devenv.StartNATS(devenv.NATSOptions{StoreDir: t.TempDir()}, log)
 			if err != nil {
 				t.Fatal(err)
 			}

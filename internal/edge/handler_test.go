@@ -42,8 +42,8 @@ type testEdge struct {
 	h    *Handler
 	m    *Metrics
 	reg  *prometheus.Registry
-	url  string        // http://127.0.0.1:port
-	logs *lockedWriter // over a bytes.Buffer: the server may log after answering
+	url  string             // http://127.0.0.1:port
+	logs *testenv.LogBuffer // the server may log after answering
 }
 
 func testConfig() Config {
@@ -72,7 +72,7 @@ func newTestEdgeLimits(t testing.TB, mutate func(*Config), lim limits) *testEdge
 		mutate(&cfg)
 	}
 	n := testenv.StartNATS(t)
-	logs := &lockedWriter{w: &bytes.Buffer{}}
+	logs := &testenv.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// The production connection options: no reconnect buffer, endless reconnects.
 	nc, err := streams.Connect(n.URL(), "edge-test", log)

@@ -13,10 +13,10 @@ import (
 // internal/app) and the direct SQL both answered, both kinds of answer came
 // back, and the ratio is computed; not a timing assertion.
 func TestRunAPIBenchReportsAPIAndDirectSQL(t *testing.T) {
-	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	admin := testenv.ServerURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := loadgen.RunAPIBench(ctx, loadgen.APIBenchConfig{DatabaseURL: testenv.AdminURL(),
+	rep, err := loadgen.RunAPIBench(ctx, loadgen.APIBenchConfig{DatabaseURL: admin,
 		Concurrency: 2, Duration: time.Second, Customers: 20}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -46,9 +46,9 @@ func TestRunAPIBenchReportsAPIAndDirectSQL(t *testing.T) {
 // SeedAccess grants access to half its customers through purchases of the
 // demo content under the seeded agreements, and to the rest for free.
 func TestSeedAccess(t *testing.T) {
-	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	admin := testenv.ServerURL(t)
 	ctx := context.Background()
-	d, err := loadgen.OpenDemoDatabase(ctx, testenv.AdminURL(), false, 2)
+	d, err := loadgen.OpenDemoDatabase(ctx, admin, false, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

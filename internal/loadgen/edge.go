@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -199,24 +197,11 @@ func (s *rssSampler) start(url string) func() {
 }
 
 func (s *rssSampler) sample(url string) {
-	resp, err := http.Get(url) //nolint:noctx // short-lived local scrape
-	if err != nil {
-		return
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "process_resident_memory_bytes ") {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, "process_resident_memory_bytes")), 64)
-		if err == nil {
-			s.mu.Lock()
-			s.max = max(s.max, uint64(v))
-			s.mu.Unlock()
-		}
+	v, err := scrape(context.Background(), url, "process_resident_memory_bytes ")
+	if err == nil {
+		s.mu.Lock()
+		s.max = max(s.max, uint64(v))
+		s.mu.Unlock()
 	}
 }
 

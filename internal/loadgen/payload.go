@@ -137,3 +137,13 @@ func offsets(b []byte, s string) []int {
 		i += j + len(s)
 	}
 }
+
+// Reissue copies body (an event from Next) under a fresh event id: the same
+// checkout session delivered as a second event, as Stripe does when an event
+// is re-created. It returns the new body and event id.
+func (p *Payloads) Reissue(body []byte) ([]byte, string) {
+	out := append([]byte(nil), body...)
+	id := p.run + fmt.Sprintf("%016d", p.n.Add(1))
+	copy(out[p.offEvt[0]:], id)
+	return out, "evt_" + id
+}

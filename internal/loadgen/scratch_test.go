@@ -15,9 +15,9 @@ import (
 // ScratchDatabase creates a database of its own on the server and drops it
 // even while a session is still connected.
 func TestScratchDatabaseCreatesAndDrops(t *testing.T) {
-	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	admin := testenv.ServerURL(t)
 	ctx := context.Background()
-	dsn, drop, err := loadgen.ScratchDatabase(ctx, testenv.AdminURL())
+	dsn, drop, err := loadgen.ScratchDatabase(ctx, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestScratchDatabaseCreatesAndDrops(t *testing.T) {
 func databaseExists(t *testing.T, name string) bool {
 	t.Helper()
 	ctx := context.Background()
-	c, err := pgx.Connect(ctx, testenv.AdminURL())
+	c, err := pgx.Connect(ctx, testenv.ServerURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,10 +65,10 @@ func databaseExists(t *testing.T, name string) bool {
 // OpenDemoDatabase migrates and seeds its scratch database; Close drops it,
 // unless it is kept.
 func TestOpenDemoDatabase(t *testing.T) {
-	testenv.PostgresURL(t) // skips (or fails under CI=true) without Postgres
+	admin := testenv.ServerURL(t)
 	ctx := context.Background()
 	for _, keep := range []bool{false, true} {
-		d, err := loadgen.OpenDemoDatabase(ctx, testenv.AdminURL(), keep, 2)
+		d, err := loadgen.OpenDemoDatabase(ctx, admin, keep, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func TestOpenDemoDatabase(t *testing.T) {
 			t.Errorf("keep=%v: %s exists after Close = %v", keep, cfg.Database, got)
 		}
 		if keep { // the test's own clean-up
-			c, err := pgx.Connect(ctx, testenv.AdminURL())
+			c, err := pgx.Connect(ctx, admin)
 			if err != nil {
 				t.Fatal(err)
 			}

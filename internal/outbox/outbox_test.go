@@ -233,7 +233,7 @@ func TestRelayRunSurvivesBrokerOutage(t *testing.T) {
 	go func() { defer wg.Done(); runErr = e.relay.Run(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	waitFor(t, "a publish error", func() bool {
+	testenv.Eventually(t, 15*time.Second, "a publish error", func() bool {
 		return sum(t, e.reg, "paystream_outbox_publish_errors_total") > 0
 	})
 	var row model.Outbox
@@ -244,7 +244,7 @@ func TestRelayRunSurvivesBrokerOutage(t *testing.T) {
 		t.Errorf("failed row = attempts %d, last_error %v, published %v", row.Attempts, row.LastError, row.PublishedAt)
 	}
 	add(t, e.db, 2) // written during the outage
-	waitFor(t, "backlog gauge 2", func() bool {
+	testenv.Eventually(t, 15*time.Second, "backlog gauge 2", func() bool {
 		return sum(t, e.reg, "paystream_outbox_backlog") == 2
 	})
 	if age := sum(t, e.reg, "paystream_outbox_oldest_unpublished_seconds"); age < 59 || age > 61 {
@@ -252,8 +252,8 @@ func TestRelayRunSurvivesBrokerOutage(t *testing.T) {
 	}
 
 	e.nats.Start()
-	waitFor(t, "both rows published", func() bool { return e.unpublished(t) == 0 })
-	waitFor(t, "backlog gauge 0", func() bool {
+	testenv.Eventually(t, 15*time.Second, "both rows published", func() bool { return e.unpublished(t) == 0 })
+	testenv.Eventually(t, 15*time.Second, "backlog gauge 0", func() bool {
 		return sum(t, e.reg, "paystream_outbox_backlog") == 0
 	})
 	if n := e.streamMsgs(t); n != 2 {
@@ -280,7 +280,7 @@ func TestTwoRelaysShareTheBacklog(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = r.Run(ctx) }()
 	}
-	waitFor(t, "all rows published", func() bool { return e.unpublished(t) == 0 })
+	testenv.Eventually(t, 15*time.Second, "all rows published", func() bool { return e.unpublished(t) == 0 })
 	cancel()
 	wg.Wait()
 	if n := e.streamMsgs(t); n != 60 {
@@ -308,17 +308,6 @@ func TestNewRelayValidates(t *testing.T) {
 	}
 	if _, err := outbox.NewRelay(nil, js, outbox.RelayConfig{}, m, log); err == nil {
 		t.Error("nil db accepted")
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -110,7 +111,7 @@ func TestReconcileAppliesOnlyMissedEvents(t *testing.T) {
 	if err := fake.Add(append(append([][]byte{}, delivered...), missed...)...); err != nil {
 		t.Fatal(err)
 	}
-	lister, err := reconcile.NewStripeLister(reconcile.StripeConfig{Key: stripefake.Key, APIBase: fake.URL}, s.log)
+	lister, err := reconcile.NewStripeLister(stripeclient.Config{Key: stripefake.Key, APIBase: fake.URL}, s.log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func TestPeriodicLeaseOfACrashedHolderExpires(t *testing.T) {
 	const interval = 300 * time.Millisecond
 	long := &overlapLister{hold: time.Hour} // the holder's run hangs until it dies
 	holder := startPeriodic(t, n, "holder", interval, long)
-	eventually(t, 10*time.Second, "the holder to start its run", func() bool { return long.runs.Load() == 1 })
+	testenv.Eventually(t, 10*time.Second, "the holder to start its run", func() bool { return long.runs.Load() == 1 })
 
 	others := &overlapLister{hold: 10 * time.Millisecond}
 	startPeriodic(t, n, "p2", interval, others)
@@ -130,21 +130,9 @@ func TestPeriodicLeaseOfACrashedHolderExpires(t *testing.T) {
 
 	holder.stop() // crash: the lease is neither renewed nor released
 	crashed := time.Now()
-	eventually(t, 10*time.Second, "another instance to take the expired lease", func() bool { return others.runs.Load() >= 1 })
+	testenv.Eventually(t, 10*time.Second, "another instance to take the expired lease", func() bool { return others.runs.Load() >= 1 })
 	t.Logf("taken over %s after the crash (lease TTL %s)", time.Since(crashed).Round(time.Millisecond), interval)
 	if o := others.overlaps.Load(); o != 0 {
 		t.Errorf("%d runs overlapped", o)
-	}
-}
-
-// eventually polls cond until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
@@ -110,7 +111,7 @@ func newLister(t *testing.T, f *stripefake.Server, key string, retries int) *rec
 	if key == "" {
 		key = stripefake.Key
 	}
-	l, err := reconcile.NewStripeLister(reconcile.StripeConfig{Key: key, APIBase: f.URL, MaxNetworkRetries: retries},
+	l, err := reconcile.NewStripeLister(stripeclient.Config{Key: key, APIBase: f.URL, MaxNetworkRetries: retries},
 		testLogger(t))
 	if err != nil {
 		t.Fatal(err)

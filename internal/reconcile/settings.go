@@ -92,6 +92,6 @@ func (s *Settings) validate(needKey bool) error {
 }
 
 // Stripe is the Stripe client's share of s, for NewStripeLister.
-func (s Settings) Stripe() StripeConfig {
-	return StripeConfig{Key: s.SecretKey, APIBase: s.APIBase, MaxNetworkRetries: s.MaxNetworkRetries}
+func (s Settings) Stripe() stripeclient.Config {
+	return stripeclient.Config{Key: s.SecretKey, APIBase: s.APIBase, MaxNetworkRetries: s.MaxNetworkRetries}
 }

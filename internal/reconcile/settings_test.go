@@ -77,7 +77,7 @@ func TestSettingsValidate(t *testing.T) {
 
 func TestSettingsStripe(t *testing.T) {
 	s := Settings{SecretKey: "sk_test_x", APIBase: "http://fake", MaxNetworkRetries: 3, Interval: time.Hour}
-	if got, want := s.Stripe(), (StripeConfig{Key: "sk_test_x", APIBase: "http://fake", MaxNetworkRetries: 3}); got != want {
+	if got, want := s.Stripe(), (stripeclient.Config{Key: "sk_test_x", APIBase: "http://fake", MaxNetworkRetries: 3}); got != want {
 		t.Errorf("Stripe() = %+v, want %+v", got, want)
 	}
 }

@@ -14,15 +14,8 @@ import (
 	"github.com/stripe/stripe-go/v76/event"
 
 	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/stripeclient"
 )
-
-// StripeConfig configures StripeLister.
-type StripeConfig struct {
-	Key               string       // STRIPE_SECRET_KEY: sk_… or rk_… with read access to Events; required
-	APIBase           string       // STRIPE_API_BASE; stripe.APIURL when empty
-	MaxNetworkRetries int          // stripe-go's retries per request (0 = none); see stripeclient.DefaultMaxNetworkRetries
-	HTTPClient        *http.Client // a client with a 30s timeout when nil
-}
 
 // StripeLister lists events with stripe-go's Events client and its
 // auto-paginating list iterator.
@@ -33,34 +26,15 @@ type StripeLister struct {
 var _ Lister = (*StripeLister)(nil)
 
 // NewStripeLister returns a Lister on the Stripe API (or on the fake or
-// proxy STRIPE_API_BASE names). stripe-go's backend retries connection
-// errors, 5xx, 409 and any answer carrying Stripe-Should-Retry: true (which
-// is how Stripe marks a 429 worth retrying) up to MaxNetworkRetries times
-// with its own exponential backoff; Run backs off further when an error
-// outlasts that.
-func NewStripeLister(cfg StripeConfig, log *slog.Logger) (*StripeLister, error) {
-	if cfg.Key == "" {
-		return nil, errors.New("reconcile: STRIPE_SECRET_KEY is required to list Stripe events")
+// proxy STRIPE_API_BASE names), through stripeclient.New: stripe-go retries
+// retryable answers itself, and Run backs off further when an error outlasts
+// that.
+func NewStripeLister(cfg stripeclient.Config, log *slog.Logger) (*StripeLister, error) {
+	c, err := stripeclient.New(cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
 	}
-	if cfg.APIBase == "" {
-		cfg.APIBase = stripe.APIURL
-	}
-	if cfg.MaxNetworkRetries < 0 {
-		return nil, fmt.Errorf("reconcile: max network retries %d must not be negative", cfg.MaxNetworkRetries)
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
-	// GetBackendWithConfig builds a private backend: nothing here touches
-	// stripe-go's package-level key or backends.
-	b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
-		URL:               stripe.String(cfg.APIBase),
-		MaxNetworkRetries: stripe.Int64(int64(cfg.MaxNetworkRetries)),
-		HTTPClient:        cfg.HTTPClient,
-		LeveledLogger:     stripeLogger{log.With("component", "stripe-go")},
-		EnableTelemetry:   stripe.Bool(false),
-	})
-	return &StripeLister{client: event.Client{B: b, Key: cfg.Key}}, nil
+	return &StripeLister{client: event.Client{B: c.Backend, Key: c.Key}}, nil
 }
 
 // ListEvents implements Lister.
@@ -215,23 +189,3 @@ func RetryAfter(err error) time.Duration {
 	}
 	return 0
 }
-
-// stripeLogger routes stripe-go's logging into slog. Its per-request info
-// lines go to debug, its retry notices to warn; its error lines go to debug
-// too, since the same error comes back to Run, which logs it once with context.
-type stripeLogger struct{ log *slog.Logger }
-
-func (l stripeLogger) Debugf(format string, v ...interface{}) {
-	l.log.Debug(fmt.Sprintf(format, v...))
-}
-func (l stripeLogger) Infof(format string, v ...interface{}) {
-	l.log.Debug(fmt.Sprintf(format, v...))
-}
-func (l stripeLogger) Warnf(format string, v ...interface{}) {
-	l.log.Warn(fmt.Sprintf(format, v...))
-}
-func (l stripeLogger) Errorf(format string, v ...interface{}) {
-	l.log.Debug(fmt.Sprintf(format, v...))
-}
-
-var _ stripe.LeveledLoggerInterface = stripeLogger{}

@@ -1,6 +1,7 @@
 // Package testenv starts the real dependencies tests need: an embedded
 // nats-server with JetStream on a random port, and a fresh Postgres database
-// per test. Nothing here is a mock.
+// per test on a server it finds or starts (ServerURL). Nothing here is a
+// mock.
 package testenv
 
 import (
