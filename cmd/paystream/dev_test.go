@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -95,9 +94,8 @@ func TestDevSeedSendMakesAPurchase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	var stderrMu sync.Mutex
-	dev.Stderr = writerFunc(func(p []byte) (int, error) { stderrMu.Lock(); defer stderrMu.Unlock(); return stderr.Write(p) })
+	stderr := new(testenv.LogBuffer)
+	dev.Stderr = stderr
 	if err := dev.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +160,6 @@ func TestDevSeedSendMakesAPurchase(t *testing.T) {
 			t.Errorf("purchase event = %+v", ev)
 		}
 	case <-ctx.Done():
-		stderrMu.Lock()
 		t.Fatalf("no purchases.completed event within 60s; dev stderr:\n%s", stderr.String())
 	}
 
@@ -206,9 +203,7 @@ func TestDevSeedSendMakesAPurchase(t *testing.T) {
 
 	// Ctrl-C: a clean stop, exit code 0, and nothing to warn about (stderr
 	// holds warnings only: LOG_LEVEL=warn).
-	stderrMu.Lock()
-	beforeStop := stderr.Len()
-	stderrMu.Unlock()
+	beforeStop := len(stderr.String())
 	if err := dev.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -216,20 +211,13 @@ func TestDevSeedSendMakesAPurchase(t *testing.T) {
 	case err := <-exited:
 		exited <- err // for the cleanup
 		if err != nil {
-			stderrMu.Lock()
 			t.Fatalf("dev exited with %v after SIGINT; stderr:\n%s", err, stderr.String())
 		}
 	case <-time.After(45 * time.Second):
 		t.Fatal("dev did not stop within 45s of SIGINT")
 	}
-	stderrMu.Lock()
 	stopLogs := stderr.String()[beforeStop:]
-	stderrMu.Unlock()
 	if strings.Contains(stopLogs, `"level":"WARN"`) || strings.Contains(stopLogs, `"level":"ERROR"`) {
 		t.Errorf("a graceful stop logged warnings:\n%s", stopLogs)
 	}
 }
-
-type writerFunc func(p []byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

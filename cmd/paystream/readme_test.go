@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -302,7 +300,7 @@ func missingFrom(out string, want []string) string {
 type readmeProc struct {
 	cmd    string
 	c      *exec.Cmd
-	out    lockedBuffer
+	out    testenv.LogBuffer
 	exited chan struct{}
 }
 
@@ -436,22 +434,4 @@ func (sh *readmeShell) run(t *testing.T, cmd string) (string, int) {
 			t.Fatalf("no end of\n  %s\nwithin 60s; output so far:\n%s", cmd, out.String())
 		}
 	}
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
