@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
@@ -78,7 +79,7 @@ func TestAdvisoryWithNoProcessorRunningIsDeadLetteredByTheNextOne(t *testing.T) 
 		t.Fatalf("%d dead letters before any processor ran", n)
 	}
 
-	h := newRecorder(func(handling.Event, int) (handling.Outcome, error) { return handling.Applied, nil })
+	h := newRecorder(func(stripeevent.Event, int) (handling.Outcome, error) { return handling.Applied, nil })
 	start(t, js, h, cfg)
 	eventually(t, 10*time.Second, "the dead-letter copy", func() bool { return len(dlqMessages(t, js)) == 1 })
 	dl := dlqMessages(t, js)[0]

@@ -13,6 +13,7 @@ import (
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
@@ -40,8 +41,8 @@ func TestBatchesWithDuplicatesAcrossThreeInstances(t *testing.T) {
 	at := time.Now().Add(-time.Minute)
 	publishCopy := func(id string, body []byte, copyN int) {
 		t.Helper()
-		m, err := streams.Msg(streams.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16",
-			Endpoint: "default", Created: at.Unix(), ReceivedAt: time.Now()}, body)
+		m, err := streams.Msg(stripeevent.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16",
+			Endpoint: "default", Created: at, ReceivedAt: time.Now(), Payload: body})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,5 +139,76 @@ func TestBatchesWithDuplicatesAcrossThreeInstances(t *testing.T) {
 	}
 	if multi == 0 {
 		t.Error("no batch of more than one event formed")
+	}
+}
+
+// TestPayloadsThatAreNotTheirEventAreDeadLettered: the runtime checks only
+// the headers; a body that is not JSON, or is another event than its
+// headers say, reaches the real purchase handler, whose decode refuses it as
+// invalid_payload. It is dead-lettered at once, leaves no row behind, and
+// does not hold up the good event behind it, alone or in a batch.
+func TestPayloadsThatAreNotTheirEventAreDeadLettered(t *testing.T) {
+	for _, batch := range []int{1, 16} {
+		t.Run(fmt.Sprintf("batch%d", batch), func(t *testing.T) {
+			n := testenv.StartNATS(t)
+			js := n.JetStream(t)
+			bdb, _ := testenv.DB(t)
+			ctx := context.Background()
+			org, content := uuid.New(), uuid.New()
+			if _, err := bdb.NewInsert().Model(&model.Content{ID: content, CreatorID: "creator_1", OrganizationID: org,
+				PriceCents: 2999, Currency: "usd", Visibility: "public"}).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now().Add(-time.Minute)
+			checkout := func(id, session string) []byte {
+				t.Helper()
+				body, err := stripefixture.CheckoutEvent("checkout.session.completed", stripefixture.Meta{EventID: id, Created: at},
+					stripefixture.Checkout{SessionID: session, PaymentIntentID: "pi_" + session, AmountTotal: 2999, Currency: "usd",
+						Metadata: stripefixture.PurchaseMetadata("user_"+session, content.String(), org.String(), 2999, "usd")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return body
+			}
+			pub := streams.NewPublisher(js)
+			for _, ev := range []stripeevent.Event{
+				{ID: "evt_html", Payload: []byte("<html>")},
+				{ID: "evt_array", Payload: []byte("[1,2]")},
+				{ID: "evt_claimed", Payload: checkout("evt_other", "cs_other")}, // a signed body, but of another event
+				{ID: "evt_good", Payload: checkout("evt_good", "cs_good")},
+			} {
+				ev.Type, ev.Endpoint, ev.Created, ev.ReceivedAt = "checkout.session.completed", "default", at, time.Now()
+				if _, err := pub.Publish(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h, err := purchase.NewHandler(bdb, purchase.Config{}, purchase.NewMetrics(prometheus.NewRegistry()), testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig()
+			cfg.Workers, cfg.BatchSize = 1, batch
+			s := start(t, js, h, cfg)
+			eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(ctx) == nil })
+			eventually(t, 15*time.Second, "every event settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 3 })
+			reasons := map[string]string{}
+			for _, dl := range dlqMessages(t, js) {
+				reasons[dl.EventID] = dl.Reason
+			}
+			want := map[string]string{"evt_html": "invalid_payload", "evt_array": "invalid_payload", "evt_claimed": "invalid_payload"}
+			if fmt.Sprint(reasons) != fmt.Sprint(want) {
+				t.Errorf("dead-letter reasons = %v, want %v", reasons, want)
+			}
+			var rows []model.StripeEvent
+			if err := bdb.NewSelect().Model(&rows).Scan(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1 || rows[0].EventID != "evt_good" {
+				t.Errorf("stripe_events = %+v, want evt_good's row alone", rows)
+			}
+			if c, err := bdb.NewSelect().Table("purchases").Where("stripe_checkout_session_id = ?", "cs_other").Count(ctx); err != nil || c != 0 {
+				t.Errorf("purchases of the mismatched body = %d, %v; want none", c, err)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -20,7 +21,7 @@ func TestBatchPoisonEventDoesNotFailItsNeighbours(t *testing.T) {
 	js := testenv.StartNATS(t).JetStream(t)
 	const n = 10
 	gate := make(chan struct{})
-	h := newRecorder(func(ev handling.Event, _ int) (handling.Outcome, error) {
+	h := newRecorder(func(ev stripeevent.Event, _ int) (handling.Outcome, error) {
 		switch ev.ID {
 		case "evt_b0":
 			<-gate
@@ -83,7 +84,7 @@ func TestBatchPoisonEventDoesNotFailItsNeighbours(t *testing.T) {
 // singleOnly hides recorder's HandleBatch: a plain handling.Handler.
 type singleOnly struct{ r *recorder }
 
-func (s singleOnly) Handle(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+func (s singleOnly) Handle(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 	return s.r.Handle(ctx, ev)
 }
 

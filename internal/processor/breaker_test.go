@@ -12,6 +12,7 @@ import (
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -25,7 +26,7 @@ func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 	down.Store(true)
 	storeErr := fault.Wrap(fmt.Errorf("begin: %w", &pgconn.PgError{Code: "57P03", Message: "the database system is starting up"}),
 		fault.Unavailable, "database_unavailable", "database unavailable")
-	h := newRecorder(func(handling.Event, int) (handling.Outcome, error) {
+	h := newRecorder(func(stripeevent.Event, int) (handling.Outcome, error) {
 		if down.Load() {
 			return "", storeErr
 		}
@@ -103,7 +104,7 @@ func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 // as any transient error does (the behaviour the breaker exists to change).
 func TestNoBreakerWithoutProbe(t *testing.T) {
 	js := testenv.StartNATS(t).JetStream(t)
-	h := newRecorder(func(handling.Event, int) (handling.Outcome, error) {
+	h := newRecorder(func(stripeevent.Event, int) (handling.Outcome, error) {
 		return "", fault.Wrap(&pgconn.PgError{Code: "57P01"}, fault.Unavailable, "database_unavailable", "db")
 	})
 	cfg := testConfig()

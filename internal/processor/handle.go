@@ -14,6 +14,7 @@ import (
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -61,7 +62,7 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 		return
 	}
 	msgs := make([]jetstream.Msg, len(items))
-	evs := make([]handling.Event, len(items))
+	evs := make([]stripeevent.Event, len(items))
 	for i, r := range items {
 		msgs[i], evs[i] = r.msg, r.ev
 	}
@@ -70,7 +71,7 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 	// One transaction for the batch: its spans join the first event's trace,
 	// and so do the re-handlings while the store is down.
 	bctx := items[0].ctx
-	results := p.rehandleWhileStoreDown(hctx, msgs, evs, p.handleBatch(bctx, evs), func(evs []handling.Event) []handling.Result {
+	results := p.rehandleWhileStoreDown(hctx, msgs, evs, p.handleBatch(bctx, evs), func(evs []stripeevent.Event) []handling.Result {
 		return p.handleBatch(bctx, evs)
 	})
 	// Every event of the batch waited for the batch's commit: that is its
@@ -99,7 +100,7 @@ func (p *Processor) processBatch(hctx context.Context, ds []delivery) {
 // that breaks the contract by returning the wrong number of results, must not
 // fail the whole batch: each event is then handled alone (where a panic
 // fails only its own event).
-func (p *Processor) handleBatch(hctx context.Context, evs []handling.Event) []handling.Result {
+func (p *Processor) handleBatch(hctx context.Context, evs []stripeevent.Event) []handling.Result {
 	results, ok := func() (res []handling.Result, ok bool) {
 		ctx, cancel := context.WithTimeout(hctx, p.cfg.HandleTimeout)
 		defer cancel()
@@ -187,7 +188,7 @@ func (p *Processor) finish(r received, confirm bool) {
 // handle calls the handler with a deadline, turning a panic into an Internal
 // error so one poison event cannot crash the instance (and every event in
 // flight with it).
-func (p *Processor) handle(hctx context.Context, ev handling.Event) (out handling.Outcome, err error) {
+func (p *Processor) handle(hctx context.Context, ev stripeevent.Event) (out handling.Outcome, err error) {
 	ctx, cancel := context.WithTimeout(hctx, p.cfg.HandleTimeout)
 	defer cancel()
 	defer func() {

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 )
 
 // hold keeps msgs alive with InProgress while the breaker is not closed. It
@@ -36,8 +37,8 @@ const maxStoreRounds = 20
 // msgs) and, as long as some of them failed because the store is down, holds
 // those messages until the breaker closes and handles them again with again.
 // The retry budget is thus spent only on failures of the events themselves.
-func (p *Processor) rehandleWhileStoreDown(hctx context.Context, msgs []jetstream.Msg, evs []handling.Event,
-	results []handling.Result, again func([]handling.Event) []handling.Result) []handling.Result {
+func (p *Processor) rehandleWhileStoreDown(hctx context.Context, msgs []jetstream.Msg, evs []stripeevent.Event,
+	results []handling.Result, again func([]stripeevent.Event) []handling.Result) []handling.Result {
 	if p.breaker == nil {
 		return results
 	}
@@ -60,7 +61,7 @@ func (p *Processor) rehandleWhileStoreDown(hctx context.Context, msgs []jetstrea
 			return results
 		}
 		held := make([]jetstream.Msg, len(idx))
-		retry := make([]handling.Event, len(idx))
+		retry := make([]stripeevent.Event, len(idx))
 		for j, i := range idx {
 			held[j], retry[j] = msgs[i], evs[i]
 		}
@@ -84,10 +85,10 @@ func heldMsgs(ds []delivery) []jetstream.Msg {
 }
 
 // rehandleOne is rehandleWhileStoreDown for a single delivery.
-func (p *Processor) rehandleOne(hctx context.Context, msg jetstream.Msg, ev handling.Event,
+func (p *Processor) rehandleOne(hctx context.Context, msg jetstream.Msg, ev stripeevent.Event,
 	outcome handling.Outcome, err error) (handling.Outcome, error) {
-	r := p.rehandleWhileStoreDown(hctx, []jetstream.Msg{msg}, []handling.Event{ev},
-		[]handling.Result{{Outcome: outcome, Err: err}}, func(evs []handling.Event) []handling.Result {
+	r := p.rehandleWhileStoreDown(hctx, []jetstream.Msg{msg}, []stripeevent.Event{ev},
+		[]handling.Result{{Outcome: outcome, Err: err}}, func(evs []stripeevent.Event) []handling.Result {
 			o, e := p.handle(hctx, evs[0])
 			return []handling.Result{{Outcome: o, Err: e}}
 		})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -19,7 +20,7 @@ func partialSetup(t *testing.T, wait time.Duration) (*recorder, chan struct{}, *
 	n := testenv.StartNATS(t)
 	js := n.JetStream(t)
 	gate := make(chan struct{})
-	h := newRecorder(func(ev handling.Event, _ int) (handling.Outcome, error) {
+	h := newRecorder(func(ev stripeevent.Event, _ int) (handling.Outcome, error) {
 		if ev.ID == "evt_gated0" || ev.ID == "evt_gated1" {
 			<-gate
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -16,9 +17,9 @@ import (
 type settlement struct {
 	msg jetstream.Msg
 	md  *jetstream.MsgMetadata
-	ev  handling.Event // as decoded from the headers; partly empty when they were garbled
-	typ string         // ev.Type as a metric label (typeLabel)
-	log *slog.Logger   // carries the event id, subject, delivery count and stream sequence
+	ev  stripeevent.Event // as decoded from the headers; partly empty when they were garbled
+	typ string            // ev.Type as a metric label (typeLabel)
+	log *slog.Logger      // carries the event id, subject, delivery count and stream sequence
 
 	outcome handling.Outcome // the handler's outcome when err is nil
 	err     error            // the handler's (or the header decode's) error
@@ -51,7 +52,7 @@ func (p *Processor) settle(s settlement, confirm bool) {
 		}
 		// A DLQ replay keeps the original receipt time; the days it spent
 		// waiting for a human are not pipeline latency.
-		if !s.ev.ReceivedAt.IsZero() && s.msg.Headers().Get(streams.HeaderSource) != "dlq-replay" {
+		if !s.ev.ReceivedAt.IsZero() && s.ev.Source != "dlq-replay" {
 			p.m.endToEnd.Observe(max(p.cfg.Now().Sub(s.ev.ReceivedAt), 0).Seconds())
 		}
 		s.log.Debug("event handled", "outcome", label, "type", s.ev.Type)

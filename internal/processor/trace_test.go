@@ -16,6 +16,7 @@ import (
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
@@ -36,7 +37,7 @@ func TestBatchedEventsContinueTheirOwnTraces(t *testing.T) {
 	const n = 6
 	gate := make(chan struct{})
 	handlerTrace := make(chan trace.TraceID, n)
-	h := newRecorder(func(ev handling.Event, _ int) (handling.Outcome, error) {
+	h := newRecorder(func(ev stripeevent.Event, _ int) (handling.Outcome, error) {
 		if ev.ID == "evt_t0" {
 			<-gate
 		}
@@ -50,9 +51,10 @@ func TestBatchedEventsContinueTheirOwnTraces(t *testing.T) {
 		id := fmt.Sprintf("evt_t%d", i)
 		ctx, span := obs.Tracer().Start(context.Background(), "edge "+id)
 		origins[id] = span.SpanContext()
-		ev := streams.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16", Endpoint: "default",
-			Created: 1700000000, ReceivedAt: time.Now()}
-		if _, err := streams.NewPublisher(js).Publish(ctx, ev, fmt.Appendf(nil, `{"id":%q,"object":"event","type":"checkout.session.completed","data":{"object":{}}}`, id)); err != nil {
+		ev := stripeevent.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16", Endpoint: "default",
+			Created: time.Unix(1700000000, 0), ReceivedAt: time.Now(),
+			Payload: fmt.Appendf(nil, `{"id":%q,"object":"event","type":"checkout.session.completed","data":{"object":{}}}`, id)}
+		if _, err := streams.NewPublisher(js).Publish(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 		span.End()
@@ -122,7 +124,7 @@ type traceRecorder struct {
 	traces chan<- trace.TraceID
 }
 
-func (r traceRecorder) HandleBatch(ctx context.Context, evs []handling.Event) []handling.Result {
+func (r traceRecorder) HandleBatch(ctx context.Context, evs []stripeevent.Event) []handling.Result {
 	r.traces <- trace.SpanContextFromContext(ctx).TraceID()
 	return r.recorder.HandleBatch(ctx, evs)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 )
 
 var _ handling.BatchHandler = (*Handler)(nil)
@@ -36,7 +37,7 @@ var _ handling.BatchHandler = (*Handler)(nil)
 // Postgres then fails one event's statement (40P01, retried like any
 // deadlock) and that event's savepoint rollback releases its locks, so the
 // rest of both batches commits.
-func (h *Handler) HandleBatch(ctx context.Context, hevs []handling.Event) []handling.Result {
+func (h *Handler) HandleBatch(ctx context.Context, hevs []stripeevent.Event) []handling.Result {
 	res := make([]handling.Result, len(hevs))
 	if len(hevs) == 1 && h.path != pathSetBasedAlways {
 		res[0].Outcome, res[0].Err = h.Handle(ctx, hevs[0])

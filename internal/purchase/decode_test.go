@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/paystream/paystream/internal/fault"
-	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 )
 
 func sessionEvent(object string) event {
@@ -17,7 +17,7 @@ func sessionEvent(object string) event {
 	env.Data = &struct {
 		Raw json.RawMessage `json:"object"`
 	}{Raw: json.RawMessage(object)}
-	return event{Event: handling.Event{ID: "evt_1", Type: TypeCheckoutCompleted}, stripe: env}
+	return event{Event: stripeevent.Event{ID: "evt_1", Type: TypeCheckoutCompleted}, stripe: env}
 }
 
 // TestDecodeSessionReadsIDsExpandedOrNot: payment_intent and customer come as
@@ -84,7 +84,7 @@ func TestDecodeEventDecodesASessionOnce(t *testing.T) {
 	const obj = `{"id":"cs_1","object":"checkout.session","payment_status":"paid","amount_total":2999,"currency":"usd",` +
 		`"metadata":{"customerId":"user_1"},"payment_intent":{"id":"pi_1"},"customer":"cus_1"}`
 	body := `{"id":"evt_1","object":"event","type":"checkout.session.completed","created":1700000000,"api_version":"2023-10-16","data":{"object":` + obj + `}}`
-	hev := handling.Event{ID: "evt_1", Type: TypeCheckoutCompleted, Payload: json.RawMessage(body)}
+	hev := stripeevent.Event{ID: "evt_1", Type: TypeCheckoutCompleted, Payload: json.RawMessage(body)}
 	ev, err := decodeEvent(hev)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestDecodeEventDecodesASessionOnce(t *testing.T) {
 	}
 
 	bad := `{"id":"evt_1","type":"checkout.session.completed","created":1700000000,"data":{"object":{"id":"cs_1","metadata":{"customerId":7}}}}`
-	ev, err = decodeEvent(handling.Event{ID: "evt_1", Type: TypeCheckoutCompleted, Payload: json.RawMessage(bad)})
+	ev, err = decodeEvent(stripeevent.Event{ID: "evt_1", Type: TypeCheckoutCompleted, Payload: json.RawMessage(bad)})
 	if err != nil || ev.session != nil {
 		t.Fatalf("bad session: event %+v, %v; want the envelope with the object kept raw", ev, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -58,7 +59,7 @@ type route func(ctx context.Context, tx bun.Tx, ev event, rec *record) error
 
 // event is a delivered event with its decoded Stripe envelope.
 type event struct {
-	handling.Event
+	stripeevent.Event
 	stripe *envelope
 	// session is data.object of a checkout.session.* event, decoded with
 	// the envelope in one pass; nil when it did not decode as a session
@@ -116,7 +117,7 @@ func sortedKeys(m map[string]route) []string {
 // Ignored for unhandled types, and a fault error otherwise: Invalid (dead
 // letter) for input that can never apply, Pending for an event whose purchase
 // does not exist yet, Unavailable/Internal for retryable failures.
-func (h *Handler) Handle(ctx context.Context, hev handling.Event) (handling.Outcome, error) {
+func (h *Handler) Handle(ctx context.Context, hev stripeevent.Event) (handling.Outcome, error) {
 	log := h.eventLog(hev)
 	ev, err := decodeEvent(hev)
 	if err != nil {
@@ -145,7 +146,7 @@ func (h *Handler) Handle(ctx context.Context, hev handling.Event) (handling.Outc
 	return h.committed(log, rec), nil
 }
 
-func (h *Handler) eventLog(hev handling.Event) *slog.Logger {
+func (h *Handler) eventLog(hev stripeevent.Event) *slog.Logger {
 	return h.log.With("stripe_event_id", hev.ID, "type", hev.Type, "subject", hev.Subject, "num_delivered", hev.Deliveries)
 }
 
@@ -244,7 +245,7 @@ func (r *record) purchaseIDString() string {
 // decodeEvent checks the delivered event against its payload: a payload that
 // is not a Stripe event, or disagrees with the headers the runtime read, is
 // hostile or corrupt and can never apply.
-func decodeEvent(hev handling.Event) (event, error) {
+func decodeEvent(hev stripeevent.Event) (event, error) {
 	if hev.ID == "" || len(hev.ID) > 255 {
 		return event{}, fault.New(fault.Invalid, "invalid_payload", "event id %q is empty or too long", hev.ID)
 	}
@@ -291,7 +292,7 @@ type sessionEnvelope struct {
 // data.object kept raw for its route. A session event whose object does not
 // decode as a session is decoded the generic way, so decodeSession reports
 // what is wrong with it.
-func decodeBody(hev handling.Event) (envelope, *checkoutObject, error) {
+func decodeBody(hev stripeevent.Event) (envelope, *checkoutObject, error) {
 	if strings.HasPrefix(hev.Type, "checkout.session.") {
 		var sb sessionEnvelope
 		if json.Unmarshal(hev.Payload, &sb) == nil && sb.Data != nil && sb.Data.Object != nil {
