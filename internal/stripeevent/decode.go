@@ -4,19 +4,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
 // Body is what Decode reads of an event's payload: the top-level fields
 // the headers also carry, and data.object as the domain's type T.
 type Body[T any] struct {
-	ID         string `json:"id"`
-	Type       string `json:"type"`
-	APIVersion string `json:"api_version"`
-	Created    int64  `json:"created"` // unix seconds
-	Data       struct {
-		Object *T `json:"object"` // nil when data or data.object is absent or null
-	} `json:"data"`
+	ID         string
+	Type       string
+	APIVersion string
+	Created    int64 // unix seconds
+	Object     *T    // data.object; nil when data or data.object is absent or null
 }
 
 // Errors of Decode, each wrapped with the detail: the payload is not the
@@ -31,16 +30,45 @@ var (
 // field of a type error by its path from the top.
 const objectField = "data.object"
 
+// body is the JSON shape Decode reads; O holds data.object.
+type body[O any] struct {
+	ID         string `json:"id"`
+	Type       string `json:"type"`
+	APIVersion string `json:"api_version"`
+	Created    int64  `json:"created"`
+	Data       struct {
+		Object O `json:"object"`
+	} `json:"data"`
+}
+
 // Decode reads ev.Payload in one encoding/json pass: data.object into a new
 // T, and the payload's own id and type, which must equal ev's. Those came
 // from the headers the edge wrote after verifying the signature over this
 // very body, so a payload that disagrees is corrupt or was not published by
 // the edge, and is refused with ErrOtherEvent.
 //
-// Opaque as T reads data.object of any shape without keeping it.
+// data.object must be a JSON object (or absent, or null): a T that decodes
+// itself, as stripe-go's types do, would also take a bare id string, which a
+// data.object never is. Opaque as T reads data.object of any shape without
+// keeping it.
 func Decode[T any](ev Event) (Body[T], error) {
 	var b Body[T]
-	err := json.Unmarshal(ev.Payload, &b)
+	var err error
+	switch any((*T)(nil)).(type) {
+	case *Opaque:
+		var raw body[*T]
+		err = json.Unmarshal(ev.Payload, &raw)
+		b = Body[T]{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created, Object: raw.Data.Object}
+	case json.Unmarshaler:
+		var raw body[objectOnly[T]]
+		err = json.Unmarshal(ev.Payload, &raw)
+		b = Body[T]{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created, Object: raw.Data.Object.v}
+	default:
+		// A struct decodes only from a JSON object (or null) by itself.
+		var raw body[*T]
+		err = json.Unmarshal(ev.Payload, &raw)
+		b = Body[T]{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created, Object: raw.Data.Object}
+	}
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -53,7 +81,7 @@ func Decode[T any](ev Event) (Body[T], error) {
 	default:
 		// The body is valid JSON (encoding/json checks the whole of it
 		// before decoding), so what is left is data.object not decoding as
-		// T: a field of the wrong type, or a custom decoder of T refusing.
+		// T: a field of the wrong type, or a decoder of T refusing.
 		return b, fmt.Errorf("%w: %w", ErrObject, err)
 	}
 	if b.ID != ev.ID || b.Type != ev.Type {
@@ -61,6 +89,22 @@ func Decode[T any](ev Event) (Body[T], error) {
 			ErrOtherEvent, b.ID, b.Type, ev.ID, ev.Type)
 	}
 	return b, nil
+}
+
+// objectOnly holds a data.object whose type T decodes itself: it lets only
+// a JSON object (or null) through to T's decoder, which it calls directly,
+// without a second pass over the bytes.
+type objectOnly[T any] struct{ v *T }
+
+func (o *objectOnly[T]) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		return nil
+	case len(b) == 0 || b[0] != '{':
+		return &json.UnmarshalTypeError{Value: "non-object", Type: reflect.TypeFor[T]()}
+	}
+	o.v = new(T)
+	return any(o.v).(json.Unmarshaler).UnmarshalJSON(b)
 }
 
 // Opaque stands for a data.object that is not read: Decode skips it.

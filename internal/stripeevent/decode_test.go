@@ -65,14 +65,54 @@ func TestDecode(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.name == "event" {
-				if b.Data.Object == nil || *b.Data.Object != (object{ID: "ch_1", Ref: "pi_1", N: 2}) ||
+				if b.Object == nil || *b.Object != (object{ID: "ch_1", Ref: "pi_1", N: 2}) ||
 					b.Created != 1700000000 || b.APIVersion != "2023-10-16" {
-					t.Errorf("body = %+v, object %+v", b, b.Data.Object)
+					t.Errorf("body = %+v, object %+v", b, b.Object)
 				}
-			} else if b.Data.Object != nil {
-				t.Errorf("object = %+v, want none", b.Data.Object)
+			} else if b.Object != nil {
+				t.Errorf("object = %+v, want none", b.Object)
 			}
 		})
+	}
+}
+
+// expandable decodes itself from an id or an object, as stripe-go's types do.
+type expandable struct {
+	ID string `json:"id"`
+}
+
+func (e *expandable) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &e.ID)
+	}
+	type plain expandable
+	return json.Unmarshal(b, (*plain)(e))
+}
+
+// TestDecodeSelfDecodingObject: a type that would take a bare id still gets
+// only a JSON object as data.object; its own errors are the object's.
+func TestDecodeSelfDecodingObject(t *testing.T) {
+	for _, tt := range []struct {
+		object string
+		want   error
+		id     string
+	}{
+		{`{"id":"ch_1"}`, nil, "ch_1"},
+		{`null`, nil, ""},
+		{`"ch_1"`, ErrObject, ""},
+		{`[{"id":"ch_1"}]`, ErrObject, ""},
+		{`{"id":7}`, ErrObject, ""},
+	} {
+		ev := Event{ID: "evt_1", Type: "charge.refunded",
+			Payload: json.RawMessage(`{"id":"evt_1","type":"charge.refunded","data":{"object":` + tt.object + `}}`)}
+		b, err := Decode[expandable](ev)
+		if !errors.Is(err, tt.want) || (err == nil && tt.want != nil) {
+			t.Errorf("%s: %v, want %v", tt.object, err, tt.want)
+			continue
+		}
+		if tt.want == nil && ((b.Object == nil) != (tt.id == "") || (b.Object != nil && b.Object.ID != tt.id)) {
+			t.Errorf("%s: object %+v, want id %q", tt.object, b.Object, tt.id)
+		}
 	}
 }
 
