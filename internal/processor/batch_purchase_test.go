@@ -92,7 +92,7 @@ func TestBatchesWithDuplicatesAcrossThreeInstances(t *testing.T) {
 		}
 		group = append(group, start(t, connect(t, n), h, cfg))
 	}
-	eventually(t, 30*time.Second, "every copy settled, the poison dead-lettered", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every copy settled, the poison dead-lettered", func() bool {
 		return settled(t, js) && len(dlqMessages(t, js)) == 3
 	})
 	count := func(table, where string, args ...any) int {
@@ -189,8 +189,8 @@ func TestPayloadsThatAreNotTheirEventAreDeadLettered(t *testing.T) {
 			cfg := testConfig()
 			cfg.Workers, cfg.BatchSize = 1, batch
 			s := start(t, js, h, cfg)
-			eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(ctx) == nil })
-			eventually(t, 15*time.Second, "every event settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 3 })
+			testenv.Eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(ctx) == nil })
+			testenv.Eventually(t, 15*time.Second, "every event settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 3 })
 			reasons := map[string]string{}
 			for _, dl := range dlqMessages(t, js) {
 				reasons[dl.EventID] = dl.Reason

@@ -37,12 +37,12 @@ func TestBatchPoisonEventDoesNotFailItsNeighbours(t *testing.T) {
 	cfg.Workers = 1
 	cfg.BatchSize = 16
 	s := start(t, js, h, cfg)
-	eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
-	eventually(t, 10*time.Second, "all events delivered to the instance", func() bool {
+	testenv.Eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
+	testenv.Eventually(t, 10*time.Second, "all events delivered to the instance", func() bool {
 		return consumerInfo(t, js).NumAckPending == n
 	})
 	close(gate)
-	eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 1 })
+	testenv.Eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 1 })
 
 	if dl := dlqMessages(t, js)[0]; dl.EventID != "evt_b5" || dl.Reason != "metadata_missing" {
 		t.Errorf("dead letter = %s (%s), want evt_b5 (metadata_missing)", dl.EventID, dl.Reason)
@@ -110,8 +110,8 @@ func TestHandlerWithoutBatchesGetsOneEventAtATime(t *testing.T) {
 			cfg := testConfig()
 			cfg.Workers, cfg.BatchSize = 2, tt.batch
 			s := start(t, js, tt.h(r), cfg)
-			eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
-			eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) })
+			testenv.Eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
+			testenv.Eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) })
 			if events, total := r.appliedCount(); events != 8 || total != 8 {
 				t.Errorf("applied %d events %d times, want 8 once each", events, total)
 			}

@@ -52,7 +52,7 @@ func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 	for i := range 20 {
 		publish(t, js, fmt.Sprintf("evt_out_%02d", i), "charge.refunded")
 	}
-	eventually(t, 5*time.Second, "the breaker to open", func() bool { return s.p.Check(context.Background()) != nil })
+	testenv.Eventually(t, 5*time.Second, "the breaker to open", func() bool { return s.p.Check(context.Background()) != nil })
 	time.Sleep(3 * time.Second) // 3 AckWaits, > 100 times the retry budget
 	for i := range 20 {
 		publish(t, js, fmt.Sprintf("evt_late_%02d", i), "charge.refunded")
@@ -68,8 +68,8 @@ func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 		t.Fatalf("%d dead letters during the outage", n)
 	}
 	down.Store(false)
-	eventually(t, 10*time.Second, "all 40 events applied", func() bool { e, _ := h.appliedCount(); return e == 40 })
-	eventually(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, js) })
+	testenv.Eventually(t, 10*time.Second, "all 40 events applied", func() bool { e, _ := h.appliedCount(); return e == 40 })
+	testenv.Eventually(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, js) })
 	if err := s.p.Check(context.Background()); err != nil {
 		t.Errorf("not ready after the outage: %v", err)
 	}
@@ -115,5 +115,5 @@ func TestNoBreakerWithoutProbe(t *testing.T) {
 		t.Fatal("breaker on without a probe")
 	}
 	publish(t, js, "evt_nobreaker", "charge.refunded")
-	eventually(t, 10*time.Second, "the event to be dead-lettered", func() bool { return len(dlqMessages(t, js)) == 1 })
+	testenv.Eventually(t, 10*time.Second, "the event to be dead-lettered", func() bool { return len(dlqMessages(t, js)) == 1 })
 }

@@ -180,17 +180,6 @@ func connect(t *testing.T, n *testenv.NATS) jetstream.JetStream {
 	return js
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func consumerInfo(t *testing.T, js jetstream.JetStream) *jetstream.ConsumerInfo {
 	t.Helper()
 	c, err := js.Consumer(context.Background(), streams.EventsStream, streams.ProcessorConsumer)
@@ -232,7 +221,7 @@ func TestSuccessIsAckedOnceAndCounted(t *testing.T) {
 	}
 	publish(t, js, "evt_dup", "charge.refunded")
 	s := start(t, js, h, testConfig())
-	eventually(t, 5*time.Second, "6 events settled", func() bool {
+	testenv.Eventually(t, 5*time.Second, "6 events settled", func() bool {
 		n, _ := h.appliedCount()
 		return n == 6 && settled(t, js)
 	})
@@ -253,7 +242,7 @@ func TestSuccessIsAckedOnceAndCounted(t *testing.T) {
 	if c := h.callsOf("evt_ok0"); len(c) != 1 || c[0].deliveries != 1 {
 		t.Errorf("calls of evt_ok0 = %+v, want one first delivery", c)
 	}
-	eventually(t, 2*time.Second, "gauges polled", func() bool {
+	testenv.Eventually(t, 2*time.Second, "gauges polled", func() bool {
 		return value(t, s.m.ackPending) == 0 && value(t, s.m.pending) == 0
 	})
 	if err := s.stop(t); err != nil {
@@ -272,7 +261,7 @@ func TestTransientErrorIsRetriedWithBackoffThenApplied(t *testing.T) {
 	cfg := testConfig()
 	publish(t, js, "evt_flaky", "checkout.session.completed")
 	s := start(t, js, h, cfg)
-	eventually(t, 5*time.Second, "flaky event applied", func() bool { n, _ := h.appliedCount(); return n == 1 && settled(t, js) })
+	testenv.Eventually(t, 5*time.Second, "flaky event applied", func() bool { n, _ := h.appliedCount(); return n == 1 && settled(t, js) })
 	calls := h.callsOf("evt_flaky")
 	if len(calls) != 3 {
 		t.Fatalf("calls = %d, want 3", len(calls))
@@ -306,7 +295,7 @@ func TestPermanentErrorIsDeadLetteredAndTerminated(t *testing.T) {
 	})
 	seq := publish(t, js, "evt_bad", "checkout.session.completed")
 	s := start(t, js, h, testConfig())
-	eventually(t, 5*time.Second, "dead letter", func() bool { return len(dlqMessages(t, js)) == 1 && settled(t, js) })
+	testenv.Eventually(t, 5*time.Second, "dead letter", func() bool { return len(dlqMessages(t, js)) == 1 && settled(t, js) })
 	time.Sleep(1300 * time.Millisecond) // past AckWait: a non-terminated message would return
 	if n := len(h.callsOf("evt_bad")); n != 1 {
 		t.Fatalf("handler called %d times, want 1 (terminated)", n)
@@ -339,7 +328,7 @@ func TestPermanentErrorIsDeadLetteredAndTerminated(t *testing.T) {
 	if got := value(t, s.m.events.WithLabelValues("checkout.session.completed", "dead_lettered")); got != 1 {
 		t.Errorf("dead_lettered = %v, want 1", got)
 	}
-	eventually(t, 2*time.Second, "DLQ gauge", func() bool { return value(t, s.m.dlqMessages) == 1 })
+	testenv.Eventually(t, 2*time.Second, "DLQ gauge", func() bool { return value(t, s.m.dlqMessages) == 1 })
 }
 
 func TestRetryBudgetExhaustedIsDeadLettered(t *testing.T) {
@@ -350,7 +339,7 @@ func TestRetryBudgetExhaustedIsDeadLettered(t *testing.T) {
 	cfg := testConfig()
 	publish(t, js, "evt_stuck", "charge.refunded")
 	s := start(t, js, h, cfg)
-	eventually(t, 5*time.Second, "dead letter", func() bool { return len(dlqMessages(t, js)) == 1 && settled(t, js) })
+	testenv.Eventually(t, 5*time.Second, "dead letter", func() bool { return len(dlqMessages(t, js)) == 1 && settled(t, js) })
 	time.Sleep(1300 * time.Millisecond)
 	if n := len(h.callsOf("evt_stuck")); n != cfg.Consumer.MaxDeliver {
 		t.Fatalf("handler called %d times, want MaxDeliver %d", n, cfg.Consumer.MaxDeliver)
@@ -398,7 +387,7 @@ func TestPoisonMessagesDoNotBlockTheOnesBehind(t *testing.T) {
 	cfg.Consumer.Backoff = []time.Duration{time.Second}
 	start(t, js, h, cfg)
 	var goodDone time.Time
-	eventually(t, 10*time.Second, "good events applied", func() bool {
+	testenv.Eventually(t, 10*time.Second, "good events applied", func() bool {
 		for i := range 5 {
 			if len(h.callsOf(fmt.Sprintf("evt_good%d", i))) == 0 {
 				return false
@@ -416,7 +405,7 @@ func TestPoisonMessagesDoNotBlockTheOnesBehind(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, 15*time.Second, "hostile messages dead-lettered", func() bool { return len(dlqMessages(t, js)) == 3 && settled(t, js) })
+	testenv.Eventually(t, 15*time.Second, "hostile messages dead-lettered", func() bool { return len(dlqMessages(t, js)) == 3 && settled(t, js) })
 	reasons := map[string]string{}
 	for _, dl := range dlqMessages(t, js) {
 		id := dl.EventID
@@ -460,7 +449,7 @@ func TestInstancesShareTheDurableConsumer(t *testing.T) {
 	for i := range 3 {
 		group = append(group, start(t, connect(t, n), handler(fmt.Sprint("instance", i)), cfg)) // each on its own connection
 	}
-	eventually(t, 10*time.Second, "all three pulling before the burst", func() bool {
+	testenv.Eventually(t, 10*time.Second, "all three pulling before the burst", func() bool {
 		for _, s := range group {
 			if s.p.Check(context.Background()) != nil {
 				return false
@@ -471,7 +460,7 @@ func TestInstancesShareTheDurableConsumer(t *testing.T) {
 	for i := range events {
 		publish(t, js, fmt.Sprintf("evt_g%02d", i), "checkout.session.completed")
 	}
-	eventually(t, 10*time.Second, "all events applied", func() bool {
+	testenv.Eventually(t, 10*time.Second, "all events applied", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(applied) == events && settled(t, js)
@@ -542,7 +531,7 @@ func TestShutdownFinishesInFlightAndLosesNothing(t *testing.T) {
 		return handling.Applied, nil
 	})
 	start(t, js, fast, cfg)
-	eventually(t, 10*time.Second, "backlog applied by the new instance", func() bool {
+	testenv.Eventually(t, 10*time.Second, "backlog applied by the new instance", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(applied) == events && settled(t, js)
@@ -575,7 +564,7 @@ func TestShutdownTimeoutCancelsStuckHandlers(t *testing.T) {
 	}
 	h := newRecorder(nil)
 	start(t, js, h, testConfig())
-	eventually(t, 5*time.Second, "stuck event applied by the next instance", func() bool { n, _ := h.appliedCount(); return n == 1 })
+	testenv.Eventually(t, 5*time.Second, "stuck event applied by the next instance", func() bool { n, _ := h.appliedCount(); return n == 1 })
 }
 
 func TestBrokerRestartResumesByItself(t *testing.T) {
@@ -597,17 +586,17 @@ func TestBrokerRestartResumesByItself(t *testing.T) {
 	start(t, pjs, h, cfg)
 	pub := connect(t, n)
 	publish(t, pub, "evt_before", "charge.refunded")
-	eventually(t, 5*time.Second, "event before restart", func() bool { c, _ := h.appliedCount(); return c == 1 })
+	testenv.Eventually(t, 5*time.Second, "event before restart", func() bool { c, _ := h.appliedCount(); return c == 1 })
 
 	n.Restart()
-	eventually(t, 10*time.Second, "publisher reconnected", func() bool {
+	testenv.Eventually(t, 10*time.Second, "publisher reconnected", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := streams.NewPublisher(pub).Publish(ctx, stripeevent.Event{ID: "evt_after", Type: "charge.refunded",
 			Endpoint: "default", Created: time.Unix(1700000000, 0), ReceivedAt: time.Now(), Payload: []byte(`{"id":"evt_after","type":"charge.refunded"}`)})
 		return err == nil
 	})
-	eventually(t, 15*time.Second, "event after restart applied", func() bool { return len(h.callsOf("evt_after")) == 1 })
+	testenv.Eventually(t, 15*time.Second, "event after restart applied", func() bool { return len(h.callsOf("evt_after")) == 1 })
 }
 
 func TestAdvisorySafetyNetDeadLettersExhaustedEvents(t *testing.T) {
@@ -628,13 +617,13 @@ func TestAdvisorySafetyNetDeadLettersExhaustedEvents(t *testing.T) {
 	cfg.AckTimeout = 500 * time.Millisecond
 	seq := publish(t, js, "evt_exhausted", "charge.refunded")
 	s := start(t, js, h, cfg)
-	eventually(t, 5*time.Second, "last delivery failed to dead-letter", func() bool {
+	testenv.Eventually(t, 5*time.Second, "last delivery failed to dead-letter", func() bool {
 		return value(t, s.m.ackErrors.WithLabelValues("dlq_publish")) >= 1
 	})
 	if err := streams.Ensure(ctx, js, streams.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "advisory copy in STRIPE_DLQ", func() bool { return len(dlqMessages(t, js)) == 1 })
+	testenv.Eventually(t, 10*time.Second, "advisory copy in STRIPE_DLQ", func() bool { return len(dlqMessages(t, js)) == 1 })
 	dl := dlqMessages(t, js)[0]
 	if dl.Reason != streams.ReasonMaxDeliveries || dl.StreamSeq != seq || dl.EventID != "evt_exhausted" || dl.Deliveries != 2 {
 		t.Errorf("dead letter = %+v", dl)
@@ -695,7 +684,7 @@ func TestSlowHandlerIsKeptAliveNotRedelivered(t *testing.T) {
 	cfg.ShutdownTimeout = 8 * time.Second
 	publish(t, js, "evt_slow", "checkout.session.completed")
 	s := start(t, js, h, cfg)
-	eventually(t, 8*time.Second, "slow event applied", func() bool { n, _ := h.appliedCount(); return n == 1 && settled(t, js) })
+	testenv.Eventually(t, 8*time.Second, "slow event applied", func() bool { n, _ := h.appliedCount(); return n == 1 && settled(t, js) })
 	if n := len(h.callsOf("evt_slow")); n != 1 {
 		t.Fatalf("handler called %d times, want 1: InProgress should hold the message", n)
 	}
@@ -716,7 +705,7 @@ func TestReadinessFailsWhileNotConsuming(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	eventually(t, 5*time.Second, "consuming", func() bool { return p.Check(context.Background()) == nil })
+	testenv.Eventually(t, 5*time.Second, "consuming", func() bool { return p.Check(context.Background()) == nil })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -745,11 +734,11 @@ func TestConsumerGaugesFollowTheBacklog(t *testing.T) {
 		publish(t, js, fmt.Sprintf("evt_b%d", i), "charge.refunded")
 	}
 	s := start(t, js, h, cfg)
-	eventually(t, 5*time.Second, "backlog visible in the gauges", func() bool {
+	testenv.Eventually(t, 5*time.Second, "backlog visible in the gauges", func() bool {
 		return value(t, s.m.pending) >= 3 && value(t, s.m.ackPending) >= 1 && value(t, s.m.inFlight) == 1
 	})
 	close(release)
-	eventually(t, 5*time.Second, "gauges back to zero", func() bool {
+	testenv.Eventually(t, 5*time.Second, "gauges back to zero", func() bool {
 		return settled(t, js) && value(t, s.m.pending) == 0 && value(t, s.m.ackPending) == 0 && value(t, s.m.inFlight) == 0
 	})
 }
@@ -786,7 +775,7 @@ func TestAdvisorySafetyNetCoversACrashedInstance(t *testing.T) {
 	// A healthy instance joins while the last delivery is still pending.
 	h := newRecorder(nil)
 	s := start(t, connect(t, n), h, cfg)
-	eventually(t, 10*time.Second, "advisory copy in STRIPE_DLQ", func() bool { return len(dlqMessages(t, js)) == 1 })
+	testenv.Eventually(t, 10*time.Second, "advisory copy in STRIPE_DLQ", func() bool { return len(dlqMessages(t, js)) == 1 })
 	dl := dlqMessages(t, js)[0]
 	if dl.Reason != streams.ReasonMaxDeliveries || dl.StreamSeq != seq || dl.Deliveries != 2 || dl.EventID != "evt_crash" {
 		t.Errorf("dead letter = %+v", dl)

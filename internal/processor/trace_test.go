@@ -63,15 +63,15 @@ func TestBatchedEventsContinueTheirOwnTraces(t *testing.T) {
 	cfg.Workers = 1
 	cfg.BatchSize = 16
 	s := start(t, js, traceRecorder{h, handlerTrace}, cfg)
-	eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
-	eventually(t, 10*time.Second, "all events delivered to the instance", func() bool {
+	testenv.Eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
+	testenv.Eventually(t, 10*time.Second, "all events delivered to the instance", func() bool {
 		return consumerInfo(t, js).NumAckPending == n
 	})
 	close(gate)
-	eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 1 })
+	testenv.Eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 1 })
 
 	spans := map[string]tracetest.SpanStub{}
-	eventually(t, 5*time.Second, "a processing span per event", func() bool {
+	testenv.Eventually(t, 5*time.Second, "a processing span per event", func() bool {
 		for _, sp := range exp.GetSpans() {
 			for _, kv := range sp.Attributes {
 				if kv.Key == "stripe.event_id" {
