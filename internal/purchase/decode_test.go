@@ -30,7 +30,7 @@ func (noDB) Connect(context.Context) (driver.Conn, error) {
 func (noDB) Driver() driver.Driver { return nil }
 
 // decoder is the purchase handler's lifecycle, for its Decode.
-func decoder(t *testing.T) *Handler {
+func decoder(t testing.TB) *Handler {
 	t.Helper()
 	h, err := NewHandler(bun.NewDB(sql.OpenDB(noDB{}), pgdialect.New()), Config{}, NewMetrics(prometheus.NewRegistry()),
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
