@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/handling"
@@ -19,6 +20,18 @@ import (
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
+
+// seedContent inserts a content item of 2999 usd and returns its
+// organization and id.
+func seedContent(t *testing.T, bdb *bun.DB) (org, content uuid.UUID) {
+	t.Helper()
+	org, content = uuid.New(), uuid.New()
+	if _, err := bdb.NewInsert().Model(&model.Content{ID: content, CreatorID: "creator_1", OrganizationID: org,
+		PriceCents: 2999, Currency: "usd", Visibility: "public"}).Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return org, content
+}
 
 // TestBatchesWithDuplicatesAcrossThreeInstances runs three processors, each
 // with its own connection, database pool and the real purchase handler
@@ -32,11 +45,7 @@ func TestBatchesWithDuplicatesAcrossThreeInstances(t *testing.T) {
 	js := n.JetStream(t)
 	bdb, dsn := testenv.DB(t)
 	ctx := context.Background()
-	org, content := uuid.New(), uuid.New()
-	if _, err := bdb.NewInsert().Model(&model.Content{ID: content, CreatorID: "creator_1", OrganizationID: org,
-		PriceCents: 2999, Currency: "usd", Visibility: "public"}).Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	org, content := seedContent(t, bdb)
 	const sessions = 20
 	at := time.Now().Add(-time.Minute)
 	publishCopy := func(id string, body []byte, copyN int) {
@@ -154,11 +163,7 @@ func TestPayloadsThatAreNotTheirEventAreDeadLettered(t *testing.T) {
 			js := n.JetStream(t)
 			bdb, _ := testenv.DB(t)
 			ctx := context.Background()
-			org, content := uuid.New(), uuid.New()
-			if _, err := bdb.NewInsert().Model(&model.Content{ID: content, CreatorID: "creator_1", OrganizationID: org,
-				PriceCents: 2999, Currency: "usd", Visibility: "public"}).Exec(ctx); err != nil {
-				t.Fatal(err)
-			}
+			org, content := seedContent(t, bdb)
 			at := time.Now().Add(-time.Minute)
 			checkout := func(id, session string) []byte {
 				t.Helper()
