@@ -11,15 +11,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
 
 // deliverOne publishes ev and returns it as delivered by a fresh consumer.
-func deliverOne(t *testing.T, js jetstream.JetStream, ev streams.Event, body string) jetstream.Msg {
+func deliverOne(t *testing.T, js jetstream.JetStream, ev stripeevent.Event, body string) jetstream.Msg {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := streams.NewPublisher(js).Publish(ctx, ev, []byte(body)); err != nil {
+	ev.Payload = []byte(body)
+	if _, err := streams.NewPublisher(js).Publish(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, streams.EventsStream, jetstream.ConsumerConfig{
@@ -36,9 +38,9 @@ func deliverOne(t *testing.T, js jetstream.JetStream, ev streams.Event, body str
 	return msg
 }
 
-func testEvent(id string) streams.Event {
-	return streams.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16", Endpoint: "booking",
-		Created: 1700000000, ReceivedAt: time.Date(2026, 11, 27, 6, 0, 0, 123, time.UTC), RequestID: "req_1"}
+func testEvent(id string) stripeevent.Event {
+	return stripeevent.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16", Endpoint: "booking",
+		Created: time.Unix(1700000000, 0), ReceivedAt: time.Date(2026, 11, 27, 6, 0, 0, 123, time.UTC), RequestID: "req_1"}
 }
 
 // A delivered message copied to STRIPE_DLQ as the processor copies it keeps

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/paystream/paystream/internal/stripeevent"
 )
 
 // Headers carried by every message on STRIPE_EVENTS. The edge sets them from
@@ -43,9 +45,9 @@ const MaxEventIDLen = 255
 // malformed, or disagree with its subject. Such a message did not come from
 // paystream (or was corrupted) and never becomes valid.
 type HeaderError struct {
-	Name  string // the header; "" when the subject disagrees with the headers
-	Value string // what it held (the subject when Name is "")
-	Event Event  // the headers decoded before the bad one
+	Name  string            // the header; "" when the subject disagrees with the headers
+	Value string            // what it held (the subject when Name is "")
+	Event stripeevent.Event // the headers decoded before the bad one
 }
 
 func (e *HeaderError) Error() string {
@@ -59,12 +61,13 @@ func (e *HeaderError) Error() string {
 	return fmt.Sprintf("header %s is missing or malformed: %q", e.Name, v)
 }
 
-// DecodeHeaders is Msg read backwards: it returns the Event that Msg encoded
-// into the headers of a message stored on subject. Paystream-Received-At is
-// the one optional header (it only feeds latency metrics); Source and
-// RequestID are copied as found. Every other problem is a *HeaderError.
-func DecodeHeaders(subject string, h nats.Header) (Event, error) {
-	ev := Event{ID: h.Get(HeaderEventID)}
+// DecodeHeaders is Msg read backwards: it returns the event that Msg encoded
+// into the headers of a message stored on subject, without its payload.
+// Paystream-Received-At is the one optional header (it only feeds latency
+// metrics); Source and RequestID are copied as found. Every other problem is
+// a *HeaderError.
+func DecodeHeaders(subject string, h nats.Header) (stripeevent.Event, error) {
+	ev := stripeevent.Event{ID: h.Get(HeaderEventID)}
 	if ev.ID == "" || len(ev.ID) > MaxEventIDLen {
 		return ev, &HeaderError{Name: HeaderEventID, Value: ev.ID, Event: ev}
 	}
@@ -89,7 +92,7 @@ func DecodeHeaders(subject string, h nats.Header) (Event, error) {
 	if err != nil || created <= 0 {
 		return ev, &HeaderError{Name: HeaderCreated, Value: h.Get(HeaderCreated), Event: ev}
 	}
-	ev.Created = created
+	ev.Created = time.Unix(created, 0).UTC()
 	if v := h.Get(HeaderReceivedAt); v != "" {
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			ev.ReceivedAt = t

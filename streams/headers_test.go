@@ -3,19 +3,22 @@ package streams
 import (
 	"errors"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/paystream/paystream/internal/stripeevent"
 )
 
 // Msg and DecodeHeaders are the two halves of the STRIPE_EVENTS header
 // format: what one writes the other reads back unchanged.
 func TestDecodeHeadersReadsWhatMsgWrote(t *testing.T) {
-	want := Event{ID: "evt_1", Type: "checkout.session.completed", APIVersion: "2023-10-16", Livemode: true,
-		Created: 1700000000, Endpoint: "booking", ReceivedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
-		RequestID: "req_1", Source: "reconcile"}
-	m, err := Msg(want, []byte(`{}`))
+	want := stripeevent.Event{ID: "evt_1", Type: "checkout.session.completed", APIVersion: "2023-10-16", Livemode: true,
+		Created: time.Unix(1700000000, 0).UTC(), Endpoint: "booking", ReceivedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
+		RequestID: "req_1", Source: "reconcile", Payload: []byte(`{}`)}
+	m, err := Msg(want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,14 +29,17 @@ func TestDecodeHeadersReadsWhatMsgWrote(t *testing.T) {
 	if !got.ReceivedAt.Equal(want.ReceivedAt) {
 		t.Errorf("ReceivedAt = %v, want %v", got.ReceivedAt, want.ReceivedAt)
 	}
-	got.ReceivedAt = want.ReceivedAt
-	if got != want {
+	if string(m.Data) != string(want.Payload) {
+		t.Errorf("body = %s, want the payload %s", m.Data, want.Payload)
+	}
+	got.ReceivedAt, want.Payload = want.ReceivedAt, nil // the payload travels as the body
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("DecodeHeaders = %+v\nwant %+v", got, want)
 	}
 }
 
 func TestDecodeHeadersNamesTheBadHeader(t *testing.T) {
-	m, err := Msg(Event{ID: "evt_1", Type: "charge.refunded", Created: 1, Endpoint: DefaultEndpoint}, nil)
+	m, err := Msg(stripeevent.Event{ID: "evt_1", Type: "charge.refunded", Created: time.Unix(1, 0), Endpoint: DefaultEndpoint})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,24 +10,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/paystream/paystream/internal/stripeevent"
 )
 
 // ErrUnavailable wraps every failure to get a PubAck: the broker is down,
 // slow, or the stream is missing. The edge answers 503 and Stripe retries.
 var ErrUnavailable = errors.New("jetstream unavailable")
-
-// Event is what the publisher needs to know about a verified Stripe event.
-type Event struct {
-	ID         string    // evt_…; becomes Nats-Msg-Id
-	Type       string    // checkout.session.completed
-	APIVersion string    // 2023-10-16
-	Livemode   bool      //
-	Created    int64     // unix seconds, from the event
-	Endpoint   string    // endpoint name; DefaultEndpoint for /webhooks/stripe
-	ReceivedAt time.Time // when the edge read the request
-	RequestID  string    // edge request id
-	Source     string    // edge, reconcile, dlq-replay; "" means edge
-}
 
 // PubResult is the broker's answer to one publish.
 type PubResult struct {
@@ -49,8 +38,9 @@ type Publisher struct {
 // jetstream.WithPublishAsyncTimeout so abandoned acks are released.
 func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
 
-// Msg builds the message for ev: subject, headers and body.
-func Msg(ev Event, body []byte) (*nats.Msg, error) {
+// Msg builds the message for ev: its subject, its headers (which
+// DecodeHeaders reads back) and its payload as the body.
+func Msg(ev stripeevent.Event) (*nats.Msg, error) {
 	subj, err := EventSubject(ev.Endpoint, ev.Type)
 	if err != nil {
 		return nil, err
@@ -80,20 +70,29 @@ func Msg(ev Event, body []byte) (*nats.Msg, error) {
 	set(HeaderEventType, ev.Type)
 	set(HeaderAPIVersion, ev.APIVersion)
 	set(HeaderLivemode, strconv.FormatBool(ev.Livemode))
-	set(HeaderCreated, strconv.FormatInt(ev.Created, 10))
+	set(HeaderCreated, strconv.FormatInt(unixSeconds(ev.Created), 10))
 	set(HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
 	if ev.RequestID != "" {
 		set(HeaderRequestID, ev.RequestID)
 	}
 	set(HeaderSource, src)
-	return &nats.Msg{Subject: subj, Header: h, Data: body}, nil
+	return &nats.Msg{Subject: subj, Header: h, Data: ev.Payload}, nil
+}
+
+// unixSeconds is t in unix seconds, 0 for the zero time (a created the
+// runtime refuses, like any value not after 1970).
+func unixSeconds(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // Publish stores ev in STRIPE_EVENTS and waits for the PubAck or ctx.
 // A duplicate id is a success with Duplicate set. Every broker failure is
 // wrapped in ErrUnavailable; a malformed event is a plain error.
-func (p *Publisher) Publish(ctx context.Context, ev Event, body []byte) (PubResult, error) {
-	m, err := Msg(ev, body)
+func (p *Publisher) Publish(ctx context.Context, ev stripeevent.Event) (PubResult, error) {
+	m, err := Msg(ev)
 	if err != nil {
 		return PubResult{}, err
 	}
@@ -108,11 +107,12 @@ func (p *Publisher) Publish(ctx context.Context, ev Event, body []byte) (PubResu
 // timeout), without the two contexts and the timer per call: the timers are
 // reused. A timeout is an ErrUnavailable wrapping context.DeadlineExceeded.
 //
-// After a nil error nothing references body any more and the caller may
-// reuse it. After an error the message may still be in the client's hands
-// (a late ack, a retry after "no responders"), and body must be left alone.
-func (p *Publisher) PublishWithin(ctx context.Context, ev Event, body []byte, timeout time.Duration) (PubResult, error) {
-	m, err := Msg(ev, body)
+// After a nil error nothing references ev.Payload any more and the caller
+// may reuse it. After an error the message may still be in the client's
+// hands (a late ack, a retry after "no responders"), and ev.Payload must be
+// left alone.
+func (p *Publisher) PublishWithin(ctx context.Context, ev stripeevent.Event, timeout time.Duration) (PubResult, error) {
+	m, err := Msg(ev)
 	if err != nil {
 		return PubResult{}, err
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/paystream/paystream/internal/stripeevent"
 )
 
 // Msg fills its header map directly instead of through Header.Set; this is
@@ -16,12 +18,13 @@ import (
 // same values.
 func TestMsgHeadersAsHeaderSetWrites(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("x", 3600))
-	for _, ev := range []Event{
+	for _, ev := range []stripeevent.Event{
 		{ID: "evt_1", Type: "checkout.session.completed", APIVersion: "2023-10-16", Livemode: true,
-			Created: 1700000000, Endpoint: "booking", ReceivedAt: at, RequestID: "req_1", Source: "reconcile"},
-		{ID: "evt_2", Type: "charge.refunded", Created: 1, Endpoint: DefaultEndpoint, ReceivedAt: at},
+			Created: time.Unix(1700000000, 0), Endpoint: "booking", ReceivedAt: at, RequestID: "req_1", Source: "reconcile"},
+		{ID: "evt_2", Type: "charge.refunded", Created: time.Unix(1, 0), Endpoint: DefaultEndpoint, ReceivedAt: at},
 	} {
-		m, err := Msg(ev, []byte(`{}`))
+		ev.Payload = []byte(`{}`)
+		m, err := Msg(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +39,7 @@ func TestMsgHeadersAsHeaderSetWrites(t *testing.T) {
 		want.Header.Set(HeaderEventType, ev.Type)
 		want.Header.Set(HeaderAPIVersion, ev.APIVersion)
 		want.Header.Set(HeaderLivemode, strconv.FormatBool(ev.Livemode))
-		want.Header.Set(HeaderCreated, strconv.FormatInt(ev.Created, 10))
+		want.Header.Set(HeaderCreated, strconv.FormatInt(ev.Created.Unix(), 10))
 		want.Header.Set(HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
 		if ev.RequestID != "" {
 			want.Header.Set(HeaderRequestID, ev.RequestID)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
@@ -20,9 +21,9 @@ func TestPublishWithinTimesOutAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := streams.NewPublisher(js)
-	ev := func(i int) streams.Event {
-		return streams.Event{ID: fmt.Sprintf("evt_within_%d", i), Type: "charge.refunded", Endpoint: streams.DefaultEndpoint,
-			Created: 1700000000, ReceivedAt: time.Now()}
+	ev := func(i int) stripeevent.Event {
+		return stripeevent.Event{ID: fmt.Sprintf("evt_within_%d", i), Type: "charge.refunded", Endpoint: streams.DefaultEndpoint,
+			Created: time.Unix(1700000000, 0), ReceivedAt: time.Now(), Payload: []byte(`{}`)}
 	}
 
 	// No stream yet: the broker answers "no responders" and the client
@@ -30,7 +31,7 @@ func TestPublishWithinTimesOutAndRecovers(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel() // ignored: only the timeout bounds the wait
 	start := time.Now()
-	_, err = p.PublishWithin(cancelled, ev(0), []byte(`{}`), 50*time.Millisecond)
+	_, err = p.PublishWithin(cancelled, ev(0), 50*time.Millisecond)
 	if !errors.Is(err, streams.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("publish without a stream = %v, want ErrUnavailable and DeadlineExceeded", err)
 	}
@@ -42,12 +43,12 @@ func TestPublishWithinTimesOutAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 50; i++ {
-		res, err := p.PublishWithin(cancelled, ev(i), []byte(`{}`), 10*time.Second)
+		res, err := p.PublishWithin(cancelled, ev(i), 10*time.Second)
 		if err != nil || res.Duplicate {
 			t.Fatalf("publish #%d = %+v, %v", i, res, err)
 		}
 	}
-	res, err := p.PublishWithin(context.Background(), ev(50), []byte(`{}`), 10*time.Second)
+	res, err := p.PublishWithin(context.Background(), ev(50), 10*time.Second)
 	if err != nil || !res.Duplicate {
 		t.Fatalf("repeated publish = %+v, %v; want a duplicate", res, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
@@ -60,13 +61,13 @@ func TestPublishDedupsOnEventID(t *testing.T) {
 	n := testenv.StartNATS(t)
 	js := n.JetStream(t)
 	p := streams.NewPublisher(js)
-	ev := streams.Event{ID: "evt_1", Type: "checkout.session.completed", APIVersion: "2023-10-16",
-		Endpoint: streams.DefaultEndpoint, Created: 1700000000, ReceivedAt: time.Now()}
-	first, err := p.Publish(ctx, ev, []byte(`{"id":"evt_1"}`))
+	ev := stripeevent.Event{ID: "evt_1", Type: "checkout.session.completed", APIVersion: "2023-10-16",
+		Endpoint: streams.DefaultEndpoint, Created: time.Unix(1700000000, 0), ReceivedAt: time.Now(), Payload: []byte(`{"id":"evt_1"}`)}
+	first, err := p.Publish(ctx, ev)
 	if err != nil || first.Duplicate {
 		t.Fatalf("first publish = %+v, %v", first, err)
 	}
-	second, err := p.Publish(ctx, ev, []byte(`{"id":"evt_1"}`))
+	second, err := p.Publish(ctx, ev)
 	if err != nil || !second.Duplicate || second.Sequence != first.Sequence {
 		t.Fatalf("second publish = %+v, %v; want duplicate of seq %d", second, err, first.Sequence)
 	}
@@ -96,7 +97,7 @@ func TestPublishWhileBrokerDownIsUnavailable(t *testing.T) {
 	n.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err := p.Publish(ctx, streams.Event{ID: "evt_2", Type: "charge.refunded", Endpoint: "default"}, []byte("{}"))
+	_, err := p.Publish(ctx, stripeevent.Event{ID: "evt_2", Type: "charge.refunded", Endpoint: "default", Payload: []byte("{}")})
 	if !errors.Is(err, streams.ErrUnavailable) {
 		t.Fatalf("publish with broker down = %v, want ErrUnavailable", err)
 	}

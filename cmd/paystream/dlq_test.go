@@ -25,6 +25,7 @@ import (
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
@@ -108,10 +109,9 @@ func checkoutBody(t *testing.T, eventID, session string) []byte {
 func publishBody(t *testing.T, js jetstream.JetStream, eventID string, body []byte) uint64 {
 	t.Helper()
 	now := time.Now()
-	res, err := streams.NewPublisher(js).Publish(context.Background(), streams.Event{
-		ID: eventID, Type: "checkout.session.completed", APIVersion: stripefixture.APIVersion, Created: now.Unix(),
-		Endpoint: streams.DefaultEndpoint, ReceivedAt: now, RequestID: "req_" + eventID,
-	}, body)
+	res, err := streams.NewPublisher(js).Publish(context.Background(), stripeevent.Event{
+		ID: eventID, Type: "checkout.session.completed", APIVersion: stripefixture.APIVersion, Created: now,
+		Endpoint: streams.DefaultEndpoint, ReceivedAt: now, RequestID: "req_" + eventID, Payload: body})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ type oldPayloadPath struct {
 	next handling.Handler
 }
 
-func (o oldPayloadPath) Handle(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+func (o oldPayloadPath) Handle(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 	type row struct {
 		bun.BaseModel `bun:"table:stripe_events"`
 		Payload       json.RawMessage `bun:"payload,type:jsonb"`

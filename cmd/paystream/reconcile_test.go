@@ -10,6 +10,7 @@ import (
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
@@ -42,8 +43,8 @@ func TestReconcileCommand(t *testing.T) {
 	}
 	n := testenv.StartNATS(t)
 	js := n.JetStream(t)
-	if _, err := streams.NewPublisher(js).Publish(t.Context(), streams.Event{ID: ids[0], Type: "checkout.session.completed",
-		Endpoint: "default", ReceivedAt: time.Now()}, []byte(`{}`)); err != nil {
+	if _, err := streams.NewPublisher(js).Publish(t.Context(), stripeevent.Event{ID: ids[0], Type: "checkout.session.completed",
+		Endpoint: "default", ReceivedAt: time.Now(), Payload: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{

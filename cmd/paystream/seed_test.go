@@ -21,6 +21,7 @@ import (
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/split"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
@@ -128,7 +129,7 @@ func TestSeedIsIdempotentAndMakesAFullPurchase(t *testing.T) {
 
 // demoCheckout is the checkout.session.completed event `paystream send`
 // builds with its defaults, as the processor runtime delivers it.
-func demoCheckout(t *testing.T, eventID, session string, at time.Time) handling.Event {
+func demoCheckout(t *testing.T, eventID, session string, at time.Time) stripeevent.Event {
 	t.Helper()
 	body, err := stripefixture.CheckoutEvent("checkout.session.completed", stripefixture.Meta{EventID: eventID, Created: at},
 		stripefixture.Checkout{
@@ -144,7 +145,7 @@ func demoCheckout(t *testing.T, eventID, session string, at time.Time) handling.
 	if err := json.Unmarshal(body, &head); err != nil {
 		t.Fatal(err)
 	}
-	return handling.Event{ID: eventID, Type: "checkout.session.completed", Endpoint: "default",
+	return stripeevent.Event{ID: eventID, Type: "checkout.session.completed", Endpoint: "default",
 		APIVersion: stripefixture.APIVersion, Created: time.Unix(head.Created, 0), ReceivedAt: at,
 		Payload: body, Subject: "stripe.events.default.checkout.session.completed", Deliveries: 1}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
@@ -25,7 +26,7 @@ func TestStatusReportsLagDLQAndOutbox(t *testing.T) {
 
 	pub := streams.NewPublisher(js)
 	for _, id := range []string{"evt_a", "evt_b", "evt_c"} {
-		if _, err := pub.Publish(ctx, streams.Event{ID: id, Type: "checkout.session.completed", Endpoint: "default", ReceivedAt: time.Now()}, []byte(`{}`)); err != nil {
+		if _, err := pub.Publish(ctx, stripeevent.Event{ID: id, Type: "checkout.session.completed", Endpoint: "default", ReceivedAt: time.Now(), Payload: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 	}

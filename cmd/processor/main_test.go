@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
@@ -74,8 +75,8 @@ func TestRunAppliesEventsEndToEnd(t *testing.T) {
 	pub := streams.NewPublisher(js)
 	publish := func(id, typ string, body []byte) {
 		t.Helper()
-		_, err := pub.Publish(ctx, streams.Event{ID: id, Type: typ, APIVersion: stripefixture.APIVersion, Endpoint: "default",
-			Created: time.Now().Unix(), ReceivedAt: time.Now()}, body)
+		_, err := pub.Publish(ctx, stripeevent.Event{ID: id, Type: typ, APIVersion: stripefixture.APIVersion, Endpoint: "default",
+			Created: time.Now(), ReceivedAt: time.Now(), Payload: body})
 		if err != nil {
 			t.Fatal(err)
 		}

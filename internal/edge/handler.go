@@ -23,6 +23,7 @@ import (
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -112,7 +113,7 @@ type request struct {
 	id       string
 	endpoint string // label value: a configured name or "unknown"
 	client   netip.Addr
-	event    envelope
+	event    stripeevent.Event // once the body verified and decoded
 	dup      bool
 	seq      uint64
 }
@@ -242,12 +243,13 @@ func (h *Handler) handle(ctx context.Context, c *fasthttp.RequestCtx, req *reque
 	if err := h.verifier.verify(sig, body, ep.keys); err != nil {
 		return err
 	}
-	env, err := decodeEnvelope(body) // copies what it keeps
+	ev, err := decodeEvent(body) // copies what it keeps but the body
 	if err != nil {
 		return err
 	}
-	req.event = env
-	if err := h.publish(ctx, req, body, start); err != nil {
+	ev.Endpoint, ev.ReceivedAt, ev.RequestID = req.endpoint, start, req.id
+	req.event = ev
+	if err := h.publish(ctx, req); err != nil {
 		// The message may still be in the client's hands (an ack that did
 		// not come in time, a retry after "no responders") with body as its
 		// data: take the body from the server, which would otherwise reuse
@@ -262,30 +264,43 @@ func (h *Handler) handle(ctx context.Context, c *fasthttp.RequestCtx, req *reque
 // bounded by the publish timeout but not by the client's context: a client
 // that hangs up does not change whether the event was stored, and the metric
 // and log line should say which.
-func (h *Handler) publish(ctx context.Context, req *request, body []byte, received time.Time) error {
+func (h *Handler) publish(ctx context.Context, req *request) error {
 	pubStart := h.Now()
-	res, err := h.pub.PublishWithin(ctx, streams.Event{
-		ID:         req.event.ID,
-		Type:       req.event.Type,
-		APIVersion: req.event.APIVersion,
-		Livemode:   req.event.Livemode,
-		Created:    req.event.Created,
-		Endpoint:   req.endpoint,
-		ReceivedAt: received,
-		RequestID:  req.id,
-	}, body, h.publishTimeout)
+	res, err := h.pub.PublishWithin(ctx, req.event, h.publishTimeout)
 	obs.Observe(ctx, h.m.PublishDuration.WithLabelValues(req.endpoint), h.Now().Sub(pubStart).Seconds())
 	if err != nil {
 		if errors.Is(err, streams.ErrUnavailable) {
 			h.m.PublishErrors.WithLabelValues(req.endpoint).Inc()
 			return fault.Wrap(err, fault.Unavailable, ReasonUnavailable, "event store unavailable")
 		}
-		// Msg refused the event (cannot happen after decodeEnvelope's checks).
+		// Msg refused the event (cannot happen after decodeEvent's checks).
 		return fault.Wrap(err, fault.Internal, "publish_rejected", "event could not be published")
 	}
 	req.dup, req.seq = res.Duplicate, res.Sequence
 	h.m.Published.WithLabelValues(req.endpoint, req.event.Type, strconv.FormatBool(res.Duplicate)).Inc()
 	return nil
+}
+
+// decodeEvent parses a verified body into the event to publish. Any API
+// version is accepted (and recorded); the body must be one JSON object with
+// object "event", an evt_ id and a type that can be a subject token. This is
+// the trust boundary where the id is validated: everything after the edge
+// takes the id from the headers the edge writes from it.
+func decodeEvent(body []byte) (stripeevent.Event, error) {
+	ev, err := stripeevent.Parse(body)
+	switch {
+	case errors.Is(err, stripeevent.ErrNotEvent):
+		return stripeevent.Event{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: object is not \"event\"")
+	case err != nil:
+		return stripeevent.Event{}, fault.Wrap(err, fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event JSON object")
+	case !streams.ValidEventID(ev.ID):
+		return stripeevent.Event{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: id is not an evt_ id")
+	case !streams.ValidEventType(ev.Type):
+		return stripeevent.Event{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: type is not an event type")
+	case len(ev.APIVersion) > 64:
+		return stripeevent.Event{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: api_version is too long")
+	}
+	return ev, nil
 }
 
 // publicMessage is the error text a client sees: the classified message

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/fault"
-	"github.com/paystream/paystream/internal/stripeevent"
-	"github.com/paystream/paystream/streams"
 )
 
 // Rejection reasons: the reason label of paystream_edge_rejections_total and
@@ -221,30 +219,4 @@ func signatureTimestamp(header string) (time.Time, error) {
 		return time.Time{}, malformed("no t")
 	}
 	return time.Unix(ts, 0), nil
-}
-
-// envelope is the part of a Stripe event the edge needs, read by the
-// stripeevent scanner (no stripe.Event with its maps and raw copies): the
-// edge is a transport and the processor decodes the rest.
-type envelope = stripeevent.Envelope
-
-// decodeEnvelope parses a verified body. Any API version is accepted (and
-// recorded); the body must be one JSON object with object "event", an evt_
-// id and a type that can be a subject token.
-func decodeEnvelope(body []byte) (envelope, error) {
-	env, err := stripeevent.Scan(body)
-	if err != nil {
-		return envelope{}, fault.Wrap(err, fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event JSON object")
-	}
-	switch {
-	case env.Object != "event":
-		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: object is not \"event\"")
-	case !streams.ValidEventID(env.ID):
-		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: id is not an evt_ id")
-	case !streams.ValidEventType(env.Type):
-		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: type is not an event type")
-	case len(env.APIVersion) > 64:
-		return envelope{}, fault.New(fault.Invalid, ReasonInvalidPayload, "body is not a Stripe event: api_version is too long")
-	}
-	return env, nil
 }

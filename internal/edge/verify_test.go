@@ -104,7 +104,7 @@ func TestStatusOfEveryReason(t *testing.T) {
 	}
 }
 
-func TestDecodeEnvelope(t *testing.T) {
+func TestDecodeEvent(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
@@ -125,9 +125,9 @@ func TestDecodeEnvelope(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env, err := decodeEnvelope([]byte(tt.body))
+			ev, err := decodeEvent([]byte(tt.body))
 			if (err == nil) != tt.ok {
-				t.Fatalf("decodeEnvelope = %+v, %v; want ok=%v", env, err, tt.ok)
+				t.Fatalf("decodeEvent = %+v, %v; want ok=%v", ev, err, tt.ok)
 			}
 			if err != nil && (fault.CodeOf(err) != fault.Invalid || fault.ReasonOf(err) != ReasonInvalidPayload) {
 				t.Errorf("error %v is not invalid/invalid_payload", err)

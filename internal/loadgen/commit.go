@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 )
 
 // CommitClock records, for every event a handler applied, the time from the
@@ -48,7 +49,7 @@ func (c *CommitClock) Stop() Latency {
 		StartP50: wait[n*50/100], StartP99: wait[n*99/100]}
 }
 
-func (c *CommitClock) observe(began time.Time, evs []handling.Event, res []handling.Result) {
+func (c *CommitClock) observe(began time.Time, evs []stripeevent.Event, res []handling.Result) {
 	t := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -82,10 +83,10 @@ type timed struct {
 	c *CommitClock
 }
 
-func (t timed) Handle(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+func (t timed) Handle(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 	began := t.c.now()
 	out, err := t.h.Handle(ctx, ev)
-	t.c.observe(began, []handling.Event{ev}, []handling.Result{{Outcome: out, Err: err}})
+	t.c.observe(began, []stripeevent.Event{ev}, []handling.Result{{Outcome: out, Err: err}})
 	return out, err
 }
 
@@ -94,7 +95,7 @@ type timedBatch struct {
 	bh handling.BatchHandler
 }
 
-func (t timedBatch) HandleBatch(ctx context.Context, evs []handling.Event) []handling.Result {
+func (t timedBatch) HandleBatch(ctx context.Context, evs []stripeevent.Event) []handling.Result {
 	began := t.c.now()
 	res := t.bh.HandleBatch(ctx, evs)
 	t.c.observe(began, evs, res)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -110,8 +111,8 @@ func RunBaseline(ctx context.Context, js jetstream.JetStream, cfg EdgeConfig, p 
 	return measureCPU(cfg.cpu(), func() (Result, error) {
 		return drive(ctx, "baseline", cfg.Concurrency, cfg.Duration, cfg.Rate, cfg.Progress, func(ctx context.Context, buf []byte) ([]byte, string, bool) {
 			body, ids := p.Next(buf)
-			m, err := streams.Msg(streams.Event{ID: ids.Event, Type: "checkout.session.completed", APIVersion: "2023-10-16",
-				Endpoint: endpoint, Created: time.Now().Unix(), ReceivedAt: time.Now(), Source: "bench-baseline"}, body)
+			m, err := streams.Msg(stripeevent.Event{ID: ids.Event, Type: "checkout.session.completed", APIVersion: "2023-10-16",
+				Endpoint: endpoint, Created: time.Now(), ReceivedAt: time.Now(), Source: "bench-baseline", Payload: body})
 			if err != nil {
 				return body, "error", false
 			}

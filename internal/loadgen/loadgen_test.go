@@ -12,6 +12,7 @@ import (
 
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/loadgen"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
@@ -96,18 +97,18 @@ func TestBaselinePublishesUniqueEvents(t *testing.T) {
 
 func TestCommitClockTimesAppliedEventsOnly(t *testing.T) {
 	c := loadgen.NewCommitClock()
-	h := c.Wrap(handling.HandlerFunc(func(_ context.Context, ev handling.Event) (handling.Outcome, error) {
+	h := c.Wrap(handling.HandlerFunc(func(_ context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 		if ev.ID == "evt_dup" {
 			return handling.Duplicate, nil
 		}
 		return handling.Applied, nil
 	}))
 	received := time.Now().Add(-20 * time.Millisecond)
-	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_before", ReceivedAt: received}) // not started: ignored
+	_, _ = h.Handle(context.Background(), stripeevent.Event{ID: "evt_before", ReceivedAt: received}) // not started: ignored
 	c.Start()
-	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_1", ReceivedAt: received})
-	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_dup", ReceivedAt: received})
-	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_no_receipt"})
+	_, _ = h.Handle(context.Background(), stripeevent.Event{ID: "evt_1", ReceivedAt: received})
+	_, _ = h.Handle(context.Background(), stripeevent.Event{ID: "evt_dup", ReceivedAt: received})
+	_, _ = h.Handle(context.Background(), stripeevent.Event{ID: "evt_no_receipt"})
 	lat := c.Stop()
 	if lat.Events != 1 || lat.P50 < 20*time.Millisecond || lat.Max != lat.P50 || lat.StartP50 < 20*time.Millisecond || lat.StartP50 > lat.P50 {
 		t.Fatalf("latency = %+v, want one event of at least 20ms", lat)
@@ -120,7 +121,7 @@ func TestCommitClockTimesAppliedEventsOnly(t *testing.T) {
 // batchApplier applies every event but evt_dup, one result each.
 type batchApplier struct{ handling.HandlerFunc }
 
-func (b batchApplier) HandleBatch(ctx context.Context, evs []handling.Event) []handling.Result {
+func (b batchApplier) HandleBatch(ctx context.Context, evs []stripeevent.Event) []handling.Result {
 	res := make([]handling.Result, len(evs))
 	for i, ev := range evs {
 		res[i].Outcome, res[i].Err = b.Handle(ctx, ev)
@@ -130,7 +131,7 @@ func (b batchApplier) HandleBatch(ctx context.Context, evs []handling.Event) []h
 
 func TestCommitClockCountsTransactions(t *testing.T) {
 	c := loadgen.NewCommitClock()
-	h := c.Wrap(batchApplier{func(_ context.Context, ev handling.Event) (handling.Outcome, error) {
+	h := c.Wrap(batchApplier{func(_ context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 		if ev.ID == "evt_dup" {
 			return handling.Duplicate, nil
 		}
@@ -142,9 +143,9 @@ func TestCommitClockCountsTransactions(t *testing.T) {
 	}
 	now := time.Now()
 	c.Start()
-	bh.HandleBatch(context.Background(), []handling.Event{{ID: "evt_1", ReceivedAt: now}, {ID: "evt_2", ReceivedAt: now}, {ID: "evt_dup", ReceivedAt: now}})
-	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_3", ReceivedAt: now})
-	_, _ = h.Handle(context.Background(), handling.Event{ID: "evt_dup", ReceivedAt: now}) // applied nothing: not counted
+	bh.HandleBatch(context.Background(), []stripeevent.Event{{ID: "evt_1", ReceivedAt: now}, {ID: "evt_2", ReceivedAt: now}, {ID: "evt_dup", ReceivedAt: now}})
+	_, _ = h.Handle(context.Background(), stripeevent.Event{ID: "evt_3", ReceivedAt: now})
+	_, _ = h.Handle(context.Background(), stripeevent.Event{ID: "evt_dup", ReceivedAt: now}) // applied nothing: not counted
 	lat := c.Stop()
 	if lat.Events != 3 || lat.Calls != 2 {
 		t.Fatalf("latency = %+v, want 3 events in 2 transactions", lat)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -33,9 +34,9 @@ func Load(ctx context.Context, js jetstream.JetStream, p *Payloads, n, conc int)
 				var ids IDs
 				buf, ids = p.Next(buf)
 				body := append([]byte(nil), buf...)
-				_, err := pub.Publish(ctx, streams.Event{ID: ids.Event, Type: "checkout.session.completed",
-					APIVersion: "2023-10-16", Endpoint: streams.DefaultEndpoint, Created: time.Now().Unix(),
-					ReceivedAt: time.Now(), Source: "bench"}, body)
+				_, err := pub.Publish(ctx, stripeevent.Event{ID: ids.Event, Type: "checkout.session.completed",
+					APIVersion: "2023-10-16", Endpoint: streams.DefaultEndpoint, Created: time.Now(),
+					ReceivedAt: time.Now(), Source: "bench", Payload: body})
 				if err != nil {
 					errs <- fmt.Errorf("load: %w", err)
 					return

@@ -11,6 +11,7 @@ import (
 	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -352,7 +353,7 @@ func TestGracefulShutdownRelaysTheLastPurchases(t *testing.T) {
 	pc := processorconfig.Domain{Relay: outbox.RelayConfig{PollInterval: 2 * time.Second, MaxBackoff: 2 * time.Second}}
 	started := make(chan struct{}, 100)
 	inst := s.startProcessor(procOpts{workers: 2, domain: &pc, wrap: func(_ *instance, h handling.Handler) handling.Handler {
-		return handlerFunc(func(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+		return handlerFunc(func(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 			started <- struct{}{}
 			time.Sleep(150 * time.Millisecond) // long enough to be in flight at the shutdown
 			return h.Handle(ctx, ev)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
@@ -156,7 +157,7 @@ func TestProcessorKilledBeforeAck(t *testing.T) {
 	var died atomic.Bool
 	committed := make(chan struct{})
 	victim := s.startProcessor(procOpts{workers: 1, wrap: func(inst *instance, h handling.Handler) handling.Handler {
-		return handlerFunc(func(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+		return handlerFunc(func(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 			out, err := h.Handle(ctx, ev)
 			if err == nil && died.CompareAndSwap(false, true) {
 				// The process dies between commit and ack: its
@@ -213,9 +214,9 @@ func TestProcessorKilledBeforeAck(t *testing.T) {
 }
 
 // handlerFunc adapts a function to handling.Handler.
-type handlerFunc func(ctx context.Context, ev handling.Event) (handling.Outcome, error)
+type handlerFunc func(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error)
 
-func (f handlerFunc) Handle(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+func (f handlerFunc) Handle(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 	return f(ctx, ev)
 }
 

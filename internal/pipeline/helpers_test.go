@@ -31,6 +31,7 @@ import (
 	"github.com/paystream/paystream/internal/pipeline/pipelinetest"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/split"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
@@ -364,8 +365,8 @@ func piOf(session string) string { return "pi_" + session }
 // Nats-Msg-Id, so tests can get past the broker's dedup window on purpose.
 func (s *stack) publish(typ, eventID, msgID string, body []byte) {
 	s.t.Helper()
-	m, err := streams.Msg(streams.Event{ID: eventID, Type: typ, APIVersion: stripefixture.APIVersion,
-		Created: time.Now().Unix(), Endpoint: streams.DefaultEndpoint, ReceivedAt: time.Now(), RequestID: "test-" + msgID}, body)
+	m, err := streams.Msg(stripeevent.Event{ID: eventID, Type: typ, APIVersion: stripefixture.APIVersion,
+		Created: time.Now(), Endpoint: streams.DefaultEndpoint, ReceivedAt: time.Now(), RequestID: "test-" + msgID, Payload: body})
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/processor"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -110,7 +111,7 @@ type deliveryRecorder struct {
 	max *atomic.Uint64
 }
 
-func (r deliveryRecorder) see(ev handling.Event) {
+func (r deliveryRecorder) see(ev stripeevent.Event) {
 	for {
 		cur := r.max.Load()
 		if ev.Deliveries <= cur || r.max.CompareAndSwap(cur, ev.Deliveries) {
@@ -119,12 +120,12 @@ func (r deliveryRecorder) see(ev handling.Event) {
 	}
 }
 
-func (r deliveryRecorder) Handle(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+func (r deliveryRecorder) Handle(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 	r.see(ev)
 	return r.h.Handle(ctx, ev)
 }
 
-func (r deliveryRecorder) HandleBatch(ctx context.Context, evs []handling.Event) []handling.Result {
+func (r deliveryRecorder) HandleBatch(ctx context.Context, evs []stripeevent.Event) []handling.Result {
 	for _, ev := range evs {
 		r.see(ev)
 	}

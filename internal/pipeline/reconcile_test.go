@@ -15,6 +15,7 @@ import (
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
 	"github.com/paystream/paystream/internal/stripeclient"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -221,8 +222,8 @@ func TestReconcileAppliesOnlyMissedEvents(t *testing.T) {
 // stored the event: only the processor's stripe_events can drop it then.
 type lateRepublisher struct{ s *stack }
 
-func (p lateRepublisher) Publish(ctx context.Context, ev streams.Event, body []byte) (streams.PubResult, error) {
-	m, err := streams.Msg(ev, body)
+func (p lateRepublisher) Publish(ctx context.Context, ev stripeevent.Event) (streams.PubResult, error) {
+	m, err := streams.Msg(ev)
 	if err != nil {
 		return streams.PubResult{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
@@ -71,21 +72,21 @@ func TestAdvisoryWithNoProcessorRunningIsDeadLetteredByTheNextOne(t *testing.T) 
 	for range batch.Messages() {
 		t.Fatal("the exhausted event was delivered a third time")
 	}
-	eventually(t, 10*time.Second, "the advisory stored on STRIPE_ADVISORIES", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the advisory stored on STRIPE_ADVISORIES", func() bool {
 		return streamMsgs(t, js, streams.AdvisoriesStream) == 1
 	})
 	if n := len(dlqMessages(t, js)); n != 0 {
 		t.Fatalf("%d dead letters before any processor ran", n)
 	}
 
-	h := newRecorder(func(handling.Event, int) (handling.Outcome, error) { return handling.Applied, nil })
+	h := newRecorder(func(stripeevent.Event, int) (handling.Outcome, error) { return handling.Applied, nil })
 	start(t, js, h, cfg)
-	eventually(t, 10*time.Second, "the dead-letter copy", func() bool { return len(dlqMessages(t, js)) == 1 })
+	testenv.Eventually(t, 10*time.Second, "the dead-letter copy", func() bool { return len(dlqMessages(t, js)) == 1 })
 	dl := dlqMessages(t, js)[0]
 	if dl.Reason != streams.ReasonMaxDeliveries || dl.StreamSeq != seq || dl.EventID != "evt_orphan" || dl.Deliveries != 2 {
 		t.Errorf("dead letter = %+v", dl)
 	}
-	eventually(t, 5*time.Second, "the advisory removed once copied", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the advisory removed once copied", func() bool {
 		return streamMsgs(t, js, streams.AdvisoriesStream) == 0
 	})
 	if calls := h.callsOf("evt_orphan"); len(calls) != 0 {

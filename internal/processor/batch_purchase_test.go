@@ -9,15 +9,29 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
+
+// seedContent inserts a content item of 2999 usd and returns its
+// organization and id.
+func seedContent(t *testing.T, bdb *bun.DB) (org, content uuid.UUID) {
+	t.Helper()
+	org, content = uuid.New(), uuid.New()
+	if _, err := bdb.NewInsert().Model(&model.Content{ID: content, CreatorID: "creator_1", OrganizationID: org,
+		PriceCents: 2999, Currency: "usd", Visibility: "public"}).Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return org, content
+}
 
 // TestBatchesWithDuplicatesAcrossThreeInstances runs three processors, each
 // with its own connection, database pool and the real purchase handler
@@ -31,17 +45,13 @@ func TestBatchesWithDuplicatesAcrossThreeInstances(t *testing.T) {
 	js := n.JetStream(t)
 	bdb, dsn := testenv.DB(t)
 	ctx := context.Background()
-	org, content := uuid.New(), uuid.New()
-	if _, err := bdb.NewInsert().Model(&model.Content{ID: content, CreatorID: "creator_1", OrganizationID: org,
-		PriceCents: 2999, Currency: "usd", Visibility: "public"}).Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	org, content := seedContent(t, bdb)
 	const sessions = 20
 	at := time.Now().Add(-time.Minute)
 	publishCopy := func(id string, body []byte, copyN int) {
 		t.Helper()
-		m, err := streams.Msg(streams.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16",
-			Endpoint: "default", Created: at.Unix(), ReceivedAt: time.Now()}, body)
+		m, err := streams.Msg(stripeevent.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16",
+			Endpoint: "default", Created: at, ReceivedAt: time.Now(), Payload: body})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +101,7 @@ func TestBatchesWithDuplicatesAcrossThreeInstances(t *testing.T) {
 		}
 		group = append(group, start(t, connect(t, n), h, cfg))
 	}
-	eventually(t, 30*time.Second, "every copy settled, the poison dead-lettered", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every copy settled, the poison dead-lettered", func() bool {
 		return settled(t, js) && len(dlqMessages(t, js)) == 3
 	})
 	count := func(table, where string, args ...any) int {
@@ -138,5 +148,72 @@ func TestBatchesWithDuplicatesAcrossThreeInstances(t *testing.T) {
 	}
 	if multi == 0 {
 		t.Error("no batch of more than one event formed")
+	}
+}
+
+// TestPayloadsThatAreNotTheirEventAreDeadLettered: the runtime checks only
+// the headers; a body that is not JSON, or is another event than its
+// headers say, reaches the real purchase handler, whose decode refuses it as
+// invalid_payload. It is dead-lettered at once, leaves no row behind, and
+// does not hold up the good event behind it, alone or in a batch.
+func TestPayloadsThatAreNotTheirEventAreDeadLettered(t *testing.T) {
+	for _, batch := range []int{1, 16} {
+		t.Run(fmt.Sprintf("batch%d", batch), func(t *testing.T) {
+			n := testenv.StartNATS(t)
+			js := n.JetStream(t)
+			bdb, _ := testenv.DB(t)
+			ctx := context.Background()
+			org, content := seedContent(t, bdb)
+			at := time.Now().Add(-time.Minute)
+			checkout := func(id, session string) []byte {
+				t.Helper()
+				body, err := stripefixture.CheckoutEvent("checkout.session.completed", stripefixture.Meta{EventID: id, Created: at},
+					stripefixture.Checkout{SessionID: session, PaymentIntentID: "pi_" + session, AmountTotal: 2999, Currency: "usd",
+						Metadata: stripefixture.PurchaseMetadata("user_"+session, content.String(), org.String(), 2999, "usd")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return body
+			}
+			pub := streams.NewPublisher(js)
+			for _, ev := range []stripeevent.Event{
+				{ID: "evt_html", Payload: []byte("<html>")},
+				{ID: "evt_array", Payload: []byte("[1,2]")},
+				{ID: "evt_claimed", Payload: checkout("evt_other", "cs_other")}, // a signed body, but of another event
+				{ID: "evt_good", Payload: checkout("evt_good", "cs_good")},
+			} {
+				ev.Type, ev.Endpoint, ev.Created, ev.ReceivedAt = "checkout.session.completed", "default", at, time.Now()
+				if _, err := pub.Publish(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h, err := purchase.NewHandler(bdb, purchase.Config{}, purchase.NewMetrics(prometheus.NewRegistry()), testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := testConfig()
+			cfg.Workers, cfg.BatchSize = 1, batch
+			s := start(t, js, h, cfg)
+			testenv.Eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(ctx) == nil })
+			testenv.Eventually(t, 15*time.Second, "every event settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 3 })
+			reasons := map[string]string{}
+			for _, dl := range dlqMessages(t, js) {
+				reasons[dl.EventID] = dl.Reason
+			}
+			want := map[string]string{"evt_html": "invalid_payload", "evt_array": "invalid_payload", "evt_claimed": "invalid_payload"}
+			if fmt.Sprint(reasons) != fmt.Sprint(want) {
+				t.Errorf("dead-letter reasons = %v, want %v", reasons, want)
+			}
+			var rows []model.StripeEvent
+			if err := bdb.NewSelect().Model(&rows).Scan(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1 || rows[0].EventID != "evt_good" {
+				t.Errorf("stripe_events = %+v, want evt_good's row alone", rows)
+			}
+			if c, err := bdb.NewSelect().Table("purchases").Where("stripe_checkout_session_id = ?", "cs_other").Count(ctx); err != nil || c != 0 {
+				t.Errorf("purchases of the mismatched body = %d, %v; want none", c, err)
+			}
+		})
 	}
 }

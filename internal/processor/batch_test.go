@@ -9,6 +9,7 @@ import (
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -20,7 +21,7 @@ func TestBatchPoisonEventDoesNotFailItsNeighbours(t *testing.T) {
 	js := testenv.StartNATS(t).JetStream(t)
 	const n = 10
 	gate := make(chan struct{})
-	h := newRecorder(func(ev handling.Event, _ int) (handling.Outcome, error) {
+	h := newRecorder(func(ev stripeevent.Event, _ int) (handling.Outcome, error) {
 		switch ev.ID {
 		case "evt_b0":
 			<-gate
@@ -36,12 +37,12 @@ func TestBatchPoisonEventDoesNotFailItsNeighbours(t *testing.T) {
 	cfg.Workers = 1
 	cfg.BatchSize = 16
 	s := start(t, js, h, cfg)
-	eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
-	eventually(t, 10*time.Second, "all events delivered to the instance", func() bool {
+	testenv.Eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
+	testenv.Eventually(t, 10*time.Second, "all events delivered to the instance", func() bool {
 		return consumerInfo(t, js).NumAckPending == n
 	})
 	close(gate)
-	eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 1 })
+	testenv.Eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 1 })
 
 	if dl := dlqMessages(t, js)[0]; dl.EventID != "evt_b5" || dl.Reason != "metadata_missing" {
 		t.Errorf("dead letter = %s (%s), want evt_b5 (metadata_missing)", dl.EventID, dl.Reason)
@@ -83,7 +84,7 @@ func TestBatchPoisonEventDoesNotFailItsNeighbours(t *testing.T) {
 // singleOnly hides recorder's HandleBatch: a plain handling.Handler.
 type singleOnly struct{ r *recorder }
 
-func (s singleOnly) Handle(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+func (s singleOnly) Handle(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 	return s.r.Handle(ctx, ev)
 }
 
@@ -109,8 +110,8 @@ func TestHandlerWithoutBatchesGetsOneEventAtATime(t *testing.T) {
 			cfg := testConfig()
 			cfg.Workers, cfg.BatchSize = 2, tt.batch
 			s := start(t, js, tt.h(r), cfg)
-			eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
-			eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) })
+			testenv.Eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
+			testenv.Eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) })
 			if events, total := r.appliedCount(); events != 8 || total != 8 {
 				t.Errorf("applied %d events %d times, want 8 once each", events, total)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -25,7 +26,7 @@ func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 	down.Store(true)
 	storeErr := fault.Wrap(fmt.Errorf("begin: %w", &pgconn.PgError{Code: "57P03", Message: "the database system is starting up"}),
 		fault.Unavailable, "database_unavailable", "database unavailable")
-	h := newRecorder(func(handling.Event, int) (handling.Outcome, error) {
+	h := newRecorder(func(stripeevent.Event, int) (handling.Outcome, error) {
 		if down.Load() {
 			return "", storeErr
 		}
@@ -51,7 +52,7 @@ func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 	for i := range 20 {
 		publish(t, js, fmt.Sprintf("evt_out_%02d", i), "charge.refunded")
 	}
-	eventually(t, 5*time.Second, "the breaker to open", func() bool { return s.p.Check(context.Background()) != nil })
+	testenv.Eventually(t, 5*time.Second, "the breaker to open", func() bool { return s.p.Check(context.Background()) != nil })
 	time.Sleep(3 * time.Second) // 3 AckWaits, > 100 times the retry budget
 	for i := range 20 {
 		publish(t, js, fmt.Sprintf("evt_late_%02d", i), "charge.refunded")
@@ -67,8 +68,8 @@ func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 		t.Fatalf("%d dead letters during the outage", n)
 	}
 	down.Store(false)
-	eventually(t, 10*time.Second, "all 40 events applied", func() bool { e, _ := h.appliedCount(); return e == 40 })
-	eventually(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, js) })
+	testenv.Eventually(t, 10*time.Second, "all 40 events applied", func() bool { e, _ := h.appliedCount(); return e == 40 })
+	testenv.Eventually(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, js) })
 	if err := s.p.Check(context.Background()); err != nil {
 		t.Errorf("not ready after the outage: %v", err)
 	}
@@ -103,7 +104,7 @@ func TestBreakerHoldsEventsThroughAStoreOutage(t *testing.T) {
 // as any transient error does (the behaviour the breaker exists to change).
 func TestNoBreakerWithoutProbe(t *testing.T) {
 	js := testenv.StartNATS(t).JetStream(t)
-	h := newRecorder(func(handling.Event, int) (handling.Outcome, error) {
+	h := newRecorder(func(stripeevent.Event, int) (handling.Outcome, error) {
 		return "", fault.Wrap(&pgconn.PgError{Code: "57P01"}, fault.Unavailable, "database_unavailable", "db")
 	})
 	cfg := testConfig()
@@ -114,5 +115,5 @@ func TestNoBreakerWithoutProbe(t *testing.T) {
 		t.Fatal("breaker on without a probe")
 	}
 	publish(t, js, "evt_nobreaker", "charge.refunded")
-	eventually(t, 10*time.Second, "the event to be dead-lettered", func() bool { return len(dlqMessages(t, js)) == 1 })
+	testenv.Eventually(t, 10*time.Second, "the event to be dead-lettered", func() bool { return len(dlqMessages(t, js)) == 1 })
 }

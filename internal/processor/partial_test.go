@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -19,7 +20,7 @@ func partialSetup(t *testing.T, wait time.Duration) (*recorder, chan struct{}, *
 	n := testenv.StartNATS(t)
 	js := n.JetStream(t)
 	gate := make(chan struct{})
-	h := newRecorder(func(ev handling.Event, _ int) (handling.Outcome, error) {
+	h := newRecorder(func(ev stripeevent.Event, _ int) (handling.Outcome, error) {
 		if ev.ID == "evt_gated0" || ev.ID == "evt_gated1" {
 			<-gate
 		}
@@ -37,11 +38,11 @@ func partialSetup(t *testing.T, wait time.Duration) (*recorder, chan struct{}, *
 			close(gate)
 		}
 	})
-	eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
+	testenv.Eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
 	for i := range 2 {
 		id := fmt.Sprintf("evt_gated%d", i)
 		publish(t, js, id, "checkout.session.completed")
-		eventually(t, 5*time.Second, id+" in handling", func() bool { return len(h.callsOf(id)) == 1 })
+		testenv.Eventually(t, 5*time.Second, id+" in handling", func() bool { return len(h.callsOf(id)) == 1 })
 	}
 	return h, gate, n
 }
@@ -67,7 +68,7 @@ func TestPartialBatchesGatherWhileSlotsAreBusy(t *testing.T) {
 		ids = append(ids, fmt.Sprintf("evt_more%d", i))
 		publish(t, js, ids[i], "checkout.session.completed")
 	}
-	eventually(t, 10*time.Second, "all events delivered to the instance", func() bool {
+	testenv.Eventually(t, 10*time.Second, "all events delivered to the instance", func() bool {
 		return consumerInfo(t, js).NumAckPending == 7
 	})
 	time.Sleep(300 * time.Millisecond) // two workers are idle: without the limit they would have taken some
@@ -75,7 +76,7 @@ func TestPartialBatchesGatherWhileSlotsAreBusy(t *testing.T) {
 		t.Fatalf("events were handled while both partial slots were busy; batches %v", h.batchSizes())
 	}
 	close(gate)
-	eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) })
+	testenv.Eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) })
 	for _, id := range ids {
 		if c := len(h.callsOf(id)); c != 1 {
 			t.Errorf("%s handled %d times, want once", id, c)
@@ -99,7 +100,7 @@ func TestFullBatchesDoNotWaitForAPartialSlot(t *testing.T) {
 	for _, id := range ids {
 		publish(t, js, id, "checkout.session.completed")
 	}
-	eventually(t, 10*time.Second, "the full batch applied while the gated events still run", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the full batch applied while the gated events still run", func() bool {
 		events, _ := h.appliedCount()
 		return events == 8
 	})
@@ -115,7 +116,7 @@ func TestPartialWaitIsBounded(t *testing.T) {
 	h, _, n := partialSetup(t, 200*time.Millisecond)
 	js := n.JetStream(t)
 	publish(t, js, "evt_late", "checkout.session.completed")
-	eventually(t, 5*time.Second, "evt_late applied while both slots are still busy", func() bool {
+	testenv.Eventually(t, 5*time.Second, "evt_late applied while both slots are still busy", func() bool {
 		return len(h.callsOf("evt_late")) == 1
 	})
 	if c := h.callsOf("evt_late")[0]; c.deliveries != 1 {

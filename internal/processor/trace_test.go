@@ -16,6 +16,7 @@ import (
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/obs"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
@@ -36,7 +37,7 @@ func TestBatchedEventsContinueTheirOwnTraces(t *testing.T) {
 	const n = 6
 	gate := make(chan struct{})
 	handlerTrace := make(chan trace.TraceID, n)
-	h := newRecorder(func(ev handling.Event, _ int) (handling.Outcome, error) {
+	h := newRecorder(func(ev stripeevent.Event, _ int) (handling.Outcome, error) {
 		if ev.ID == "evt_t0" {
 			<-gate
 		}
@@ -50,9 +51,10 @@ func TestBatchedEventsContinueTheirOwnTraces(t *testing.T) {
 		id := fmt.Sprintf("evt_t%d", i)
 		ctx, span := obs.Tracer().Start(context.Background(), "edge "+id)
 		origins[id] = span.SpanContext()
-		ev := streams.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16", Endpoint: "default",
-			Created: 1700000000, ReceivedAt: time.Now()}
-		if _, err := streams.NewPublisher(js).Publish(ctx, ev, fmt.Appendf(nil, `{"id":%q,"object":"event","type":"checkout.session.completed","data":{"object":{}}}`, id)); err != nil {
+		ev := stripeevent.Event{ID: id, Type: "checkout.session.completed", APIVersion: "2023-10-16", Endpoint: "default",
+			Created: time.Unix(1700000000, 0), ReceivedAt: time.Now(),
+			Payload: fmt.Appendf(nil, `{"id":%q,"object":"event","type":"checkout.session.completed","data":{"object":{}}}`, id)}
+		if _, err := streams.NewPublisher(js).Publish(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 		span.End()
@@ -61,15 +63,15 @@ func TestBatchedEventsContinueTheirOwnTraces(t *testing.T) {
 	cfg.Workers = 1
 	cfg.BatchSize = 16
 	s := start(t, js, traceRecorder{h, handlerTrace}, cfg)
-	eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
-	eventually(t, 10*time.Second, "all events delivered to the instance", func() bool {
+	testenv.Eventually(t, 10*time.Second, "consuming", func() bool { return s.p.Check(context.Background()) == nil })
+	testenv.Eventually(t, 10*time.Second, "all events delivered to the instance", func() bool {
 		return consumerInfo(t, js).NumAckPending == n
 	})
 	close(gate)
-	eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 1 })
+	testenv.Eventually(t, 10*time.Second, "all events settled", func() bool { return settled(t, js) && len(dlqMessages(t, js)) == 1 })
 
 	spans := map[string]tracetest.SpanStub{}
-	eventually(t, 5*time.Second, "a processing span per event", func() bool {
+	testenv.Eventually(t, 5*time.Second, "a processing span per event", func() bool {
 		for _, sp := range exp.GetSpans() {
 			for _, kv := range sp.Attributes {
 				if kv.Key == "stripe.event_id" {
@@ -122,7 +124,7 @@ type traceRecorder struct {
 	traces chan<- trace.TraceID
 }
 
-func (r traceRecorder) HandleBatch(ctx context.Context, evs []handling.Event) []handling.Result {
+func (r traceRecorder) HandleBatch(ctx context.Context, evs []stripeevent.Event) []handling.Result {
 	r.traces <- trace.SpanContextFromContext(ctx).TraceID()
 	return r.recorder.HandleBatch(ctx, evs)
 }

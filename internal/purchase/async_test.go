@@ -8,6 +8,7 @@ import (
 
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/model"
 )
@@ -135,7 +136,7 @@ func TestCheckoutExpired(t *testing.T) {
 	forEachPath(t, func(t *testing.T, path purchase.BatchPath) {
 		e := newEnvOn(t, path, purchase.AccessPolicy{})
 		cat := e.seedContent()
-		expired := func(id, session string) handling.Event {
+		expired := func(id, session string) stripeevent.Event {
 			// Expired sessions carry no payment intent and need no metadata.
 			return checkout(t, "checkout.session.expired", id, t0.Add(24*time.Hour), cat, session, 2999, func(c *stripefixture.Checkout) {
 				c.PaymentIntentID, c.Metadata = "", nil

@@ -17,6 +17,7 @@ import (
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/model"
 )
@@ -33,7 +34,7 @@ func TestSetBasedStatementBudget(t *testing.T) {
 			log := &statementLog{}
 			e.db.AddQueryHook(log)
 			cat := e.seedContent()
-			var evs []handling.Event
+			var evs []stripeevent.Event
 			for i := range n {
 				w := newWorld(cat, fmt.Sprintf("b%d", i))
 				evs = append(evs, w.checkout(t, "checkout.session.completed", fmt.Sprintf("evt_b%d", i), t0, ""))
@@ -165,22 +166,22 @@ func resultText(r handling.Result) string {
 // purchase, each run on both paths: the same results and identical rows,
 // plus what each case must show.
 func TestSetBasedMatchesPerEvent(t *testing.T) {
-	paid := func(t *testing.T, w world, id string, at time.Time) handling.Event {
+	paid := func(t *testing.T, w world, id string, at time.Time) stripeevent.Event {
 		return w.checkout(t, "checkout.session.completed", id, at, "")
 	}
 	type scenario struct {
 		name  string
 		setup func(t *testing.T, e *env, a, b catalog)
-		batch func(t *testing.T, a, b catalog) []handling.Event
+		batch func(t *testing.T, a, b catalog) []stripeevent.Event
 		want  []string // results, as resultText
 		check func(t *testing.T, e *env, a, b catalog)
 	}
 	scenarios := []scenario{
 		{
 			name: "same event twice in one batch",
-			batch: func(t *testing.T, a, b catalog) []handling.Event {
+			batch: func(t *testing.T, a, b catalog) []stripeevent.Event {
 				x, y := newWorld(a, "x"), newWorld(b, "y")
-				return []handling.Event{paid(t, x, "evt_x", t0), paid(t, x, "evt_x", t0), paid(t, y, "evt_y", t0)}
+				return []stripeevent.Event{paid(t, x, "evt_x", t0), paid(t, x, "evt_x", t0), paid(t, y, "evt_y", t0)}
 			},
 			want: []string{"applied", "duplicate", "applied"},
 			check: func(t *testing.T, e *env, a, b catalog) {
@@ -191,9 +192,9 @@ func TestSetBasedMatchesPerEvent(t *testing.T) {
 		},
 		{
 			name: "two event ids of one session",
-			batch: func(t *testing.T, a, b catalog) []handling.Event {
+			batch: func(t *testing.T, a, b catalog) []stripeevent.Event {
 				x := newWorld(a, "x")
-				return []handling.Event{paid(t, x, "evt_x1", t0), paid(t, x, "evt_x2", t0.Add(time.Minute)), paid(t, newWorld(a, "z"), "evt_z", t0)}
+				return []stripeevent.Event{paid(t, x, "evt_x1", t0), paid(t, x, "evt_x2", t0.Add(time.Minute)), paid(t, newWorld(a, "z"), "evt_z", t0)}
 			},
 			want: []string{"applied", "duplicate", "applied"},
 			check: func(t *testing.T, e *env, a, b catalog) {
@@ -208,8 +209,8 @@ func TestSetBasedMatchesPerEvent(t *testing.T) {
 				e.mustHandle(paid(t, newWorld(a, "done"), "evt_done", t0), handling.Applied)
 				e.mustHandle(newWorld(a, "pend").checkout(t, "checkout.session.completed", "evt_pend", t0, "unpaid"), handling.Applied)
 			},
-			batch: func(t *testing.T, a, b catalog) []handling.Event {
-				return []handling.Event{
+			batch: func(t *testing.T, a, b catalog) []stripeevent.Event {
+				return []stripeevent.Event{
 					paid(t, newWorld(a, "done"), "evt_done2", t0.Add(time.Minute)),
 					newWorld(a, "pend").checkout(t, "checkout.session.async_payment_succeeded", "evt_pend2", t0.Add(time.Hour), ""),
 					paid(t, newWorld(a, "pend"), "evt_pend3", t0.Add(2*time.Hour)),
@@ -237,8 +238,8 @@ func TestSetBasedMatchesPerEvent(t *testing.T) {
 					e.insert(&g)
 				}
 			},
-			batch: func(t *testing.T, a, b catalog) []handling.Event {
-				var evs []handling.Event
+			batch: func(t *testing.T, a, b catalog) []stripeevent.Event {
+				var evs []stripeevent.Event
 				for _, u := range []string{"comp", "expired", "revoked"} {
 					w := newWorld(a, u)
 					evs = append(evs, paid(t, w, "evt_"+u, t0))
@@ -259,8 +260,8 @@ func TestSetBasedMatchesPerEvent(t *testing.T) {
 		},
 		{
 			name: "several purchases of one (customer, content) in one batch",
-			batch: func(t *testing.T, a, b catalog) []handling.Event {
-				var evs []handling.Event
+			batch: func(t *testing.T, a, b catalog) []stripeevent.Event {
+				var evs []stripeevent.Event
 				for i := range 3 {
 					w := newWorld(a, fmt.Sprint("multi", i))
 					w.customer = "user_multi"
@@ -284,31 +285,31 @@ func TestSetBasedMatchesPerEvent(t *testing.T) {
 			setup: func(t *testing.T, e *env, a, b catalog) {
 				e.mustHandle(paid(t, newWorld(a, "owner"), "evt_owner", t0), handling.Applied)
 			},
-			batch: func(t *testing.T, a, b catalog) []handling.Event {
+			batch: func(t *testing.T, a, b catalog) []stripeevent.Event {
 				thief, twin, twin2 := newWorld(a, "thief"), newWorld(a, "twin"), newWorld(b, "twin2")
 				thief.pi, twin2.pi = "pi_owner", "pi_twin"
-				return []handling.Event{paid(t, thief, "evt_thief", t0), paid(t, twin, "evt_twin", t0),
+				return []stripeevent.Event{paid(t, thief, "evt_thief", t0), paid(t, twin, "evt_twin", t0),
 					paid(t, twin2, "evt_twin2", t0), paid(t, newWorld(b, "ok"), "evt_ok", t0)}
 			},
 			want: []string{"error invalid/payment_intent_conflict", "applied", "error invalid/payment_intent_conflict", "applied"},
 		},
 		{
 			name: "content problems go the per-event way",
-			batch: func(t *testing.T, a, b catalog) []handling.Event {
+			batch: func(t *testing.T, a, b catalog) []stripeevent.Event {
 				missing := newWorld(catalog{org: a.org, content: uuid.MustParse("00000000-0000-7000-8000-0000000000ff")}, "missing")
 				other := newWorld(catalog{org: uuid.MustParse("00000000-0000-7000-8000-0000000000fe"), content: a.content}, "otherorg")
-				return []handling.Event{paid(t, missing, "evt_missing", t0), paid(t, other, "evt_otherorg", t0), paid(t, newWorld(a, "fine"), "evt_fine", t0)}
+				return []stripeevent.Event{paid(t, missing, "evt_missing", t0), paid(t, other, "evt_otherorg", t0), paid(t, newWorld(a, "fine"), "evt_fine", t0)}
 			},
 			want: []string{"error invalid/unknown_content", "error invalid/content_org_mismatch", "applied"},
 		},
 		{
 			name: "a refund before its checkout in the batch, and after",
-			batch: func(t *testing.T, a, b catalog) []handling.Event {
+			batch: func(t *testing.T, a, b catalog) []stripeevent.Event {
 				x, y := newWorld(a, "rx"), newWorld(a, "ry")
-				full := func(w world, id string) handling.Event {
+				full := func(w world, id string) stripeevent.Event {
 					return w.refund(t, id, t0.Add(time.Hour), stripefixture.Refund{ID: "re_" + w.session, Amount: w.amount})
 				}
-				return []handling.Event{full(x, "evt_rx_refund"), paid(t, x, "evt_rx", t0), paid(t, y, "evt_ry", t0), full(y, "evt_ry_refund")}
+				return []stripeevent.Event{full(x, "evt_rx_refund"), paid(t, x, "evt_rx", t0), paid(t, y, "evt_ry", t0), full(y, "evt_ry_refund")}
 			},
 			want: []string{"error pending/purchase_not_found", "applied", "applied", "applied"},
 		},
@@ -321,8 +322,8 @@ func TestSetBasedMatchesPerEvent(t *testing.T) {
 				e.insert(&model.StripeEvent{EventID: ev.ID, Type: ev.Type, Endpoint: "default", APIVersion: ev.APIVersion,
 					ProcessedAt: t0, Outcome: model.EventApplied, Payload: model.JSON(ev.Payload)})
 			},
-			batch: func(t *testing.T, a, b catalog) []handling.Event {
-				return []handling.Event{paid(t, newWorld(a, "taken"), "evt_taken", t0), paid(t, newWorld(a, "free"), "evt_free", t0)}
+			batch: func(t *testing.T, a, b catalog) []stripeevent.Event {
+				return []stripeevent.Event{paid(t, newWorld(a, "taken"), "evt_taken", t0), paid(t, newWorld(a, "free"), "evt_free", t0)}
 			},
 			want: []string{"duplicate", "applied"},
 			check: func(t *testing.T, e *env, a, b catalog) {
@@ -378,7 +379,7 @@ func TestSetBasedConcurrentBatchesOverSharedPairs(t *testing.T) {
 	e := newEnvOn(t, purchase.PathSetBased, purchase.AccessPolicy{})
 	a, b := e.seedFixed()
 	const sessions = 48
-	var evs []handling.Event
+	var evs []stripeevent.Event
 	newest := map[string]string{} // pair → newest session
 	for i := range sessions {
 		cat := []catalog{a, b}[i%2]
@@ -389,7 +390,7 @@ func TestSetBasedConcurrentBatchesOverSharedPairs(t *testing.T) {
 	}
 	const instances = 8
 	rng := rand.New(rand.NewPCG(1, 2))
-	parts := make([][]handling.Event, instances)
+	parts := make([][]stripeevent.Event, instances)
 	for i, ev := range evs {
 		for k := range 2 + i%2 {
 			inst := (i + k*3 + rng.IntN(2)) % instances
@@ -419,7 +420,7 @@ func TestSetBasedConcurrentBatchesOverSharedPairs(t *testing.T) {
 				part := batch[:n]
 				batch = batch[n:]
 				for len(part) > 0 {
-					var again []handling.Event
+					var again []stripeevent.Event
 					for k, r := range h.HandleBatch(context.Background(), part) {
 						if r.Err != nil {
 							if fault.ActionOf(r.Err) != fault.Retry {

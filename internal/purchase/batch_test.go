@@ -13,6 +13,7 @@ import (
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/model"
 )
@@ -45,7 +46,7 @@ func TestBatchPoisonEventInTheMiddle(t *testing.T) {
 			func(c *stripefixture.Checkout) { delete(c.Metadata, purchase.MetaContentID) })
 		garbled := a.checkout(t, "checkout.session.completed", "evt_garbled", t0, "")
 		garbled.Payload = []byte(`{"id":"evt_garbled"`)
-		res := e.h.HandleBatch(context.Background(), []handling.Event{
+		res := e.h.HandleBatch(context.Background(), []stripeevent.Event{
 			a.checkout(t, "checkout.session.completed", "evt_ba", t0, ""),
 			b.checkout(t, "checkout.session.completed", "evt_bb", t0, ""),
 			poison,
@@ -88,7 +89,7 @@ func TestBatchTwoEventsOfTheSameSession(t *testing.T) {
 		w := newWorld(cat, "same")
 		unpaid := w.checkout(t, "checkout.session.completed", "evt_s1", t0, "unpaid")
 		paid := w.checkout(t, "checkout.session.async_payment_succeeded", "evt_s2", t0.Add(3600e9), "")
-		res := e.h.HandleBatch(context.Background(), []handling.Event{unpaid, paid, paid,
+		res := e.h.HandleBatch(context.Background(), []stripeevent.Event{unpaid, paid, paid,
 			w.checkout(t, "checkout.session.completed", "evt_s3", t0, "")})
 		wantResults(t, res, []handling.Outcome{handling.Applied, handling.Applied, handling.Duplicate, handling.Duplicate}, "")
 		p := e.purchaseBySession(w.session)
@@ -149,7 +150,7 @@ func TestBatchCommitFailureFallsBackToOneTransactionPerEvent(t *testing.T) {
 				e.mustHandle(b.checkout(t, "checkout.session.completed", "evt_fb", t0, ""), handling.Applied) // applied before
 				poison := checkout(t, "checkout.session.completed", "evt_fpoison", t0, cat, "cs_fpoison", 2999,
 					func(c *stripefixture.Checkout) { c.Metadata[purchase.MetaAmountPaid] = "1" })
-				res := h.HandleBatch(context.Background(), []handling.Event{
+				res := h.HandleBatch(context.Background(), []stripeevent.Event{
 					a.checkout(t, "checkout.session.completed", "evt_fa", t0, ""),
 					poison,
 					b.checkout(t, "checkout.session.completed", "evt_fb", t0, ""),
@@ -193,7 +194,7 @@ func TestBatchDuplicatesAcrossThreeInstances(t *testing.T) {
 			handlers = append(handlers, h)
 		}
 		const sessions = 8
-		var evs []handling.Event
+		var evs []stripeevent.Event
 		for i := range sessions {
 			w := newWorld(cat, fmt.Sprintf("dup%d", i))
 			evs = append(evs, w.checkout(t, "checkout.session.completed", fmt.Sprintf("evt_dup%d", i), t0, ""),
@@ -209,7 +210,7 @@ func TestBatchDuplicatesAcrossThreeInstances(t *testing.T) {
 			for i, h := range handlers {
 				// Each instance gets every event, in a different order and cut
 				// into batches of a different size.
-				batch := make([]handling.Event, len(evs))
+				batch := make([]stripeevent.Event, len(evs))
 				for j := range evs {
 					batch[j] = evs[(j*(i+1)+round)%len(evs)]
 				}
@@ -228,7 +229,7 @@ func TestBatchDuplicatesAcrossThreeInstances(t *testing.T) {
 						// Retry what failed transiently (a deadlock between two
 						// batches, a lost race), as the runtime would.
 						for len(part) > 0 {
-							var again []handling.Event
+							var again []stripeevent.Event
 							for k, r := range h.HandleBatch(context.Background(), part) {
 								if r.Err != nil {
 									if fault.ActionOf(r.Err) != fault.Retry {

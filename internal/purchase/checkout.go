@@ -15,6 +15,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/internal/text"
@@ -85,21 +86,10 @@ func (e *expandableID) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// decodeSession reads the checkout session of a checkout.session.* event.
-func decodeSession(ev event) (session, error) {
-	var cs checkoutObject
-	switch {
-	case ev.session != nil: // decoded with the envelope
-		cs = *ev.session
-	case ev.stripe.Data == nil || len(ev.stripe.Data.Raw) == 0:
-		return session{}, fault.New(fault.Invalid, "invalid_payload", "event %s has no data.object", ev.ID)
-	default:
-		if err := json.Unmarshal(ev.stripe.Data.Raw, &cs); err != nil {
-			return session{}, fault.Wrap(err, fault.Invalid, "invalid_payload", "data.object of "+ev.ID+" is not a checkout session")
-		}
-	}
-	if cs.ID == "" || (cs.Object != "" && cs.Object != "checkout.session") {
-		return session{}, fault.New(fault.Invalid, "invalid_payload", "data.object of %s is %q %q, not a checkout session", ev.ID, cs.Object, cs.ID)
+// sessionOf is the session of a checkout.session.* event's data.object.
+func sessionOf(ev eventtx.Event, cs *checkoutObject) (session, error) {
+	if err := checkObject(ev, cs.ID, cs.Object, objectCheckoutSession); err != nil {
+		return session{}, err
 	}
 	return session{
 		ID: cs.ID, PaymentStatus: cs.PaymentStatus, AmountTotal: cs.AmountTotal, Currency: cs.Currency,
@@ -173,9 +163,9 @@ func parseMetadata(s session) (purchaseMeta, error) {
 // checkoutRoute handles a checkout.session.* event. fixed is the trigger of
 // the event type; "" means checkout.session.completed, whose trigger depends
 // on the session's payment_status.
-func (h *Handler) checkoutRoute(fixed Trigger) route {
-	return func(ctx context.Context, tx bun.Tx, ev event, rec *record) error {
-		s, err := decodeSession(ev)
+func (f *family) checkoutRoute(fixed Trigger) func(context.Context, bun.Tx, eventtx.Event, *checkoutObject, *eventtx.Record) error {
+	return func(ctx context.Context, tx bun.Tx, ev eventtx.Event, cs *checkoutObject, rec *eventtx.Record) error {
+		s, err := sessionOf(ev, cs)
 		if err != nil {
 			return err
 		}
@@ -190,18 +180,18 @@ func (h *Handler) checkoutRoute(fixed Trigger) route {
 				return fault.New(fault.Invalid, "invalid_payload", "checkout session %s has unknown payment_status %q", s.ID, s.PaymentStatus)
 			}
 		}
-		if err := h.applyCheckout(ctx, tx, ev, s, trig, rec); err != nil {
+		if err := f.applyCheckout(ctx, tx, ev, s, trig, rec); err != nil {
 			return err
 		}
 		// After the purchase and access, as on the set-based path: both
 		// paths lock a session's purchase before its checkout_sessions row.
-		return MarkCheckoutSession(ctx, tx, s.ID, sessionStatusOf(trig), ev.at)
+		return MarkCheckoutSession(ctx, tx, s.ID, sessionStatusOf(trig), ev.At)
 	}
 }
 
 // applyCheckout moves the purchase of session s by trig, creating it when the
 // trigger creates purchases and none exists.
-func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s session, trig Trigger, rec *record) error {
+func (f *family) applyCheckout(ctx context.Context, tx bun.Tx, ev eventtx.Event, s session, trig Trigger, rec *eventtx.Record) error {
 	// Expiry needs no metadata: it only fails an existing pending purchase.
 	var meta purchaseMeta
 	if trig != TriggerExpired {
@@ -217,14 +207,14 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 	if p == nil {
 		to, changed := Transition(State{}, trig)
 		if !changed {
-			rec.recorded(nil, fmt.Sprintf("no purchase for checkout session %s; nothing to %s", s.ID, trig))
+			rec.Recorded(fmt.Sprintf("no purchase for checkout session %s; nothing to %s", s.ID, trig))
 			return nil
 		}
-		c, terms, err := contentFor(ctx, tx, meta, ev.at)
+		c, terms, err := contentFor(ctx, tx, meta, ev.At)
 		if err != nil {
 			return err
 		}
-		np, err := h.newPurchase(ev, s, meta, terms, to.Status)
+		np, err := f.newPurchase(ev, s, meta, terms, to.Status)
 		if err != nil {
 			return err
 		}
@@ -233,7 +223,7 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 			return err
 		}
 		if inserted {
-			return h.changed(ctx, tx, ev, rec, change{from: State{}, p: np, creatorID: c.CreatorID, reason: string(trig)})
+			return f.changed(ctx, tx, ev, rec, change{from: State{}, p: np, creatorID: c.CreatorID, reason: string(trig)})
 		}
 		// A concurrent transaction created it between our lookup and insert
 		// (the insert waited for it to commit): continue with its row.
@@ -248,13 +238,15 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 		}
 	}
 	if p.DeletedAt != nil {
-		rec.recorded(&p.ID, fmt.Sprintf("purchase %s was deleted; event not applied", p.ID))
+		rec.Link(p.ID)
+		rec.Recorded(fmt.Sprintf("purchase %s was deleted; event not applied", p.ID))
 		return nil
 	}
 	from := stateOf(p)
 	to, changed := Transition(from, trig)
 	if !changed {
-		rec.duplicate(p.ID, fmt.Sprintf("purchase %s is %s; %s changes nothing", p.ID, p.Status, trig))
+		rec.Link(p.ID)
+		rec.Duplicate(fmt.Sprintf("purchase %s is %s; %s changes nothing", p.ID, p.Status, trig))
 		return nil
 	}
 	var c *model.Content
@@ -264,7 +256,7 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 		// time; a pending purchase only carried a provisional one. The
 		// terms are those of the content's organization, which is the
 		// purchase's (composite foreign key).
-		cc, terms, err := split.ContentTermsAt(ctx, tx, p.ContentID, ev.at)
+		cc, terms, err := split.ContentTermsAt(ctx, tx, p.ContentID, ev.At)
 		if err != nil {
 			return fmt.Errorf("load content %s: %w", p.ContentID, err)
 		}
@@ -274,10 +266,10 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 		}
 		c = &cc
 		setSplit(p, s2)
-		at := ev.at
+		at := ev.At
 		p.PurchasedAt = &at
 	case model.PurchaseFailed:
-		at, reason := ev.at, string(trig)
+		at, reason := ev.At, string(trig)
 		p.FailedAt, p.FailureReason = &at, &reason
 	}
 	if c == nil {
@@ -292,16 +284,16 @@ func (h *Handler) applyCheckout(ctx context.Context, tx bun.Tx, ev event, s sess
 	if p.StripeCustomerID == nil && s.StripeCustomerID != "" {
 		p.StripeCustomerID = &s.StripeCustomerID
 	}
-	p.Status, p.UpdatedAt = to.Status, h.cfg.Now().UTC()
+	p.Status, p.UpdatedAt = to.Status, f.cfg.Now().UTC()
 	if err := updatePurchase(ctx, tx, p); err != nil {
 		return err
 	}
-	return h.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig)})
+	return f.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig)})
 }
 
 // newPurchase builds the purchase a checkout event creates, with the split
 // of terms, the terms in force at the event's time.
-func (h *Handler) newPurchase(ev event, s session, meta purchaseMeta, terms split.Terms, status string) (*model.Purchase, error) {
+func (f *family) newPurchase(ev eventtx.Event, s session, meta purchaseMeta, terms split.Terms, status string) (*model.Purchase, error) {
 	sp, err := split.Compute(meta.Amount, terms)
 	if err != nil {
 		return nil, err
@@ -310,7 +302,7 @@ func (h *Handler) newPurchase(ev event, s session, meta purchaseMeta, terms spli
 	if err != nil {
 		return nil, fmt.Errorf("new purchase id: %w", err)
 	}
-	now := h.cfg.Now().UTC()
+	now := f.cfg.Now().UTC()
 	p := &model.Purchase{
 		ID: id, CustomerID: meta.CustomerID, ContentID: meta.ContentID, OrganizationID: meta.OrganizationID,
 		AmountPaidCents: meta.Amount, Currency: meta.Currency,
@@ -324,7 +316,7 @@ func (h *Handler) newPurchase(ev event, s session, meta purchaseMeta, terms spli
 	if s.StripeCustomerID != "" {
 		p.StripeCustomerID = &s.StripeCustomerID
 	}
-	at := ev.at
+	at := ev.At
 	switch status {
 	case model.PurchaseCompleted:
 		p.PurchasedAt = &at

@@ -8,6 +8,7 @@ import (
 
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/model"
 )
 
@@ -77,7 +78,7 @@ func TestCheckoutSessionsMarkedInBatch(t *testing.T) {
 			e.insert(r)
 		}
 		at := t0.Add(-time.Minute)
-		var evs []handling.Event
+		var evs []stripeevent.Event
 		for i, id := range []string{"cs_b_open", "cs_b_expired", "cs_b_done", "cs_b_elsewhere"} {
 			evs = append(evs, checkout(t, "checkout.session.completed", fmt.Sprintf("evt_b%d", i), at, cat, id, 2999, nil))
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
@@ -185,7 +186,7 @@ func TestCheckoutConcurrentDuplicatesAcrossInstances(t *testing.T) {
 				handlers = append(handlers, h)
 			}
 			same := checkout(t, "checkout.session.completed", "evt_conc_"+session, t0, cat, session, 2999, nil)
-			events := []handling.Event{same, same, same,
+			events := []stripeevent.Event{same, same, same,
 				checkout(t, "checkout.session.completed", "evt_conc_b_"+session, t0, cat, session, 2999, nil),
 				checkout(t, "checkout.session.completed", "evt_conc_c_"+session, t0, cat, session, 2999, nil)}
 			var (
@@ -246,7 +247,7 @@ func TestCheckoutRejectsBadInputAndWritesNothing(t *testing.T) {
 			name   string
 			cat    catalog
 			edit   func(*stripefixture.Checkout)
-			raw    func(handling.Event) handling.Event
+			raw    func(stripeevent.Event) stripeevent.Event
 			reason string
 		}{
 			{"no metadata", cat, func(c *stripefixture.Checkout) { c.Metadata = nil }, nil, "metadata_missing"},
@@ -265,10 +266,10 @@ func TestCheckoutRejectsBadInputAndWritesNothing(t *testing.T) {
 			{"deleted content", deleted, nil, nil, "unknown_content"},
 			{"content of another organization", cat, md(func(m map[string]string) { m["organizationId"] = other.org.String() }), nil, "content_org_mismatch"},
 			{"unknown payment status", cat, func(c *stripefixture.Checkout) { c.PaymentStatus = "weird" }, nil, "invalid_payload"},
-			{"payload not json", cat, nil, func(ev handling.Event) handling.Event { ev.Payload = []byte("{nope"); return ev }, "invalid_payload"},
-			{"payload id differs", cat, nil, func(ev handling.Event) handling.Event { ev.ID = "evt_other"; return ev }, "invalid_payload"},
-			{"payload type differs", cat, nil, func(ev handling.Event) handling.Event { ev.Type = "checkout.session.expired"; return ev }, "invalid_payload"},
-			{"object not a session", cat, nil, func(ev handling.Event) handling.Event {
+			{"payload not json", cat, nil, func(ev stripeevent.Event) stripeevent.Event { ev.Payload = []byte("{nope"); return ev }, "invalid_payload"},
+			{"payload id differs", cat, nil, func(ev stripeevent.Event) stripeevent.Event { ev.ID = "evt_other"; return ev }, "invalid_payload"},
+			{"payload type differs", cat, nil, func(ev stripeevent.Event) stripeevent.Event { ev.Type = "checkout.session.expired"; return ev }, "invalid_payload"},
+			{"object not a session", cat, nil, func(ev stripeevent.Event) stripeevent.Event {
 				ev.Payload = []byte(fmt.Sprintf(`{"id":%q,"type":%q,"created":1,"data":{"object":{"id":"ch_1","object":"charge"}}}`, ev.ID, ev.Type))
 				return ev
 			}, "invalid_payload"},
@@ -346,7 +347,7 @@ func TestNoPaymentRequiredIsFulfilled(t *testing.T) {
 func TestUnhandledTypeIsRecordedAsIgnored(t *testing.T) {
 	forEachPath(t, func(t *testing.T, path purchase.BatchPath) {
 		e := newEnvOn(t, path, purchase.AccessPolicy{})
-		ev := handling.Event{ID: "evt_cust", Type: "customer.created", Endpoint: "default", Created: t0,
+		ev := stripeevent.Event{ID: "evt_cust", Type: "customer.created", Endpoint: "default", Created: t0,
 			Payload: []byte(`{"id":"evt_cust","object":"event","type":"customer.created","created":1700000000,"data":{"object":{"id":"cus_1","object":"customer"}}}`)}
 		e.mustHandle(ev, handling.Ignored)
 		if n := e.count("stripe_events", "event_id = 'evt_cust' AND outcome = 'ignored'"); n != 1 {

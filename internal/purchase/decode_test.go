@@ -1,23 +1,61 @@
 package purchase
 
 import (
-	"encoding/json"
+	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"io"
+	"log/slog"
 	"maps"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
 	"github.com/paystream/paystream/internal/fault"
-	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 )
 
-func sessionEvent(object string) event {
-	env := &envelope{ID: "evt_1", Type: TypeCheckoutCompleted}
-	env.Data = &struct {
-		Raw json.RawMessage `json:"object"`
-	}{Raw: json.RawMessage(object)}
-	return event{Event: handling.Event{ID: "evt_1", Type: TypeCheckoutCompleted}, stripe: env}
+// noDB is a database the decode tests never reach: decoding comes before
+// any transaction.
+type noDB struct{}
+
+func (noDB) Connect(context.Context) (driver.Conn, error) {
+	return nil, errors.New("decode tests use no database")
+}
+func (noDB) Driver() driver.Driver { return nil }
+
+// decoder is the purchase handler's lifecycle, for its Decode.
+func decoder(t testing.TB) *Handler {
+	t.Helper()
+	h, err := NewHandler(bun.NewDB(sql.OpenDB(noDB{}), pgdialect.New()), Config{}, NewMetrics(prometheus.NewRegistry()),
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// objectEvent is an event of typ whose data.object is object, delivered
+// with headers that agree with it.
+func objectEvent(typ, object string) stripeevent.Event {
+	return stripeevent.Event{ID: "evt_1", Type: typ, Payload: []byte(`{"id":"evt_1","object":"event","type":"` + typ +
+		`","created":1700000000,"api_version":"2023-10-16","data":{"object":` + object + `}}`)}
+}
+
+// decodeSession decodes a checkout.session.completed whose data.object is
+// object, as the route gets it, and reads its session.
+func decodeSession(t *testing.T, object string) (session, error) {
+	t.Helper()
+	ev, err := decoder(t).Decode(objectEvent(TypeCheckoutCompleted, object))
+	if err != nil {
+		return session{}, err
+	}
+	return sessionOf(ev, ev.Object.(*checkoutObject))
 }
 
 // TestDecodeSessionReadsIDsExpandedOrNot: payment_intent and customer come as
@@ -37,7 +75,7 @@ func TestDecodeSessionReadsIDsExpandedOrNot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := decodeSession(sessionEvent(tt.object))
+			s, err := decodeSession(t, tt.object)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,71 +104,112 @@ func TestDecodeSessionRejectsWhatIsNotASession(t *testing.T) {
 		"payment intent bad":  `{"id":"cs_1","payment_intent":42}`,
 		"customer bad":        `{"id":"cs_1","customer":["cus_1"]}`,
 		"not JSON":            `{"id":"cs_1",`,
+		"null":                `null`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := decodeSession(sessionEvent(object))
+			_, err := decodeSession(t, object)
 			var f *fault.Error
-			if !errors.As(err, &f) || f.Code != fault.Invalid {
+			if !errors.As(err, &f) || f.Code != fault.Invalid || f.Reason != "invalid_payload" {
 				t.Errorf("err = %v, want an invalid-payload fault", err)
 			}
 		})
 	}
 }
 
-// TestDecodeEventDecodesASessionOnce: a checkout.session.* body is decoded
-// with its session in one pass, and reads the same as the two-pass way; a
-// body whose object is not a session still gets decodeSession's reason.
-func TestDecodeEventDecodesASessionOnce(t *testing.T) {
+// TestDecodeReadsTheSessionWithTheEvent: a checkout.session.* body is
+// decoded with its session in one pass; the payload fills what the headers
+// left out (api_version, created); a body whose object is not a session is
+// refused with the reason why.
+func TestDecodeReadsTheSessionWithTheEvent(t *testing.T) {
 	const obj = `{"id":"cs_1","object":"checkout.session","payment_status":"paid","amount_total":2999,"currency":"usd",` +
 		`"metadata":{"customerId":"user_1"},"payment_intent":{"id":"pi_1"},"customer":"cus_1"}`
-	body := `{"id":"evt_1","object":"event","type":"checkout.session.completed","created":1700000000,"api_version":"2023-10-16","data":{"object":` + obj + `}}`
-	hev := handling.Event{ID: "evt_1", Type: TypeCheckoutCompleted, Payload: json.RawMessage(body)}
-	ev, err := decodeEvent(hev)
+	ev, err := decoder(t).Decode(objectEvent(TypeCheckoutCompleted, obj))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.session == nil || ev.stripe.Data != nil {
-		t.Fatalf("session %v, raw data %v: want the session decoded with the envelope", ev.session, ev.stripe.Data)
+	cs, ok := ev.Object.(*checkoutObject)
+	if !ok {
+		t.Fatalf("object = %T, want the session decoded with the envelope", ev.Object)
 	}
-	if ev.stripe.APIVersion != "2023-10-16" || ev.at.Unix() != 1700000000 {
-		t.Errorf("envelope = %+v at %v", ev.stripe, ev.at)
+	if ev.APIVersion != "2023-10-16" || ev.At.Unix() != 1700000000 || ev.Endpoint != "default" {
+		t.Errorf("event = %+v at %v", ev.Event, ev.At)
 	}
-	once, err := decodeSession(ev)
-	if err != nil {
-		t.Fatal(err)
+	s, err := sessionOf(ev, cs)
+	want := session{ID: "cs_1", PaymentStatus: "paid", AmountTotal: 2999, Currency: "usd", PaymentIntentID: "pi_1",
+		StripeCustomerID: "cus_1", Metadata: map[string]string{"customerId": "user_1"}}
+	if err != nil || !reflect.DeepEqual(s, want) {
+		t.Errorf("session = %+v, %v; want %+v", s, err, want)
 	}
-	twice, err := decodeSession(sessionEvent(obj))
-	if err != nil || !reflect.DeepEqual(once, twice) {
-		t.Errorf("one pass %+v, two passes %+v (%v)", once, twice, err)
-	}
-	if keys := objectKeys(ev); !reflect.DeepEqual(keys, []string{"cs_1", "pi_1"}) {
+	if keys := objectKeys(&ev); !reflect.DeepEqual(keys, []string{"cs_1", "pi_1"}) {
 		t.Errorf("object keys = %v", keys)
 	}
 
-	bad := `{"id":"evt_1","type":"checkout.session.completed","created":1700000000,"data":{"object":{"id":"cs_1","metadata":{"customerId":7}}}}`
-	ev, err = decodeEvent(handling.Event{ID: "evt_1", Type: TypeCheckoutCompleted, Payload: json.RawMessage(bad)})
-	if err != nil || ev.session != nil {
-		t.Fatalf("bad session: event %+v, %v; want the envelope with the object kept raw", ev, err)
-	}
-	if _, err := decodeSession(ev); err == nil || !strings.Contains(err.Error(), "is not a checkout session") {
+	_, err = decoder(t).Decode(objectEvent(TypeCheckoutCompleted, `{"id":"cs_1","metadata":{"customerId":7}}`))
+	if err == nil || fault.ReasonOf(err) != "invalid_payload" || !strings.Contains(err.Error(), "is not a checkout.session") {
 		t.Errorf("bad session: %v", err)
 	}
 }
 
 // TestObjectKeysReadsReferencesAsIDsOrObjects: payment_intent and charge
-// count as ids or expanded objects; one that does not parse is skipped, the
-// object's own id still counts.
+// count as ids or expanded objects, a null one not at all; the object's own
+// id always counts. A reference that does not parse makes the payload
+// invalid: the event is refused at decode and never reaches a batch.
 func TestObjectKeysReadsReferencesAsIDsOrObjects(t *testing.T) {
-	for object, want := range map[string][]string{
-		`{"id":"ch_1","payment_intent":"pi_1"}`:                        {"ch_1", "pi_1"},
-		`{"id":"re_1","payment_intent":{"id":"pi_1"},"charge":"ch_1"}`: {"re_1", "pi_1", "ch_1"},
-		`{"id":"du_1","payment_intent":null,"charge":{"id":"ch_1"}}`:   {"du_1", "ch_1"},
-		`{"id":"du_1","payment_intent":42,"charge":["ch_1"]}`:          {"du_1"},
-		`{"id":"pi_1"}`: {"pi_1"},
-		`not json`:      nil,
+	h := decoder(t)
+	for _, tt := range []struct {
+		typ, object string
+		want        []string // nil: refused at decode
+	}{
+		{TypeChargeRefunded, `{"id":"ch_1","payment_intent":"pi_1"}`, []string{"ch_1", "pi_1"}},
+		{TypeChargeRefunded, `{"id":"ch_1","payment_intent":{"id":"pi_1"}}`, []string{"ch_1", "pi_1"}},
+		{TypeDisputeCreated, `{"id":"du_1","payment_intent":{"id":"pi_1"},"charge":"ch_1"}`, []string{"du_1", "pi_1", "ch_1"}},
+		{TypeDisputeCreated, `{"id":"du_1","payment_intent":null,"charge":{"id":"ch_1"}}`, []string{"du_1", "ch_1"}},
+		{TypeDisputeClosed, `{"id":"du_1","payment_intent":42,"charge":["ch_1"]}`, nil},
+		{TypePaymentIntentSucceeded, `{"id":"pi_1"}`, []string{"pi_1"}},
+		{TypeCheckoutCompleted, `{"id":"cs_1","payment_intent":"pi_1"}`, []string{"cs_1", "pi_1"}},
+		{TypeCheckoutExpired, `{"id":"cs_1","payment_intent":null}`, []string{"cs_1"}},
+		{TypeChargeRefunded, `"ch_1"`, nil}, // stripe.Charge would take a bare id; a data.object is never one
+		{TypeChargeRefunded, `not json`, nil},
 	} {
-		if got := objectKeys(sessionEvent(object)); !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: keys %v, want %v", object, got, want)
+		ev, err := h.Decode(objectEvent(tt.typ, tt.object))
+		if tt.want == nil {
+			if fault.ReasonOf(err) != "invalid_payload" {
+				t.Errorf("%s %s: %v, want invalid_payload", tt.typ, tt.object, err)
+			}
+			continue
 		}
+		if err != nil {
+			t.Errorf("%s %s: %v", tt.typ, tt.object, err)
+			continue
+		}
+		if got := objectKeys(&ev); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s %s: keys %v, want %v", tt.typ, tt.object, got, tt.want)
+		}
+	}
+}
+
+// TestDecodeRefusesWhatIsNotItsEvent: the payload is checked against the
+// headers as it is decoded, for every type, routed or not.
+func TestDecodeRefusesWhatIsNotItsEvent(t *testing.T) {
+	h := decoder(t)
+	for _, typ := range append(HandledTypes(), "customer.created") {
+		good := objectEvent(typ, `{"id":"x_1"}`)
+		if _, err := h.Decode(good); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+		for name, ev := range map[string]stripeevent.Event{
+			"other id":   {ID: "evt_2", Type: typ, Payload: good.Payload},
+			"other type": {ID: "evt_1", Type: "charge.captured", Payload: good.Payload},
+			"not json":   {ID: "evt_1", Type: typ, Payload: []byte("<html>")},
+		} {
+			if _, err := h.Decode(ev); fault.CodeOf(err) != fault.Invalid || fault.ReasonOf(err) != "invalid_payload" {
+				t.Errorf("%s, %s: %v, want invalid_payload", typ, name, err)
+			}
+		}
+	}
+	if _, err := h.Decode(stripeevent.Event{ID: "evt_1", Type: TypeChargeRefunded,
+		Payload: []byte(`{"id":"evt_1","type":"charge.refunded","created":1}`)}); fault.ReasonOf(err) != "invalid_payload" ||
+		!strings.Contains(err.Error(), "no data.object") {
+		t.Errorf("no data.object: %v", err)
 	}
 }

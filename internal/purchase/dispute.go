@@ -7,6 +7,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/model"
 )
 
@@ -19,10 +20,9 @@ const (
 
 // disputeRoute applies charge.dispute.created (closed = false) or
 // charge.dispute.closed (closed = true).
-func (h *Handler) disputeRoute(closed bool) route {
-	return func(ctx context.Context, tx bun.Tx, ev event, rec *record) error {
-		var d stripe.Dispute
-		if err := decodeObject(ev, "dispute", &d); err != nil {
+func (f *family) disputeRoute(closed bool) func(context.Context, bun.Tx, eventtx.Event, *stripe.Dispute, *eventtx.Record) error {
+	return func(ctx context.Context, tx bun.Tx, ev eventtx.Event, d *stripe.Dispute, rec *eventtx.Record) error {
+		if err := checkObject(ev, d.ID, d.Object, objectDispute); err != nil {
 			return err
 		}
 		trig := TriggerDisputeOpened
@@ -35,7 +35,7 @@ func (h *Handler) disputeRoute(closed bool) route {
 				// chargeback, which for the purchase is a win.
 				trig = TriggerDisputeWon
 			default:
-				return h.recordOnly(ctx, tx, ev, rec, d, fmt.Sprintf("dispute %s closed with status %q", d.ID, d.Status))
+				return f.recordOnly(ctx, tx, rec, d, fmt.Sprintf("dispute %s closed with status %q", d.ID, d.Status))
 			}
 		}
 		pi, charge := "", ""
@@ -52,10 +52,11 @@ func (h *Handler) disputeRoute(closed bool) route {
 		from := stateOf(p)
 		to, changed := Transition(from, trig)
 		if !changed {
-			rec.duplicate(p.ID, fmt.Sprintf("purchase %s dispute is %q; %s changes nothing", p.ID, from.Dispute, trig))
+			rec.Link(p.ID)
+			rec.Duplicate(fmt.Sprintf("purchase %s dispute is %q; %s changes nothing", p.ID, from.Dispute, trig))
 			return nil
 		}
-		at := ev.at
+		at := ev.At
 		if p.StripeDisputeID == nil && d.ID != "" {
 			p.StripeDisputeID = &d.ID
 		}
@@ -66,7 +67,7 @@ func (h *Handler) disputeRoute(closed bool) route {
 			p.DisputeClosedAt = &at
 		}
 		p.DisputeStatus = &to.Dispute
-		p.Status, p.UpdatedAt = to.Status, h.cfg.Now().UTC()
+		p.Status, p.UpdatedAt = to.Status, f.cfg.Now().UTC()
 		if err := updatePurchase(ctx, tx, p); err != nil {
 			return err
 		}
@@ -74,13 +75,13 @@ func (h *Handler) disputeRoute(closed bool) route {
 		if err != nil {
 			return err
 		}
-		return h.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig)})
+		return f.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig)})
 	}
 }
 
 // recordOnly keeps a dispute event that means nothing for the purchase,
 // linked to the purchase when one exists.
-func (h *Handler) recordOnly(ctx context.Context, tx bun.Tx, _ event, rec *record, d stripe.Dispute, note string) error {
+func (f *family) recordOnly(ctx context.Context, tx bun.Tx, rec *eventtx.Record, d *stripe.Dispute, note string) error {
 	pi, charge := "", ""
 	if d.PaymentIntent != nil {
 		pi = d.PaymentIntent.ID
@@ -93,9 +94,10 @@ func (h *Handler) recordOnly(ctx context.Context, tx bun.Tx, _ event, rec *recor
 		return err
 	}
 	if p != nil {
-		rec.recorded(&p.ID, note)
+		rec.Link(p.ID)
+		rec.Recorded(note)
 	} else {
-		rec.recorded(nil, note)
+		rec.Recorded(note)
 	}
 	return nil
 }

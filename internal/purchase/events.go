@@ -6,6 +6,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/model"
@@ -25,10 +26,10 @@ type change struct {
 
 // changed finishes a purchase change: content access, the PURCHASES event
 // and the metrics (applied after commit).
-func (h *Handler) changed(ctx context.Context, tx bun.Tx, ev event, rec *record, c change) error {
-	now := h.cfg.Now().UTC()
+func (f *family) changed(ctx context.Context, tx bun.Tx, ev eventtx.Event, rec *eventtx.Record, c change) error {
+	now := f.cfg.Now().UTC()
 	to := stateOf(c.p)
-	acc, err := syncAccess(ctx, tx, c.p, h.cfg.Access, now, c.reason)
+	acc, err := syncAccess(ctx, tx, c.p, f.cfg.Access, now, c.reason)
 	if err != nil {
 		return err
 	}
@@ -39,31 +40,32 @@ func (h *Handler) changed(ctx context.Context, tx bun.Tx, ev event, rec *record,
 	if kind == "" {
 		return fmt.Errorf("purchase %s: change %v → %v has no event kind", c.p.ID, c.from, to)
 	}
-	data := dataOf(c.p, c.creatorID, c.from.Status, h.cfg.Access.Grants(to), ev.ID)
+	data := dataOf(c.p, c.creatorID, c.from.Status, f.cfg.Access.Grants(to), ev.ID)
 	if data.Refund != nil {
 		data.Refund.DeltaCents = c.refundDelta
 	}
 	if _, err := outbox.Add(ctx, tx, streams.PurchaseSubject(kind), streams.PurchaseEventType(kind), c.p.ID, data, now); err != nil {
 		return err
 	}
-	p := c.p
+	p, fx := c.p, f.effects(rec)
 	if to.Status != c.from.Status {
-		rec.effects.status(p.Currency, to.Status)
+		fx.status(p.Currency, to.Status)
 		if to.Status == model.PurchaseCompleted {
-			rec.effects.revenue(p.Currency, split.Split{Amount: p.AmountPaidCents, Platform: p.PlatformFeeCents,
+			fx.revenue(p.Currency, split.Split{Amount: p.AmountPaidCents, Platform: p.PlatformFeeCents,
 				Organization: p.OrganizationFeeCents, Creator: p.CreatorPayoutCents})
 		}
 	}
 	if to.Dispute != c.from.Dispute {
-		rec.effects.dispute(to.Dispute)
+		fx.dispute(to.Dispute)
 	}
 	if c.refundDelta > 0 {
-		rec.effects.refund(p.Currency, c.refundDelta)
+		fx.refund(p.Currency, c.refundDelta)
 	}
 	if acc != accessUnchanged {
-		rec.effects.access(acc)
+		fx.access(acc)
 	}
-	rec.applied(p.ID)
+	rec.Link(p.ID)
+	rec.Applied()
 	return nil
 }
 

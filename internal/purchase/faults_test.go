@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/paystream/paystream/internal/fault"
-	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 )
 
@@ -71,7 +71,7 @@ func TestConnectionsKilledMidTransactionLoseAndDoubleNothing(t *testing.T) {
 		for i := 0; i < 30 || killed.Load() == 0 && i < 600; i++ {
 			n++
 			w := newWorld(cat, fmt.Sprintf("kill%d", i))
-			evs := []handling.Event{
+			evs := []stripeevent.Event{
 				w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, t0, ""),
 				w.refund(t, "evt_r_"+w.session, t0.Add(time.Hour), stripefixture.Refund{Amount: 500}),
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
@@ -19,11 +20,11 @@ import (
 // benchCheckouts returns n distinct paid checkout.session.completed events
 // (own session, payment intent and customer each, as in production: no
 // contention on one purchase or access row), built before the timer starts.
-func benchCheckouts(b *testing.B, n int, org, content uuid.UUID) []handling.Event {
+func benchCheckouts(b *testing.B, n int, org, content uuid.UUID) []stripeevent.Event {
 	b.Helper()
 	run := stripefixture.NewID("", 6)
 	at := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	evs := make([]handling.Event, n)
+	evs := make([]stripeevent.Event, n)
 	for i := range evs {
 		name := fmt.Sprintf("%s%08d", run, i)
 		body, err := stripefixture.CheckoutEvent("checkout.session.completed",
@@ -34,7 +35,7 @@ func benchCheckouts(b *testing.B, n int, org, content uuid.UUID) []handling.Even
 		if err != nil {
 			b.Fatal(err)
 		}
-		evs[i] = handling.Event{ID: "evt_" + name, Type: "checkout.session.completed", Endpoint: "default",
+		evs[i] = stripeevent.Event{ID: "evt_" + name, Type: "checkout.session.completed", Endpoint: "default",
 			APIVersion: "2023-10-16", Created: at, ReceivedAt: at.Add(time.Second), Payload: body,
 			Subject: "stripe.events.default.checkout.session.completed", Deliveries: 1}
 	}

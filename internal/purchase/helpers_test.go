@@ -15,6 +15,7 @@ import (
 
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
@@ -120,7 +121,7 @@ func (e *env) insert(models ...any) {
 }
 
 // toEvent wraps a fixture payload as the runtime delivers it.
-func toEvent(t *testing.T, payload []byte) handling.Event {
+func toEvent(t *testing.T, payload []byte) stripeevent.Event {
 	t.Helper()
 	var head struct {
 		ID         string `json:"id"`
@@ -132,7 +133,7 @@ func toEvent(t *testing.T, payload []byte) handling.Event {
 	if err := json.Unmarshal(payload, &head); err != nil {
 		t.Fatal(err)
 	}
-	return handling.Event{
+	return stripeevent.Event{
 		ID: head.ID, Type: head.Type, Endpoint: "default", APIVersion: head.APIVersion, Livemode: head.Livemode,
 		Created: time.Unix(head.Created, 0), ReceivedAt: time.Unix(head.Created, 0).Add(time.Second),
 		Payload: payload, Subject: "stripe.events.default." + head.Type, Deliveries: 1,
@@ -141,7 +142,7 @@ func toEvent(t *testing.T, payload []byte) handling.Event {
 
 // checkout builds a checkout.session.* event for cat with a valid metadata
 // contract; edit adjusts the session before it is built.
-func checkout(t *testing.T, typ, eventID string, at time.Time, cat catalog, session string, amount int64, edit func(*stripefixture.Checkout)) handling.Event {
+func checkout(t *testing.T, typ, eventID string, at time.Time, cat catalog, session string, amount int64, edit func(*stripefixture.Checkout)) stripeevent.Event {
 	t.Helper()
 	c := stripefixture.Checkout{
 		SessionID: session, PaymentIntentID: "pi_" + session, Customer: "cus_1", AmountTotal: amount, Currency: "usd",
@@ -157,23 +158,23 @@ func checkout(t *testing.T, typ, eventID string, at time.Time, cat catalog, sess
 	return toEvent(t, b)
 }
 
-func (e *env) handle(ev handling.Event) (handling.Outcome, error) {
+func (e *env) handle(ev stripeevent.Event) (handling.Outcome, error) {
 	e.t.Helper()
 	return e.handleOn(e.h, ev)
 }
 
 // handleOn handles one event with h on the env's path: Handle, or on the
 // set-based path a batch of one.
-func (e *env) handleOn(h *purchase.Handler, ev handling.Event) (handling.Outcome, error) {
+func (e *env) handleOn(h *purchase.Handler, ev stripeevent.Event) (handling.Outcome, error) {
 	e.t.Helper()
 	if e.path == purchase.PathPerEvent {
 		return h.Handle(context.Background(), ev)
 	}
-	r := h.HandleBatch(context.Background(), []handling.Event{ev})[0]
+	r := h.HandleBatch(context.Background(), []stripeevent.Event{ev})[0]
 	return r.Outcome, r.Err
 }
 
-func (e *env) mustHandle(ev handling.Event, want handling.Outcome) {
+func (e *env) mustHandle(ev stripeevent.Event, want handling.Outcome) {
 	e.t.Helper()
 	got, err := e.handle(ev)
 	if err != nil {

@@ -3,6 +3,7 @@ package purchase
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/split"
 )
 
@@ -44,16 +45,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// effects are metric increments collected inside a transaction and applied
-// after it committed.
-type effects []func(*Metrics)
-
-func (e *effects) status(currency, status string) {
-	*e = append(*e, func(m *Metrics) { m.purchases.WithLabelValues(currency, status).Inc() })
+// effects are the metric increments of one event's change, made only once
+// its transaction committed.
+type effects struct {
+	m   *Metrics
+	rec *eventtx.Record
 }
 
-func (e *effects) revenue(currency string, s split.Split) {
-	*e = append(*e, func(m *Metrics) {
+// effects returns the metric increments of rec's event.
+func (f *family) effects(rec *eventtx.Record) effects { return effects{m: f.m, rec: rec} }
+
+func (e effects) status(currency, status string) {
+	m := e.m
+	e.rec.AfterCommit(func() { m.purchases.WithLabelValues(currency, status).Inc() })
+}
+
+func (e effects) revenue(currency string, s split.Split) {
+	m := e.m
+	e.rec.AfterCommit(func() {
 		m.revenue.WithLabelValues(currency, "gross").Add(float64(s.Amount))
 		m.revenue.WithLabelValues(currency, "platform").Add(float64(s.Platform))
 		m.revenue.WithLabelValues(currency, "organization").Add(float64(s.Organization))
@@ -61,14 +70,17 @@ func (e *effects) revenue(currency string, s split.Split) {
 	})
 }
 
-func (e *effects) refund(currency string, delta int64) {
-	*e = append(*e, func(m *Metrics) { m.refunded.WithLabelValues(currency).Add(float64(delta)) })
+func (e effects) refund(currency string, delta int64) {
+	m := e.m
+	e.rec.AfterCommit(func() { m.refunded.WithLabelValues(currency).Add(float64(delta)) })
 }
 
-func (e *effects) dispute(status string) {
-	*e = append(*e, func(m *Metrics) { m.disputes.WithLabelValues(status).Inc() })
+func (e effects) dispute(status string) {
+	m := e.m
+	e.rec.AfterCommit(func() { m.disputes.WithLabelValues(status).Inc() })
 }
 
-func (e *effects) access(change string) {
-	*e = append(*e, func(m *Metrics) { m.access.WithLabelValues(change).Inc() })
+func (e effects) access(change string) {
+	m := e.m
+	e.rec.AfterCommit(func() { m.access.WithLabelValues(change).Inc() })
 }

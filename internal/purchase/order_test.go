@@ -9,6 +9,7 @@ import (
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/model"
 )
@@ -52,13 +53,13 @@ func (e *env) final(w world) final {
 // deliver hands the events to the handler in order, the way the runtime
 // does: an event failing with fault.Pending goes to the back of the queue
 // (NakWithDelay) and is delivered again; any other error fails the test.
-func (e *env) deliver(evs []handling.Event) {
+func (e *env) deliver(evs []stripeevent.Event) {
 	e.t.Helper()
 	if e.batch {
 		e.deliverBatches(evs)
 		return
 	}
-	queue := append([]handling.Event(nil), evs...)
+	queue := append([]stripeevent.Event(nil), evs...)
 	stalled := 0
 	for len(queue) > 0 {
 		ev := queue[0]
@@ -81,12 +82,12 @@ func (e *env) deliver(evs []handling.Event) {
 
 // deliverBatches is deliver with batching on: all waiting events go to
 // HandleBatch together; the Pending ones come back as the next batch.
-func (e *env) deliverBatches(evs []handling.Event) {
+func (e *env) deliverBatches(evs []stripeevent.Event) {
 	e.t.Helper()
-	queue := append([]handling.Event(nil), evs...)
+	queue := append([]stripeevent.Event(nil), evs...)
 	for len(queue) > 0 {
 		res := e.h.HandleBatch(context.Background(), queue)
-		var again []handling.Event
+		var again []stripeevent.Event
 		for i, r := range res {
 			if r.Err == nil {
 				continue
@@ -123,62 +124,62 @@ func permutations(n int) [][]int {
 func TestEveryDeliveryOrderEndsInTheSameState(t *testing.T) {
 	forEachPath(t, func(t *testing.T, path purchase.BatchPath) {
 		h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
-		full := func(w world, id string, at time.Time) handling.Event {
+		full := func(w world, id string, at time.Time) stripeevent.Event {
 			return w.refund(t, id, at, stripefixture.Refund{ID: "re_b_" + w.session, Amount: 1999}, stripefixture.Refund{ID: "re_a_" + w.session, Amount: 1000})
 		}
-		partial := func(w world, id string, at time.Time) handling.Event {
+		partial := func(w world, id string, at time.Time) stripeevent.Event {
 			return w.refund(t, id, at, stripefixture.Refund{ID: "re_a_" + w.session, Amount: 1000})
 		}
 		scenarios := []struct {
 			name   string
-			events func(t *testing.T, w world) []handling.Event
+			events func(t *testing.T, w world) []stripeevent.Event
 			want   final
 		}{
-			{"completed and full refund, each duplicated", func(t *testing.T, w world) []handling.Event {
+			{"completed and full refund, each duplicated", func(t *testing.T, w world) []stripeevent.Event {
 				c := w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "")
 				// The second report of the same full refund comes with a later time.
-				return []handling.Event{c, full(w, "evt_r_"+w.session, h(1)), c, full(w, "evt_r2_"+w.session, h(3))}
+				return []stripeevent.Event{c, full(w, "evt_r_"+w.session, h(1)), c, full(w, "evt_r2_"+w.session, h(3))}
 			}, final{1, model.PurchaseRefunded, "", 2999, h(1), false}},
-			{"completed under two event ids and full refund", func(t *testing.T, w world) []handling.Event {
-				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+			{"completed under two event ids and full refund", func(t *testing.T, w world) []stripeevent.Event {
+				return []stripeevent.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 					full(w, "evt_r_"+w.session, h(1)), w.checkout(t, "checkout.session.completed", "evt_c2_"+w.session, h(0), "")}
 			}, final{1, model.PurchaseRefunded, "", 2999, h(1), false}},
-			{"completed and dispute lost, close duplicated", func(t *testing.T, w world) []handling.Event {
+			{"completed and dispute lost, close duplicated", func(t *testing.T, w world) []stripeevent.Event {
 				lost := w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(2), "lost")
-				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+				return []stripeevent.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 					w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(1), "needs_response"), lost, lost}
 			}, final{1, model.PurchaseDisputeLost, model.DisputeLost, 0, time.Time{}, false}},
-			{"async succeeded and unpaid completed", func(t *testing.T, w world) []handling.Event {
+			{"async succeeded and unpaid completed", func(t *testing.T, w world) []stripeevent.Event {
 				s := w.checkout(t, "checkout.session.async_payment_succeeded", "evt_s_"+w.session, h(1), "")
-				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "unpaid"), s, s}
+				return []stripeevent.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "unpaid"), s, s}
 			}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
-			{"refunds before the purchase exists", func(t *testing.T, w world) []handling.Event {
-				return []handling.Event{partial(w, "evt_r1_"+w.session, h(1)), full(w, "evt_r2_"+w.session, h(2)),
+			{"refunds before the purchase exists", func(t *testing.T, w world) []stripeevent.Event {
+				return []stripeevent.Event{partial(w, "evt_r1_"+w.session, h(1)), full(w, "evt_r2_"+w.session, h(2)),
 					w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "")}
 			}, final{1, model.PurchaseRefunded, "", 2999, h(2), false}},
-			{"full refund and lost dispute", func(t *testing.T, w world) []handling.Event {
-				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+			{"full refund and lost dispute", func(t *testing.T, w world) []stripeevent.Event {
+				return []stripeevent.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 					full(w, "evt_r_"+w.session, h(1)), w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(2), "lost")}
 			}, final{1, model.PurchaseDisputeLost, model.DisputeLost, 2999, h(1), false}},
-			{"dispute created and won", func(t *testing.T, w world) []handling.Event {
-				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+			{"dispute created and won", func(t *testing.T, w world) []stripeevent.Event {
+				return []stripeevent.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 					w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(1), "needs_response"),
 					w.dispute(t, "charge.dispute.closed", "evt_dw_"+w.session, h(2), "won")}
 			}, final{1, model.PurchaseCompleted, model.DisputeWon, 0, time.Time{}, true}},
-			{"partial refund and open dispute", func(t *testing.T, w world) []handling.Event {
-				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+			{"partial refund and open dispute", func(t *testing.T, w world) []stripeevent.Event {
+				return []stripeevent.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 					partial(w, "evt_r_"+w.session, h(1)), w.dispute(t, "charge.dispute.created", "evt_dc_"+w.session, h(2), "needs_response")}
 			}, final{1, model.PurchasePartiallyRefunded, model.DisputeOpen, 1000, time.Time{}, true}},
-			{"async failed and unpaid completed", func(t *testing.T, w world) []handling.Event {
-				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "unpaid"),
+			{"async failed and unpaid completed", func(t *testing.T, w world) []stripeevent.Event {
+				return []stripeevent.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), "unpaid"),
 					w.checkout(t, "checkout.session.async_payment_failed", "evt_f_"+w.session, h(1), "")}
 			}, final{1, model.PurchaseFailed, "", 0, time.Time{}, false}},
-			{"paid and expired", func(t *testing.T, w world) []handling.Event {
-				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+			{"paid and expired", func(t *testing.T, w world) []stripeevent.Event {
+				return []stripeevent.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 					w.checkout(t, "checkout.session.expired", "evt_x_"+w.session, h(1), "")}
 			}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
-			{"payment intent before and after its purchase", func(t *testing.T, w world) []handling.Event {
-				return []handling.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
+			{"payment intent before and after its purchase", func(t *testing.T, w world) []stripeevent.Event {
+				return []stripeevent.Event{w.checkout(t, "checkout.session.completed", "evt_c_"+w.session, h(0), ""),
 					w.paymentIntent(t, "payment_intent.succeeded", "evt_pi_"+w.session, h(0))}
 			}, final{1, model.PurchaseCompleted, "", 0, time.Time{}, true}},
 		}
@@ -196,7 +197,7 @@ func TestEveryDeliveryOrderEndsInTheSameState(t *testing.T) {
 					for pi, perm := range permutations(n) {
 						w := newWorld(cat, fmt.Sprintf("s%dp%d", si, pi))
 						evs := sc.events(t, w)
-						ordered := make([]handling.Event, n)
+						ordered := make([]stripeevent.Event, n)
 						for i, j := range perm {
 							ordered[i] = evs[j]
 						}
@@ -218,39 +219,39 @@ func TestAccessFollowsEachTransition(t *testing.T) {
 		e := newEnvOn(t, path, purchase.AccessPolicy{})
 		cat := e.seedContent()
 		h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
-		type step func(w world) handling.Event
+		type step func(w world) stripeevent.Event
 		var (
-			paid step = func(w world) handling.Event {
+			paid step = func(w world) stripeevent.Event {
 				return w.checkout(t, "checkout.session.completed", "evt_p_"+w.session, h(0), "")
 			}
-			unpaid step = func(w world) handling.Event {
+			unpaid step = func(w world) stripeevent.Event {
 				return w.checkout(t, "checkout.session.completed", "evt_u_"+w.session, h(0), "unpaid")
 			}
-			succ step = func(w world) handling.Event {
+			succ step = func(w world) stripeevent.Event {
 				return w.checkout(t, "checkout.session.async_payment_succeeded", "evt_s_"+w.session, h(1), "")
 			}
-			failed step = func(w world) handling.Event {
+			failed step = func(w world) stripeevent.Event {
 				return w.checkout(t, "checkout.session.async_payment_failed", "evt_f_"+w.session, h(1), "")
 			}
-			expired step = func(w world) handling.Event {
+			expired step = func(w world) stripeevent.Event {
 				return w.checkout(t, "checkout.session.expired", "evt_x_"+w.session, h(1), "")
 			}
-			part1 step = func(w world) handling.Event {
+			part1 step = func(w world) stripeevent.Event {
 				return w.refund(t, "evt_r1_"+w.session, h(2), stripefixture.Refund{ID: "re_1", Amount: 1000})
 			}
-			part2 step = func(w world) handling.Event {
+			part2 step = func(w world) stripeevent.Event {
 				return w.refund(t, "evt_r2_"+w.session, h(3), stripefixture.Refund{ID: "re_2", Amount: 500}, stripefixture.Refund{ID: "re_1", Amount: 1000})
 			}
-			fullR step = func(w world) handling.Event {
+			fullR step = func(w world) stripeevent.Event {
 				return w.refund(t, "evt_rf_"+w.session, h(4), stripefixture.Refund{ID: "re_f", Amount: 2999})
 			}
-			opened step = func(w world) handling.Event {
+			opened step = func(w world) stripeevent.Event {
 				return w.dispute(t, "charge.dispute.created", "evt_do_"+w.session, h(5), "needs_response")
 			}
-			won step = func(w world) handling.Event {
+			won step = func(w world) stripeevent.Event {
 				return w.dispute(t, "charge.dispute.closed", "evt_dw_"+w.session, h(6), "won")
 			}
-			lost step = func(w world) handling.Event {
+			lost step = func(w world) stripeevent.Event {
 				return w.dispute(t, "charge.dispute.closed", "evt_dl_"+w.session, h(6), "lost")
 			}
 		)

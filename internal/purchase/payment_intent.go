@@ -6,6 +6,8 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/internal/eventtx"
 )
 
 // Payment intent event types: recorded and linked, never a state change.
@@ -21,9 +23,8 @@ const (
 // (there is no checkout metadata) and never changes a status: a failed
 // attempt may be followed by a successful one on the same intent, and the
 // checkout.session.* events are the authority on the outcome.
-func (h *Handler) paymentIntentRoute(ctx context.Context, tx bun.Tx, ev event, rec *record) error {
-	var pi stripe.PaymentIntent
-	if err := decodeObject(ev, "payment_intent", &pi); err != nil {
+func (f *family) paymentIntentRoute(ctx context.Context, tx bun.Tx, ev eventtx.Event, pi *stripe.PaymentIntent, rec *eventtx.Record) error {
+	if err := checkObject(ev, pi.ID, pi.Object, objectPaymentIntent); err != nil {
 		return err
 	}
 	p, err := lockByPayment(ctx, tx, pi.ID, "")
@@ -31,18 +32,20 @@ func (h *Handler) paymentIntentRoute(ctx context.Context, tx bun.Tx, ev event, r
 		return err
 	}
 	if p == nil {
-		rec.recorded(nil, fmt.Sprintf("no purchase for payment intent %s", pi.ID))
+		rec.Recorded(fmt.Sprintf("no purchase for payment intent %s", pi.ID))
 		return nil
 	}
 	if p.StripeChargeID != nil || pi.LatestCharge == nil || pi.LatestCharge.ID == "" {
-		rec.recorded(&p.ID, fmt.Sprintf("linked to purchase %s (%s)", p.ID, pi.Status))
+		rec.Link(p.ID)
+		rec.Recorded(fmt.Sprintf("linked to purchase %s (%s)", p.ID, pi.Status))
 		return nil
 	}
 	p.StripeChargeID = &pi.LatestCharge.ID
-	p.UpdatedAt = h.cfg.Now().UTC()
+	p.UpdatedAt = f.cfg.Now().UTC()
 	if err := updatePurchase(ctx, tx, p); err != nil {
 		return err
 	}
-	rec.applied(p.ID)
+	rec.Link(p.ID)
+	rec.Applied()
 	return nil
 }

@@ -2,12 +2,12 @@ package purchase
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
@@ -17,29 +17,11 @@ import (
 // events there cover cash-balance refunds only).
 const TypeChargeRefunded = "charge.refunded"
 
-// decodeObject reads data.object of ev into v, or fails permanently.
-func decodeObject(ev event, object string, v any) error {
-	if ev.stripe.Data == nil || len(ev.stripe.Data.Raw) == 0 {
-		return fault.New(fault.Invalid, "invalid_payload", "event %s has no data.object", ev.ID)
-	}
-	var head struct {
-		ID     string `json:"id"`
-		Object string `json:"object"`
-	}
-	if err := json.Unmarshal(ev.stripe.Data.Raw, &head); err != nil || head.ID == "" || (head.Object != "" && head.Object != object) {
-		return fault.New(fault.Invalid, "invalid_payload", "data.object of %s is not a %s", ev.ID, object)
-	}
-	if err := json.Unmarshal(ev.stripe.Data.Raw, v); err != nil {
-		return fault.Wrap(err, fault.Invalid, "invalid_payload", "data.object of "+ev.ID+" is not a "+object)
-	}
-	return nil
-}
-
 // lockPaid returns the purchase a charge event is about, locked, or a
 // fault.Pending error when it does not exist yet or is not paid yet: Stripe
 // does not order events, so the refund or dispute may overtake the checkout.
 // The runtime retries with backoff and dead-letters after its budget.
-func lockPaid(ctx context.Context, tx bun.Tx, ev event, paymentIntentID, chargeID string, t Trigger) (*model.Purchase, error) {
+func lockPaid(ctx context.Context, tx bun.Tx, ev eventtx.Event, paymentIntentID, chargeID string, t Trigger) (*model.Purchase, error) {
 	if paymentIntentID == "" && chargeID == "" {
 		return nil, fault.New(fault.Invalid, "invalid_payload", "%s %s names neither a payment intent nor a charge", ev.Type, ev.ID)
 	}
@@ -65,9 +47,8 @@ func lockPaid(ctx context.Context, tx bun.Tx, ev event, paymentIntentID, chargeI
 // cumulative amount_refunded, so the purchase keeps the maximum it has seen:
 // redeliveries, second event ids and out-of-order refund events can never
 // count money twice or lower the amount.
-func (h *Handler) refundRoute(ctx context.Context, tx bun.Tx, ev event, rec *record) error {
-	var ch stripe.Charge
-	if err := decodeObject(ev, "charge", &ch); err != nil {
+func (f *family) refundRoute(ctx context.Context, tx bun.Tx, ev eventtx.Event, ch *stripe.Charge, rec *eventtx.Record) error {
+	if err := checkObject(ev, ch.ID, ch.Object, objectCharge); err != nil {
 		return err
 	}
 	if ch.AmountRefunded < 0 {
@@ -96,11 +77,13 @@ func (h *Handler) refundRoute(ctx context.Context, tx bun.Tx, ev event, rec *rec
 		full, trig = true, TriggerFullRefund
 	}
 	if amount == 0 && !full {
-		rec.recorded(&p.ID, fmt.Sprintf("charge %s reports nothing refunded", ch.ID))
+		rec.Link(p.ID)
+		rec.Recorded(fmt.Sprintf("charge %s reports nothing refunded", ch.ID))
 		return nil
 	}
 	if p.Status == model.PurchaseFailed {
-		rec.recorded(&p.ID, fmt.Sprintf("purchase %s failed; refund of charge %s not applied", p.ID, ch.ID))
+		rec.Link(p.ID)
+		rec.Recorded(fmt.Sprintf("purchase %s failed; refund of charge %s not applied", p.ID, ch.ID))
 		return nil
 	}
 	from := stateOf(p)
@@ -109,19 +92,21 @@ func (h *Handler) refundRoute(ctx context.Context, tx bun.Tx, ev event, rec *rec
 	delta := newAmount - p.RefundAmountCents
 	// Two events may report the same full refund (a second event id, a later
 	// charge.refunded); refunded_at keeps the earliest, whatever the order.
-	at := ev.at
+	at := ev.At
 	earlier := full && p.RefundedAt != nil && at.Before(*p.RefundedAt)
 	if !statusChanged && delta == 0 {
 		if !earlier {
-			rec.duplicate(p.ID, fmt.Sprintf("purchase %s already has %d refunded (%s)", p.ID, p.RefundAmountCents, p.Status))
+			rec.Link(p.ID)
+			rec.Duplicate(fmt.Sprintf("purchase %s already has %d refunded (%s)", p.ID, p.RefundAmountCents, p.Status))
 			return nil
 		}
 		// Only the timestamp moves: no money, no status, so no event.
-		p.RefundedAt, p.UpdatedAt = &at, h.cfg.Now().UTC()
+		p.RefundedAt, p.UpdatedAt = &at, f.cfg.Now().UTC()
 		if err := updatePurchase(ctx, tx, p); err != nil {
 			return err
 		}
-		rec.applied(p.ID)
+		rec.Link(p.ID)
+		rec.Applied()
 		return nil
 	}
 	p.RefundAmountCents = newAmount
@@ -139,7 +124,7 @@ func (h *Handler) refundRoute(ctx context.Context, tx bun.Tx, ev event, rec *rec
 	if full && (p.RefundedAt == nil || earlier) {
 		p.RefundedAt = &at
 	}
-	p.Status, p.UpdatedAt = to.Status, h.cfg.Now().UTC()
+	p.Status, p.UpdatedAt = to.Status, f.cfg.Now().UTC()
 	if err := updatePurchase(ctx, tx, p); err != nil {
 		return err
 	}
@@ -147,6 +132,6 @@ func (h *Handler) refundRoute(ctx context.Context, tx bun.Tx, ev event, rec *rec
 	if err != nil {
 		return err
 	}
-	return h.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig),
+	return f.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig),
 		kind: streams.PurchaseRefunded, refundDelta: delta})
 }

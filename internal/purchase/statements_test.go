@@ -10,6 +10,7 @@ import (
 
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/model"
 )
@@ -81,7 +82,7 @@ func TestRedeliveryWhoseRouteFailsIsADuplicate(t *testing.T) {
 				ProcessedAt: t0, Outcome: model.EventRecorded, Payload: model.JSON(bad.Payload)})
 			var got []handling.Result
 			if batch {
-				got = e.h.HandleBatch(context.Background(), []handling.Event{
+				got = e.h.HandleBatch(context.Background(), []stripeevent.Event{
 					bad, w.checkout(t, "checkout.session.completed", "evt_fresh", t0, "")})
 			} else {
 				out, err := e.handle(bad)

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 )
 
@@ -25,7 +25,7 @@ func newWorld(cat catalog, name string) world {
 
 // checkout builds a checkout.session.* event of the world's session;
 // paymentStatus "" keeps the fixture's default for typ.
-func (w world) checkout(t *testing.T, typ, id string, at time.Time, paymentStatus string) handling.Event {
+func (w world) checkout(t *testing.T, typ, id string, at time.Time, paymentStatus string) stripeevent.Event {
 	t.Helper()
 	return checkout(t, typ, id, at, w.cat, w.session, w.amount, func(c *stripefixture.Checkout) {
 		c.PaymentIntentID = w.pi
@@ -40,7 +40,7 @@ func (w world) checkout(t *testing.T, typ, id string, at time.Time, paymentStatu
 }
 
 // refund builds charge.refunded with the given refunds, newest first.
-func (w world) refund(t *testing.T, id string, at time.Time, refunds ...stripefixture.Refund) handling.Event {
+func (w world) refund(t *testing.T, id string, at time.Time, refunds ...stripefixture.Refund) stripeevent.Event {
 	t.Helper()
 	b, err := stripefixture.ChargeRefundedEvent(stripefixture.Meta{EventID: id, Created: at},
 		stripefixture.Charge{ChargeID: w.charge, PaymentIntentID: w.pi, Amount: w.amount, Refunds: refunds})
@@ -50,7 +50,7 @@ func (w world) refund(t *testing.T, id string, at time.Time, refunds ...stripefi
 	return toEvent(t, b)
 }
 
-func (w world) dispute(t *testing.T, typ, id string, at time.Time, status string) handling.Event {
+func (w world) dispute(t *testing.T, typ, id string, at time.Time, status string) stripeevent.Event {
 	t.Helper()
 	b, err := stripefixture.DisputeEvent(typ, stripefixture.Meta{EventID: id, Created: at},
 		stripefixture.Dispute{DisputeID: "du_" + w.session, ChargeID: w.charge, PaymentIntentID: w.pi, Amount: w.amount, Status: status})
@@ -60,7 +60,7 @@ func (w world) dispute(t *testing.T, typ, id string, at time.Time, status string
 	return toEvent(t, b)
 }
 
-func (w world) paymentIntent(t *testing.T, typ, id string, at time.Time) handling.Event {
+func (w world) paymentIntent(t *testing.T, typ, id string, at time.Time) stripeevent.Event {
 	t.Helper()
 	b, err := stripefixture.PaymentIntentEvent(typ, stripefixture.Meta{EventID: id, Created: at},
 		stripefixture.PaymentIntent{ID: w.pi, Amount: w.amount, ChargeID: w.charge})

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
@@ -43,7 +44,7 @@ func TestIndexCoversEventsBeyondTheDedupWindow(t *testing.T) {
 			}
 			pub := streams.NewPublisher(js)
 			for _, e := range evs[:3] {
-				if _, err := pub.Publish(t.Context(), streams.Event{ID: e.id, Type: e.typ, Endpoint: "default", ReceivedAt: fixed}, e.raw); err != nil {
+				if _, err := pub.Publish(t.Context(), stripeevent.Event{ID: e.id, Type: e.typ, Endpoint: "default", ReceivedAt: fixed, Payload: e.raw}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -82,7 +83,7 @@ func TestStreamIndexReadsOnlySince(t *testing.T) {
 	pub := streams.NewPublisher(js)
 	publish := func(id string) {
 		t.Helper()
-		if _, err := pub.Publish(ctx, streams.Event{ID: id, Type: "charge.refunded", Endpoint: "default", ReceivedAt: time.Now()}, []byte(`{}`)); err != nil {
+		if _, err := pub.Publish(ctx, stripeevent.Event{ID: id, Type: "charge.refunded", Endpoint: "default", ReceivedAt: time.Now(), Payload: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 	}

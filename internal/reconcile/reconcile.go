@@ -25,6 +25,7 @@ import (
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -76,7 +77,7 @@ type Lister interface {
 // Publisher stores one event in STRIPE_EVENTS and reports whether the broker
 // already had its id. *streams.Publisher implements it.
 type Publisher interface {
-	Publish(ctx context.Context, ev streams.Event, body []byte) (streams.PubResult, error)
+	Publish(ctx context.Context, ev stripeevent.Event) (streams.PubResult, error)
 }
 
 var _ Publisher = (*streams.Publisher)(nil)
@@ -337,11 +338,12 @@ func (r *runner) handle(ev Listed) error {
 		r.log.Info("reconcile dry run: would publish", "stripe_event_id", ev.ID, "type", ev.Type, "created", ev.Created)
 		return nil
 	}
-	se := streams.Event{
-		ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, Livemode: ev.Livemode, Created: ev.Created,
+	se := stripeevent.Event{
+		ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, Livemode: ev.Livemode, Created: time.Unix(ev.Created, 0).UTC(),
 		Endpoint: r.cfg.Endpoint, ReceivedAt: r.cfg.Now(), RequestID: "reconcile-" + r.cfg.RunID, Source: Source,
+		Payload: ev.Raw,
 	}
-	res, err := r.publish(r.ctx, se, ev.Raw)
+	res, err := r.publish(r.ctx, se)
 	if err != nil {
 		r.sum.Failed++
 		r.cfg.Metrics.event(resultFailed)
@@ -369,7 +371,7 @@ func (r *runner) check(ev Listed) string {
 	switch {
 	case !slices.Contains(r.cfg.Types, ev.Type):
 		return "type_not_requested"
-	case len(ev.ID) < 5 || ev.ID[:4] != "evt_":
+	case !streams.ValidEventID(ev.ID):
 		return "invalid_event_id"
 	case !streams.ValidEventType(ev.Type):
 		return "invalid_event_type"
@@ -382,10 +384,10 @@ func (r *runner) check(ev Listed) string {
 // publish retries broker failures (streams.ErrUnavailable) with backoff.
 // Each attempt is bounded by PubAckTimeout. An abandoned PubAck wait loses
 // nothing: the message is in the stream or not, and a rerun sorts it out.
-func (r *runner) publish(ctx context.Context, ev streams.Event, body []byte) (streams.PubResult, error) {
+func (r *runner) publish(ctx context.Context, ev stripeevent.Event) (streams.PubResult, error) {
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, PubAckTimeout)
-		res, err := r.pub.Publish(actx, ev, body)
+		res, err := r.pub.Publish(actx, ev)
 		cancel()
 		if err == nil {
 			return res, nil

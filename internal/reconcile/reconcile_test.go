@@ -22,6 +22,7 @@ import (
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
 	"github.com/paystream/paystream/internal/stripeclient"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
@@ -186,7 +187,7 @@ func TestRunPublishesOnlyMissedEvents(t *testing.T) {
 			continue
 		}
 		present[e.id] = true
-		if _, err := pub.Publish(ctx, streams.Event{ID: e.id, Type: e.typ, Endpoint: "default", ReceivedAt: fixed}, e.raw); err != nil {
+		if _, err := pub.Publish(ctx, stripeevent.Event{ID: e.id, Type: e.typ, Endpoint: "default", ReceivedAt: fixed, Payload: e.raw}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -427,13 +428,13 @@ func items(ls ...reconcile.Listed) reconcile.Lister {
 type recorder struct {
 	mu    sync.Mutex
 	fails int // fail this many publishes with ErrUnavailable first
-	got   []streams.Event
+	got   []stripeevent.Event
 }
 
-func (r *recorder) Publish(_ context.Context, ev streams.Event, body []byte) (streams.PubResult, error) {
+func (r *recorder) Publish(_ context.Context, ev stripeevent.Event) (streams.PubResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, err := streams.Msg(ev, body); err != nil {
+	if _, err := streams.Msg(ev); err != nil {
 		return streams.PubResult{}, err
 	}
 	if r.fails > 0 {

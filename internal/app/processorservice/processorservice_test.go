@@ -19,6 +19,7 @@ import (
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/migrations"
 	"github.com/paystream/paystream/streams"
@@ -72,7 +73,7 @@ func TestServiceRunsReportsReadyAndStopsInOrder(t *testing.T) {
 	var order []string
 	record := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
 	lastEntered := make(chan struct{})
-	hdl := handling.HandlerFunc(func(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+	hdl := handling.HandlerFunc(func(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 		if ev.ID == "evt_last" {
 			close(lastEntered)
 			time.Sleep(300 * time.Millisecond) // still in flight when shutdown starts
@@ -175,7 +176,7 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{applied: map[string]int{}} }
 
-func (r *recorder) Handle(ctx context.Context, ev handling.Event) (handling.Outcome, error) {
+func (r *recorder) Handle(ctx context.Context, ev stripeevent.Event) (handling.Outcome, error) {
 	if ctx.Err() != nil {
 		return "", ctx.Err() // a real transaction would have rolled back
 	}
@@ -195,10 +196,10 @@ func (r *recorder) appliedCount() int {
 // publish stores a well-formed event, as the edge would.
 func publish(t *testing.T, js jetstream.JetStream, id, typ string) {
 	t.Helper()
-	ev := streams.Event{ID: id, Type: typ, APIVersion: "2023-10-16", Endpoint: "default", Created: 1700000000,
-		ReceivedAt: time.Now(), RequestID: "req_" + id}
-	body := fmt.Sprintf(`{"id":%q,"object":"event","type":%q,"data":{"object":{}}}`, id, typ)
-	if _, err := streams.NewPublisher(js).Publish(context.Background(), ev, []byte(body)); err != nil {
+	ev := stripeevent.Event{ID: id, Type: typ, APIVersion: "2023-10-16", Endpoint: "default", Created: time.Unix(1700000000, 0),
+		ReceivedAt: time.Now(), RequestID: "req_" + id,
+		Payload: fmt.Appendf(nil, `{"id":%q,"object":"event","type":%q,"data":{"object":{}}}`, id, typ)}
+	if _, err := streams.NewPublisher(js).Publish(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
 }

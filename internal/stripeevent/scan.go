@@ -1,8 +1,3 @@
-// Package stripeevent reads the envelope of a Stripe event body (its id,
-// object, type, API version, livemode and creation time) in one tight pass
-// that also validates the whole body as JSON, without decoding data.object.
-// The edge checks every webhook with it; the processor runtime checks that a
-// stored body is the event its headers describe.
 package stripeevent
 
 import (
@@ -10,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"time"
 )
 
-// Envelope is the top level of a Stripe event, as json.Unmarshal fills it
+// envelope is the top level of a Stripe event, as json.Unmarshal fills it
 // from the body.
-type Envelope struct {
+type envelope struct {
 	ID         string `json:"id"`
 	Object     string `json:"object"`
 	Type       string `json:"type"`
@@ -23,20 +19,43 @@ type Envelope struct {
 	Created    int64  `json:"created"`
 }
 
-// Scan reads the envelope of a Stripe event body without decoding
+// ErrNotEvent is a JSON body whose object is not "event".
+var ErrNotEvent = errors.New(`not a Stripe event: object is not "event"`)
+
+// Parse reads a Stripe event body into an Event whose Payload is body: its
+// id, type, api_version, livemode and created, in one pass that also
+// validates the whole body as JSON, without decoding data.object. It fails
+// when body is not JSON or is not an event object (ErrNotEvent); it does not
+// judge the values (the edge checks the id and type it will publish).
+func Parse(body []byte) (Event, error) {
+	env, err := scan(body)
+	if err != nil {
+		return Event{}, err
+	}
+	if env.Object != "event" {
+		return Event{}, ErrNotEvent
+	}
+	ev := Event{ID: env.ID, Type: env.Type, APIVersion: env.APIVersion, Livemode: env.Livemode, Payload: body}
+	if env.Created != 0 {
+		ev.Created = time.Unix(env.Created, 0).UTC()
+	}
+	return ev, nil
+}
+
+// scan reads the envelope of a Stripe event body without decoding
 // data.object: it validates the whole body as JSON (the same grammar as
-// encoding/json) and extracts the six top-level keys of Envelope.
+// encoding/json) and extracts the six top-level keys of envelope.
 //
-// Why: json.Unmarshal into the small Envelope struct still runs its generic
+// Why: json.Unmarshal into the small envelope struct still runs its generic
 // state machine over every byte of the 2–3 KB body and was most of the edge's
 // own CPU per request (pprof of BenchmarkVerify). This scanner does one
 // tight pass.
 //
 // It gives exactly json.Unmarshal's answer (checked by FuzzScanEnvelope
 // against it): whenever the body needs encoding/json's full semantics — a
-// top-level key or one of the six string values with an escape or a
+// top-level key or one of the four string values with an escape or a
 // non-ASCII byte — it falls back to json.Unmarshal.
-func Scan(body []byte) (Envelope, error) {
+func scan(body []byte) (envelope, error) {
 	s := scanner{b: body}
 	s.space()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
@@ -44,7 +63,7 @@ func Scan(body []byte) (Envelope, error) {
 		// it, or for a bare null leaves the envelope empty).
 		return unmarshal(body)
 	}
-	var env Envelope
+	var env envelope
 	s.i++
 	s.space()
 	if s.peek() == '}' {
@@ -54,12 +73,12 @@ func Scan(body []byte) (Envelope, error) {
 	for {
 		s.space()
 		if s.peek() != '"' {
-			return Envelope{}, errSyntax
+			return envelope{}, errSyntax
 		}
 		kStart := s.i + 1
 		plain, err := s.str()
 		if err != nil {
-			return Envelope{}, err
+			return envelope{}, err
 		}
 		if !plain {
 			return unmarshal(body)
@@ -67,19 +86,19 @@ func Scan(body []byte) (Envelope, error) {
 		key := s.b[kStart : s.i-1]
 		s.space()
 		if s.peek() != ':' {
-			return Envelope{}, errSyntax
+			return envelope{}, errSyntax
 		}
 		s.i++
 		s.space()
 		vStart := s.i
 		if err := s.value(1); err != nil {
-			return Envelope{}, err
+			return envelope{}, err
 		}
 		raw := s.b[vStart:s.i]
 		fb, err := env.set(key, raw)
 		switch {
 		case err != nil:
-			return Envelope{}, err
+			return envelope{}, err
 		case fb:
 			return unmarshal(body)
 		}
@@ -91,7 +110,7 @@ func Scan(body []byte) (Envelope, error) {
 			s.i++
 			return env, s.end()
 		default:
-			return Envelope{}, errSyntax
+			return envelope{}, errSyntax
 		}
 	}
 }
@@ -120,7 +139,7 @@ var (
 // set stores the raw JSON value of key, as json.Unmarshal would: null leaves
 // the field as it is, a later key overwrites an earlier one, a value of the
 // wrong type is an error. fallback reports a string that needs unquoting.
-func (e *Envelope) set(key, raw []byte) (fallback bool, err error) {
+func (e *envelope) set(key, raw []byte) (fallback bool, err error) {
 	var str *string
 	switch {
 	case bytes.EqualFold(key, keyID):
@@ -176,10 +195,10 @@ func (e *Envelope) set(key, raw []byte) (fallback bool, err error) {
 }
 
 // unmarshal is the encoding/json decode the scanner stands in for.
-func unmarshal(body []byte) (Envelope, error) {
-	var env Envelope
+func unmarshal(body []byte) (envelope, error) {
+	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return Envelope{}, err
+		return envelope{}, err
 	}
 	return env, nil
 }
