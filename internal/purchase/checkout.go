@@ -91,6 +91,9 @@ func sessionOf(ev eventtx.Event, cs *checkoutObject) (session, error) {
 	if err := checkObject(ev, cs.ID, cs.Object, objectCheckoutSession); err != nil {
 		return session{}, err
 	}
+	if err := checkRefs(ev, "payment_intent", string(cs.PaymentIntent), "customer", string(cs.Customer)); err != nil {
+		return session{}, err
+	}
 	return session{
 		ID: cs.ID, PaymentStatus: cs.PaymentStatus, AmountTotal: cs.AmountTotal, Currency: cs.Currency,
 		Livemode: cs.Livemode, Metadata: cs.Metadata, PaymentIntentID: string(cs.PaymentIntent),

@@ -45,6 +45,9 @@ func (f *family) disputeRoute(closed bool) func(context.Context, bun.Tx, eventtx
 		if d.Charge != nil {
 			charge = d.Charge.ID
 		}
+		if err := checkRefs(ev, "payment_intent", pi, "charge", charge); err != nil {
+			return err
+		}
 		p, err := lockPaid(ctx, tx, ev, pi, charge, trig)
 		if err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -128,11 +129,25 @@ const (
 	objectPaymentIntent   = "payment_intent"
 )
 
-// checkObject refuses a data.object whose id is empty or whose object name,
-// when present, is not want: the event's type promised another object.
+// checkObject refuses a data.object whose id is not a Stripe id or whose
+// object name, when present, is not want: the event's type promised another
+// object.
 func checkObject(ev eventtx.Event, id, object, want string) error {
-	if id == "" || (object != "" && object != want) {
+	if !stripeevent.ValidObjectID(id) || (object != "" && object != want) {
 		return fault.New(fault.Invalid, streams.ReasonInvalidPayload, "data.object of %s is %q %q, not a %s", ev.ID, object, id, want)
+	}
+	return nil
+}
+
+// checkRefs refuses references to other Stripe objects (payment intent,
+// charge, customer, refund; field name, then id, in pairs) that are set but
+// are not Stripe ids: they are stored and queried by, so a value that is
+// not an id can never apply.
+func checkRefs(ev eventtx.Event, fieldIDs ...string) error {
+	for i := 0; i+1 < len(fieldIDs); i += 2 {
+		if id := fieldIDs[i+1]; id != "" && !stripeevent.ValidObjectID(id) {
+			return fault.New(fault.Invalid, streams.ReasonInvalidPayload, "%s of %s is %q, not a Stripe id", fieldIDs[i], ev.ID, id)
+		}
 	}
 	return nil
 }

@@ -27,6 +27,11 @@ func (f *family) paymentIntentRoute(ctx context.Context, tx bun.Tx, ev eventtx.E
 	if err := checkObject(ev, pi.ID, pi.Object, objectPaymentIntent); err != nil {
 		return err
 	}
+	if pi.LatestCharge != nil {
+		if err := checkRefs(ev, "latest_charge", pi.LatestCharge.ID); err != nil {
+			return err
+		}
+	}
 	p, err := lockByPayment(ctx, tx, pi.ID, "")
 	if err != nil {
 		return err

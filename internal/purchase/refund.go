@@ -58,6 +58,15 @@ func (f *family) refundRoute(ctx context.Context, tx bun.Tx, ev eventtx.Event, c
 	if ch.PaymentIntent != nil {
 		pi = ch.PaymentIntent.ID
 	}
+	if err := checkRefs(ev, "payment_intent", pi); err != nil {
+		return err
+	}
+	if ch.Refunds != nil && len(ch.Refunds.Data) > 0 && ch.Refunds.Data[0] != nil {
+		r := ch.Refunds.Data[0]
+		if err := checkRefs(ev, "refund", r.ID, "refund reason", string(r.Reason)); err != nil {
+			return err
+		}
+	}
 	full := ch.Refunded
 	trig := TriggerPartialRefund
 	if full {

@@ -3,6 +3,7 @@ package stripeevent
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -150,5 +151,17 @@ func TestParse(t *testing.T) {
 	}
 	if _, err := Parse([]byte(`{"id":`)); err == nil || errors.Is(err, ErrNotEvent) {
 		t.Errorf("truncated body: %v, want a syntax error", err)
+	}
+}
+
+func TestValidObjectID(t *testing.T) {
+	for id, ok := range map[string]bool{
+		"cs_test_a1B2c3": true, "pi_3NabcDEF": true, "cus_1": true, "acct_1Nx": true, "x": true,
+		"": false, "cs_\x00": false, "cs test": false, "cs-1": false, "cs_é": false, "cs_1'": false,
+		strings.Repeat("a", 255): true, strings.Repeat("a", 256): false,
+	} {
+		if got := ValidObjectID(id); got != ok {
+			t.Errorf("ValidObjectID(%q) = %v, want %v", id, got, ok)
+		}
 	}
 }
