@@ -144,8 +144,8 @@ func drive(ctx context.Context, name string, conc int, d time.Duration, rps floa
 		lim = rate.NewLimiter(rate.Limit(rps), max(1, int(rps/100)))
 	}
 	rec := newRecorder()
-	stop := make(chan struct{})
-	go progress(w, name, rec, stop)
+	stop, progressDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(progressDone); progress(w, name, rec, stop) }()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range conc {
@@ -171,6 +171,7 @@ func drive(ctx context.Context, name string, conc int, d time.Duration, rps floa
 	wg.Wait()
 	elapsed := time.Since(start)
 	close(stop)
+	<-progressDone // its last write happens before the caller writes to w again
 	return rec.result(name, conc, elapsed), nil
 }
 
