@@ -148,8 +148,9 @@ const (
 
 // tally is a Summary under construction by the workers.
 type tally struct {
-	mu  sync.Mutex
-	sum *Summary
+	mu    sync.Mutex
+	sum   *Summary
+	first error // the first payout's error, wrapped by Run's
 }
 
 func (t *tally) add(p *model.Payout, o outcome, err error) {
@@ -159,6 +160,9 @@ func (t *tally) add(p *model.Payout, o outcome, err error) {
 	switch {
 	case err != nil:
 		s.Errors++
+		if t.first == nil {
+			t.first = err
+		}
 	case o == outPaid || o == outAdopted:
 		s.Paid++
 		s.PaidCents[p.Currency] += p.AmountCents
@@ -240,7 +244,8 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (Summary, error) {
 	}
 	var err2 error
 	if sum.Errors > 0 {
-		err2 = fmt.Errorf("payout run %s: %d payouts stopped by errors; they resume on the next run", sum.RunID, sum.Errors)
+		err2 = fmt.Errorf("payout run %s: %d payouts stopped by errors, they resume on the next run; the first: %w",
+			sum.RunID, sum.Errors, t.first)
 	}
 	return r.finish(sum, errors.Join(ctx.Err(), err2))
 }
