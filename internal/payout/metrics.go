@@ -141,9 +141,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.payouts, m.failed, m.attempts, m.payeeUpdates, m.runs, m.runDuration, m.lastSuccess,
 		m.open, m.oldestOpen, m.negative, m.negativeAge, m.differences, m.releases, m.verifyRuns, m.verifyDiff, m.verifyLast)
-	touch := func(v interface {
-		WithLabelValues(...string) prometheus.Counter
-	}, values ...string) {
+	touch := func(v *prometheus.CounterVec, values ...string) {
 		for _, x := range values {
 			v.WithLabelValues(x)
 		}
