@@ -66,14 +66,15 @@ type Runner struct {
 	fault  Fault
 }
 
-// NewRunner returns a runner paying through stripe. m may be nil.
+// NewRunner returns a runner paying through stripe. m may be nil; stripe
+// may be nil for a runner that only makes dry runs.
 func NewRunner(db *bun.DB, stripe Transfers, cfg Config, m *Metrics, log *slog.Logger, opts ...Option) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
-	if db == nil || stripe == nil || log == nil {
-		return nil, errors.New("payout: a database, a Stripe client and a logger are required")
+	if db == nil || log == nil {
+		return nil, errors.New("payout: a database and a logger are required")
 	}
 	r := &Runner{db: db, stripe: stripe, cfg: cfg, m: m, log: log}
 	for _, o := range opts {
@@ -183,6 +184,9 @@ func (t *tally) add(p *model.Payout, o outcome, err error) {
 // not errors; the error reports payouts a database or unexpected failure
 // stopped (they resume on the next run) or a failure to read at all.
 func (r *Runner) Run(ctx context.Context, opts RunOptions) (Summary, error) {
+	if r.stripe == nil && !opts.DryRun {
+		return Summary{}, errors.New("payout: a run without a Stripe client can only be a dry run")
+	}
 	now := r.cfg.Now()
 	sum := Summary{RunID: uuid.NewString(), DryRun: opts.DryRun, PaidCents: map[string]int64{}, StartedAt: now}
 	log := r.log.With("run_id", sum.RunID)
