@@ -196,6 +196,7 @@ func payoutsReconcile(ctx context.Context, bdb *bun.DB, stripe *payout.StripeAPI
 	} else {
 		fmt.Fprintf(w, "payouts reconcile: transfers created since %s\n", rep.Since.Format(time.RFC3339))
 		fmt.Fprintf(w, "  listed    %d (%d not paystream's)\n  matched   %d\n", rep.Listed, rep.Foreign, rep.Matched)
+		fmt.Fprintf(w, "  unsettled %d (payouts still open; the next run settles them with the same key)\n", rep.Unsettled)
 		for _, k := range []struct {
 			name string
 			ds   []payout.Difference

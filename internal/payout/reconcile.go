@@ -25,12 +25,15 @@ type ReconcileReport struct {
 	Listed  int       `json:"listed"`  // transfers Stripe listed in the window
 	Matched int       `json:"matched"` // of them, recorded by their paid payout as they are
 	Foreign int       `json:"foreign"` // of them, not in a payout's transfer group (made outside paystream)
+	// Unsettled counts transfers of payouts still open: a run between
+	// Stripe's answer and its commit, or one that crashed there; the next
+	// run settles them with the same key. Not a difference.
+	Unsettled int `json:"unsettled"`
 	// Missing: paid payouts attempted in the window whose transfer Stripe
 	// did not list.
 	Missing []Difference `json:"missing"`
-	// Extra: transfers in a payout's group that no paid payout records (a
-	// payout still in transit is adopted by the next run; any other is a
-	// duplicate or a transfer of a failed payout).
+	// Extra: transfers in a payout's group that no paid payout records: a
+	// duplicate, a transfer of a failed or canceled payout, or of no payout.
 	Extra []Difference `json:"extra"`
 	// Amount: transfers whose amount, currency or destination is not their
 	// payout's.
@@ -86,6 +89,8 @@ func Reconcile(ctx context.Context, db bun.IDB, stripe Transfers, since time.Tim
 		switch {
 		case !ok:
 			rep.Extra = append(rep.Extra, Difference{PayoutID: id, TransferID: t.ID, Detail: "no payout has this id"})
+		case (r.Status == model.PayoutPending || r.Status == model.PayoutInTransit) && t.Amount == r.AmountCents:
+			rep.Unsettled++
 		case r.Status != model.PayoutPaid || r.StripeTransferID == nil || *r.StripeTransferID != t.ID:
 			rep.Extra = append(rep.Extra, Difference{PayoutID: id, TransferID: t.ID,
 				Detail: fmt.Sprintf("payout is %s recording transfer %s", r.Status, deref(r.StripeTransferID))})

@@ -51,9 +51,18 @@ func TestReconcileReportsDifferences(t *testing.T) {
 		TransferGroup: "order_9"}, "foreign"); err != nil {
 		t.Fatal(err)
 	}
+	// unsettled: erin's run crashed between Stripe's answer and its commit
+	e.payee(t, "erin")
+	e.earn(t, "erin", 500)
+	if _, err := e.runner(t, nil, payout.WithFault(stopAt(payout.StepAfterAnswer))).Run(ctx, payout.RunOptions{}); err == nil {
+		t.Fatal("the crashed run reported no error")
+	}
 	rep, err = payout.Reconcile(ctx, e.db, e.stripe, since, e.metrics)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rep.Unsettled != 1 {
+		t.Fatalf("unsettled = %d, want erin's", rep.Unsettled)
 	}
 	// carol's transfer is also extra: her payout records another one.
 	if len(rep.Extra) != 2 || len(rep.Reversed) != 1 || len(rep.Missing) != 1 || len(rep.Amount) != 1 || rep.Foreign != 1 {
