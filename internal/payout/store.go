@@ -243,30 +243,47 @@ WHERE id = ? AND attempts = ? AND status = ?`, next, code, now, p.ID, p.Attempts
 // the same transfer first.
 func settlePaid(ctx context.Context, db *bun.DB, p *model.Payout, tr Transfer, now time.Time, inTx func(context.Context) error) error {
 	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var rows []model.Payout
-		err := tx.NewRaw(`
+		err := settle(ctx, tx, p, EventPaid, now,
+			func() error { return settledAlready(ctx, tx, p.ID, tr.ID) },
+			func(p *model.Payout) (ledger.Transaction, error) { return ledger.PayoutPaid(p, tr.ID, now) }, `
 UPDATE payouts SET status = ?, stripe_transfer_id = ?, paid_at = ?, next_attempt_at = NULL, last_error = NULL, updated_at = ?
 WHERE id = ? AND status IN (?)
-RETURNING *`, model.PayoutPaid, tr.ID, now, now, p.ID, openStatuses).Scan(ctx, &rows)
+RETURNING *`, model.PayoutPaid, tr.ID, now, now, p.ID, openStatuses)
 		if err != nil {
-			return fmt.Errorf("payout %s: settle paid by %s: %w", p.ID, tr.ID, err)
-		}
-		if len(rows) == 0 {
-			return settledAlready(ctx, tx, p.ID, tr.ID)
-		}
-		*p = rows[0]
-		t, err := ledger.PayoutPaid(p, tr.ID, now)
-		if err != nil {
-			return err
-		}
-		if _, err := ledger.Post(ctx, tx, t); err != nil {
-			return err
-		}
-		if err := addPayoutEvent(ctx, tx, EventPaid, p, now); err != nil {
 			return err
 		}
 		return inTx(ctx)
 	})
+}
+
+// settle runs one settling UPDATE … RETURNING * of p (query) and what
+// follows it in the same transaction: the ledger posting of the new status
+// and the payout's event of kind. none says what an UPDATE that matched
+// nothing (the payout moved meanwhile) means.
+func settle(ctx context.Context, tx bun.Tx, p *model.Payout, kind string, now time.Time, none func() error,
+	posting func(*model.Payout) (ledger.Transaction, error), query string, args ...any) error {
+	var rows []model.Payout
+	if err := tx.NewRaw(query, args...).Scan(ctx, &rows); err != nil {
+		return fmt.Errorf("payout %s: settle %s: %w", p.ID, kind, err)
+	}
+	if len(rows) == 0 {
+		return none()
+	}
+	*p = rows[0]
+	t, err := posting(p)
+	if err != nil {
+		return err
+	}
+	if _, err := ledger.Post(ctx, tx, t); err != nil {
+		return err
+	}
+	return addPayoutEvent(ctx, tx, kind, p, now)
+}
+
+func isGone() error { return errGone }
+
+func backToAvailable(now time.Time) func(*model.Payout) (ledger.Transaction, error) {
+	return func(p *model.Payout) (ledger.Transaction, error) { return ledger.PayoutFailed(p, now) }
 }
 
 // settledAlready explains an UPDATE that found the payout settled: by
@@ -299,26 +316,10 @@ func settleFailed(ctx context.Context, db *bun.DB, p *model.Payout, code string,
 		if p.Attempts == 0 {
 			status = model.PayoutPending
 		}
-		var rows []model.Payout
-		err := tx.NewRaw(`
+		if err := settle(ctx, tx, p, EventFailed, now, isGone, backToAvailable(now), `
 UPDATE payouts SET status = ?, failure_code = ?, failed_at = ?, next_attempt_at = NULL, last_error = ?, updated_at = ?
 WHERE id = ? AND attempts = ? AND status = ?
-RETURNING *`, model.PayoutFailed, code, now, code, now, p.ID, p.Attempts, status).Scan(ctx, &rows)
-		if err != nil {
-			return fmt.Errorf("payout %s: settle failed: %w", p.ID, err)
-		}
-		if len(rows) == 0 {
-			return errGone
-		}
-		*p = rows[0]
-		t, err := ledger.PayoutFailed(p, now)
-		if err != nil {
-			return err
-		}
-		if _, err := ledger.Post(ctx, tx, t); err != nil {
-			return err
-		}
-		if err := addPayoutEvent(ctx, tx, EventFailed, p, now); err != nil {
+RETURNING *`, model.PayoutFailed, code, now, code, now, p.ID, p.Attempts, status); err != nil {
 			return err
 		}
 		if payee.PayoutsBlockedAt == nil {
@@ -340,25 +341,9 @@ RETURNING *`, model.PayoutFailed, code, now, code, now, p.ID, p.Attempts, status
 // available, payouts.canceled.
 func cancelPayout(ctx context.Context, db *bun.DB, p *model.Payout, now time.Time) error {
 	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var rows []model.Payout
-		err := tx.NewRaw(`
+		return settle(ctx, tx, p, EventCanceled, now, isGone, backToAvailable(now), `
 UPDATE payouts SET status = ?, canceled_at = ?, updated_at = ?
 WHERE id = ? AND attempts = 0 AND status = ?
-RETURNING *`, model.PayoutCanceled, now, now, p.ID, model.PayoutPending).Scan(ctx, &rows)
-		if err != nil {
-			return fmt.Errorf("payout %s: cancel: %w", p.ID, err)
-		}
-		if len(rows) == 0 {
-			return errGone
-		}
-		*p = rows[0]
-		t, err := ledger.PayoutFailed(p, now)
-		if err != nil {
-			return err
-		}
-		if _, err := ledger.Post(ctx, tx, t); err != nil {
-			return err
-		}
-		return addPayoutEvent(ctx, tx, EventCanceled, p, now)
+RETURNING *`, model.PayoutCanceled, now, now, p.ID, model.PayoutPending)
 	})
 }

@@ -1,13 +1,9 @@
 package payout_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net/http"
-	"os"
-	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,63 +12,15 @@ import (
 	"github.com/stripe/stripe-go/v76/transfer"
 
 	"github.com/paystream/paystream/internal/payout"
+	"github.com/paystream/paystream/internal/testenv"
 )
-
-// startStripeMock runs stripe-mock (pinned in go.mod with the tool
-// directive) on a random local port and returns its base URL. stripe-mock
-// validates every request against Stripe's OpenAPI schema, which proves the
-// requests stripe-go sends for the engine and onboarding are ones Stripe
-// accepts; it keeps no state, which is what stripefake is for.
-func startStripeMock(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts stripe-mock")
-	}
-	out, err := exec.Command("go", "tool", "-n", "stripe-mock").Output()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("go tool -n stripe-mock: %v", err)
-		}
-		t.Skipf("stripe-mock not available: %v", err)
-	}
-	cmd := exec.Command(strings.TrimSpace(string(out)), "-http-addr", "127.0.0.1:0", "-https-addr", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`Listening for HTTP at address: (\S+)`)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatal("stripe-mock did not report its HTTP address within 30s")
-		return ""
-	}
-}
 
 // Every request the payout package sends through stripe-go — a transfer
 // with its idempotency key, transfer group and metadata, the two transfer
 // listings, an Express account with the transfers capability and metadata,
 // an Account Link — is one Stripe's schema accepts.
 func TestRequestShapesAgainstStripeMock(t *testing.T) {
-	base := startStripeMock(t)
+	base := testenv.StripeMock(t)
 	s, err := payout.NewStripe(payout.StripeConfig{Key: "sk_test_123", APIBase: base}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
