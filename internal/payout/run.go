@@ -199,6 +199,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (Summary, error) {
 	if !opts.DryRun {
 		parallel(ctx, r.cfg.Workers, open, func(ctx context.Context, p model.Payout) {
 			o, err := r.advance(ctx, &p, payees[[2]string{p.PayeeKind, p.PayeeID}], log)
+			logStopped(log, &p, err)
 			t.add(&p, o, err)
 		})
 	}
@@ -234,10 +235,12 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (Summary, error) {
 				sum.Created++
 				t.mu.Unlock()
 				if err := r.step(ctx, StepCreated, p.ID); err != nil {
+					logStopped(log, p, err)
 					t.add(p, outGone, err)
 					return
 				}
 				o, err := r.advance(ctx, p, payee, log)
+				logStopped(log, p, err)
 				t.add(p, o, err)
 			})
 		}
@@ -260,6 +263,15 @@ func (r *Runner) finish(sum Summary, err error) (Summary, error) {
 		r.m.observeRun(sum.FinishedAt.Sub(sum.StartedAt), sum.FinishedAt, err)
 	}
 	return sum, err
+}
+
+// logStopped logs a payout an error stopped; it stays open and the next
+// run resumes it where its committed state says.
+func logStopped(log *slog.Logger, p *model.Payout, err error) {
+	if err != nil {
+		log.Error("payout: stopped by an error; the next run resumes it", "payout_id", p.ID,
+			"payee", p.PayeeKind+":"+p.PayeeID, "status", p.Status, "attempts", p.Attempts, "error", err)
+	}
 }
 
 // step calls the fault hook, if any.
