@@ -27,6 +27,11 @@ type Payee struct {
 	// AccountEventCreated is the `created` of the last account.updated
 	// applied; an older event is not applied over it.
 	AccountEventCreated *time.Time `bun:"account_event_created"`
-	CreatedAt           time.Time  `bun:"created_at,notnull,default:current_timestamp"`
-	UpdatedAt           time.Time  `bun:"updated_at,notnull,default:current_timestamp"`
+	// PayoutsBlockedAt is when Stripe refused a transfer to the account for
+	// good or the account was deauthorized; an account.updated created
+	// later clears it. A blocked payee accrues but is not paid.
+	PayoutsBlockedAt     *time.Time `bun:"payouts_blocked_at"`
+	PayoutsBlockedReason *string    `bun:"payouts_blocked_reason"` // account_invalid, transfers_not_allowed, deauthorized
+	CreatedAt            time.Time  `bun:"created_at,notnull,default:current_timestamp"`
+	UpdatedAt            time.Time  `bun:"updated_at,notnull,default:current_timestamp"`
 }

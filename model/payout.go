@@ -31,12 +31,14 @@ type Payout struct {
 	StripeTransferID    *string    `bun:"stripe_transfer_id"`
 	TransferGroup       string     `bun:"transfer_group,notnull"`
 	FailureCode         *string    `bun:"failure_code"`
-	Attempts            int        `bun:"attempts,notnull"`
+	Attempts            int        `bun:"attempts,notnull"` // number of the idempotency key in use: 0 none sent, 1 payout:<id>, n payout:<id>:<n>
 	FirstAttemptAt      *time.Time `bun:"first_attempt_at"`
 	LastAttemptAt       *time.Time `bun:"last_attempt_at"`
 	PaidAt              *time.Time `bun:"paid_at"`
 	FailedAt            *time.Time `bun:"failed_at"`
 	CanceledAt          *time.Time `bun:"canceled_at"`
+	NextAttemptAt       *time.Time `bun:"next_attempt_at"` // after a spent key: the next key not before this
+	LastError           *string    `bun:"last_error"`      // the last answer that settled nothing
 	CreatedAt           time.Time  `bun:"created_at,notnull,default:current_timestamp"`
 	UpdatedAt           time.Time  `bun:"updated_at,notnull,default:current_timestamp"`
 }

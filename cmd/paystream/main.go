@@ -34,6 +34,8 @@ func commands() map[string]command {
 		"reconcile": {"recover Stripe events paystream missed (Stripe Events API → STRIPE_EVENTS)", runReconcile},
 		"dlq":       {"list, show, replay and purge dead letters (STRIPE_DLQ)", runDLQ},
 		"seed":      {"insert demo content and agreements so `send` makes a full purchase", runSeed},
+		"payouts":   {"pay creators and organizations (run), match Stripe's transfers (reconcile)", runPayouts},
+		"ledger":    {"check the ledger's invariants (verify), post pre-ledger purchases (backfill)", runLedger},
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/paystream/paystream/internal/edge"
 	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/internal/outbox"
+	"github.com/paystream/paystream/internal/payout"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
@@ -44,6 +45,7 @@ func exporters() []exporter {
 		{"purchase", func(r prometheus.Registerer) error { purchase.NewMetrics(r); return nil }},
 		{"outbox", func(r prometheus.Registerer) error { outbox.NewMetrics(r); return nil }},
 		{"reconcile", func(r prometheus.Registerer) error { reconcile.NewMetrics(r); return nil }},
+		{"payout", func(r prometheus.Registerer) error { payout.NewMetrics(r); return nil }},
 	}
 }
 

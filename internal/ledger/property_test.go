@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/model"
 )
@@ -425,6 +426,9 @@ func payoutRuns(ctx context.Context, w *world, stop <-chan struct{}) error {
 			switch {
 			case err == nil:
 				open = append(open, p)
+			case db.SQLState(err) == "23505":
+				// The payee has an open payout in this currency: a run
+				// makes one at a time (payouts_one_open_per_payee_currency).
 			case !errors.Is(err, ErrOverdraft):
 				return err
 			}

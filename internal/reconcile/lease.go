@@ -36,6 +36,7 @@ const leaseKey = "periodic"
 // stops renewing, and its lease expires one TTL after its last renewal.
 type KVLease struct {
 	js     jetstream.JetStream
+	name   string // the bucket
 	ttl    time.Duration
 	holder string
 	now    func() time.Time
@@ -51,10 +52,17 @@ var _ Elector = (*KVLease)(nil)
 // operators) for ttl, normally the reconcile interval. Replicas follow the
 // broker's stream replication. The bucket is created at the first Acquire.
 func NewKVLease(js jetstream.JetStream, ttl time.Duration, holder string) (*KVLease, error) {
-	if js == nil || ttl < 100*time.Millisecond || holder == "" {
-		return nil, fmt.Errorf("reconcile lease: JetStream, a TTL of at least 100ms and a holder name are required (ttl %s)", ttl)
+	return NewKVLeaseIn(js, LeaseBucket, ttl, holder)
+}
+
+// NewKVLeaseIn is NewKVLease on the bucket named bucket, for another
+// periodic job of the processor group (the payout run) that elects its own
+// instance on its own interval.
+func NewKVLeaseIn(js jetstream.JetStream, bucket string, ttl time.Duration, holder string) (*KVLease, error) {
+	if js == nil || bucket == "" || ttl < 100*time.Millisecond || holder == "" {
+		return nil, fmt.Errorf("lease %q: JetStream, a bucket, a TTL of at least 100ms and a holder name are required (ttl %s)", bucket, ttl)
 	}
-	return &KVLease{js: js, ttl: ttl, holder: holder, now: time.Now}, nil
+	return &KVLease{js: js, name: bucket, ttl: ttl, holder: holder, now: time.Now}, nil
 }
 
 func (l *KVLease) bucket(ctx context.Context) (jetstream.KeyValue, error) {
@@ -62,14 +70,14 @@ func (l *KVLease) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		return l.kv, nil
 	}
 	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      LeaseBucket,
-		Description: "which processor instance runs the periodic reconcile; a key lives one interval",
+		Bucket:      l.name,
+		Description: "which processor instance runs the periodic job; a key lives one interval",
 		TTL:         l.ttl,
 		History:     1,
 		Storage:     jetstream.FileStorage,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reconcile lease bucket %s: %w", LeaseBucket, err)
+		return nil, fmt.Errorf("lease bucket %s: %w", l.name, err)
 	}
 	l.kv = kv
 	return kv, nil
@@ -120,6 +128,14 @@ func (l *KVLease) Renew(ctx context.Context) error {
 	}
 	l.rev = rev
 	return nil
+}
+
+// RunElected runs f under the lease e, held for ttl and renewed every third
+// of it; f's context is cancelled if the lease is lost to another
+// instance. Another periodic job than reconcile uses it with its own
+// KVLease (NewKVLeaseIn).
+func RunElected(ctx context.Context, e Elector, ttl time.Duration, f func(ctx context.Context)) error {
+	return runElected(ctx, e, ttl, f)
 }
 
 // runElected runs f under the lease, renewing it every third of its TTL;

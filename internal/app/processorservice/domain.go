@@ -2,8 +2,9 @@ package processorservice
 
 // This file is the one place where the processor's consumer runtime meets
 // the domain: the purchase handler applies events, the outbox relay publishes
-// what they wrote to PURCHASES, and the optional periodic reconcile recovers
-// events Stripe never delivered.
+// what they wrote to PURCHASES, the optional periodic reconcile recovers
+// events Stripe never delivered, and the optional payout job releases held
+// sales and pays creators and organizations.
 
 import (
 	"context"
@@ -19,6 +20,7 @@ import (
 	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
+	"github.com/paystream/paystream/internal/payout"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/streams"
@@ -45,9 +47,14 @@ type DomainDeps struct {
 type Domain func(deps DomainDeps) (handling.Handler, []Companion, error)
 
 // PurchaseDomain returns the Domain of c: the purchase handler, the outbox
-// relay always, the periodic reconcile when RECONCILE_INTERVAL > 0.
+// relay always, the periodic reconcile when RECONCILE_INTERVAL > 0, the
+// payout job when PAYOUT_INTERVAL > 0.
 func PurchaseDomain(c processorconfig.Domain) Domain {
 	return func(d DomainDeps) (handling.Handler, []Companion, error) {
+		// The payout series exist whether the job runs or not, so the
+		// dashboard and the alerts see them; the Connect webhooks' store
+		// functions count in the same Metrics.
+		pm := payout.NewMetrics(d.Reg)
 		h, err := purchase.NewHandler(d.DB, c.Purchase, purchase.NewMetrics(d.Reg), d.Log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("purchase handler: %w", err)
@@ -74,11 +81,40 @@ func PurchaseDomain(c processorconfig.Domain) Domain {
 				return reconcile.Periodic(ctx, rc.Interval, cfg, lister, pub, d.Log)
 			}})
 		}
+		if c.Payout.Interval > 0 {
+			job, err := payoutCompanion(c, d, pm)
+			if err != nil {
+				return nil, nil, fmt.Errorf("payouts: %w", err)
+			}
+			companions = append(companions, job)
+		}
 		return h, companions, nil
 	}
 }
 
-// leaseHolder names this instance in the reconcile lease, for operators
+// payoutCompanion is the periodic payout job: one instance of the group per
+// PAYOUT_INTERVAL, elected through its own lease bucket.
+func payoutCompanion(c processorconfig.Domain, d DomainDeps, pm *payout.Metrics) (Companion, error) {
+	stripe, err := payout.NewStripe(payout.StripeConfig{Key: c.Reconcile.SecretKey, APIBase: c.Reconcile.APIBase,
+		MaxNetworkRetries: c.Reconcile.MaxNetworkRetries}, d.Log)
+	if err != nil {
+		return Companion{}, err
+	}
+	runner, err := payout.NewRunner(d.DB, stripe, c.Payout, pm, d.Log)
+	if err != nil {
+		return Companion{}, err
+	}
+	lease, err := reconcile.NewKVLeaseIn(d.JS, payout.LeaseBucket, c.Payout.Interval, leaseHolder())
+	if err != nil {
+		return Companion{}, err
+	}
+	job := &payout.Job{DB: d.DB, Runner: runner, Stripe: stripe, Ledger: c.Ledger, Config: c.Payout, Metrics: pm, Log: d.Log}
+	return Companion{Name: "payouts", Run: func(ctx context.Context) error {
+		return payout.Periodic(ctx, c.Payout.Interval, job, lease)
+	}}, nil
+}
+
+// leaseHolder names this instance in a lease (reconcile, payouts), for operators
 // reading the bucket: the host name and a random suffix (two processes on
 // one host are two holders).
 func leaseHolder() string {

@@ -26,6 +26,9 @@ func TestDomainCompanions(t *testing.T) {
 		{"periodic reconcile when enabled", map[string]string{
 			"RECONCILE_INTERVAL": "1h", "STRIPE_SECRET_KEY": "sk_test_123",
 		}, []string{"outbox-relay", "periodic-reconcile"}},
+		{"payout job when enabled", map[string]string{
+			"PAYOUT_INTERVAL": "1h", "STRIPE_SECRET_KEY": "sk_test_123",
+		}, []string{"outbox-relay", "payouts"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,8 @@
 // Package processorconfig maps the processor group's environment onto its
 // settings: the shared ones (internal/config), the pool size, the consumer
 // runtime's processor.Config and the domain's (purchase handler, outbox
-// relay, periodic reconcile), whose defaults and rules are those packages'.
+// relay, periodic reconcile, payout job and ledger hold), whose defaults and
+// rules are those packages'.
 // It is apart from internal/config so the edge binary does not link the
 // domain's Postgres and Stripe clients.
 package processorconfig
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/ledger"
 	"github.com/paystream/paystream/internal/outbox"
+	"github.com/paystream/paystream/internal/payout"
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
@@ -29,7 +32,7 @@ type Config struct {
 	AdminAddr        string // ADMIN_ADDR
 	DBMaxConns       int    // DB_MAX_CONNS
 	processor.Config        // PROCESSOR_*
-	Domain                  // PURCHASE_*, OUTBOX_*, RECONCILE_*, STRIPE_*
+	Domain                  // PURCHASE_*, OUTBOX_*, RECONCILE_*, STRIPE_*, PAYOUT_*, LEDGER_*
 }
 
 // Domain is the domain side's share of the environment.
@@ -37,6 +40,8 @@ type Domain struct {
 	Purchase  purchase.Config    // PURCHASE_*
 	Relay     outbox.RelayConfig // OUTBOX_*
 	Reconcile reconcile.Settings // RECONCILE_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
+	Payout    payout.Config      // PAYOUT_* but PAYOUT_HOLD, LEDGER_VERIFY_INTERVAL
+	Ledger    ledger.Config      // PAYOUT_HOLD
 }
 
 // Parse reads and validates the processor group's whole environment before
@@ -66,6 +71,7 @@ func Parse(getenv config.Getenv) (Config, error) {
 			Reconcile: ParseReconcile(p, false),
 		},
 	}
+	c.Payout, c.Ledger = ParsePayout(p, c.Reconcile.SecretKey)
 	// Each worker holds a connection for its transaction: by default as
 	// many workers as the pool has connections.
 	c.Workers = p.Int("PROCESSOR_WORKERS", c.DBMaxConns, 1, processor.MaxWorkers)
