@@ -20,6 +20,7 @@ import (
 	"github.com/paystream/paystream/internal/ledger"
 	"github.com/paystream/paystream/internal/obs"
 	"github.com/paystream/paystream/internal/payout"
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/migrations"
 )
 
@@ -108,7 +109,7 @@ func runPayouts(ctx context.Context, args []string, getenv config.Getenv, stdout
 	defer bdb.Close()
 	var stripe *payout.StripeAPI
 	if needKey {
-		if stripe, err = payout.NewStripe(payout.StripeConfig{Key: st.SecretKey, APIBase: st.APIBase, MaxNetworkRetries: st.MaxNetworkRetries}, log); err != nil {
+		if stripe, err = payout.NewStripe(stripeclient.Config{Key: st.SecretKey, APIBase: st.APIBase, MaxNetworkRetries: st.MaxNetworkRetries}, log); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/paystream/paystream/internal/ledger"
 	"github.com/paystream/paystream/internal/payout"
 	"github.com/paystream/paystream/internal/payout/stripefake"
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
 )
@@ -68,7 +70,9 @@ func newEnv(t testing.TB) *env {
 // times and each attempt bounded by timeout.
 func (e *env) newStripe(t testing.TB, retries int, timeout time.Duration) *payout.StripeAPI {
 	t.Helper()
-	s, err := payout.NewStripe(payout.StripeConfig{Key: stripefake.Key, APIBase: e.fake.URL, MaxNetworkRetries: retries, Timeout: timeout}, e.log)
+	s, err := payout.NewStripe(stripeclient.Config{Key: stripefake.Key, APIBase: e.fake.URL, MaxNetworkRetries: retries,
+		// Shorter than a service may configure: the fake's hangs end fast.
+		HTTPClient: &http.Client{Timeout: timeout}}, e.log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,8 @@ package payout
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -72,20 +69,6 @@ type Accounts interface {
 	CreateAccountLink(ctx context.Context, accountID, refreshURL, returnURL string) (Link, error)
 }
 
-// StripeConfig is the access to the Stripe API, the same settings as
-// internal/stripeclient's: STRIPE_SECRET_KEY, STRIPE_API_BASE,
-// STRIPE_MAX_NETWORK_RETRIES and one attempt's timeout.
-type StripeConfig struct {
-	Key               string        // sk_… or rk_… with write access to Transfers (and Accounts for onboarding)
-	APIBase           string        // default stripeclient.DefaultAPIBase
-	MaxNetworkRetries int           // stripe-go's own retries, with the same idempotency key
-	Timeout           time.Duration // one HTTP attempt; default 30s
-	HTTPClient        *http.Client  // nil: a client with Timeout; tests reach fakes through it
-}
-
-// defaultStripeTimeout bounds one HTTP attempt to Stripe.
-const defaultStripeTimeout = 30 * time.Second
-
 // StripeAPI implements Transfers and Accounts with stripe-go on a private
 // backend (nothing touches stripe-go's package-level key or backends).
 type StripeAPI struct {
@@ -99,41 +82,22 @@ var (
 	_ Accounts  = (*StripeAPI)(nil)
 )
 
-// NewStripe returns the Stripe client of cfg. stripe-go retries a request
+// NewStripe returns the Stripe client of cfg (stripeclient.New: the one
+// backend set-up, with its defaults and bounds). stripe-go retries a request
 // that got no answer, a 409 and an answer marked Stripe-Should-Retry up to
 // MaxNetworkRetries times with the same Idempotency-Key, which is exactly
-// the engine's rule for "no answer": the same key again.
-func NewStripe(cfg StripeConfig, log *slog.Logger) (*StripeAPI, error) {
-	if cfg.APIBase == "" {
-		cfg.APIBase = stripeclient.DefaultAPIBase
+// the engine's rule for "no answer": the same key again. The key must be
+// allowed to create Transfers (and Accounts and Account Links for
+// onboarding).
+func NewStripe(cfg stripeclient.Config, log *slog.Logger) (*StripeAPI, error) {
+	c, err := stripeclient.New(cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("payout: %w", err)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = defaultStripeTimeout
-	}
-	if cfg.Key == "" {
-		return nil, errors.New("payout: STRIPE_SECRET_KEY is required")
-	}
-	if u, err := url.Parse(cfg.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("payout: STRIPE_API_BASE %q must be an http(s) URL", cfg.APIBase)
-	}
-	if cfg.MaxNetworkRetries < 0 || cfg.MaxNetworkRetries > stripeclient.MaxNetworkRetries {
-		return nil, fmt.Errorf("payout: STRIPE_MAX_NETWORK_RETRIES must be between 0 and %d", stripeclient.MaxNetworkRetries)
-	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: cfg.Timeout}
-	}
-	b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
-		URL:               stripe.String(cfg.APIBase),
-		MaxNetworkRetries: stripe.Int64(int64(cfg.MaxNetworkRetries)),
-		HTTPClient:        hc,
-		LeveledLogger:     stripeLogger{log.With("component", "stripe-go")},
-		EnableTelemetry:   stripe.Bool(false),
-	})
 	return &StripeAPI{
-		transfers: transfer.Client{B: b, Key: cfg.Key},
-		accounts:  account.Client{B: b, Key: cfg.Key},
-		links:     accountlink.Client{B: b, Key: cfg.Key},
+		transfers: transfer.Client{B: c.Backend, Key: c.Key},
+		accounts:  account.Client{B: c.Backend, Key: c.Key},
+		links:     accountlink.Client{B: c.Backend, Key: c.Key},
 	}, nil
 }
 
@@ -242,15 +206,3 @@ func (s *StripeAPI) CreateAccountLink(ctx context.Context, accountID, refreshURL
 	}
 	return Link{URL: l.URL, ExpiresAt: time.Unix(l.ExpiresAt, 0).UTC()}, nil
 }
-
-// stripeLogger routes stripe-go's logging into slog: its per-request lines
-// at debug, its retry notices at warn; its errors come back to the caller,
-// which logs them once with the payout id.
-type stripeLogger struct{ log *slog.Logger }
-
-var _ stripe.LeveledLoggerInterface = stripeLogger{}
-
-func (l stripeLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l stripeLogger) Infof(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l stripeLogger) Warnf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l stripeLogger) Errorf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }

@@ -12,6 +12,7 @@ import (
 	"github.com/stripe/stripe-go/v76/transfer"
 
 	"github.com/paystream/paystream/internal/payout"
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -21,7 +22,7 @@ import (
 // an Account Link — is one Stripe's schema accepts.
 func TestRequestShapesAgainstStripeMock(t *testing.T) {
 	base := testenv.StripeMock(t)
-	s, err := payout.NewStripe(payout.StripeConfig{Key: "sk_test_123", APIBase: base}, testLogger(t))
+	s, err := payout.NewStripe(stripeclient.Config{Key: "sk_test_123", APIBase: base}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

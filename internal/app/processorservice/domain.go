@@ -21,6 +21,7 @@ import (
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/internal/payout"
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/streams"
@@ -95,7 +96,7 @@ func PurchaseDomain(c processorconfig.Domain) Domain {
 // payoutCompanion is the periodic payout job: one instance of the group per
 // PAYOUT_INTERVAL, elected through its own lease bucket.
 func payoutCompanion(c processorconfig.Domain, d DomainDeps, pm *payout.Metrics) (Companion, error) {
-	stripe, err := payout.NewStripe(payout.StripeConfig{Key: c.Reconcile.SecretKey, APIBase: c.Reconcile.APIBase,
+	stripe, err := payout.NewStripe(stripeclient.Config{Key: c.Reconcile.SecretKey, APIBase: c.Reconcile.APIBase,
 		MaxNetworkRetries: c.Reconcile.MaxNetworkRetries}, d.Log)
 	if err != nil {
 		return Companion{}, err

@@ -11,6 +11,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/paystream/paystream/internal/payout"
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/internal/payout/stripefake"
 )
 
@@ -20,7 +21,7 @@ import (
 func TestKeysReplayForADay(t *testing.T) {
 	fake := stripefake.New(t)
 	fake.AddAccount("acct_a")
-	s, err := payout.NewStripe(payout.StripeConfig{Key: stripefake.Key, APIBase: fake.URL}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := payout.NewStripe(stripeclient.Config{Key: stripefake.Key, APIBase: fake.URL}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
