@@ -67,38 +67,21 @@ type checkoutInput struct {
 // parseCheckout decodes and validates the request; a 400 names every bad
 // field.
 func (s *Server) parseCheckout(r *http.Request) (checkoutInput, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
-	if err != nil {
-		return checkoutInput{}, errorf(CodeInvalidRequest, "the body could not be read or is over %d bytes", maxBodyBytes)
-	}
 	var req CheckoutRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return checkoutInput{}, errorf(CodeInvalidRequest, "the body must be a JSON object with customer_id, content_id and optional success_url, cancel_url: %v", err)
+	if err := decodeBody(r, &req, "customer_id, content_id and optional success_url, cancel_url", false); err != nil {
+		return checkoutInput{}, err
 	}
-	if dec.More() {
-		return checkoutInput{}, errorf(CodeInvalidRequest, "the body must hold exactly one JSON object")
-	}
-	in := checkoutInput{customer: req.CustomerID, successURL: req.SuccessURL, cancelURL: req.CancelURL,
-		key: r.Header.Get("Idempotency-Key")}
+	in := checkoutInput{customer: req.CustomerID, key: r.Header.Get("Idempotency-Key")}
 	fields := map[string]string{}
 	if why := text.CustomerID(req.CustomerID); why != "" {
 		fields["customer_id"] = why
 	}
+	var err error
 	if in.content, err = uuid.Parse(req.ContentID); err != nil {
 		fields["content_id"] = "must be a uuid"
 	}
-	if in.successURL == "" {
-		in.successURL = s.cfg.SuccessURL
-	} else if why := redirectProblem(in.successURL, s.cfg.AllowedHosts); why != "" {
-		fields["success_url"] = why
-	}
-	if in.cancelURL == "" {
-		in.cancelURL = s.cfg.CancelURL
-	} else if why := redirectProblem(in.cancelURL, s.cfg.AllowedHosts); why != "" {
-		fields["cancel_url"] = why
-	}
+	in.successURL = s.redirectField(fields, "success_url", req.SuccessURL, s.cfg.SuccessURL)
+	in.cancelURL = s.redirectField(fields, "cancel_url", req.CancelURL, s.cfg.CancelURL)
 	if why := queryProblem(r); why != "" {
 		fields["query"] = why
 	}
@@ -109,6 +92,42 @@ func (s *Server) parseCheckout(r *http.Request) (checkoutInput, error) {
 		return checkoutInput{}, invalidFields("fields", fields)
 	}
 	return in, nil
+}
+
+// decodeBody reads the request body, one JSON object, into v: unknown
+// fields, trailing data and bodies over maxBodyBytes are the caller's 400,
+// whose message names the fields the body may hold (shape). An empty body
+// is accepted when optional (v keeps its zero value).
+func decodeBody(r *http.Request, v any, shape string, optional bool) *Error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	if err != nil {
+		return errorf(CodeInvalidRequest, "the body could not be read or is over %d bytes", maxBodyBytes)
+	}
+	if optional && len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(CodeInvalidRequest, "the body must be a JSON object with %s: %v", shape, err)
+	}
+	if dec.More() {
+		return errorf(CodeInvalidRequest, "the body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+// redirectField is the redirect URL the caller sent as field name, checked
+// against the allow-list (a problem goes into fields), or def when the
+// caller sent none.
+func (s *Server) redirectField(fields map[string]string, name, u, def string) string {
+	if u == "" {
+		return def
+	}
+	if why := redirectProblem(u, s.cfg.AllowedHosts); why != "" {
+		fields[name] = why
+	}
+	return u
 }
 
 // maxRedirectURL bounds a success or cancel URL, in bytes (Stripe takes up
@@ -143,7 +162,8 @@ func validIdempotencyKey(k string) bool {
 // createCheckout serves POST /v1/checkout/sessions.
 //
 // Under a per-(customer, content) advisory lock, in one transaction: a
-// replayed Idempotency-Key returns its session (201); unknown or deleted
+// replayed Idempotency-Key returns its session (201), and a key of a
+// subscription checkout is refused; unknown or deleted
 // content is 404, free content 400; a customer with active access gets 409;
 // an open, unexpired session of the customer for the content is returned
 // (200); otherwise Stripe creates the session and it is recorded (201).
@@ -192,6 +212,14 @@ func (s *Server) checkoutTx(ctx context.Context, tx bun.Tx, in checkoutInput) (*
 					"Idempotency-Key was used for another customer or content; use a fresh key per checkout")
 			}
 			return prev, http.StatusCreated, "replayed", nil
+		}
+		other, err := subscriptionSessionByKey(ctx, tx, in.key)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		if other != nil {
+			return nil, 0, "", errorf(CodeIdempotencyReused,
+				"Idempotency-Key was used for a subscription checkout; use a fresh key per checkout")
 		}
 	}
 	c, err := loadContent(ctx, tx, in.content)
@@ -243,13 +271,12 @@ func (s *Server) checkoutTx(ctx context.Context, tx bun.Tx, in checkoutInput) (*
 			purchase.MetaCurrency:       c.Currency,
 		},
 	}
-	start := time.Now()
-	ss, err := s.stripe.CreateCheckout(ctx, req)
-	s.metrics.StripeDuration.WithLabelValues("checkout_session_create").Observe(time.Since(start).Seconds())
-	if err != nil {
-		e, reason := stripeFailure(err)
-		s.metrics.StripeErrors.WithLabelValues("checkout_session_create", reason).Inc()
-		return nil, 0, "", e
+	var ss stripeSession
+	if err := s.callStripe(opCheckoutCreate, func() (err error) {
+		ss, err = s.stripe.CreateCheckout(ctx, req)
+		return err
+	}); err != nil {
+		return nil, 0, "", err
 	}
 	row := &model.CheckoutSession{
 		ID: ss.ID, CustomerID: in.customer, ContentID: c.ID, OrganizationID: c.OrganizationID,

@@ -15,11 +15,14 @@ import (
 	"github.com/paystream/paystream/model"
 )
 
-// AccessQuery is the access check: one row of content_access through its
-// unique (user_id, content_id) index, joined to the purchase that grants it.
-// Active means neither revoked nor expired at $3; the processor keeps the
-// row in line with the purchase lifecycle, so no purchase rule runs here.
-// Exported so the benchmark runs the very same SQL directly with pgx.
+// AccessQuery is the grant check of content_access alone: one row through
+// its unique (user_id, content_id) index, joined to the purchase that
+// grants it. Active means neither revoked nor expired at $3; the processor
+// keeps the row in line with the purchase lifecycle, so no purchase rule
+// runs here. The purchase checkout asks it whether the customer already
+// owns the item (a membership does not make an item owned: the customer may
+// still buy it to keep it). The access route asks subscription.AccessQuery,
+// which adds the subscriptions that grant the item.
 const AccessQuery = `SELECT a.access_type, a.purchase_id, p.status, a.granted_at, a.expires_at, a.revoked_at,
 	(a.revoked_at IS NULL AND (a.expires_at IS NULL OR a.expires_at > $3)) AS active
 FROM content_access a LEFT JOIN purchases p ON p.id = a.purchase_id
@@ -63,24 +66,29 @@ func loadAccess(ctx context.Context, idb rowQuerier, customer string, content uu
 	return r, true, nil
 }
 
-// accessStmt is AccessQuery prepared once per pooled connection
-// (database/sql re-prepares it on each connection it runs on): the hot path
-// then sends Bind/Execute of a named statement and Postgres reuses its plan,
-// as a direct pgx client with its statement cache does. It is prepared on
-// first use, so New needs no database, and again after a failure.
+// accessStmt is the access check's query prepared once per pooled
+// connection (database/sql re-prepares it on each connection it runs on):
+// the hot path then sends Bind/Execute of a named statement and Postgres
+// reuses its plan, as a direct pgx client with its statement cache does. It
+// is prepared on first use, so New needs no database, and again after a
+// failure. Another query than its own runs unprepared.
 type accessStmt struct {
-	db   *sql.DB
-	mu   sync.Mutex
-	stmt *sql.Stmt
+	db    *sql.DB
+	query string
+	mu    sync.Mutex
+	stmt  *sql.Stmt
 }
 
 // QueryRowContext implements rowQuerier.
 func (a *accessStmt) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if query != a.query {
+		return a.db.QueryRowContext(ctx, query, args...)
+	}
 	a.mu.Lock()
 	st := a.stmt
 	if st == nil {
 		var err error
-		if st, err = a.db.PrepareContext(ctx, AccessQuery); err != nil {
+		if st, err = a.db.PrepareContext(ctx, a.query); err != nil {
 			a.mu.Unlock()
 			return a.db.QueryRowContext(ctx, query, args...) // unprepared; Scan reports the failure if the DB is down
 		}
@@ -119,9 +127,15 @@ func loadContent(ctx context.Context, idb bun.IDB, id uuid.UUID) (*model.Content
 // content) in the caller's transaction, so two concurrent requests cannot
 // both create a session.
 func lockCustomerContent(ctx context.Context, tx bun.Tx, customer string, content uuid.UUID) error {
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
-		"checkout:"+customer+":"+content.String()); err != nil {
-		return fmt.Errorf("lock checkout of %q for %s: %w", customer, content, err)
+	return lockName(ctx, tx, "checkout:"+customer+":"+content.String())
+}
+
+// lockName takes the transaction-scoped advisory lock of name (hashed to
+// Postgres' 64-bit lock key; a collision only serialises two unrelated
+// requests).
+func lockName(ctx context.Context, tx bun.Tx, name string) error {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", name); err != nil {
+		return fmt.Errorf("lock %q: %w", name, err)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -52,15 +51,11 @@ type stripeCheckouts struct {
 	client session.Client
 }
 
-// newStripeCheckouts builds the client of cfg (stripeclient.New). stripe-go
-// reuses a request's Idempotency-Key on its retries, so a retried create
-// never makes a second session.
-func newStripeCheckouts(cfg Config, log *slog.Logger) (*stripeCheckouts, error) {
-	c, err := stripeclient.New(cfg.stripe(), log)
-	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
-	}
-	return &stripeCheckouts{client: session.Client{B: c.Backend, Key: c.Key}}, nil
+// newStripeCheckouts creates sessions on c. stripe-go reuses a request's
+// Idempotency-Key on its retries, so a retried create never makes a second
+// session.
+func newStripeCheckouts(c stripeclient.Client) *stripeCheckouts {
+	return &stripeCheckouts{client: session.Client{B: c.Backend, Key: c.Key}}
 }
 
 // CreateCheckout implements checkoutCreator.
@@ -100,24 +95,57 @@ func (s *stripeCheckouts) CreateCheckout(ctx context.Context, r checkoutRequest)
 	return out, nil
 }
 
+// stripeOp is one kind of Stripe call: its metric label, how an error
+// names it, and what the caller may do about a failure.
+type stripeOp struct {
+	label string // the operation label of the Stripe metrics
+	what  string // "the checkout session": what Stripe did not make
+	retry string // "retry later with the same Idempotency-Key"
+}
+
+// Stripe operations of the API.
+var (
+	opCheckoutCreate = stripeOp{"checkout_session_create", "the checkout session", "retry later with the same Idempotency-Key"}
+	opSubCheckout    = stripeOp{"subscription_checkout_create", "the subscription checkout session", "retry later with the same Idempotency-Key"}
+	opCheckoutGet    = stripeOp{"checkout_session_retrieve", "the open checkout session's state", "retry later with the same Idempotency-Key"}
+	opSubUpdate      = stripeOp{"subscription_update", "the subscription update", "retry later; the update is idempotent"}
+	opSubGet         = stripeOp{"subscription_retrieve", "the subscription", "retry later"}
+	opPortalCreate   = stripeOp{"billing_portal_session_create", "the billing portal session", "retry later"}
+)
+
+// callStripe runs f, one Stripe operation, timing it and turning its
+// failure into the caller's API error (counted by reason).
+func (s *Server) callStripe(op stripeOp, f func() error) error {
+	start := time.Now()
+	err := f()
+	s.metrics.StripeDuration.WithLabelValues(op.label).Observe(time.Since(start).Seconds())
+	if err == nil {
+		return nil
+	}
+	e, reason := stripeFailure(err, op)
+	s.metrics.StripeErrors.WithLabelValues(op.label, reason).Inc()
+	return e
+}
+
 // stripeFailure classifies a failed Stripe call into the API error the
-// caller gets and the metric reason. Nothing was written when it fails: the
-// session row is inserted only after Stripe answered.
-func stripeFailure(err error) (*Error, string) {
+// caller gets and the metric reason. Routes call Stripe before they write,
+// or inside the transaction that rolls back, so nothing is written when it
+// fails.
+func stripeFailure(err error, op stripeOp) (*Error, string) {
 	var se *stripe.Error
 	switch {
 	case errors.As(err, &se) && se.HTTPStatusCode == http.StatusTooManyRequests:
-		return wrapErr(err, CodeStripeUnavailable, "Stripe is rate limiting checkout creation; retry later with the same Idempotency-Key"), "rate_limited"
+		return wrapErr(err, CodeStripeUnavailable, "Stripe is rate limiting us; "+op.retry), "rate_limited"
 	case errors.As(err, &se) && se.HTTPStatusCode >= 500:
-		return wrapErr(err, CodeStripeError, fmt.Sprintf("Stripe answered %d; retry later with the same Idempotency-Key", se.HTTPStatusCode)), "server_error"
+		return wrapErr(err, CodeStripeError, fmt.Sprintf("Stripe answered %d; %s", se.HTTPStatusCode, op.retry)), "server_error"
 	case errors.As(err, &se) && se.HTTPStatusCode > 0:
 		// A 4xx means our request or key is wrong: not the caller's fault,
 		// and retrying will not help until the operator fixes it.
-		return wrapErr(err, CodeStripeError, fmt.Sprintf("Stripe refused the checkout session (%d %s)", se.HTTPStatusCode, se.Type)), "rejected"
+		return wrapErr(err, CodeStripeError, fmt.Sprintf("Stripe refused %s (%d %s)", op.what, se.HTTPStatusCode, se.Type)), "rejected"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), isNetErr(err):
-		return wrapErr(err, CodeStripeUnavailable, "Stripe is unreachable or did not answer in time; retry later with the same Idempotency-Key"), "unreachable"
+		return wrapErr(err, CodeStripeUnavailable, "Stripe is unreachable or did not answer in time; "+op.retry), "unreachable"
 	default:
-		return wrapErr(err, CodeStripeUnavailable, "the checkout session could not be created at Stripe; retry later with the same Idempotency-Key"), "unreachable"
+		return wrapErr(err, CodeStripeUnavailable, op.what+" could not be made at Stripe; "+op.retry), "unreachable"
 	}
 }
 
