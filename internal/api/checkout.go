@@ -71,27 +71,36 @@ func (s *Server) parseCheckout(r *http.Request) (checkoutInput, error) {
 	if err := decodeBody(r, &req, "customer_id, content_id and optional success_url, cancel_url", false); err != nil {
 		return checkoutInput{}, err
 	}
-	in := checkoutInput{customer: req.CustomerID, key: r.Header.Get("Idempotency-Key")}
 	fields := map[string]string{}
-	if why := text.CustomerID(req.CustomerID); why != "" {
-		fields["customer_id"] = why
-	}
+	in := checkoutInput{customer: req.CustomerID}
+	in.successURL, in.cancelURL, in.key = s.checkoutCommon(r, fields, req.CustomerID, req.SuccessURL, req.CancelURL)
 	var err error
 	if in.content, err = uuid.Parse(req.ContentID); err != nil {
 		fields["content_id"] = "must be a uuid"
-	}
-	in.successURL = s.redirectField(fields, "success_url", req.SuccessURL, s.cfg.SuccessURL)
-	in.cancelURL = s.redirectField(fields, "cancel_url", req.CancelURL, s.cfg.CancelURL)
-	if why := queryProblem(r); why != "" {
-		fields["query"] = why
-	}
-	if _, sent := r.Header["Idempotency-Key"]; sent && !validIdempotencyKey(in.key) {
-		fields["Idempotency-Key"] = "must be 1 to 255 printable characters"
 	}
 	if len(fields) > 0 {
 		return checkoutInput{}, invalidFields("fields", fields)
 	}
 	return in, nil
+}
+
+// checkoutCommon checks what every checkout request has: the customer id,
+// the success and cancel URLs (the defaults when absent), the query string
+// and the Idempotency-Key; problems go into fields.
+func (s *Server) checkoutCommon(r *http.Request, fields map[string]string, customer, successURL, cancelURL string) (success, cancel, key string) {
+	if why := text.CustomerID(customer); why != "" {
+		fields["customer_id"] = why
+	}
+	success = s.redirectField(fields, "success_url", successURL, s.cfg.SuccessURL)
+	cancel = s.redirectField(fields, "cancel_url", cancelURL, s.cfg.CancelURL)
+	if why := queryProblem(r); why != "" {
+		fields["query"] = why
+	}
+	key = r.Header.Get("Idempotency-Key")
+	if _, sent := r.Header["Idempotency-Key"]; sent && !validIdempotencyKey(key) {
+		fields["Idempotency-Key"] = "must be 1 to 255 printable characters"
+	}
+	return success, cancel, key
 }
 
 // decodeBody reads the request body, one JSON object, into v: unknown
@@ -179,21 +188,26 @@ func (s *Server) createCheckout(w http.ResponseWriter, r *http.Request) {
 		status int
 		result string
 	)
-	err = s.db.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
+	if err := s.inTx(r.Context(), func(ctx context.Context, tx bun.Tx) (err error) {
 		out, status, result, err = s.checkoutTx(ctx, tx, in)
 		return err
-	})
-	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			err = dbFailure(err)
-		}
+	}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.metrics.Checkouts.WithLabelValues(result).Inc()
 	writeJSON(w, status, sessionOut(out))
+}
+
+// inTx runs f in a transaction; a failure that is not already an API
+// error (a refusal, Stripe's) is the database's.
+func (s *Server) inTx(ctx context.Context, f func(context.Context, bun.Tx) error) error {
+	err := s.db.RunInTx(ctx, nil, f)
+	var e *Error
+	if err != nil && !errors.As(err, &e) {
+		return dbFailure(err)
+	}
+	return err
 }
 
 // checkoutTx is createCheckout's transaction.

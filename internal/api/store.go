@@ -112,15 +112,8 @@ func (a *accessStmt) Close() error {
 
 // loadContent returns the content id, or nil when it is unknown or deleted.
 func loadContent(ctx context.Context, idb bun.IDB, id uuid.UUID) (*model.Content, error) {
-	var c model.Content
-	err := idb.NewSelect().Model(&c).Where("id = ?", id).Scan(ctx) // soft_delete hides deleted rows
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load content %s: %w", id, err)
-	}
-	return &c, nil
+	var c model.Content // soft_delete hides deleted rows
+	return selectOne(ctx, idb.NewSelect().Model(&c).Where("id = ?", id), &c, "load content "+id.String())
 }
 
 // lockCustomerContent serialises checkout creation for one (customer,
@@ -144,60 +137,28 @@ func lockName(ctx context.Context, tx bun.Tx, name string) error {
 // expires after notBefore, or nil.
 func openSession(ctx context.Context, idb bun.IDB, customer string, content uuid.UUID, notBefore time.Time) (*model.CheckoutSession, error) {
 	var s model.CheckoutSession
-	err := idb.NewSelect().Model(&s).
+	return selectOne(ctx, idb.NewSelect().Model(&s).
 		Where("customer_id = ?", customer).Where("content_id = ?", content).
 		Where("status = ?", model.CheckoutOpen).Where("expires_at > ?", notBefore).
-		Order("expires_at DESC").Limit(1).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find open checkout session of %q for %s: %w", customer, content, err)
-	}
-	return &s, nil
+		Order("expires_at DESC").Limit(1), &s, fmt.Sprintf("find open checkout session of %q for %s", customer, content))
 }
 
 // sessionByKey returns the session created under an Idempotency-Key, or nil.
 func sessionByKey(ctx context.Context, idb bun.IDB, key string) (*model.CheckoutSession, error) {
 	var s model.CheckoutSession
-	err := idb.NewSelect().Model(&s).Where("idempotency_key = ?", key).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find checkout session of idempotency key: %w", err)
-	}
-	return &s, nil
+	return selectOne(ctx, idb.NewSelect().Model(&s).Where("idempotency_key = ?", key), &s, "find checkout session of idempotency key")
 }
 
 // insertSession records a session Stripe created. When the id is already
 // recorded (Stripe replayed an idempotent create) it returns the stored row.
 func insertSession(ctx context.Context, idb bun.IDB, s *model.CheckoutSession) (*model.CheckoutSession, error) {
-	res, err := idb.NewInsert().Model(s).On("CONFLICT (id) DO NOTHING").Exec(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("record checkout session %s: %w", s.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return s, nil
-	}
-	var got model.CheckoutSession
-	if err := idb.NewSelect().Model(&got).Where("id = ?", s.ID).Scan(ctx); err != nil {
-		return nil, fmt.Errorf("load checkout session %s: %w", s.ID, err)
-	}
-	return &got, nil
+	return insertOrLoad(ctx, idb, s, s.ID, "checkout session")
 }
 
 // purchaseByID returns one purchase, or nil.
 func purchaseByID(ctx context.Context, idb bun.IDB, id uuid.UUID) (*model.Purchase, error) {
 	var p model.Purchase
-	err := idb.NewSelect().Model(&p).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load purchase %s: %w", id, err)
-	}
-	return &p, nil
+	return selectOne(ctx, idb.NewSelect().Model(&p).Where("id = ?", id), &p, "load purchase "+id.String())
 }
 
 // historyQuery selects one page of a customer's purchases.

@@ -60,37 +60,53 @@ func newStripeCheckouts(c stripeclient.Client) *stripeCheckouts {
 
 // CreateCheckout implements checkoutCreator.
 func (s *stripeCheckouts) CreateCheckout(ctx context.Context, r checkoutRequest) (stripeSession, error) {
-	params := &stripe.CheckoutSessionParams{
-		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
-		ClientReferenceID: stripe.String(r.CustomerID),
-		SuccessURL:        stripe.String(r.SuccessURL),
-		CancelURL:         stripe.String(r.CancelURL),
-		ExpiresAt:         stripe.Int64(r.ExpiresAt.Unix()),
-		LineItems: []*stripe.CheckoutSessionLineItemParams{{
-			Quantity: stripe.Int64(1),
-			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
-				Currency:    stripe.String(r.Currency),
-				UnitAmount:  stripe.Int64(r.AmountCents),
-				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{Name: stripe.String(r.ProductName)},
-			},
-		}},
-		PaymentIntentData: &stripe.CheckoutSessionPaymentIntentDataParams{Metadata: r.Metadata},
-	}
-	params.Context = ctx
-	for k, v := range r.Metadata {
-		params.AddMetadata(k, v)
-	}
-	params.SetIdempotencyKey(r.IdempotencyKey)
+	params := sessionParams(ctx, stripe.CheckoutSessionModePayment, r.CustomerID, r.SuccessURL, r.CancelURL, r.ExpiresAt,
+		r.Currency, r.AmountCents, r.ProductName, r.Metadata, r.IdempotencyKey)
+	params.PaymentIntentData = &stripe.CheckoutSessionPaymentIntentDataParams{Metadata: r.Metadata}
 	cs, err := s.client.New(params)
 	if err != nil {
 		return stripeSession{}, err
 	}
-	out := stripeSession{ID: cs.ID, URL: cs.URL, Livemode: cs.Livemode, ExpiresAt: r.ExpiresAt}
+	return sessionOf(cs, r.ExpiresAt)
+}
+
+// sessionParams is a Checkout Session create of one item at amount, the
+// metadata on the session, under the Idempotency-Key key: what both kinds
+// of checkout send; each adds its mode's own parameters.
+func sessionParams(ctx context.Context, mode stripe.CheckoutSessionMode, customer, successURL, cancelURL string,
+	expires time.Time, currency string, amount int64, name string, metadata map[string]string, key string) *stripe.CheckoutSessionParams {
+	params := &stripe.CheckoutSessionParams{
+		Mode:              stripe.String(string(mode)),
+		ClientReferenceID: stripe.String(customer),
+		SuccessURL:        stripe.String(successURL),
+		CancelURL:         stripe.String(cancelURL),
+		ExpiresAt:         stripe.Int64(expires.Unix()),
+		LineItems: []*stripe.CheckoutSessionLineItemParams{{
+			Quantity: stripe.Int64(1),
+			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
+				Currency:    stripe.String(currency),
+				UnitAmount:  stripe.Int64(amount),
+				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{Name: stripe.String(name)},
+			},
+		}},
+	}
+	params.Context = ctx
+	for k, v := range metadata {
+		params.AddMetadata(k, v)
+	}
+	params.SetIdempotencyKey(key)
+	return params
+}
+
+// sessionOf is what the API keeps of a created session; requested is the
+// expires_at it asked for, kept when Stripe's answer omits it.
+func sessionOf(cs *stripe.CheckoutSession, requested time.Time) (stripeSession, error) {
+	if cs.ID == "" {
+		return stripeSession{}, errors.New("stripe answered a checkout session without an id")
+	}
+	out := stripeSession{ID: cs.ID, URL: cs.URL, Livemode: cs.Livemode, ExpiresAt: requested}
 	if cs.ExpiresAt > 0 {
 		out.ExpiresAt = time.Unix(cs.ExpiresAt, 0).UTC()
-	}
-	if out.ID == "" {
-		return stripeSession{}, errors.New("stripe answered a checkout session without an id")
 	}
 	return out, nil
 }

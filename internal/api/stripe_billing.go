@@ -83,49 +83,24 @@ func newStripeBilling(c stripeclient.Client) *stripeBilling {
 // Price objects, and subscribers keep the price they signed up at, as
 // Stripe keeps a subscription on its price.
 func (b *stripeBilling) CreateSubscriptionCheckout(ctx context.Context, r subscriptionCheckoutRequest) (stripeSession, error) {
-	params := &stripe.CheckoutSessionParams{
-		Mode:              stripe.String(string(stripe.CheckoutSessionModeSubscription)),
-		ClientReferenceID: stripe.String(r.CustomerID),
-		SuccessURL:        stripe.String(r.SuccessURL),
-		CancelURL:         stripe.String(r.CancelURL),
-		ExpiresAt:         stripe.Int64(r.ExpiresAt.Unix()),
-		LineItems: []*stripe.CheckoutSessionLineItemParams{{
-			Quantity: stripe.Int64(1),
-			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
-				Currency:    stripe.String(r.Currency),
-				UnitAmount:  stripe.Int64(r.AmountCents),
-				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{Name: stripe.String(r.PlanName)},
-				Recurring: &stripe.CheckoutSessionLineItemPriceDataRecurringParams{
-					Interval:      stripe.String(r.Interval),
-					IntervalCount: stripe.Int64(int64(r.IntervalCount)),
-				},
-			},
-		}},
-		SubscriptionData: &stripe.CheckoutSessionSubscriptionDataParams{Metadata: r.Metadata},
+	params := sessionParams(ctx, stripe.CheckoutSessionModeSubscription, r.CustomerID, r.SuccessURL, r.CancelURL, r.ExpiresAt,
+		r.Currency, r.AmountCents, r.PlanName, r.Metadata, r.IdempotencyKey)
+	params.LineItems[0].PriceData.Recurring = &stripe.CheckoutSessionLineItemPriceDataRecurringParams{
+		Interval:      stripe.String(r.Interval),
+		IntervalCount: stripe.Int64(int64(r.IntervalCount)),
 	}
+	params.SubscriptionData = &stripe.CheckoutSessionSubscriptionDataParams{Metadata: r.Metadata}
 	if r.TrialDays > 0 {
 		params.SubscriptionData.TrialPeriodDays = stripe.Int64(int64(r.TrialDays))
 	}
 	if r.StripeCustomerID != "" {
 		params.Customer = stripe.String(r.StripeCustomerID)
 	}
-	params.Context = ctx
-	for k, v := range r.Metadata {
-		params.AddMetadata(k, v)
-	}
-	params.SetIdempotencyKey(r.IdempotencyKey)
 	cs, err := b.sessions.New(params)
 	if err != nil {
 		return stripeSession{}, err
 	}
-	if cs.ID == "" {
-		return stripeSession{}, errors.New("stripe answered a checkout session without an id")
-	}
-	out := stripeSession{ID: cs.ID, URL: cs.URL, Livemode: cs.Livemode, ExpiresAt: r.ExpiresAt}
-	if cs.ExpiresAt > 0 {
-		out.ExpiresAt = time.Unix(cs.ExpiresAt, 0).UTC()
-	}
-	return out, nil
+	return sessionOf(cs, r.ExpiresAt)
 }
 
 // CheckoutSessionState implements billingClient.

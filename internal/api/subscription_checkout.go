@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"net/http"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/subscription"
-	"github.com/paystream/paystream/internal/text"
 	"github.com/paystream/paystream/model"
 )
 
@@ -72,22 +70,12 @@ func (s *Server) parseSubscriptionCheckout(r *http.Request) (subscriptionCheckou
 	if err := decodeBody(r, &req, "customer_id, plan_id and optional success_url, cancel_url", false); err != nil {
 		return subscriptionCheckoutInput{}, err
 	}
-	in := subscriptionCheckoutInput{customer: req.CustomerID, key: r.Header.Get("Idempotency-Key")}
 	fields := map[string]string{}
-	if why := text.CustomerID(req.CustomerID); why != "" {
-		fields["customer_id"] = why
-	}
+	in := subscriptionCheckoutInput{customer: req.CustomerID}
+	in.successURL, in.cancelURL, in.key = s.checkoutCommon(r, fields, req.CustomerID, req.SuccessURL, req.CancelURL)
 	var err error
 	if in.plan, err = uuid.Parse(req.PlanID); err != nil {
 		fields["plan_id"] = "must be a uuid"
-	}
-	in.successURL = s.redirectField(fields, "success_url", req.SuccessURL, s.cfg.SuccessURL)
-	in.cancelURL = s.redirectField(fields, "cancel_url", req.CancelURL, s.cfg.CancelURL)
-	if why := queryProblem(r); why != "" {
-		fields["query"] = why
-	}
-	if _, sent := r.Header["Idempotency-Key"]; sent && !validIdempotencyKey(in.key) {
-		fields["Idempotency-Key"] = "must be 1 to 255 printable characters"
 	}
 	if len(fields) > 0 {
 		return subscriptionCheckoutInput{}, invalidFields("fields", fields)
@@ -115,16 +103,10 @@ func (s *Server) createSubscriptionCheckout(w http.ResponseWriter, r *http.Reque
 		status int
 		result string
 	)
-	err = s.db.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
+	if err := s.inTx(r.Context(), func(ctx context.Context, tx bun.Tx) (err error) {
 		out, status, result, err = s.subscriptionCheckoutTx(ctx, tx, in)
 		return err
-	})
-	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			err = dbFailure(err)
-		}
+	}); err != nil {
 		s.fail(w, r, err)
 		return
 	}

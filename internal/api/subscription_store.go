@@ -29,42 +29,22 @@ var endedStatuses = map[string]bool{model.SubscriptionCanceled: true, model.Subs
 // planOnSale returns the plan, or nil when it is unknown or archived.
 func planOnSale(ctx context.Context, idb bun.IDB, id uuid.UUID) (*model.SubscriptionPlan, error) {
 	var p model.SubscriptionPlan
-	err := idb.NewSelect().Model(&p).Where("id = ?", id).Where("archived_at IS NULL").Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load plan %s: %w", id, err)
-	}
-	return &p, nil
+	return selectOne(ctx, idb.NewSelect().Model(&p).Where("id = ?", id).Where("archived_at IS NULL"), &p, "load plan "+id.String())
 }
 
 // liveSubscription returns the customer's newest live subscription to the
 // plan (subscriptions_customer_plan_idx), or nil.
 func liveSubscription(ctx context.Context, idb bun.IDB, customer string, plan uuid.UUID) (*model.Subscription, error) {
 	var s model.Subscription
-	err := idb.NewSelect().Model(&s).Where("customer_id = ?", customer).Where("plan_id = ?", plan).
-		Where("status IN (?)", bun.In(liveStatuses)).OrderExpr("created_at DESC, id DESC").Limit(1).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find live subscription of %q to plan %s: %w", customer, plan, err)
-	}
-	return &s, nil
+	return selectOne(ctx, idb.NewSelect().Model(&s).Where("customer_id = ?", customer).Where("plan_id = ?", plan).
+		Where("status IN (?)", bun.In(liveStatuses)).OrderExpr("created_at DESC, id DESC").Limit(1),
+		&s, fmt.Sprintf("find live subscription of %q to plan %s", customer, plan))
 }
 
 // subscriptionWithPlan returns subscription id with its plan, or nil.
 func subscriptionWithPlan(ctx context.Context, idb bun.IDB, id string) (*model.Subscription, error) {
 	var s model.Subscription
-	err := idb.NewSelect().Model(&s).Relation("Plan").Where("subscription.id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load subscription %s: %w", id, err)
-	}
-	return &s, nil
+	return selectOne(ctx, idb.NewSelect().Model(&s).Relation("Plan").Where("subscription.id = ?", id), &s, "load subscription "+id)
 }
 
 // subscriptionKnown reports whether the processor recorded subscription id.
@@ -97,49 +77,24 @@ func stripeCustomerOf(ctx context.Context, idb bun.IDB, customer string) (string
 // plan) that expires after notBefore, or nil.
 func openSubscriptionSession(ctx context.Context, idb bun.IDB, customer string, plan uuid.UUID, notBefore time.Time) (*model.SubscriptionCheckoutSession, error) {
 	var s model.SubscriptionCheckoutSession
-	err := idb.NewSelect().Model(&s).
+	return selectOne(ctx, idb.NewSelect().Model(&s).
 		Where("customer_id = ?", customer).Where("plan_id = ?", plan).
 		Where("status = ?", model.CheckoutOpen).Where("expires_at > ?", notBefore).
-		Order("expires_at DESC").Limit(1).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find open subscription checkout of %q for plan %s: %w", customer, plan, err)
-	}
-	return &s, nil
+		Order("expires_at DESC").Limit(1), &s, fmt.Sprintf("find open subscription checkout of %q for plan %s", customer, plan))
 }
 
 // subscriptionSessionByKey returns the subscription checkout created under
 // an Idempotency-Key, or nil.
 func subscriptionSessionByKey(ctx context.Context, idb bun.IDB, key string) (*model.SubscriptionCheckoutSession, error) {
 	var s model.SubscriptionCheckoutSession
-	err := idb.NewSelect().Model(&s).Where("idempotency_key = ?", key).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find subscription checkout of idempotency key: %w", err)
-	}
-	return &s, nil
+	return selectOne(ctx, idb.NewSelect().Model(&s).Where("idempotency_key = ?", key), &s, "find subscription checkout of idempotency key")
 }
 
 // insertSubscriptionSession records a session Stripe created; when the id
 // is already recorded (Stripe replayed an idempotent create) it returns the
 // stored row.
 func insertSubscriptionSession(ctx context.Context, idb bun.IDB, s *model.SubscriptionCheckoutSession) (*model.SubscriptionCheckoutSession, error) {
-	res, err := idb.NewInsert().Model(s).On("CONFLICT (id) DO NOTHING").Exec(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("record subscription checkout session %s: %w", s.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return s, nil
-	}
-	var got model.SubscriptionCheckoutSession
-	if err := idb.NewSelect().Model(&got).Where("id = ?", s.ID).Scan(ctx); err != nil {
-		return nil, fmt.Errorf("load subscription checkout session %s: %w", s.ID, err)
-	}
-	return &got, nil
+	return insertOrLoad(ctx, idb, s, s.ID, "subscription checkout session")
 }
 
 // closeSubscriptionSession records what Stripe said of an open session:

@@ -62,11 +62,7 @@ func (s *Stripe) createSubscriptionSession(w http.ResponseWriter, call *Call) (i
 // checkSubscription reports every defect of a subscription-mode create.
 func (s *Stripe) checkSubscription(f map[string]string) {
 	s.t.Helper()
-	want := func(k, v string) {
-		if f[k] != v {
-			s.t.Errorf("fake stripe: %s = %q, want %q", k, f[k], v)
-		}
-	}
+	want := func(k, v string) { s.want(f, k, v) }
 	want("line_items[0][quantity]", "1")
 	if f["line_items[0][price]"] != "" {
 		s.t.Errorf("fake stripe: line item refers to a Stripe price; paystream sends the plan's price as price_data")

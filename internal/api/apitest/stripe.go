@@ -250,11 +250,7 @@ func missing(w http.ResponseWriter, kind, id string) {
 // check reports every defect of a payment-mode create.
 func (s *Stripe) check(f map[string]string) {
 	s.t.Helper()
-	want := func(k, v string) {
-		if f[k] != v {
-			s.t.Errorf("fake stripe: %s = %q, want %q", k, f[k], v)
-		}
-	}
+	want := func(k, v string) { s.want(f, k, v) }
 	want("mode", "payment")
 	want("line_items[0][quantity]", "1")
 	if f["line_items[0][price]"] != "" {
@@ -280,6 +276,14 @@ func (s *Stripe) check(f map[string]string) {
 			"payment_intent_data[metadata][", "line_items[0][quantity]", "line_items[0][price_data][") {
 			s.t.Errorf("fake stripe: unexpected parameter %s", k)
 		}
+	}
+}
+
+// want reports a form parameter k that is not v.
+func (s *Stripe) want(f map[string]string, k, v string) {
+	s.t.Helper()
+	if f[k] != v {
+		s.t.Errorf("fake stripe: %s = %q, want %q", k, f[k], v)
 	}
 }
 
