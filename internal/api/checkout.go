@@ -172,10 +172,10 @@ func validIdempotencyKey(k string) bool {
 //
 // Under a per-(customer, content) advisory lock, in one transaction: a
 // replayed Idempotency-Key returns its session (201), and a key of a
-// subscription checkout is refused; unknown or deleted
-// content is 404, free content 400; a customer with active access gets 409;
-// an open, unexpired session of the customer for the content is returned
-// (200); otherwise Stripe creates the session and it is recorded (201).
+// subscription checkout is refused; unknown or deleted content is 404,
+// free content 400; a customer with active access gets 409; an open,
+// unexpired session of the customer for the content is returned (200);
+// otherwise Stripe creates the session and it is recorded (201).
 // When Stripe fails the transaction rolls back and nothing is written.
 func (s *Server) createCheckout(w http.ResponseWriter, r *http.Request) {
 	in, err := s.parseCheckout(r)
