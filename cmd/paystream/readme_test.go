@@ -64,6 +64,33 @@ func demoPurchaseSplit(ctx context.Context, bdb *bun.DB) error {
 	return nil
 }
 
+// demoPlan is the membership block's first promise: a plan of the demo
+// content's creator, 900 usd a month with a 7-day trial.
+func demoPlan(ctx context.Context, bdb *bun.DB) error {
+	var p model.SubscriptionPlan
+	if err := bdb.NewSelect().Model(&p).Where("name = 'Demo monthly'").Scan(ctx); err != nil {
+		return fmt.Errorf("the demo plan: %w", err)
+	}
+	if p.CreatorID == nil || *p.CreatorID != demo.CreatorID || p.OrganizationID.String() != demo.OrganizationID ||
+		p.PriceCents != 900 || p.TrialDays != 7 {
+		return fmt.Errorf("plan %+v, want the demo creator's, 900 a month with 7 trial days", p)
+	}
+	return nil
+}
+
+// oneMembershipSession: asked twice, the API made one subscription
+// checkout session for user_7, still open.
+func oneMembershipSession(ctx context.Context, bdb *bun.DB) error {
+	var rows []model.SubscriptionCheckoutSession
+	if err := bdb.NewSelect().Model(&rows).Where("customer_id = 'user_7'").Scan(ctx); err != nil {
+		return err
+	}
+	if len(rows) != 1 || rows[0].Status != model.CheckoutOpen || rows[0].AmountCents != 900 {
+		return fmt.Errorf("subscription checkout sessions of user_7: %+v, want one open session of 900", rows)
+	}
+	return nil
+}
+
 // quickStart is the README's quick start, command by command, in order.
 // TestReadmeQuickStart checks that it is exactly the commands of the
 // README's "Quick start" section, then runs them.
@@ -97,6 +124,18 @@ var quickStart = []readmeStep{
 	{cmd: `curl -si -X POST localhost:8081/v1/checkout/sessions -H "Authorization: Bearer $K" \` + "\n" +
 		`     -d '{"customer_id":"user_42","content_id":"'$C'"}'                             # → HTTP/1.1 409 … already_owned`,
 		shell: 2, want: []string{"HTTP/1.1 409", "already_owned"}},
+	{cmd: `P=$(psql "$DATABASE_URL" -qAtc "INSERT INTO subscription_plans (organization_id, creator_id, name, price_cents, \` + "\n" +
+		`     currency, interval, trial_days) SELECT organization_id, creator_id, 'Demo monthly', 900, 'usd', 'month', 7 \` + "\n" +
+		`     FROM content WHERE id = '$C' RETURNING id")                                    # the plan's id`,
+		shell: 2, holds: demoPlan},
+	{cmd: `curl -si -X POST localhost:8081/v1/subscriptions/checkout -H "Authorization: Bearer $K" -H 'Idempotency-Key: join-1' \` + "\n" +
+		`     -d '{"customer_id":"user_7","plan_id":"'$P'"}'                   # → HTTP/1.1 201 … "mode":"subscription","trial_days":7`,
+		shell: 2, want: []string{"HTTP/1.1 201", `"mode":"subscription"`, `"trial_days":7`, `"amount_cents":900`}},
+	{cmd: `curl -si -X POST localhost:8081/v1/subscriptions/checkout -H "Authorization: Bearer $K" \` + "\n" +
+		`     -d '{"customer_id":"user_7","plan_id":"'$P'"}'                   # → HTTP/1.1 200 … "status":"open": the same session`,
+		shell: 2, want: []string{"HTTP/1.1 200", `"status":"open"`, `"customer_id":"user_7"`}, holds: oneMembershipSession},
+	{cmd: `curl -s localhost:8081/v1/customers/user_7/subscriptions -H "Authorization: Bearer $K"  # → "data":[] until Stripe pays`,
+		shell: 2, want: []string{`"object":"list"`, `"data":[]`}},
 	{cmd: "go test -race -count=1 ./...", why: "the test suite, of which this test is part"},
 }
 
@@ -126,7 +165,7 @@ func TestReadmeQuickStart(t *testing.T) {
 			strings.Join(got, "\n"), strings.Join(listed, "\n"))
 	}
 
-	for _, tool := range []string{"bash", "curl", "grep", "cut", "tee", "cat"} {
+	for _, tool := range []string{"bash", "curl", "grep", "cut", "tee", "cat", "psql"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("the quick start needs %s on PATH: %v", tool, err)
 		}

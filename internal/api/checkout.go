@@ -67,48 +67,76 @@ type checkoutInput struct {
 // parseCheckout decodes and validates the request; a 400 names every bad
 // field.
 func (s *Server) parseCheckout(r *http.Request) (checkoutInput, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
-	if err != nil {
-		return checkoutInput{}, errorf(CodeInvalidRequest, "the body could not be read or is over %d bytes", maxBodyBytes)
-	}
 	var req CheckoutRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return checkoutInput{}, errorf(CodeInvalidRequest, "the body must be a JSON object with customer_id, content_id and optional success_url, cancel_url: %v", err)
+	if err := decodeBody(r, &req, "customer_id, content_id and optional success_url, cancel_url", false); err != nil {
+		return checkoutInput{}, err
 	}
-	if dec.More() {
-		return checkoutInput{}, errorf(CodeInvalidRequest, "the body must hold exactly one JSON object")
-	}
-	in := checkoutInput{customer: req.CustomerID, successURL: req.SuccessURL, cancelURL: req.CancelURL,
-		key: r.Header.Get("Idempotency-Key")}
 	fields := map[string]string{}
-	if why := text.CustomerID(req.CustomerID); why != "" {
-		fields["customer_id"] = why
-	}
+	in := checkoutInput{customer: req.CustomerID}
+	in.successURL, in.cancelURL, in.key = s.checkoutCommon(r, fields, req.CustomerID, req.SuccessURL, req.CancelURL)
+	var err error
 	if in.content, err = uuid.Parse(req.ContentID); err != nil {
 		fields["content_id"] = "must be a uuid"
-	}
-	if in.successURL == "" {
-		in.successURL = s.cfg.SuccessURL
-	} else if why := redirectProblem(in.successURL, s.cfg.AllowedHosts); why != "" {
-		fields["success_url"] = why
-	}
-	if in.cancelURL == "" {
-		in.cancelURL = s.cfg.CancelURL
-	} else if why := redirectProblem(in.cancelURL, s.cfg.AllowedHosts); why != "" {
-		fields["cancel_url"] = why
-	}
-	if why := queryProblem(r); why != "" {
-		fields["query"] = why
-	}
-	if _, sent := r.Header["Idempotency-Key"]; sent && !validIdempotencyKey(in.key) {
-		fields["Idempotency-Key"] = "must be 1 to 255 printable characters"
 	}
 	if len(fields) > 0 {
 		return checkoutInput{}, invalidFields("fields", fields)
 	}
 	return in, nil
+}
+
+// checkoutCommon checks what every checkout request has: the customer id,
+// the success and cancel URLs (the defaults when absent), the query string
+// and the Idempotency-Key; problems go into fields.
+func (s *Server) checkoutCommon(r *http.Request, fields map[string]string, customer, successURL, cancelURL string) (success, cancel, key string) {
+	if why := text.CustomerID(customer); why != "" {
+		fields["customer_id"] = why
+	}
+	success = s.redirectField(fields, "success_url", successURL, s.cfg.SuccessURL)
+	cancel = s.redirectField(fields, "cancel_url", cancelURL, s.cfg.CancelURL)
+	if why := queryProblem(r); why != "" {
+		fields["query"] = why
+	}
+	key = r.Header.Get("Idempotency-Key")
+	if _, sent := r.Header["Idempotency-Key"]; sent && !validIdempotencyKey(key) {
+		fields["Idempotency-Key"] = "must be 1 to 255 printable characters"
+	}
+	return success, cancel, key
+}
+
+// decodeBody reads the request body, one JSON object, into v: unknown
+// fields, trailing data and bodies over maxBodyBytes are the caller's 400,
+// whose message names the fields the body may hold (shape). An empty body
+// is accepted when optional (v keeps its zero value).
+func decodeBody(r *http.Request, v any, shape string, optional bool) *Error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	if err != nil {
+		return errorf(CodeInvalidRequest, "the body could not be read or is over %d bytes", maxBodyBytes)
+	}
+	if optional && len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(CodeInvalidRequest, "the body must be a JSON object with %s: %v", shape, err)
+	}
+	if dec.More() {
+		return errorf(CodeInvalidRequest, "the body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+// redirectField is the redirect URL the caller sent as field name, checked
+// against the allow-list (a problem goes into fields), or def when the
+// caller sent none.
+func (s *Server) redirectField(fields map[string]string, name, u, def string) string {
+	if u == "" {
+		return def
+	}
+	if why := redirectProblem(u, s.cfg.AllowedHosts); why != "" {
+		fields[name] = why
+	}
+	return u
 }
 
 // maxRedirectURL bounds a success or cancel URL, in bytes (Stripe takes up
@@ -143,10 +171,11 @@ func validIdempotencyKey(k string) bool {
 // createCheckout serves POST /v1/checkout/sessions.
 //
 // Under a per-(customer, content) advisory lock, in one transaction: a
-// replayed Idempotency-Key returns its session (201); unknown or deleted
-// content is 404, free content 400; a customer with active access gets 409;
-// an open, unexpired session of the customer for the content is returned
-// (200); otherwise Stripe creates the session and it is recorded (201).
+// replayed Idempotency-Key returns its session (201), and a key of a
+// subscription checkout is refused; unknown or deleted content is 404,
+// free content 400; a customer with active access gets 409; an open,
+// unexpired session of the customer for the content is returned (200);
+// otherwise Stripe creates the session and it is recorded (201).
 // When Stripe fails the transaction rolls back and nothing is written.
 func (s *Server) createCheckout(w http.ResponseWriter, r *http.Request) {
 	in, err := s.parseCheckout(r)
@@ -159,21 +188,26 @@ func (s *Server) createCheckout(w http.ResponseWriter, r *http.Request) {
 		status int
 		result string
 	)
-	err = s.db.RunInTx(r.Context(), nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
+	if err := s.inTx(r.Context(), func(ctx context.Context, tx bun.Tx) (err error) {
 		out, status, result, err = s.checkoutTx(ctx, tx, in)
 		return err
-	})
-	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			err = dbFailure(err)
-		}
+	}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.metrics.Checkouts.WithLabelValues(result).Inc()
 	writeJSON(w, status, sessionOut(out))
+}
+
+// inTx runs f in a transaction; a failure that is not already an API
+// error (a refusal, Stripe's) is the database's.
+func (s *Server) inTx(ctx context.Context, f func(context.Context, bun.Tx) error) error {
+	err := s.db.RunInTx(ctx, nil, f)
+	var e *Error
+	if err != nil && !errors.As(err, &e) {
+		return dbFailure(err)
+	}
+	return err
 }
 
 // checkoutTx is createCheckout's transaction.
@@ -192,6 +226,14 @@ func (s *Server) checkoutTx(ctx context.Context, tx bun.Tx, in checkoutInput) (*
 					"Idempotency-Key was used for another customer or content; use a fresh key per checkout")
 			}
 			return prev, http.StatusCreated, "replayed", nil
+		}
+		other, err := subscriptionSessionByKey(ctx, tx, in.key)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		if other != nil {
+			return nil, 0, "", errorf(CodeIdempotencyReused,
+				"Idempotency-Key was used for a subscription checkout; use a fresh key per checkout")
 		}
 	}
 	c, err := loadContent(ctx, tx, in.content)
@@ -243,13 +285,12 @@ func (s *Server) checkoutTx(ctx context.Context, tx bun.Tx, in checkoutInput) (*
 			purchase.MetaCurrency:       c.Currency,
 		},
 	}
-	start := time.Now()
-	ss, err := s.stripe.CreateCheckout(ctx, req)
-	s.metrics.StripeDuration.WithLabelValues("checkout_session_create").Observe(time.Since(start).Seconds())
-	if err != nil {
-		e, reason := stripeFailure(err)
-		s.metrics.StripeErrors.WithLabelValues("checkout_session_create", reason).Inc()
-		return nil, 0, "", e
+	var ss stripeSession
+	if err := s.callStripe(opCheckoutCreate, func() (err error) {
+		ss, err = s.stripe.CreateCheckout(ctx, req)
+		return err
+	}); err != nil {
+		return nil, 0, "", err
 	}
 	row := &model.CheckoutSession{
 		ID: ss.ID, CustomerID: in.customer, ContentID: c.ID, OrganizationID: c.OrganizationID,

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,9 @@ const (
 	DefaultAdminAddr  = ":9092"
 	DefaultSuccessURL = "http://localhost:3000/checkout/success?session_id={CHECKOUT_SESSION_ID}"
 	DefaultCancelURL  = "http://localhost:3000/checkout/cancel"
+	// DefaultPortalReturnURL is where Stripe's Billing Portal sends the
+	// customer back to.
+	DefaultPortalReturnURL = "http://localhost:3000/account"
 	// DefaultSessionTTL is how long a created Checkout Session stays open.
 	// Stripe accepts 30 minutes to 24 hours.
 	DefaultSessionTTL = time.Hour
@@ -54,6 +58,8 @@ type Config struct {
 	AllowedHosts []string      // CHECKOUT_ALLOWED_HOSTS: hosts a caller's URLs may name; default the defaults' hosts
 	SessionTTL   time.Duration // CHECKOUT_SESSION_TTL: expires_at of a new session
 
+	PortalReturnURL string // BILLING_PORTAL_RETURN_URL: default return_url of a Billing Portal session
+
 	RateLimit       int           // API_RATE_LIMIT: requests per minute per key; 0 = off
 	ShutdownTimeout time.Duration // API_SHUTDOWN_TIMEOUT: grace for in-flight requests
 
@@ -83,6 +89,7 @@ func (c *Config) setDefaults() {
 	def(&c.StripeAPIBase, stripeclient.DefaultAPIBase)
 	def(&c.SuccessURL, DefaultSuccessURL)
 	def(&c.CancelURL, DefaultCancelURL)
+	def(&c.PortalReturnURL, DefaultPortalReturnURL)
 	if c.SessionTTL == 0 {
 		c.SessionTTL = DefaultSessionTTL
 	}
@@ -93,8 +100,8 @@ func (c *Config) setDefaults() {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if len(c.AllowedHosts) == 0 {
-		for _, s := range []string{c.SuccessURL, c.CancelURL} {
-			if u, err := url.Parse(s); err == nil && u.Hostname() != "" {
+		for _, s := range []string{c.SuccessURL, c.CancelURL, c.PortalReturnURL} {
+			if u, err := url.Parse(s); err == nil && u.Hostname() != "" && !slices.Contains(c.AllowedHosts, strings.ToLower(u.Hostname())) {
 				c.AllowedHosts = append(c.AllowedHosts, strings.ToLower(u.Hostname()))
 			}
 		}
@@ -141,12 +148,13 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.StripeSecretKey == "" {
-		bad("STRIPE_SECRET_KEY", "is required to create Checkout Sessions (sk_… or a restricted rk_… key with write access to Checkout Sessions)")
+		bad("STRIPE_SECRET_KEY", "is required to create Checkout Sessions (sk_… or a restricted rk_… key with write access to Checkout Sessions, Subscriptions and Billing Portal sessions)")
 	}
 	if err := c.stripe().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("api: %w", err))
 	}
-	for name, s := range map[string]string{"CHECKOUT_SUCCESS_URL": c.SuccessURL, "CHECKOUT_CANCEL_URL": c.CancelURL} {
+	for name, s := range map[string]string{"CHECKOUT_SUCCESS_URL": c.SuccessURL, "CHECKOUT_CANCEL_URL": c.CancelURL,
+		"BILLING_PORTAL_RETURN_URL": c.PortalReturnURL} {
 		if err := checkRedirect(s, nil); err != nil {
 			bad(name, "%q %v", s, err)
 		}

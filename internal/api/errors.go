@@ -17,9 +17,11 @@ import (
 const (
 	CodeInvalidRequest    = "invalid_request"        // a body, path or query value does not validate
 	CodeUnauthorized      = "unauthorized"           // no or unknown bearer key
-	CodeNotFound          = "not_found"              // route, content or purchase unknown
+	CodeNotFound          = "not_found"              // route, content, purchase, plan or subscription unknown
 	CodeContentFree       = "content_free"           // price 0: nothing to check out
 	CodeAlreadyOwned      = "already_owned"          // the customer has active access
+	CodeAlreadySubscribed = "already_subscribed"     // the customer has a live subscription to the plan
+	CodeSubscriptionEnded = "subscription_ended"     // canceled or expired: nothing to cancel or resume
 	CodeIdempotencyReused = "idempotency_key_reused" // same key, other customer or content
 	CodeRateLimited       = "rate_limited"           // API_RATE_LIMIT hit
 	CodeStripeError       = "stripe_error"           // Stripe answered 5xx or refused our request
@@ -36,6 +38,8 @@ var statusOf = map[string]int{
 	CodeUnauthorized:      http.StatusUnauthorized,
 	CodeNotFound:          http.StatusNotFound,
 	CodeAlreadyOwned:      http.StatusConflict,
+	CodeAlreadySubscribed: http.StatusConflict,
+	CodeSubscriptionEnded: http.StatusConflict,
 	CodeRateLimited:       http.StatusTooManyRequests,
 	CodeStripeError:       http.StatusBadGateway,
 	CodeStripeUnavailable: http.StatusServiceUnavailable,
@@ -100,8 +104,8 @@ func invalidFields(where string, fields map[string]string) *Error {
 }
 
 // fieldOrder is the order fields are named in a message.
-var fieldOrder = []string{"customer_id", "content_id", "success_url", "cancel_url", "Idempotency-Key",
-	"customer", "content", "id", "query", "limit", "starting_after", "status"}
+var fieldOrder = []string{"customer_id", "content_id", "plan_id", "success_url", "cancel_url", "return_url",
+	"Idempotency-Key", "customer", "content", "id", "query", "limit", "starting_after", "status"}
 
 func fieldList(fields map[string]string) string {
 	var parts []string

@@ -14,6 +14,8 @@ type Metrics struct {
 	StripeDuration  *prometheus.HistogramVec // {operation}
 	StripeErrors    *prometheus.CounterVec   // {operation,reason}
 	Checkouts       *prometheus.CounterVec   // {result}: created, reused, replayed
+	// SubscriptionCheckouts {result}: created, reused, replayed.
+	SubscriptionCheckouts *prometheus.CounterVec
 }
 
 // apiBuckets span an indexed lookup (sub-millisecond) to a slow Stripe call.
@@ -52,7 +54,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: obs.Namespace, Subsystem: "api", Name: "checkouts_total",
 			Help: "Checkout requests answered with a session, by result: created, reused (an open session of the customer), replayed (same Idempotency-Key).",
 		}, []string{"result"}),
+		SubscriptionCheckouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: obs.Namespace, Subsystem: "api", Name: "subscription_checkouts_total",
+			Help: "Subscription checkout requests answered with a session, by result: created, reused (an open session of the customer for the plan), replayed (same Idempotency-Key).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.Requests, m.RequestDuration, m.InFlight, m.StripeDuration, m.StripeErrors, m.Checkouts)
+	reg.MustRegister(m.Requests, m.RequestDuration, m.InFlight, m.StripeDuration, m.StripeErrors, m.Checkouts,
+		m.SubscriptionCheckouts)
 	return m
 }

@@ -78,12 +78,7 @@ func TestOpenAPISampleResponsesValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	paid := `{"customer_id":"buyer","content_id":"` + h.paid.String() + `"}`
-	samples := []struct {
-		method, path, body string
-		key                string
-		hdr                []string
-		status             int
-	}{
+	samples := []openAPISample{
 		{"POST", "/v1/checkout/sessions", paid, keyA, []string{"Idempotency-Key", "oa-1"}, 201},
 		{"POST", "/v1/checkout/sessions", paid, keyA, nil, 200},
 		{"POST", "/v1/checkout/sessions", `{"customer_id":"","content_id":"x"}`, keyA, nil, 400},
@@ -106,40 +101,92 @@ func TestOpenAPISampleResponsesValidate(t *testing.T) {
 		{"GET", "/v1/purchases/" + owner.ID.String(), "", "wrong_key_0123456789", nil, 401},
 	}
 	for _, s := range samples {
-		t.Run(s.method+" "+s.path+" "+http.StatusText(s.status), func(t *testing.T) {
-			var hdr []string
-			for i := 0; i+1 < len(s.hdr); i += 2 {
-				if s.hdr[i] == "fail" {
-					code := map[string]int{"500": 500, "429": 429}[s.hdr[i+1]]
-					h.stripe.FailNext(apitest.Failure{Status: code})
-					continue
-				}
-				hdr = append(hdr, s.hdr[i], s.hdr[i+1])
-			}
-			var body any
-			if s.body != "" {
-				body = []byte(s.body)
-			}
-			r := h.call(s.method, s.path, s.key, body, hdr...)
-			if r.Status != s.status {
-				t.Fatalf("status %d, want %d: %s", r.Status, s.status, r.Raw)
-			}
-			req, _ := http.NewRequest(s.method, h.http.URL+s.path, strings.NewReader(s.body))
-			if s.body != "" {
-				req.Header.Set("Content-Type", "application/json")
-			}
-			res := &http.Response{StatusCode: r.Status, Header: r.Header, Body: io.NopCloser(bytes.NewReader(r.Raw)), Request: req}
-			if ok, errs := v.ValidateHttpResponse(req, res); !ok {
-				for _, e := range errs {
-					t.Errorf("%s: %s", e.Message, e.Reason)
-					for _, se := range e.SchemaValidationErrors {
-						t.Errorf("  %s at %s", se.Reason, se.FieldPath)
-					}
-				}
-				t.Logf("body: %s", r.Raw)
-			}
-		})
+		s.check(t, v, h)
 	}
+}
+
+// The subscription routes' answers validate too.
+func TestOpenAPISubscriptionSamplesValidate(t *testing.T) {
+	v, _ := openAPIValidator(t)
+	h := newHarness(t, func(c *api.Config) { c.RateLimit = 1000 })
+	plan, trial := h.plan("creator_1", 900, 0), h.plan("", 5000, 14)
+	live := h.stripeSubscription("member", plan)
+	h.subscribe("sub_ended", "member", trial, model.SubscriptionCanceled, time.Now().Add(-time.Hour))
+	body := func(customer string, plan uuid.UUID) string {
+		return `{"customer_id":"` + customer + `","plan_id":"` + plan.String() + `"}`
+	}
+	samples := []openAPISample{
+		{"POST", "/v1/subscriptions/checkout", body("buyer", trial.ID), keyA, []string{"Idempotency-Key", "oa-sub-1"}, 201},
+		{"POST", "/v1/subscriptions/checkout", body("buyer", trial.ID), keyA, nil, 200},
+		{"POST", "/v1/subscriptions/checkout", `{"customer_id":"buyer","plan_id":"x"}`, keyA, nil, 400},
+		{"POST", "/v1/subscriptions/checkout", body("buyer", uuid.New()), keyA, nil, 404},
+		{"POST", "/v1/subscriptions/checkout", body("member", plan.ID), keyA, nil, 409},
+		{"POST", "/v1/subscriptions/checkout", body("b2", plan.ID), keyA, []string{"fail", "500"}, 502},
+		{"POST", "/v1/subscriptions/checkout", body("b3", plan.ID), keyA, []string{"fail", "429"}, 503},
+		{"POST", "/v1/subscriptions/checkout", body("b4", plan.ID), "", nil, 401},
+		{"GET", "/v1/customers/member/subscriptions", "", keyA, nil, 200},
+		{"GET", "/v1/customers/member/subscriptions?limit=1", "", keyA, nil, 200},
+		{"GET", "/v1/customers/member/subscriptions?starting_after=sub_nope", "", keyA, nil, 400},
+		{"GET", "/v1/customers/member/access/" + h.paid.String(), "", keyA, nil, 200},
+		{"POST", "/v1/subscriptions/" + live.ID + "/cancel", "", keyA, nil, 200},
+		{"POST", "/v1/subscriptions/" + live.ID + "/resume", "", keyA, nil, 200},
+		{"POST", "/v1/subscriptions/sub_unknown/cancel", "", keyA, nil, 404},
+		{"POST", "/v1/subscriptions/sub_ended/resume", "", keyA, nil, 409},
+		{"POST", "/v1/subscriptions/" + live.ID + "/cancel", "", keyA, []string{"fail", "500"}, 502},
+		{"POST", "/v1/customers/member/portal_sessions", "", keyA, nil, 201},
+		{"POST", "/v1/customers/member/portal_sessions", `{"return_url":"https://shop.example/back"}`, keyA, nil, 201},
+		{"POST", "/v1/customers/member/portal_sessions", `{"return_url":"https://evil.example/"}`, keyA, nil, 400},
+		{"POST", "/v1/customers/nobody/portal_sessions", "", keyA, nil, 404},
+	}
+	for _, s := range samples {
+		s.check(t, v, h)
+	}
+}
+
+// openAPISample is one request whose answer must validate.
+type openAPISample struct {
+	method, path, body string
+	key                string
+	hdr                []string // header pairs; ("fail", "500") makes the fake Stripe fail the next call
+	status             int
+}
+
+// check sends the request and validates the answer against the document.
+func (s openAPISample) check(t *testing.T, v validator.Validator, h *harness) {
+	t.Helper()
+	t.Run(s.method+" "+s.path+" "+http.StatusText(s.status), func(t *testing.T) {
+		var hdr []string
+		for i := 0; i+1 < len(s.hdr); i += 2 {
+			if s.hdr[i] == "fail" {
+				code := map[string]int{"500": 500, "429": 429}[s.hdr[i+1]]
+				h.stripe.FailNext(apitest.Failure{Status: code})
+				continue
+			}
+			hdr = append(hdr, s.hdr[i], s.hdr[i+1])
+		}
+		var body any
+		if s.body != "" {
+			body = []byte(s.body)
+		}
+		r := h.call(s.method, s.path, s.key, body, hdr...)
+		if r.Status != s.status {
+			t.Fatalf("status %d, want %d: %s", r.Status, s.status, r.Raw)
+		}
+		req, _ := http.NewRequest(s.method, h.http.URL+s.path, strings.NewReader(s.body))
+		if s.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res := &http.Response{StatusCode: r.Status, Header: r.Header, Body: io.NopCloser(bytes.NewReader(r.Raw)), Request: req}
+		if ok, errs := v.ValidateHttpResponse(req, res); !ok {
+			for _, e := range errs {
+				t.Errorf("%s: %s", e.Message, e.Reason)
+				for _, se := range e.SchemaValidationErrors {
+					t.Errorf("  %s at %s", se.Reason, se.FieldPath)
+				}
+			}
+			t.Logf("body: %s", r.Raw)
+		}
+	})
 }
 
 // The validator is not a rubber stamp: an undocumented field, a wrong type

@@ -14,6 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
+
+	"github.com/paystream/paystream/internal/stripeclient"
+	"github.com/paystream/paystream/internal/subscription"
 )
 
 // Routes of the API, as net/http patterns. The OpenAPI document lists
@@ -23,11 +26,18 @@ const (
 	RouteAccess         = "GET /v1/customers/{customer}/access/{content}"
 	RoutePurchases      = "GET /v1/customers/{customer}/purchases"
 	RoutePurchase       = "GET /v1/purchases/{id}"
+
+	RouteSubscriptionCheckout = "POST /v1/subscriptions/checkout"
+	RouteSubscriptions        = "GET /v1/customers/{customer}/subscriptions"
+	RouteCancelSubscription   = "POST /v1/subscriptions/{id}/cancel"
+	RouteResumeSubscription   = "POST /v1/subscriptions/{id}/resume"
+	RoutePortalSession        = "POST /v1/customers/{customer}/portal_sessions"
 )
 
 // Routes returns every route pattern the server registers.
 func Routes() []string {
-	return []string{RouteCreateCheckout, RouteAccess, RoutePurchases, RoutePurchase}
+	return []string{RouteCreateCheckout, RouteAccess, RoutePurchases, RoutePurchase,
+		RouteSubscriptionCheckout, RouteSubscriptions, RouteCancelSubscription, RouteResumeSubscription, RoutePortalSession}
 }
 
 // catchAll answers every request no route matches with the JSON 404, so
@@ -46,6 +56,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	stripe  checkoutCreator
+	billing billingClient
 	keys    keyring
 	limiter *keyLimiter
 	handler http.Handler
@@ -54,7 +65,7 @@ type Server struct {
 
 // New builds the API over db (migrated; see migrations.Up) from cfg,
 // registering its metrics on reg. It connects to nothing: Stripe is called
-// per checkout request.
+// per request that needs it (checkouts, subscription changes, portal).
 func New(db *bun.DB, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
@@ -62,11 +73,12 @@ func New(db *bun.DB, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*
 	}
 	s := &Server{db: db, cfg: cfg, log: log, metrics: NewMetrics(reg),
 		keys: newKeyring(cfg.Keys), limiter: newKeyLimiter(len(cfg.Keys), cfg.RateLimit)}
-	var err error
-	if s.stripe, err = newStripeCheckouts(cfg, log); err != nil {
-		return nil, err
+	sc, err := stripeclient.New(cfg.stripe(), log)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
 	}
-	s.accessQ = &accessStmt{db: db.DB}
+	s.stripe, s.billing = newStripeCheckouts(sc), newStripeBilling(sc)
+	s.accessQ = &accessStmt{db: db.DB, query: subscription.AccessQuery}
 	// Authentication runs inside each route, after the mux matched it, so
 	// a refused request is still counted under its route.
 	mux := http.NewServeMux()
@@ -74,6 +86,11 @@ func New(db *bun.DB, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*
 	mux.Handle(RouteAccess, s.authenticate(http.HandlerFunc(s.access)))
 	mux.Handle(RoutePurchases, s.authenticate(http.HandlerFunc(s.purchases)))
 	mux.Handle(RoutePurchase, s.authenticate(http.HandlerFunc(s.purchase)))
+	mux.Handle(RouteSubscriptionCheckout, s.authenticate(http.HandlerFunc(s.createSubscriptionCheckout)))
+	mux.Handle(RouteSubscriptions, s.authenticate(http.HandlerFunc(s.subscriptions)))
+	mux.Handle(RouteCancelSubscription, s.authenticate(http.HandlerFunc(s.cancelSubscription)))
+	mux.Handle(RouteResumeSubscription, s.authenticate(http.HandlerFunc(s.resumeSubscription)))
+	mux.Handle(RoutePortalSession, s.authenticate(http.HandlerFunc(s.createPortalSession)))
 	mux.HandleFunc(catchAll, func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(CodeNotFound, "no route %s %s; see the OpenAPI document", r.Method, r.URL.Path))
 	})

@@ -1,6 +1,7 @@
-// Package apitest holds test helpers of the purchase API: a fake Stripe
-// Checkout Sessions backend that checks what stripe-go sends and fails on
-// demand.
+// Package apitest holds test helpers of the purchase API: a stateful fake
+// Stripe (Checkout Sessions in payment and subscription mode,
+// subscriptions, Billing Portal sessions) that checks what stripe-go sends
+// and fails on demand.
 package apitest
 
 import (
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,41 +22,53 @@ import (
 // constants the code under test uses).
 var metadataKeys = []string{"customerId", "contentId", "organizationId", "amountPaidCents", "currency"}
 
-// Call is one recorded POST /v1/checkout/sessions.
+// Call is one recorded request.
 type Call struct {
+	Method         string
+	Path           string
 	IdempotencyKey string
 	Form           map[string]string // form parameters, first value of each
 	Answered       int               // status the fake answered
-	SessionID      string            // the session answered, when 200
+	SessionID      string            // the checkout session created, when 200
 }
 
-// Failure is what the fake does instead of creating a session.
+// Failure is what the fake does instead of answering a request.
 type Failure struct {
 	Status int           // answer this status with a Stripe error body (500, 503, 400, 429…)
 	Hang   time.Duration // or wait this long before answering (a timeout on the client's side)
 }
 
-// Stripe is an httptest Stripe that serves POST /v1/checkout/sessions.
-// It records every call, checks the form parameters against what paystream
-// must send (a t.Error for each defect), honours Idempotency-Key like Stripe
-// (a replay gets the first answer) and fails the next calls on demand.
+// Stripe is an httptest Stripe. It serves Checkout Sessions (create in
+// payment or subscription mode, retrieve), subscriptions (retrieve, update
+// of cancel_at_period_end) and Billing Portal sessions (create), keeping
+// their state like Stripe. It records every call, checks the form
+// parameters against what paystream must send (a t.Error for each defect),
+// honours Idempotency-Key like Stripe (a replay gets the first answer) and
+// fails the next calls on demand.
 type Stripe struct {
-	t      testing.TB
-	srv    *httptest.Server
-	Key    string // the secret key it accepts
-	Now    func() time.Time
-	mu     sync.Mutex
-	calls  []Call
-	fail   []Failure
-	byKey  map[string][]byte
-	seq    int
-	bodies map[string]map[string]any // session id → its JSON
+	t   testing.TB
+	srv *httptest.Server
+	Key string // the secret key it accepts
+	Now func() time.Time
+	// PeriodOnItems makes subscriptions carry their period on their items
+	// only, as API 2025-03-31 and later do.
+	PeriodOnItems bool
+	mu            sync.Mutex
+	calls         []Call
+	fail          []Failure
+	byKey         map[string][]byte
+	seq           int
+	bodies        map[string]map[string]any // session id → its JSON
+	subData       map[string]map[string]any // session id → the subscription_data it was created with
+	subs          map[string]map[string]any // subscription id → its JSON
+	customers     map[string]bool
 }
 
 // NewStripe starts the fake; it stops at cleanup.
 func NewStripe(t testing.TB) *Stripe {
 	t.Helper()
-	s := &Stripe{t: t, Key: "sk_test_apitest", Now: time.Now, byKey: map[string][]byte{}, bodies: map[string]map[string]any{}}
+	s := &Stripe{t: t, Key: "sk_test_apitest", Now: time.Now, byKey: map[string][]byte{}, bodies: map[string]map[string]any{},
+		subData: map[string]map[string]any{}, subs: map[string]map[string]any{}, customers: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
 	return s
@@ -86,11 +100,6 @@ func (s *Stripe) Session(id string) map[string]any {
 }
 
 func (s *Stripe) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/checkout/sessions" {
-		s.t.Errorf("fake stripe: unexpected %s %s", r.Method, r.URL.Path)
-		stripeError(w, http.StatusNotFound, "invalid_request_error", "unrecognized request URL")
-		return
-	}
 	if r.Header.Get("Authorization") != "Bearer "+s.Key {
 		stripeError(w, http.StatusUnauthorized, "invalid_request_error", "invalid API key")
 		return
@@ -100,9 +109,29 @@ func (s *Stripe) serve(w http.ResponseWriter, r *http.Request) {
 		stripeError(w, http.StatusBadRequest, "invalid_request_error", "bad form")
 		return
 	}
-	call := Call{IdempotencyKey: r.Header.Get("Idempotency-Key"), Form: map[string]string{}}
+	call := Call{Method: r.Method, Path: r.URL.Path, IdempotencyKey: r.Header.Get("Idempotency-Key"), Form: map[string]string{}}
 	for k, v := range r.PostForm {
 		call.Form[k] = v[0]
+	}
+	var handle func(http.ResponseWriter, *Call) (int, []byte)
+	id := path.Base(r.URL.Path)
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/checkout/sessions":
+		handle = s.createSession
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/checkout/sessions/"):
+		handle = func(w http.ResponseWriter, c *Call) (int, []byte) {
+			return s.object(w, s.bodies, id, "checkout.session")
+		}
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/subscriptions/"):
+		handle = func(w http.ResponseWriter, c *Call) (int, []byte) { return s.object(w, s.subs, id, "subscription") }
+	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/subscriptions/"):
+		handle = func(w http.ResponseWriter, c *Call) (int, []byte) { return s.updateSubscription(w, id, c) }
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/billing_portal/sessions":
+		handle = s.createPortalSession
+	default:
+		s.t.Errorf("fake stripe: unexpected %s %s", r.Method, r.URL.Path)
+		stripeError(w, http.StatusNotFound, "invalid_request_error", "unrecognized request URL")
+		return
 	}
 	s.mu.Lock()
 	var f *Failure
@@ -111,10 +140,11 @@ func (s *Stripe) serve(w http.ResponseWriter, r *http.Request) {
 		s.fail = s.fail[1:]
 	}
 	prev, replay := s.byKey[call.IdempotencyKey]
+	replay = replay && r.Method == http.MethodPost
 	s.mu.Unlock()
 
-	record := func(status int, id string) {
-		call.Answered, call.SessionID = status, id
+	record := func(status int) {
+		call.Answered = status
 		s.mu.Lock()
 		s.calls = append(s.calls, call)
 		s.mu.Unlock()
@@ -125,30 +155,45 @@ func (s *Stripe) serve(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(f.Hang):
 		case <-r.Context().Done():
 		}
-		record(0, "")
+		record(0)
 		return
 	case f != nil:
-		record(f.Status, "")
+		record(f.Status)
 		if f.Status == http.StatusTooManyRequests {
 			w.Header().Set("Stripe-Should-Retry", "false")
 		}
 		stripeError(w, f.Status, "api_error", "fake stripe failure on demand")
 		return
 	case replay:
-		record(http.StatusOK, "")
+		record(http.StatusOK)
 		w.Header().Set("Idempotent-Replayed", "true")
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(prev)
 		return
 	}
-	if call.IdempotencyKey == "" {
-		s.t.Errorf("fake stripe: POST /v1/checkout/sessions without Idempotency-Key")
+	if r.Method == http.MethodPost && call.IdempotencyKey == "" {
+		s.t.Errorf("fake stripe: POST %s without Idempotency-Key", r.URL.Path)
+	}
+	status, body := handle(w, &call)
+	if status == http.StatusOK && r.Method == http.MethodPost {
+		s.mu.Lock()
+		s.byKey[call.IdempotencyKey] = body
+		s.mu.Unlock()
+	}
+	record(status)
+	if status == http.StatusOK {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}
+}
+
+// createSession serves POST /v1/checkout/sessions in either mode.
+func (s *Stripe) createSession(w http.ResponseWriter, call *Call) (int, []byte) {
+	if call.Form["mode"] == "subscription" {
+		return s.createSubscriptionSession(w, call)
 	}
 	s.check(call.Form)
-	s.mu.Lock()
-	s.seq++
-	id := fmt.Sprintf("cs_test_fake%06d_%d", s.seq, time.Now().UnixNano()%1e6)
-	s.mu.Unlock()
+	id := s.newID("cs_test_fake")
 	amount, _ := strconv.ParseInt(call.Form["line_items[0][price_data][unit_amount]"], 10, 64)
 	expires, _ := strconv.ParseInt(call.Form["expires_at"], 10, 64)
 	md := map[string]any{}
@@ -164,22 +209,48 @@ func (s *Stripe) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := json.Marshal(obj)
 	s.mu.Lock()
-	s.byKey[call.IdempotencyKey] = body
 	s.bodies[id] = obj
 	s.mu.Unlock()
-	record(http.StatusOK, id)
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(body)
+	call.SessionID = id
+	return http.StatusOK, body
 }
 
-// check reports every defect of a create request.
+// newID returns a fresh id with prefix.
+func (s *Stripe) newID(prefix string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	return fmt.Sprintf("%s%06d_%d", prefix, s.seq, time.Now().UnixNano()%1e6)
+}
+
+// object answers the stored object id of kind, or Stripe's 404.
+func (s *Stripe) object(w http.ResponseWriter, store map[string]map[string]any, id, kind string) (int, []byte) {
+	s.mu.Lock()
+	obj, ok := store[id]
+	var body []byte
+	if ok {
+		body, _ = json.Marshal(obj)
+	}
+	s.mu.Unlock()
+	if !ok {
+		missing(w, kind, id)
+		return http.StatusNotFound, nil
+	}
+	return http.StatusOK, body
+}
+
+// missing writes Stripe's resource_missing error.
+func missing(w http.ResponseWriter, kind, id string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+		"type": "invalid_request_error", "code": "resource_missing", "message": "No such " + kind + ": '" + id + "'"}})
+}
+
+// check reports every defect of a payment-mode create.
 func (s *Stripe) check(f map[string]string) {
 	s.t.Helper()
-	want := func(k, v string) {
-		if f[k] != v {
-			s.t.Errorf("fake stripe: %s = %q, want %q", k, f[k], v)
-		}
-	}
+	want := func(k, v string) { s.want(f, k, v) }
 	want("mode", "payment")
 	want("line_items[0][quantity]", "1")
 	if f["line_items[0][price]"] != "" {
@@ -199,21 +270,37 @@ func (s *Stripe) check(f map[string]string) {
 		}
 		want("payment_intent_data[metadata]["+k+"]", f["metadata["+k+"]"])
 	}
-	exp, err := strconv.ParseInt(f["expires_at"], 10, 64)
-	now := s.Now()
-	if err != nil || exp < now.Add(30*time.Minute-time.Minute).Unix() || exp > now.Add(24*time.Hour).Unix() {
-		s.t.Errorf("fake stripe: expires_at %q is not between 30 min and 24 h ahead of %s", f["expires_at"], now.UTC())
-	}
+	s.checkExpiry(f)
 	for k := range f {
-		if !knownParam(k) {
+		if !knownPrefix(k, "mode", "client_reference_id", "success_url", "cancel_url", "expires_at", "metadata[",
+			"payment_intent_data[metadata][", "line_items[0][quantity]", "line_items[0][price_data][") {
 			s.t.Errorf("fake stripe: unexpected parameter %s", k)
 		}
 	}
 }
 
-func knownParam(k string) bool {
-	for _, p := range []string{"mode", "client_reference_id", "success_url", "cancel_url", "expires_at", "metadata[",
-		"payment_intent_data[metadata][", "line_items[0][quantity]", "line_items[0][price_data]["} {
+// want reports a form parameter k that is not v.
+func (s *Stripe) want(f map[string]string, k, v string) {
+	s.t.Helper()
+	if f[k] != v {
+		s.t.Errorf("fake stripe: %s = %q, want %q", k, f[k], v)
+	}
+}
+
+// checkExpiry reports an expires_at outside Stripe's 30 min to 24 h.
+func (s *Stripe) checkExpiry(f map[string]string) {
+	s.t.Helper()
+	exp, err := strconv.ParseInt(f["expires_at"], 10, 64)
+	now := s.Now()
+	if err != nil || exp < now.Add(30*time.Minute-time.Minute).Unix() || exp > now.Add(24*time.Hour).Unix() {
+		s.t.Errorf("fake stripe: expires_at %q is not between 30 min and 24 h ahead of %s", f["expires_at"], now.UTC())
+	}
+}
+
+// knownPrefix reports whether parameter k is one of params, or under one
+// of them that ends in "[".
+func knownPrefix(k string, params ...string) bool {
+	for _, p := range params {
 		if k == p || strings.HasSuffix(p, "[") && strings.HasPrefix(k, p) {
 			return true
 		}

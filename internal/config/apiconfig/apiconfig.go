@@ -21,7 +21,7 @@ import (
 type Config struct {
 	config.Common
 	DBMaxConns int // DB_MAX_CONNS
-	api.Config     // API_*, ADMIN_ADDR, CHECKOUT_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
+	api.Config     // API_*, ADMIN_ADDR, CHECKOUT_*, BILLING_PORTAL_RETURN_URL, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
 }
 
 // Parse reads and validates the purchase API's environment. The error names
@@ -40,6 +40,7 @@ func Parse(getenv config.Getenv) (Config, error) {
 			SuccessURL:              p.URL("CHECKOUT_SUCCESS_URL", api.DefaultSuccessURL, "https", "http"),
 			CancelURL:               p.URL("CHECKOUT_CANCEL_URL", api.DefaultCancelURL, "https", "http"),
 			SessionTTL:              p.Duration("CHECKOUT_SESSION_TTL", api.DefaultSessionTTL, api.MinSessionTTL, api.MaxSessionTTL),
+			PortalReturnURL:         p.URL("BILLING_PORTAL_RETURN_URL", api.DefaultPortalReturnURL, "https", "http"),
 			RateLimit:               p.Int("API_RATE_LIMIT", api.DefaultRateLimit, 0, 10_000_000),
 			ShutdownTimeout:         p.Duration("API_SHUTDOWN_TIMEOUT", api.DefaultShutdownTimeout, time.Second, time.Hour),
 		},
@@ -67,7 +68,7 @@ func Parse(getenv config.Getenv) (Config, error) {
 		}
 	}
 	if key, set := p.StripeSecretKey("STRIPE_SECRET_KEY"); !set {
-		p.Fail("STRIPE_SECRET_KEY", "", "is required to create Checkout Sessions (sk_… or a restricted rk_… key with write access to Checkout Sessions)")
+		p.Fail("STRIPE_SECRET_KEY", "", "is required to create Checkout Sessions (sk_… or a restricted rk_… key with write access to Checkout Sessions, Subscriptions and Billing Portal sessions)")
 	} else {
 		c.StripeSecretKey = key
 	}

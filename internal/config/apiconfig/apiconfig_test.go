@@ -36,18 +36,21 @@ func TestParse(t *testing.T) {
 	a := c.Config
 	if a.Addr != ":8081" || a.AdminAddr != ":9092" || len(a.Keys) != 2 || a.Keys[1] != k2 || a.StripeSecretKey != sk ||
 		a.StripeAPIBase != stripeclient.DefaultAPIBase || a.StripeMaxNetworkRetries != 5 || a.SuccessURL != api.DefaultSuccessURL ||
-		a.CancelURL != api.DefaultCancelURL || a.SessionTTL != time.Hour || a.RateLimit != api.DefaultRateLimit || c.DBMaxConns != 10 {
+		a.CancelURL != api.DefaultCancelURL || a.SessionTTL != time.Hour || a.RateLimit != api.DefaultRateLimit || c.DBMaxConns != 10 ||
+		a.PortalReturnURL != api.DefaultPortalReturnURL {
 		t.Errorf("defaults = %+v", c)
 	}
 	c, err = apiconfig.Parse(config.MapEnv(with("API_ADDR", "127.0.0.1:7000", "ADMIN_ADDR", "127.0.0.1:7001",
 		"STRIPE_API_BASE", "http://127.0.0.1:12111", "CHECKOUT_SUCCESS_URL", "https://shop.example/ok",
 		"CHECKOUT_CANCEL_URL", "https://shop.example/no", "CHECKOUT_ALLOWED_HOSTS", "shop.example, .cdn.example",
-		"CHECKOUT_SESSION_TTL", "2h", "API_RATE_LIMIT", "0", "API_STRIPE_TIMEOUT", "10s")))
+		"CHECKOUT_SESSION_TTL", "2h", "API_RATE_LIMIT", "0", "API_STRIPE_TIMEOUT", "10s",
+		"BILLING_PORTAL_RETURN_URL", "https://shop.example/account")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a := c.Config; a.Addr != "127.0.0.1:7000" || a.StripeAPIBase != "http://127.0.0.1:12111" || a.SessionTTL != 2*time.Hour ||
-		len(a.AllowedHosts) != 2 || a.AllowedHosts[1] != ".cdn.example" || a.RateLimit != 0 || a.StripeTimeout != 10*time.Second {
+		len(a.AllowedHosts) != 2 || a.AllowedHosts[1] != ".cdn.example" || a.RateLimit != 0 || a.StripeTimeout != 10*time.Second ||
+		a.PortalReturnURL != "https://shop.example/account" {
 		t.Errorf("parsed = %+v", a)
 	}
 	for _, tt := range []struct {
@@ -61,6 +64,8 @@ func TestParse(t *testing.T) {
 		{"publishable stripe key", with("STRIPE_SECRET_KEY", "pk_test_abc"), "STRIPE_SECRET_KEY"},
 		{"ttl over 24h", with("CHECKOUT_SESSION_TTL", "25h"), "CHECKOUT_SESSION_TTL"},
 		{"bad success url", with("CHECKOUT_SUCCESS_URL", "ftp://x"), "CHECKOUT_SUCCESS_URL"},
+		{"bad portal return url", with("BILLING_PORTAL_RETURN_URL", "ftp://x"), "BILLING_PORTAL_RETURN_URL"},
+		{"portal return url with credentials", with("BILLING_PORTAL_RETURN_URL", "https://u:p@shop.example/"), "BILLING_PORTAL_RETURN_URL"},
 		{"bad hosts", with("CHECKOUT_ALLOWED_HOSTS", "https://shop.example"), "CHECKOUT_ALLOWED_HOSTS"},
 		{"same listener", with("API_ADDR", ":7000", "ADMIN_ADDR", ":7000"), "ADMIN_ADDR"},
 		{"bad api addr", with("API_ADDR", "eighty"), "API_ADDR"},
