@@ -305,7 +305,7 @@ func TestInvoiceCatchUpProperty(t *testing.T) {
 func TestReleaseDueReleasesInvoices(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, 1, 2)
-	ps := w.addPurchases(t, rand.New(rand.NewPCG(22, 22)), 5, "usd") // purchased at t0 + i seconds
+	ps := w.addPurchases(t, rand.New(rand.NewPCG(22, 22)), 5, "usd")   // purchased at t0 + i seconds
 	invs := w.addInvoices(t, rand.New(rand.NewPCG(23, 23)), 10, "usd") // paid at t0 + i seconds
 	var ts []Transaction
 	for _, p := range ps {

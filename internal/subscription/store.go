@@ -36,6 +36,7 @@ type Outcome struct {
 	After          *model.Subscription // as written; nil when the subscription is not paystream's
 	Invoice        *model.SubscriptionInvoice
 	InvoiceCreated bool   // the invoice was recorded by this event
+	AccessEnded    bool   // this event took access away: announce it (expiry.go)
 	RefundDelta    int64  // money this event refunded (cumulative amounts never count twice)
 	Note           string // why nothing changed, for the stripe_events row
 }
@@ -143,6 +144,7 @@ func (s *Store) update(ctx context.Context, idb bun.IDB, row *model.Subscription
 	}
 	setState(row, next)
 	row.UpdatedAt = s.now().UTC()
+	out.AccessEnded = settleExpiry(&before, row, row.UpdatedAt)
 	if _, err := idb.NewUpdate().Model(row).ExcludeColumn("id", "customer_id", "plan_id", "created_at").
 		WherePK().Exec(ctx); err != nil {
 		return Outcome{}, fmt.Errorf("update subscription %s: %w", row.ID, err)

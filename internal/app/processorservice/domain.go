@@ -1,9 +1,10 @@
 package processorservice
 
 // This file is the one place where the processor's consumer runtime meets
-// the domain: the purchase handler applies events, the outbox relay publishes
-// what they wrote to PURCHASES, and the optional periodic reconcile recovers
-// events Stripe never delivered.
+// the domain: the event handler applies events through the purchase and
+// subscription families, the outbox relay publishes what they wrote to
+// PURCHASES, the subscription sweeper announces access that ran out, and the
+// optional periodic reconcile recovers events Stripe never delivered.
 
 import (
 	"context"
@@ -17,10 +18,12 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/config/processorconfig"
+	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/subscription"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -40,23 +43,25 @@ type DomainDeps struct {
 }
 
 // Domain builds the domain handler and its companions. PurchaseDomain wires
-// the purchase handler, the outbox relay and the periodic reconcile; tests
-// wire fakes (WithDomain). The runtime itself knows nothing of purchases.
+// the families, the outbox relay, the subscription sweeper and the periodic
+// reconcile; tests wire fakes (WithDomain). The runtime itself knows nothing
+// of purchases.
 type Domain func(deps DomainDeps) (handling.Handler, []Companion, error)
 
-// PurchaseDomain returns the Domain of c: the purchase handler, the outbox
-// relay always, the periodic reconcile when RECONCILE_INTERVAL > 0.
+// PurchaseDomain returns the Domain of c: one event handler over the
+// purchase and subscription families, the outbox relay and the subscription
+// sweeper always, the periodic reconcile when RECONCILE_INTERVAL > 0.
 func PurchaseDomain(c processorconfig.Domain) Domain {
 	return func(d DomainDeps) (handling.Handler, []Companion, error) {
-		h, err := purchase.NewHandler(d.DB, c.Purchase, purchase.NewMetrics(d.Reg), d.Log)
+		h, sweeper, err := eventHandler(c, d)
 		if err != nil {
-			return nil, nil, fmt.Errorf("purchase handler: %w", err)
+			return nil, nil, err
 		}
 		relay, err := outbox.NewRelay(d.DB, d.JS, c.Relay, outbox.NewMetrics(d.Reg), d.Log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("outbox relay: %w", err)
 		}
-		companions := []Companion{{Name: "outbox-relay", Run: relay.Run}}
+		companions := []Companion{{Name: "outbox-relay", Run: relay.Run}, {Name: "subscription-sweeper", Run: sweeper.Run}}
 		if rc := c.Reconcile; rc.Interval > 0 {
 			lister, err := reconcile.NewStripeLister(rc.Stripe(), d.Log)
 			if err != nil {
@@ -76,6 +81,41 @@ func PurchaseDomain(c processorconfig.Domain) Domain {
 		}
 		return h, companions, nil
 	}
+}
+
+// eventHandler is the event lifecycle over the purchase and subscription
+// families (one route per event type; the purchase routes of the types both
+// read hand the subscription family what is its), and the subscription
+// sweeper.
+func eventHandler(c processorconfig.Domain, d DomainDeps) (*eventtx.Handler, *subscription.Sweeper, error) {
+	sm := subscription.NewMetrics(d.Reg)
+	fetcher, err := subscription.NewFetcher(c.Subscription, sm, d.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Subscription.Stripe.Key == "" {
+		d.Log.Warn("no STRIPE_SECRET_KEY: a subscription event that needs Stripe's present state (a tie, an undecidable payload, " +
+			"an invoice before any event of its subscription) is dead-lettered with reason " + subscription.ReasonRefetchUnconfigured)
+	}
+	sf, err := subscription.NewFamily(c.Subscription, fetcher, sm, d.Log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("subscription family: %w", err)
+	}
+	pc := c.Purchase
+	pc.Subscriptions = sf
+	pf, err := purchase.NewFamily(pc, purchase.NewMetrics(d.Reg), d.Log.With("component", "purchase"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("purchase family: %w", err)
+	}
+	h, err := eventtx.New(d.DB, eventtx.Config{Now: pc.Now}, d.Log, pf, sf.EventFamily())
+	if err != nil {
+		return nil, nil, fmt.Errorf("event handler: %w", err)
+	}
+	sweeper, err := subscription.NewSweeper(d.DB, c.Subscription, sm, d.Log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("subscription sweeper: %w", err)
+	}
+	return h, sweeper, nil
 }
 
 // leaseHolder names this instance in the reconcile lease, for operators

@@ -22,10 +22,10 @@ func TestDomainCompanions(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"relay only by default", nil, []string{"outbox-relay"}},
+		{"relay and sweeper by default", nil, []string{"outbox-relay", "subscription-sweeper"}},
 		{"periodic reconcile when enabled", map[string]string{
 			"RECONCILE_INTERVAL": "1h", "STRIPE_SECRET_KEY": "sk_test_123",
-		}, []string{"outbox-relay", "periodic-reconcile"}},
+		}, []string{"outbox-relay", "subscription-sweeper", "periodic-reconcile"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

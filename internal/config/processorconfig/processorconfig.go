@@ -15,6 +15,7 @@ import (
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/subscription"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -29,14 +30,15 @@ type Config struct {
 	AdminAddr        string // ADMIN_ADDR
 	DBMaxConns       int    // DB_MAX_CONNS
 	processor.Config        // PROCESSOR_*
-	Domain                  // PURCHASE_*, OUTBOX_*, RECONCILE_*, STRIPE_*
+	Domain                  // PURCHASE_*, SUBSCRIPTION_*, OUTBOX_*, RECONCILE_*, STRIPE_*
 }
 
 // Domain is the domain side's share of the environment.
 type Domain struct {
-	Purchase  purchase.Config    // PURCHASE_*
-	Relay     outbox.RelayConfig // OUTBOX_*
-	Reconcile reconcile.Settings // RECONCILE_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
+	Purchase     purchase.Config     // PURCHASE_*
+	Subscription subscription.Config // SUBSCRIPTION_*, and the Stripe access reconcile's settings read
+	Relay        outbox.RelayConfig  // OUTBOX_*
+	Reconcile    reconcile.Settings  // RECONCILE_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
 }
 
 // Parse reads and validates the processor group's whole environment before
@@ -78,6 +80,9 @@ func Parse(getenv config.Getenv) (Config, error) {
 		p.Fail("PROCESSOR_HANDLE_TIMEOUT", c.HandleTimeout.String(),
 			fmt.Sprintf("must be shorter than PROCESSOR_SHUTDOWN_TIMEOUT=%s so an in-flight event can finish during shutdown", c.ShutdownTimeout))
 	}
+	// The refetch runs inside the event's transaction, whose deadline
+	// (PROCESSOR_HANDLE_TIMEOUT) bounds it too.
+	c.Subscription = ParseSubscription(p, c.Reconcile)
 	p.Check(c.Config.Validate())
 	return c, p.Err()
 }
