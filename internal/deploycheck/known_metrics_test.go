@@ -19,6 +19,7 @@ import (
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/subscription"
 )
 
 // exporter is one constructor that registers paystream series on the
@@ -44,6 +45,7 @@ func exporters() []exporter {
 		{"purchase", func(r prometheus.Registerer) error { purchase.NewMetrics(r); return nil }},
 		{"outbox", func(r prometheus.Registerer) error { outbox.NewMetrics(r); return nil }},
 		{"reconcile", func(r prometheus.Registerer) error { reconcile.NewMetrics(r); return nil }},
+		{"subscription", func(r prometheus.Registerer) error { subscription.NewMetrics(r); return nil }},
 	}
 }
 
