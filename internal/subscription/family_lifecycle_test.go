@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/paystream/paystream/internal/stripeevent"
+	"github.com/paystream/paystream/internal/stripefixture"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -317,4 +318,44 @@ func TestGauges(t *testing.T) {
 	if got := e.metricOf("paystream_subscription_expiry_backlog_seconds", nil); got < 3600 {
 		t.Errorf("backlog = %v, want at least an hour", got)
 	}
+}
+
+// The story `paystream send subscription-lifecycle` tells applies, on both
+// paths, without ever asking Stripe (the dev mode has no key): bought,
+// renewed, failing, recovering, canceled at the period end, deleted.
+func TestMembershipLifecycleNeedsNoRefetch(t *testing.T) {
+	forEachPath(t, func(t *testing.T, batch bool) {
+		bdb := catalogDB(t)
+		e := newFamEnv(t, bdb, fetcherFor(t, "", "", time.Second), batch) // no key: any refetch is a dead letter
+		now := time.Now()
+		e.clock.Set(now)
+		sub, steps, err := stripefixture.MembershipLifecycle(stripefixture.Membership{CustomerID: fixCustomer,
+			PlanID: planA.String(), OrganizationID: orgID.String(), Amount: 1000, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, st := range steps {
+			e.mustDeliver(stripeEvent(t, st.Body))
+			if st.Type == "customer.subscription.updated" && i == 11 { // canceled at the period end
+				if a := e.accessAtNow(now); !a.Active || a.Subscription == nil || a.Subscription.ID != sub {
+					t.Fatalf("canceled at period end: %+v; want access until the period end", a)
+				}
+			}
+		}
+		s := loadSub(t, bdb, sub)
+		if s.Status != model.SubscriptionCanceled || s.AccessUntil != nil || s.ExpiredAt == nil {
+			t.Fatalf("after the story: %+v", s)
+		}
+		want := []string{EventStarted, EventRenewed, EventPastDue, EventRenewed, EventCanceled, EventExpired}
+		if kinds := outboxKinds(t, bdb, sub); !slices.Equal(kinds, want) {
+			t.Fatalf("events %v; want %v", kinds, want)
+		}
+		if n := countRows(t, bdb, "subscription_invoices"); n != 3 {
+			t.Fatalf("%d invoices, want 3", n)
+		}
+		mustVerifyLedger(t, bdb)
+		if a := e.accessAtNow(now); a.Active {
+			t.Fatalf("after the deletion: %+v; want no access", a)
+		}
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/paystream/paystream/internal/app/processorservice"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/config/processorconfig"
+	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -37,6 +38,11 @@ func TestDomainCompanions(t *testing.T) {
 				Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil || h == nil {
 				t.Fatalf("Domain() = %v, %v", h, err)
+			}
+			// One route table over both families: the types reconcile
+			// recovers are exactly the types the handler routes.
+			if routed := h.(interface{ Types() []string }).Types(); !slices.Equal(routed, reconcile.HandledTypes()) {
+				t.Errorf("handler routes %v, reconcile recovers %v", routed, reconcile.HandledTypes())
 			}
 			var names []string
 			for _, c := range comps {
