@@ -74,10 +74,10 @@ func (o sendOptions) sendLifecycle(ctx context.Context, getenv config.Getenv, st
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%2d/%d %-30s %s -> %d %s  # %s\n", i+1, len(steps), st.Type, st.EventID, status,
-			strings.TrimSpace(answer), st.What)
+		fmt.Fprintf(stdout, "%2d/%d %-30s %s -> %d  # %s\n", i+1, len(steps), st.Type, st.EventID, status, st.What)
 		if status != http.StatusOK {
-			return fmt.Errorf("send: %s %s was not accepted (%d); the sequence stops there", st.Type, st.EventID, status)
+			return fmt.Errorf("send: %s %s was not accepted (%d %s); the sequence stops there", st.Type, st.EventID, status,
+				strings.TrimSpace(answer))
 		}
 	}
 	return nil

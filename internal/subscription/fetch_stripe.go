@@ -26,9 +26,10 @@ const ReasonRefetchUnconfigured = "stripe_refetch_unconfigured"
 // STRIPE_DLQ, where the reason says what to do (set the key, restart,
 // replay), rather than being retried until its delivery budget runs out,
 // which no retry could change and which would end in the DLQ all the same
-// under a misleading reason. Only events that need Stripe's answer are
-// affected: ties, undecidable payloads and events that overtook every event
-// of their subscription; the rest apply without Stripe.
+// under a misleading reason. Only events that need Stripe's answer to be
+// ordered are refused: ties and undecidable payloads. An invoice or a
+// checkout that overtook every event of its subscription waits for that
+// subscription's own event instead (Store); the rest apply without Stripe.
 func NewFetcher(cfg Config, m *Metrics, log *slog.Logger) (Fetcher, error) {
 	cfg.setDefaults()
 	if cfg.Stripe.Key == "" {

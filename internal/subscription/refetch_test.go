@@ -15,6 +15,7 @@ import (
 
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/stripeclient"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/model"
 )
 
@@ -184,4 +185,28 @@ func TestRefusedKeyIsRetried(t *testing.T) {
 	if fault.CodeOf(err) != fault.Unavailable || fault.ReasonOf(err) != "stripe_unauthorized" {
 		t.Fatalf("refused key: %v; want unavailable stripe_unauthorized", err)
 	}
+}
+
+// Without a key, an invoice (or checkout) that overtook every event of its
+// subscription waits for the subscription's own event instead, then
+// applies: the dev mode's processor reorders a membership's first events
+// among its workers.
+func TestWithoutKeyAnInvoiceWaitsForItsSubscription(t *testing.T) {
+	forEachPath(t, func(t *testing.T, batch bool) {
+		bdb := catalogDB(t)
+		e := newFamEnv(t, bdb, fetcherFor(t, "", "", time.Second), batch)
+		paid := rawEvt(t, shapeOld, TypeInvoicePaid, "evt_p", t0.Add(2*time.Second), invoiceObj(shapeOld, "in_1", p1, 1000, t0.Add(2*time.Second), "one"))
+		co := rawEvt(t, shapeOld, TypeCheckoutCompleted, "evt_co", t0.Add(3*time.Second), nil)
+		for _, ev := range []stripeevent.Event{paid, co} {
+			r := e.deliver(ev)[0]
+			if fault.CodeOf(r.Err) != fault.Pending || fault.ReasonOf(r.Err) != "subscription_not_found" {
+				t.Fatalf("%s before its subscription, no key: %v; want pending subscription_not_found", ev.Type, r.Err)
+			}
+		}
+		e.mustDeliver(rawEvt(t, shapeOld, TypeSubscriptionCreated, "evt_c", t0, subObj(shapeOld, p1, status(model.SubscriptionActive))))
+		e.mustDeliver(paid, co)
+		if inv := loadInvoice(t, bdb, "in_1"); inv.AmountPaidCents != 1000 {
+			t.Fatalf("invoice %+v", inv)
+		}
+	})
 }

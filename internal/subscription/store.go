@@ -174,6 +174,14 @@ func (s *Store) create(ctx context.Context, idb bun.IDB, id string, obs Observat
 	d := Applied
 	if snap == nil || !snap.decidable() {
 		truth, err := fetch(ctx, s.fetcher, id)
+		if snap == nil && fault.ReasonOf(err) == ReasonRefetchUnconfigured {
+			// An invoice or checkout overtook every event of its
+			// subscription and Stripe cannot be asked: the subscription's
+			// own event settles it too, so wait for that one.
+			return Outcome{}, false, fault.New(fault.Pending, "subscription_not_found",
+				"event %s names subscription %s, of which no event was applied yet, and without STRIPE_SECRET_KEY the processor cannot ask Stripe; retrying until the subscription's own event is applied",
+				obs.EventID, id)
+		}
 		if err != nil {
 			return Outcome{}, false, err
 		}

@@ -94,8 +94,8 @@ func eventHandler(c processorconfig.Domain, d DomainDeps) (*eventtx.Handler, *su
 		return nil, nil, err
 	}
 	if c.Subscription.Stripe.Key == "" {
-		d.Log.Warn("no STRIPE_SECRET_KEY: a subscription event that needs Stripe's present state (a tie, an undecidable payload, " +
-			"an invoice before any event of its subscription) is dead-lettered with reason " + subscription.ReasonRefetchUnconfigured)
+		d.Log.Info("no STRIPE_SECRET_KEY: subscription events that need Stripe's present state (a tie, an undecidable payload) are " +
+			"dead-lettered with reason " + subscription.ReasonRefetchUnconfigured + "; an invoice before its subscription's first event waits for it")
 	}
 	sf, err := subscription.NewFamily(c.Subscription, fetcher, sm, d.Log)
 	if err != nil {
