@@ -41,6 +41,7 @@ type sendOptions struct {
 	// Subscription events (send_subscription.go).
 	subscription, plan, invoice, status, billingReason string
 	amountSet                                          bool
+	every                                              time.Duration
 }
 
 func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {

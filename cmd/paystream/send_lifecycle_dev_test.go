@@ -4,21 +4,27 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/paystream/paystream/internal/db"
 	"github.com/paystream/paystream/internal/demo"
+	"github.com/paystream/paystream/internal/subscription"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
 )
 
 // The README's membership, driven through the built binary in the dev mode
-// (no Stripe key): seed, then `send subscription-lifecycle`; the processor
-// applies all of it — its workers reorder the first events, the invoice
-// waits for its subscription — and the membership ends canceled, its three
-// invoices split, its six events in the outbox, nothing dead-lettered.
+// (no Stripe key): seed, then `send subscription-lifecycle` (spaced as the
+// README sends it, and once unspaced, when the processor's workers reorder
+// neighbours and an invoice waits for its subscription); each membership
+// ends canceled, its three invoices split, its end announced, and nothing is
+// dead-lettered. Spaced, each change is announced: started, renewed,
+// past_due, renewed, canceled, expired.
 func TestDevWalksAMembership(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -43,6 +49,12 @@ func TestDevWalksAMembership(t *testing.T) {
 		_ = dev.Process.Kill()
 		_ = dev.Wait()
 	})
+	ctx := context.Background()
+	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
 	b := banner(t, stdout)
 	webhook := strings.TrimPrefix(b["webhooks"], "POST ")
 	natsURL := strings.Fields(b["nats"])[0]
@@ -57,31 +69,58 @@ func TestDevWalksAMembership(t *testing.T) {
 		return string(out)
 	}
 	cli("seed")
-	out := cli("send", "subscription-lifecycle", "--customer", demo.CustomerID, "--url", webhook, "--data-dir", dataDir)
-	if strings.Count(out, "-> 200") != 13 {
-		t.Fatalf("send: %s", out)
-	}
-
-	ctx := context.Background()
-	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bdb.Close()
-	var sub model.Subscription
-	testenv.Eventually(t, 60*time.Second, "the membership to end canceled", func() bool {
-		err := bdb.NewSelect().Model(&sub).Where("customer_id = ?", demo.CustomerID).Scan(ctx)
-		return err == nil && sub.Status == model.SubscriptionCanceled && sub.ExpiredAt != nil
-	})
-	testenv.Eventually(t, 60*time.Second, "three invoices and six subscription events", func() bool {
-		invs, err1 := bdb.NewSelect().Table("subscription_invoices").Where("subscription_id = ?", sub.ID).Count(ctx)
-		evs, err2 := bdb.NewSelect().Table("outbox").Where("subject LIKE 'subscriptions.%'").Count(ctx)
-		return err1 == nil && err2 == nil && invs == 3 && evs == 6
-	})
-	if sub.PlanID.String() != demo.CreatorPlanID || sub.AccessUntil != nil {
-		t.Errorf("membership %+v", sub)
+	for _, every := range []string{"300ms", "0s"} {
+		customer := demo.CustomerID
+		if every == "0s" {
+			customer = "user_unspaced"
+		}
+		out := cli("send", "subscription-lifecycle", "--customer", customer, "--every", every, "--url", webhook, "--data-dir", dataDir)
+		if strings.Count(out, "-> 200") != 13 {
+			t.Fatalf("send: %s", out)
+		}
+		walked(t, ctx, bdb, customer, every == "300ms", cli, stderr)
 	}
 	if st := cli("status"); !strings.Contains(st, "dead letters: 0") {
-		t.Errorf("status after the membership:\n%s\ndev stderr:\n%s", st, stderr.String())
+		t.Errorf("status after the memberships:\n%s\ndev stderr:\n%s", st, stderr.String())
+	}
+}
+
+// walked waits until customer's membership has ended as the lifecycle ends
+// it, and checks its events (all of them when spaced).
+func walked(t *testing.T, ctx context.Context, bdb *bun.DB, customer string, spaced bool, cli func(...string) string, stderr *testenv.LogBuffer) {
+	t.Helper()
+	var sub model.Subscription
+	var invs int64
+	var kinds []string
+	done := func() bool {
+		err := bdb.NewSelect().Model(&sub).Where("customer_id = ?", customer).Scan(ctx)
+		if err != nil || sub.Status != model.SubscriptionCanceled || sub.ExpiredAt == nil {
+			return false
+		}
+		if invs, err = bdb.NewSelect().Table("subscription_invoices").Where("subscription_id = ?", sub.ID).Count(ctx); err != nil {
+			return false
+		}
+		kinds = kinds[:0]
+		err = bdb.NewRaw("SELECT split_part(subject, '.', 2) FROM outbox WHERE aggregate_id = ? ORDER BY created_at, id",
+			subscription.AggregateID(sub.ID)).Scan(ctx, &kinds)
+		if err != nil || invs != 3 || !slices.Contains(kinds, subscription.EventExpired) {
+			return false
+		}
+		return !spaced || strings.Join(kinds, " ") == "started renewed past_due renewed canceled expired"
+	}
+	// An invoice that overtook its subscription's first event waits for it
+	// on the processor's retry schedule (1s, 5s, 15s, …).
+	deadline := time.Now().Add(90 * time.Second)
+	for !done() {
+		if time.Now().After(deadline) {
+			var outcomes []string
+			_ = bdb.NewRaw("SELECT type || ' ' || outcome FROM stripe_events ORDER BY processed_at").Scan(ctx, &outcomes)
+			t.Fatalf("after 90s: subscription %+v, %d invoices, events %v; stripe_events %v\nstatus:\n%s\ndev stderr:\n%s",
+				sub, invs, kinds, outcomes, cli("status"), stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if sub.PlanID.String() != demo.CreatorPlanID || sub.AccessUntil != nil {
+		t.Errorf("membership %+v", sub)
 	}
 }

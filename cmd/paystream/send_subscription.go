@@ -24,6 +24,7 @@ func (o *sendOptions) subscriptionFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.invoice, "invoice", "", "invoice.* / invoice_payment.paid: invoice id, in_… (default: a new one)")
 	fs.StringVar(&o.status, "status", "", "customer.subscription.*: the status it shows (default from the event type: active, canceled, paused or trialing)")
 	fs.StringVar(&o.billingReason, "billing-reason", "", "invoice.*: subscription_create (the signup) or subscription_cycle (a renewal, the default)")
+	fs.DurationVar(&o.every, "every", 300*time.Millisecond, lifecycleSequence+": wait between its events, as Stripe spaces them (0: none; the processor's workers may then apply neighbours in either order, which the ordering rule absorbs but which can skip an intermediate state's event)")
 }
 
 // memberAmount is the subscription's price: --amount when given, else the
@@ -70,6 +71,13 @@ func (o sendOptions) sendLifecycle(ctx context.Context, getenv config.Getenv, st
 	fmt.Fprintf(stdout, "membership %s of %s to plan %s, %d %s a month\n", sub, o.customer, o.plan, o.memberAmount(), o.currency)
 	client := &http.Client{Timeout: o.timeout}
 	for i, st := range steps {
+		if i > 0 && o.every > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(o.every):
+			}
+		}
 		status, answer, err := post(ctx, client, o.url, st.Body, stripefixture.Sign(st.Body, secret, time.Now()))
 		if err != nil {
 			return err

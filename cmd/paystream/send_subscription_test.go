@@ -62,7 +62,7 @@ func TestSendSubscriptionLifecycle(t *testing.T) {
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"send", "subscription-lifecycle", "--url", srv.URL, "--customer", "user_7",
+	err := run(context.Background(), []string{"send", "subscription-lifecycle", "--every", "0s", "--url", srv.URL, "--customer", "user_7",
 		"--plan", demo.OrganizationPlanID}, config.MapEnv(map[string]string{"STRIPE_WEBHOOK_SECRET": secret}), &out, &errOut)
 	if err != nil {
 		t.Fatalf("send: %v\n%s", err, errOut.String())
@@ -82,7 +82,7 @@ func TestSendSubscriptionLifecycle(t *testing.T) {
 	srv2 := httptest.NewServer(rec2)
 	t.Cleanup(srv2.Close)
 	out.Reset()
-	err = run(context.Background(), []string{"send", "subscription-lifecycle", "--url", srv2.URL, "--secret", secret},
+	err = run(context.Background(), []string{"send", "subscription-lifecycle", "--every", "0s", "--url", srv2.URL, "--secret", secret},
 		config.MapEnv(nil), &out, &errOut)
 	if err == nil || strings.Count(out.String(), "-> 401") != 1 {
 		t.Fatalf("err %v; output:\n%s", err, out.String())
