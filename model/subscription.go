@@ -41,6 +41,7 @@ type Subscription struct {
 	StartedAt          *time.Time `bun:"started_at"` // Stripe's start_date
 	PastDueSince       *time.Time `bun:"past_due_since"`
 	AccessUntil        *time.Time `bun:"access_until"`
+	ExpiredAt          *time.Time `bun:"expired_at"`            // when the end of its latest access was announced (subscriptions.expired)
 	EventCreated       time.Time  `bun:"event_created,notnull"` // created of the newest event applied
 	LastEventID        string     `bun:"last_event_id,notnull"`
 	Livemode           bool       `bun:"livemode,notnull"`

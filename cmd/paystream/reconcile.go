@@ -12,7 +12,6 @@ import (
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/obs"
-	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
 )
 
@@ -30,7 +29,7 @@ func runReconcile(ctx context.Context, args []string, getenv config.Getenv, stdo
 		fmt.Fprintln(stderr, "Lists events from the Stripe Events API and publishes those paystream missed into STRIPE_EVENTS.")
 		fmt.Fprintln(stderr, "Safe to repeat: events already there are dropped by the broker or the processor.")
 		fs.PrintDefaults()
-		fmt.Fprintln(stderr, "handled types: "+strings.Join(purchase.HandledTypes(), ", "))
+		fmt.Fprintln(stderr, "handled types: "+strings.Join(reconcile.HandledTypes(), ", "))
 		fmt.Fprintln(stderr, "env: STRIPE_SECRET_KEY (required), STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES, RECONCILE_ENDPOINT,")
 		fmt.Fprintln(stderr, "     NATS_URL, STREAM_*, LOG_LEVEL; see docs/reconcile.md")
 	}

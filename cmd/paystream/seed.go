@@ -15,6 +15,7 @@ import (
 	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/split"
+	"github.com/paystream/paystream/internal/subscription"
 	"github.com/paystream/paystream/migrations"
 	"github.com/paystream/paystream/model"
 )
@@ -41,6 +42,7 @@ type seedOptions struct {
 type seedPlan struct {
 	purchase.Seed
 	expectSplit split.Split
+	plans       []model.SubscriptionPlan // the demo creator's plan and the organization's
 }
 
 func runSeed(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
@@ -58,7 +60,8 @@ func runSeed(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 		"usage: paystream seed [flags]",
 		"inserts demo content, an organization platform agreement and a creator-organization agreement",
 		"(both in force from "+seedEffectiveFrom.Format("2006-01-02")+", open ended), so that",
-		"`paystream send checkout.session.completed` produces a full purchase. Running it again changes nothing;",
+		"`paystream send checkout.session.completed` produces a full purchase, and two monthly subscription plans",
+		"(the creator's content, the whole organization's) for `paystream send subscription-lifecycle`. Running it again changes nothing;",
 		"rows that exist with other values are reported and left alone (exit 1).",
 		"env: DATABASE_URL",
 	)
@@ -113,7 +116,16 @@ func (o seedOptions) plan() (seedPlan, error) {
 	if err != nil {
 		return seedPlan{}, fmt.Errorf("seed: %w", err)
 	}
-	return seedPlan{Seed: s, expectSplit: expect}, nil
+	creator := o.creator
+	plans := []model.SubscriptionPlan{
+		{ID: uuid.MustParse(demo.CreatorPlanID), OrganizationID: orgID, CreatorID: &creator, Name: demo.CreatorPlanName,
+			PriceCents: demo.CreatorPlanPriceCents, Currency: o.currency, Interval: demo.PlanInterval, IntervalCount: 1,
+			GraceDays: demo.PlanGraceDays},
+		{ID: uuid.MustParse(demo.OrganizationPlanID), OrganizationID: orgID, Name: demo.OrganizationPlanName,
+			PriceCents: demo.OrganizationPlanPriceCents, Currency: o.currency, Interval: demo.PlanInterval, IntervalCount: 1,
+			GraceDays: demo.PlanGraceDays},
+	}
+	return seedPlan{Seed: s, expectSplit: expect, plans: plans}, nil
 }
 
 // seed makes the planned rows exist in one transaction and prints, per row,
@@ -123,7 +135,11 @@ func seed(ctx context.Context, bdb *bun.DB, plan seedPlan, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	created := 0
+	plans, err := subscription.SeedPlans(ctx, bdb, plan.plans...)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	created, createdPlans := 0, 0
 	for _, r := range rows {
 		state := "already present"
 		if r.Created {
@@ -131,16 +147,32 @@ func seed(ctx context.Context, bdb *bun.DB, plan seedPlan, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "%-16s %s\n", state, r.What)
 	}
+	for _, p := range plans {
+		state := "already present"
+		if p.Created {
+			state, createdPlans = "created", createdPlans+1
+		}
+		scope := "the organization's content"
+		if p.Plan.CreatorID != nil {
+			scope = *p.Plan.CreatorID + "'s content"
+		}
+		fmt.Fprintf(w, "%-16s subscription plan %s %q: %s, %d %s a %s\n", state, p.Plan.ID, p.Plan.Name, scope,
+			p.Plan.PriceCents, p.Plan.Currency, p.Plan.Interval)
+	}
 	c, s := plan.Content, plan.expectSplit
 	fmt.Fprintf(w, "\ncontent %s by %s, organization %s, %d %s\n", c.ID, c.CreatorID, c.OrganizationID, c.PriceCents, c.Currency)
 	fmt.Fprintf(w, "agreements in force from %s, open ended: platform %d bps, organization %d bps\n",
 		seedEffectiveFrom.Format("2006-01-02"), plan.Platform.PlatformFeePercentage, plan.CreatorOrg.OrganizationFeePercentage)
 	fmt.Fprintf(w, "a purchase of %d %s splits into platform %d, organization %d, creator %d\n",
 		s.Amount, c.Currency, s.Platform, s.Organization, s.Creator)
-	if created == 0 {
+	if created+createdPlans == 0 {
 		fmt.Fprintln(w, "nothing changed: the demo data was already seeded")
-	} else {
+	}
+	if created > 0 {
 		fmt.Fprintf(w, "inserted %d row(s); now try: paystream send checkout.session.completed\n", created)
+	}
+	if createdPlans > 0 {
+		fmt.Fprintf(w, "inserted %d subscription plan(s); now try: paystream send subscription-lifecycle\n", createdPlans)
 	}
 	return nil
 }

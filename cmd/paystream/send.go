@@ -17,13 +17,14 @@ import (
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/devenv"
-	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/stripefixture"
+	"github.com/paystream/paystream/internal/subscription"
 )
 
 // sendTypes are the event types `paystream send` can build: every type the
-// processor handles (stripefixture's tests build each of them).
-func sendTypes() []string { return purchase.HandledTypes() }
+// processor's families route (stripefixture's tests build each of them).
+func sendTypes() []string { return reconcile.HandledTypes() }
 
 // sendOptions are the flags of `paystream send`.
 type sendOptions struct {
@@ -37,6 +38,10 @@ type sendOptions struct {
 	apiVersion                            string
 	timeout                               time.Duration
 	apiSession                            string
+	// Subscription events (send_subscription.go).
+	subscription, plan, invoice, status, billingReason string
+	amountSet                                          bool
+	every                                              time.Duration
 }
 
 func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
@@ -49,7 +54,7 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 	fs.StringVar(&o.content, "content", demo.ContentID, "metadata contentId")
 	fs.StringVar(&o.org, "org", demo.OrganizationID, "metadata organizationId")
 	fs.StringVar(&o.customer, "customer", demo.CustomerID, "metadata customerId")
-	fs.Int64Var(&o.amount, "amount", demo.PriceCents, "amount in minor units (session amount_total and metadata amountPaidCents)")
+	fs.Int64Var(&o.amount, "amount", demo.PriceCents, "amount in minor units (checkout: amount_total and metadata amountPaidCents; subscription events: the plan's price, the demo plan's when not given)")
 	fs.StringVar(&o.currency, "currency", demo.Currency, "currency")
 	fs.StringVar(&o.session, "session", "", "checkout session id (default: a new cs_test_… id)")
 	fs.StringVar(&o.paymentIntent, "payment-intent", "", "payment intent id (default: a new pi_… id; pass the one printed by a checkout to refund or dispute it)")
@@ -63,10 +68,13 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 	fs.BoolVar(&o.duplicate, "duplicate", false, "send each event twice with the same id (Stripe retry demo)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "HTTP timeout per request")
 	fs.StringVar(&o.apiSession, "api-session", "", "checkout: complete (or expire) a session created through the purchase API; its customer, content, organization, amount and currency come from checkout_sessions ($DATABASE_URL)")
+	o.subscriptionFlags(fs)
 	setUsage(fs, stderr,
 		"usage: paystream send <event-type> [flags]",
+		"       paystream send "+lifecycleSequence+" [--customer user_demo] [--plan <plan id>] [flags]",
 		"builds a realistic Stripe event (API "+stripefixture.APIVersion+"), signs it like Stripe, posts it to the edge",
 		"event types:\n  "+strings.Join(sendTypes(), "\n  "),
+		"sequences:\n  "+lifecycleSequence+"  a membership bought, renewed, failing, recovering, canceled at period end and deleted (13 events)",
 	)
 	typ, rest := "", args
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -77,6 +85,10 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 	}
 	if typ == "" && fs.NArg() > 0 {
 		typ = fs.Arg(0)
+	}
+	fs.Visit(func(f *flag.Flag) { o.amountSet = o.amountSet || f.Name == "amount" })
+	if typ == lifecycleSequence {
+		return o.sendLifecycle(ctx, getenv, stdout)
 	}
 	if !slices.Contains(sendTypes(), typ) {
 		fs.Usage()
@@ -100,7 +112,7 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 	client := &http.Client{Timeout: o.timeout}
 	failed := 0
 	for i := 0; i < o.repeat; i++ {
-		body, ids, err := o.build(typ, i)
+		body, ids, err := o.buildAny(typ, i)
 		if err != nil {
 			return err
 		}
@@ -113,7 +125,7 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s %s %s -> %d %s\n", typ, ids.Event, ids.String(), status, strings.TrimSpace(answer))
+			fmt.Fprintf(stdout, "%s %s %s -> %d %s\n", typ, ids.event, ids.names, status, strings.TrimSpace(answer))
 			if status != http.StatusOK {
 				failed++
 			}
@@ -126,21 +138,30 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 }
 
 // sentIDs are the Stripe ids of one built event, printed so a follow-up
-// event (refund, dispute) can name the same payment.
-type sentIDs stripefixture.IDs
+// event (refund, dispute, a subscription's next event) can name the same
+// payment or subscription.
+type sentIDs struct {
+	event string
+	names string // "session=… payment_intent=…"
+}
 
-func (s sentIDs) String() string {
+// idList prints the non-empty ids as name=id.
+func idList(pairs ...string) string {
 	var parts []string
-	if s.Session != "" {
-		parts = append(parts, "session="+s.Session)
-	}
-	if s.PaymentIntent != "" {
-		parts = append(parts, "payment_intent="+s.PaymentIntent)
-	}
-	if s.Charge != "" {
-		parts = append(parts, "charge="+s.Charge)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			parts = append(parts, pairs[i]+"="+pairs[i+1])
+		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// buildAny builds event i of the run, of a purchase or of a subscription.
+func (o sendOptions) buildAny(typ string, i int) ([]byte, sentIDs, error) {
+	if slices.Contains(subscription.HandledTypes(), typ) {
+		return o.buildMember(typ, i)
+	}
+	return o.build(typ, i)
 }
 
 // build builds event i of the run: the first names the ids given by flags,
@@ -154,7 +175,8 @@ func (o sendOptions) build(typ string, i int) ([]byte, sentIDs, error) {
 		meta.EventID, p.SessionID, p.PaymentIntentID, p.ChargeID = "", "", "", ""
 	}
 	body, ids, err := stripefixture.PaymentEvent(typ, meta, p)
-	return body, sentIDs(ids), err
+	return body, sentIDs{event: ids.Event, names: idList("session", ids.Session, "payment_intent", ids.PaymentIntent,
+		"charge", ids.Charge)}, err
 }
 
 // fromAPISession fills the checkout fields from the purchase API's record

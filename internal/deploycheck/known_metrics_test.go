@@ -20,6 +20,7 @@ import (
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/subscription"
 )
 
 // exporter is one constructor that registers paystream series on the
@@ -46,6 +47,7 @@ func exporters() []exporter {
 		{"outbox", func(r prometheus.Registerer) error { outbox.NewMetrics(r); return nil }},
 		{"reconcile", func(r prometheus.Registerer) error { reconcile.NewMetrics(r); return nil }},
 		{"payout", func(r prometheus.Registerer) error { payout.NewMetrics(r); return nil }},
+		{"subscription", func(r prometheus.Registerer) error { subscription.NewMetrics(r); return nil }},
 	}
 }
 

@@ -126,6 +126,7 @@ type txRow struct {
 	Cause       string    `bun:"cause"`
 	PurchaseID  uuid.UUID `bun:"purchase_id,nullzero"`
 	PayoutID    uuid.UUID `bun:"payout_id,nullzero"`
+	InvoiceID   string    `bun:"invoice_id,nullzero"`
 	Amount      int64     `bun:"amount_cents"`
 	Reference   string    `bun:"reference,nullzero"`
 	EffectiveAt time.Time `bun:"effective_at"`
@@ -138,7 +139,7 @@ type txRow struct {
 // transactionsSelect returns stored transactions with their entries, in
 // posting order; the caller adds the WHERE on t.
 const transactionsSelect = `
-SELECT t.id AS tx_id, t.idempotency_key, t.cause, t.purchase_id, t.payout_id, t.amount_cents,
+SELECT t.id AS tx_id, t.idempotency_key, t.cause, t.purchase_id, t.payout_id, t.invoice_id, t.amount_cents,
        t.reference, t.effective_at, a.owner, a.currency, a.kind, coalesce(e.amount, 0) AS entry_amount
 FROM ledger_transactions t
 LEFT JOIN ledger_entries e ON e.transaction_id = t.id
@@ -152,7 +153,7 @@ func groupRows(rows []txRow) []Transaction {
 	for _, r := range rows {
 		if r.TxID != last {
 			out = append(out, Transaction{Key: r.Key, Cause: Cause(r.Cause), PurchaseID: r.PurchaseID, PayoutID: r.PayoutID,
-				Amount: r.Amount, Reference: r.Reference, EffectiveAt: r.EffectiveAt})
+				InvoiceID: r.InvoiceID, Amount: r.Amount, Reference: r.Reference, EffectiveAt: r.EffectiveAt})
 			last = r.TxID
 		}
 		if r.Owner != "" {

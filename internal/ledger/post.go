@@ -141,6 +141,7 @@ func PostMany(ctx context.Context, db bun.IDB, ts []Transaction) ([]Outcome, err
 func insertTransactions(ctx context.Context, db bun.IDB, ts []Transaction, todo []int) (map[string]int64, error) {
 	n := len(todo)
 	keys, causes, purchases, payouts, refs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	invoices := make([]string, n)
 	amounts, ats := make([]int64, n), make([]time.Time, n)
 	for j, i := range todo {
 		t := ts[i]
@@ -151,21 +152,22 @@ func insertTransactions(ctx context.Context, db bun.IDB, ts []Transaction, todo 
 		if t.PayoutID != uuid.Nil {
 			payouts[j] = t.PayoutID.String()
 		}
+		invoices[j] = t.InvoiceID
 	}
 	var rows []struct {
 		ID  int64  `bun:"id"`
 		Key string `bun:"idempotency_key"`
 	}
 	err := db.NewRaw(`
-INSERT INTO ledger_transactions (idempotency_key, cause, purchase_id, payout_id, amount_cents, reference, effective_at)
-SELECT k, c, nullif(pu, '')::uuid, nullif(po, '')::uuid, am, nullif(ref, ''), eff
-FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::timestamptz[])
-     WITH ORDINALITY AS v(k, c, pu, po, am, ref, eff, ord)
+INSERT INTO ledger_transactions (idempotency_key, cause, purchase_id, payout_id, invoice_id, amount_cents, reference, effective_at)
+SELECT k, c, nullif(pu, '')::uuid, nullif(po, '')::uuid, nullif(inv, ''), am, nullif(ref, ''), eff
+FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::timestamptz[])
+     WITH ORDINALITY AS v(k, c, pu, po, inv, am, ref, eff, ord)
 ORDER BY ord
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, idempotency_key`,
 		pgdialect.Array(keys), pgdialect.Array(causes), pgdialect.Array(purchases), pgdialect.Array(payouts),
-		pgdialect.Array(amounts), pgdialect.Array(refs), pgdialect.Array(ats)).Scan(ctx, &rows)
+		pgdialect.Array(invoices), pgdialect.Array(amounts), pgdialect.Array(refs), pgdialect.Array(ats)).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: insert %d transactions: %w", n, err)
 	}

@@ -27,6 +27,17 @@ const (
 	CauseTransferReversed Cause = "transfer_reversed" // payout:<payout>:reversed:<cumulative reversed>
 )
 
+// Causes of a subscription invoice's postings (rules_invoice.go): the
+// purchase causes, for an invoice (Transaction.InvoiceID, Stripe's in_…).
+const (
+	CauseInvoice              Cause = "invoice"                // invoice:<invoice>
+	CauseInvoiceRelease       Cause = "invoice_release"        // release:<invoice>
+	CauseInvoiceRefund        Cause = "invoice_refund"         // refund:<invoice>:<cumulative refunded>
+	CauseInvoiceDisputeOpened Cause = "invoice_dispute_opened" // dispute:<invoice>:opened
+	CauseInvoiceDisputeWon    Cause = "invoice_dispute_won"    // dispute:<invoice>:closed
+	CauseInvoiceDisputeLost   Cause = "invoice_dispute_lost"   // dispute:<invoice>:closed
+)
+
 func (c Cause) aboutPayout() bool {
 	return c == CausePayoutCreated || c == CausePayoutPaid || c == CausePayoutFailed || c == CauseTransferReversed
 }
@@ -36,7 +47,7 @@ func (c Cause) valid() bool {
 	case CausePurchase, CauseRelease, CauseRefund, CauseDisputeOpened, CauseDisputeWon, CauseDisputeLost:
 		return true
 	}
-	return c.aboutPayout()
+	return c.aboutPayout() || c.aboutInvoice()
 }
 
 // Entry is one signed amount on one account: positive adds to its balance.
@@ -53,6 +64,7 @@ type Transaction struct {
 	Cause       Cause     // what happened
 	PurchaseID  uuid.UUID // the purchase it is about (uuid.Nil for payouts)
 	PayoutID    uuid.UUID // the payout it is about (uuid.Nil for purchases)
+	InvoiceID   string    // the subscription invoice it is about (in_…; "" for purchases and payouts)
 	Amount      int64     // the money the cause reported (ledger_transactions.amount_cents)
 	Reference   string    // the Stripe object behind it (re_…, du_…, tr_…), "" if none
 	EffectiveAt time.Time // when it happened (a sale: purchased_at)
@@ -140,7 +152,7 @@ func (t Transaction) key() string {
 	case CauseTransferReversed:
 		return fmt.Sprintf("payout:%s:reversed:%d", o, t.Amount)
 	}
-	return ""
+	return t.invoiceKey()
 }
 
 // sameContent reports whether u records what t records: the same cause,
@@ -148,7 +160,8 @@ func (t Transaction) key() string {
 // reference may differ: Stripe may report one change in two events with
 // different times.
 func (t Transaction) sameContent(u Transaction) bool {
-	if t.Key != u.Key || t.Cause != u.Cause || t.PurchaseID != u.PurchaseID || t.PayoutID != u.PayoutID || t.Amount != u.Amount {
+	if t.Key != u.Key || t.Cause != u.Cause || t.PurchaseID != u.PurchaseID || t.PayoutID != u.PayoutID ||
+		t.InvoiceID != u.InvoiceID || t.Amount != u.Amount {
 		return false
 	}
 	a, b := sortedEntries(t.Entries), sortedEntries(u.Entries)

@@ -51,7 +51,10 @@ const verifyPage = 1000
 //     the refund and dispute state of its row, its money in pending before
 //     the release and not after, and nothing in disputed unless a dispute
 //     is open; an unpaid purchase has no postings;
-//   - every payout's postings match its status.
+//   - every payout's postings match its status;
+//   - every subscription invoice is posted and its postings equal its split
+//     minus what its refunds and a lost dispute gave back (the reversal its
+//     row records), checked as a purchase's (verify_invoice.go).
 //
 // The error is for failures to read, not for differences.
 func Verify(ctx context.Context, db *bun.DB) (*Difference, error) {
@@ -59,7 +62,7 @@ func Verify(ctx context.Context, db *bun.DB) (*Difference, error) {
 	err := db.RunInTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		for _, check := range []func(context.Context, bun.IDB) (*Difference, error){
-			verifyBalanced, verifySequences, verifyAccounts, verifyPurchases, verifyPayouts,
+			verifyBalanced, verifySequences, verifyAccounts, verifyPurchases, verifyPayouts, verifyInvoices,
 		} {
 			if diff, err = check(ctx, tx); err != nil || diff != nil {
 				return err

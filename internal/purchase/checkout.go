@@ -55,6 +55,7 @@ type session struct {
 type checkoutObject struct {
 	ID            string            `json:"id"`
 	Object        string            `json:"object"`
+	Mode          string            `json:"mode"` // payment; subscription sessions go to Config.Subscriptions
 	PaymentStatus string            `json:"payment_status"`
 	AmountTotal   int64             `json:"amount_total"`
 	Currency      string            `json:"currency"`

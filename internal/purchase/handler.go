@@ -30,6 +30,10 @@ type Config struct {
 	// default time.Now. Agreement windows are judged at the Stripe event's
 	// own time, never at Now, so replays split the same way.
 	Now func() time.Time
+	// Subscriptions, when set, gets the events of the shared types that are
+	// not a purchase's (subscriptions.go); nil leaves them to the purchase
+	// routes.
+	Subscriptions Subscriptions
 }
 
 // family is the purchase family: its routes are its methods.
@@ -76,13 +80,13 @@ const (
 // with its route and one line here.
 func (f *family) routes() map[string]eventtx.Route {
 	return map[string]eventtx.Route{
-		TypeCheckoutCompleted:      eventtx.On(objectCheckoutSession, f.checkoutRoute("")),
-		TypeCheckoutAsyncSucceeded: eventtx.On(objectCheckoutSession, f.checkoutRoute(TriggerPaid)),
-		TypeCheckoutAsyncFailed:    eventtx.On(objectCheckoutSession, f.checkoutRoute(TriggerPaymentFailed)),
-		TypeCheckoutExpired:        eventtx.On(objectCheckoutSession, f.checkoutRoute(TriggerExpired)),
-		TypeChargeRefunded:         eventtx.On(objectCharge, f.refundRoute),
-		TypeDisputeCreated:         eventtx.On(objectDispute, f.disputeRoute(false)),
-		TypeDisputeClosed:          eventtx.On(objectDispute, f.disputeRoute(true)),
+		TypeCheckoutCompleted:      eventtx.On(objectCheckoutSession, f.subscriptionCheckout(f.checkoutRoute(""))),
+		TypeCheckoutAsyncSucceeded: eventtx.On(objectCheckoutSession, f.subscriptionCheckout(f.checkoutRoute(TriggerPaid))),
+		TypeCheckoutAsyncFailed:    eventtx.On(objectCheckoutSession, f.subscriptionCheckout(f.checkoutRoute(TriggerPaymentFailed))),
+		TypeCheckoutExpired:        eventtx.On(objectCheckoutSession, f.subscriptionCheckout(f.checkoutRoute(TriggerExpired))),
+		TypeChargeRefunded:         eventtx.On(objectCharge, invoiceCharge(f, f.refundRoute)),
+		TypeDisputeCreated:         eventtx.On(objectDispute, invoiceCharge(f, f.disputeRoute(false))),
+		TypeDisputeClosed:          eventtx.On(objectDispute, invoiceCharge(f, f.disputeRoute(true))),
 		TypePaymentIntentSucceeded: eventtx.On(objectPaymentIntent, f.paymentIntentRoute),
 		TypePaymentIntentFailed:    eventtx.On(objectPaymentIntent, f.paymentIntentRoute),
 	}

@@ -75,7 +75,7 @@ type fastCheckout struct {
 // per-event path, which gives it its exact result.
 func fastCheckoutOf(ev *eventtx.Event) (*fastCheckout, bool) {
 	cs, ok := ev.Object.(*checkoutObject)
-	if ev.Type != TypeCheckoutCompleted || !ok {
+	if ev.Type != TypeCheckoutCompleted || !ok || cs.Mode == modeSubscription {
 		return nil, false
 	}
 	s, err := sessionOf(*ev, cs)

@@ -26,12 +26,19 @@ import (
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/stripeevent"
+	"github.com/paystream/paystream/internal/subscription"
 	"github.com/paystream/paystream/streams"
 )
 
-// The types reconcile lists and publishes are the processor's: the purchase
-// handler's dispatch table (purchase.HandledTypes), so a type the handler
-// learns is recovered too. Stripe's `types` filter takes at most MaxTypes.
+// The types reconcile lists and publishes are the processor's: the route
+// table of its families (HandledTypes), so a type a family learns is
+// recovered too. Stripe's `types` filter takes at most MaxTypes.
+
+// HandledTypes lists, sorted, the event types the processor routes: the
+// purchase family's and the subscription family's.
+func HandledTypes() []string {
+	return slices.Sorted(slices.Values(append(purchase.HandledTypes(), subscription.HandledTypes()...)))
+}
 
 // MaxTypes is the most event types Stripe's Events API accepts in `types`.
 const MaxTypes = 20
@@ -85,7 +92,7 @@ var _ Publisher = (*streams.Publisher)(nil)
 // Config shapes one run. Zero values take the defaults noted per field.
 type Config struct {
 	Since    time.Duration    // window: events created in the last Since; required, at most MaxWindow
-	Types    []string         // subset of purchase.HandledTypes(); all of them when empty
+	Types    []string         // subset of HandledTypes(); all of them when empty
 	Endpoint string           // endpoint name of the subject; streams.DefaultEndpoint when empty
 	DryRun   bool             // list and count, publish nothing
 	Now      func() time.Time // clock; time.Now when nil
@@ -123,7 +130,7 @@ const indexSkew = 5 * time.Minute
 
 func (c *Config) setDefaults() {
 	if len(c.Types) == 0 {
-		c.Types = purchase.HandledTypes()
+		c.Types = HandledTypes()
 	}
 	if c.Endpoint == "" {
 		c.Endpoint = streams.DefaultEndpoint
@@ -161,7 +168,7 @@ func (c *Config) validate() error {
 	if len(c.Types) > MaxTypes {
 		return fmt.Errorf("reconcile: %d event types given; the Stripe Events API filters on at most %d", len(c.Types), MaxTypes)
 	}
-	handled := purchase.HandledTypes()
+	handled := HandledTypes()
 	for _, t := range c.Types {
 		if !slices.Contains(handled, t) {
 			return fmt.Errorf("reconcile: event type %q is not handled by the processor (handled: %v)", t, handled)

@@ -24,6 +24,7 @@ import (
 	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/stripefixture"
+	"github.com/paystream/paystream/internal/subscription"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
 )
@@ -224,8 +225,9 @@ func TestRunPublishesOnlyMissedEvents(t *testing.T) {
 				n++
 			}
 		}
-		if n != len(purchase.HandledTypes()) {
-			t.Errorf("request %d filters on %d types, want %d", i, n, len(purchase.HandledTypes()))
+		// The filter is every type the processor routes: both families'.
+		if n != len(reconcile.HandledTypes()) || n != len(purchase.HandledTypes())+len(subscription.HandledTypes()) {
+			t.Errorf("request %d filters on %d types, want %d", i, n, len(reconcile.HandledTypes()))
 		}
 		if (i == 0) == r.Query.Has("starting_after") {
 			t.Errorf("request %d starting_after = %q", i, r.Query.Get("starting_after"))
@@ -529,10 +531,10 @@ func TestConfigValidation(t *testing.T) {
 			}
 		})
 	}
-	if len(purchase.HandledTypes()) > reconcile.MaxTypes {
-		t.Errorf("HandledTypes has %d entries; Stripe filters on at most %d", len(purchase.HandledTypes()), reconcile.MaxTypes)
+	if len(reconcile.HandledTypes()) > reconcile.MaxTypes {
+		t.Errorf("HandledTypes has %d entries; Stripe filters on at most %d", len(reconcile.HandledTypes()), reconcile.MaxTypes)
 	}
-	for _, typ := range purchase.HandledTypes() {
+	for _, typ := range reconcile.HandledTypes() {
 		if !streams.ValidEventType(typ) {
 			t.Errorf("handled type %q is not a valid subject token", typ)
 		}

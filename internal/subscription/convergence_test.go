@@ -25,13 +25,30 @@ import (
 //
 // Stripe's present state (what a fetch answers) is the renewed one.
 func signupAndRenewal(t testing.TB, shape string) (events []Event, truth []byte) {
-	created := subEvent(t, shape, TypeSubscriptionCreated, "evt_created", t0, p1, status(model.SubscriptionIncomplete))
-	paid1 := invoiceEvt(t, shape, TypeInvoicePaid, "evt_paid1", t0.Add(2*time.Second), "in_signup", p1, 1000, t0.Add(2*time.Second), "signup")
-	checkout := build(t, shape, TypeCheckoutCompleted, "evt_checkout", t0.Add(3*time.Second), nil)
-	renewed := subEvent(t, shape, TypeSubscriptionUpdated, "evt_renewed", p2.start, p2, status(model.SubscriptionActive))
-	failed := invoiceEvt(t, shape, TypeInvoicePaymentFailed, "evt_failed", p2.start.Add(time.Hour), "in_renewal", p2, 0, time.Time{}, "renewal")
-	paid2 := invoiceEvt(t, shape, TypeInvoicePaid, "evt_paid2", p2.start.Add(2*time.Hour), "in_renewal", p2, 1000, p2.start.Add(2*time.Hour), "renewal")
-	return []Event{created, paid1, checkout, renewed, failed, paid2},
+	payloads, truth := signupAndRenewalPayloads(t, shape)
+	for _, b := range payloads {
+		ev, err := DecodeEvent(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev)
+	}
+	return events, truth
+}
+
+// signupAndRenewalPayloads are signupAndRenewal's events as Stripe sends
+// them.
+func signupAndRenewalPayloads(t testing.TB, shape string) (payloads [][]byte, truth []byte) {
+	created := payloadOf(t, shape, TypeSubscriptionCreated, "evt_created", t0, subObj(shape, p1, status(model.SubscriptionIncomplete)))
+	paid1 := payloadOf(t, shape, TypeInvoicePaid, "evt_paid1", t0.Add(2*time.Second),
+		invoiceObj(shape, "in_signup", p1, 1000, t0.Add(2*time.Second), "signup"))
+	checkout := payloadOf(t, shape, TypeCheckoutCompleted, "evt_checkout", t0.Add(3*time.Second), nil)
+	renewed := payloadOf(t, shape, TypeSubscriptionUpdated, "evt_renewed", p2.start, subObj(shape, p2, status(model.SubscriptionActive)))
+	failed := payloadOf(t, shape, TypeInvoicePaymentFailed, "evt_failed", p2.start.Add(time.Hour),
+		invoiceObj(shape, "in_renewal", p2, 0, time.Time{}, "renewal"))
+	paid2 := payloadOf(t, shape, TypeInvoicePaid, "evt_paid2", p2.start.Add(2*time.Hour),
+		invoiceObj(shape, "in_renewal", p2, 1000, p2.start.Add(2*time.Hour), "renewal"))
+	return [][]byte{created, paid1, checkout, renewed, failed, paid2},
 		subscriptionBody(t, shape, p2, status(model.SubscriptionActive))
 }
 

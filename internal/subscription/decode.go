@@ -90,6 +90,9 @@ type Subscription struct {
 	ID string
 	Facts
 	Metadata map[string]string
+	// CancelReason is Stripe's cancellation_details.reason, "" when none:
+	// what the churn metrics and events say, never ordered or stored.
+	CancelReason string
 }
 
 // decidable reports whether the payload says enough to be applied: a status
@@ -264,7 +267,11 @@ func DecodeSubscription(object []byte) (*Subscription, error) {
 		return nil, err
 	}
 	start, end := o.period()
-	return &Subscription{ID: o.ID, Metadata: o.Metadata, Facts: Facts{
+	reason := ""
+	if o.CancellationDetails != nil {
+		reason = o.CancellationDetails.Reason
+	}
+	return &Subscription{ID: o.ID, Metadata: o.Metadata, CancelReason: reason, Facts: Facts{
 		Status: o.Status, PeriodStart: unix(start), PeriodEnd: unix(end), CancelAtPeriodEnd: o.CancelAtPeriodEnd,
 		CancelAt: unix(o.CancelAt), CanceledAt: unix(o.CanceledAt), EndedAt: unix(o.EndedAt),
 		TrialStart: unix(o.TrialStart), TrialEnd: unix(o.TrialEnd), StartedAt: unix(o.StartDate),

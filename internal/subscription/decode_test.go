@@ -36,7 +36,9 @@ func TestDecodeFixturesBothShapes(t *testing.T) {
 		{TypeSubscriptionCreated, KindSubscription, Event{Created: t0, Subscription: sub("incomplete", p1, nil)}},
 		{TypeSubscriptionUpdated, KindSubscription, Event{Created: p2.start, Subscription: sub("active", p2, nil)}},
 		{TypeSubscriptionDeleted, KindSubscription, Event{Created: p2.start.Add(5 * day), Subscription: sub("canceled", p2,
-			func(s *Subscription) { s.CanceledAt, s.EndedAt = p2.start.Add(5*day), p2.start.Add(5*day) })}},
+			func(s *Subscription) {
+				s.CanceledAt, s.EndedAt, s.CancelReason = p2.start.Add(5*day), p2.start.Add(5*day), "cancellation_requested"
+			})}},
 		{TypeSubscriptionTrialWillEnd, KindSubscription, Event{Created: tr.end.Add(-3 * day), Subscription: sub("trialing", tr, trial)}},
 		{TypeSubscriptionPaused, KindSubscription, Event{Created: tr.end, Subscription: sub("paused", tr, trial)}},
 		{TypeSubscriptionResumed, KindSubscription, Event{Created: rs.start, Subscription: sub("active", rs, trial)}},

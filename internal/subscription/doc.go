@@ -13,7 +13,16 @@
 //   - store.go, invoice.go, reversal.go: the writes, taking bun.IDB so they
 //     run inside the processor's event transaction;
 //   - access_query.go: the access check of a customer and a content item
-//     through a purchase or a subscription, one statement.
+//     through a purchase or a subscription, one statement;
+//   - family.go, announce.go, ledger.go, outbox.go, metrics.go: the
+//     processor's subscription family (its routes in the eventtx route
+//     table, the shared types the purchase family hands over), the
+//     subscriptions.* events, the invoices' ledger postings, the metrics;
+//   - fetch_stripe.go: the Fetcher on Stripe's API (NewFetcher);
+//   - expiry.go, sweeper.go, gauges.go: the end of access announced once,
+//     by the event that ends it or by the sweeper, and the gauges;
+//   - config.go, seed.go: the settings, and the demo plans of `paystream
+//     seed`.
 //
 // docs/subscriptions.md describes the model, the rules and how plans are
 // managed.

@@ -10,8 +10,9 @@ import (
 // Fetcher reads a subscription's present state from Stripe (GET
 // /v1/subscriptions/{id}): the answer that settles a tie or an undecidable
 // payload. It returns the response body, of any API version; DecodeSubscription
-// reads both shapes. The production implementation (stripe-go, STRIPE_API_BASE,
-// its retries) lives with the processor's wiring; tests use a fake.
+// reads both shapes. The production implementation is NewFetcher's
+// (stripe-go, STRIPE_API_BASE, its retries, a timeout); tests use fakes. An
+// error the Fetcher classified (a *fault.Error) keeps its class.
 type Fetcher interface {
 	FetchSubscription(ctx context.Context, id string) ([]byte, error)
 }
@@ -27,9 +28,12 @@ var ErrNotInStripe = errors.New("no such subscription in Stripe")
 // know is permanent.
 func fetch(ctx context.Context, f Fetcher, id string) (*Subscription, error) {
 	body, err := f.FetchSubscription(ctx, id)
+	var classified *fault.Error
 	switch {
 	case errors.Is(err, ErrNotInStripe):
 		return nil, fault.Wrap(err, fault.NotFound, "subscription_not_in_stripe", "fetch subscription "+id)
+	case errors.As(err, &classified):
+		return nil, err
 	case err != nil:
 		return nil, fault.Wrap(err, fault.Unavailable, "stripe_unavailable", "fetch subscription "+id)
 	}

@@ -113,9 +113,9 @@ func subscriptionBody(t testing.TB, shape string, p period, edits ...subEdit) []
 	return b
 }
 
-// build makes an event of typ from the shape's fixture with id and created,
-// its object changed by edit, and decodes it as the processor will.
-func build(t testing.TB, shape, typ, id string, created time.Time, edit func(obj map[string]any)) Event {
+// payloadOf is the body of an event of typ from the shape's fixture with id
+// and created, its object changed by edit: what Stripe would send.
+func payloadOf(t testing.TB, shape, typ, id string, created time.Time, edit func(obj map[string]any)) []byte {
 	t.Helper()
 	ev := fixture(t, shape, typ)
 	ev["id"], ev["created"] = id, created.Unix()
@@ -126,6 +126,14 @@ func build(t testing.TB, shape, typ, id string, created time.Time, edit func(obj
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// build makes an event of typ from the shape's fixture with id and created,
+// its object changed by edit, and decodes it as the processor will.
+func build(t testing.TB, shape, typ, id string, created time.Time, edit func(obj map[string]any)) Event {
+	t.Helper()
+	b := payloadOf(t, shape, typ, id, created, edit)
 	out, err := DecodeEvent(b)
 	if err != nil {
 		t.Fatalf("decode %s %s: %v", typ, id, err)
@@ -133,22 +141,27 @@ func build(t testing.TB, shape, typ, id string, created time.Time, edit func(obj
 	return out
 }
 
-// subEvent is a customer.subscription.* event showing p and the edits.
-func subEvent(t testing.TB, shape, typ, id string, created time.Time, p period, edits ...subEdit) Event {
-	return build(t, shape, typ, id, created, func(sub map[string]any) {
+// subObj edits a subscription object to show p and the edits.
+func subObj(shape string, p period, edits ...subEdit) func(map[string]any) {
+	return func(sub map[string]any) {
 		setPeriod(sub, shape, p)
 		for _, e := range edits {
 			e(sub)
 		}
-	})
+	}
 }
 
-// invoiceEvt is an invoice.paid (or .payment_failed) of invoice invID for
-// period p, paid (or attempted) at paidAt; in the 2023-10-16 shape its
-// charge and payment intent are ch_<payment> and pi_<payment>. The first
-// period's invoice is the signup's, any other a renewal's.
-func invoiceEvt(t testing.TB, shape, typ, evID string, created time.Time, invID string, p period, amount int64, paidAt time.Time, payment string) Event {
-	return build(t, shape, typ, evID, created, func(inv map[string]any) {
+// subEvent is a customer.subscription.* event showing p and the edits.
+func subEvent(t testing.TB, shape, typ, id string, created time.Time, p period, edits ...subEdit) Event {
+	return build(t, shape, typ, id, created, subObj(shape, p, edits...))
+}
+
+// invoiceObj edits an invoice object into invoice invID for period p, paid
+// (or attempted) at paidAt; in the 2023-10-16 shape its charge and payment
+// intent are ch_<payment> and pi_<payment>. The first period's invoice is
+// the signup's, any other a renewal's.
+func invoiceObj(shape, invID string, p period, amount int64, paidAt time.Time, payment string) func(map[string]any) {
+	return func(inv map[string]any) {
 		inv["id"], inv["amount_paid"] = invID, amount
 		inv["billing_reason"] = "subscription_cycle"
 		if p.start.Equal(t0) {
@@ -164,7 +177,12 @@ func invoiceEvt(t testing.TB, shape, typ, evID string, created time.Time, invID 
 		if shape == shapeOld {
 			inv["charge"], inv["payment_intent"] = "ch_"+payment, "pi_"+payment
 		}
-	})
+	}
+}
+
+// invoiceEvt is an invoice.paid (or .payment_failed) of invoiceObj.
+func invoiceEvt(t testing.TB, shape, typ, evID string, created time.Time, invID string, p period, amount int64, paidAt time.Time, payment string) Event {
+	return build(t, shape, typ, evID, created, invoiceObj(shape, invID, p, amount, paidAt, payment))
 }
 
 // fakeStripe is a Fetcher answering from a table of present states, or

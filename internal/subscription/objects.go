@@ -57,6 +57,11 @@ type subscriptionObject struct {
 	StartDate         int64             `json:"start_date"`
 	Livemode          bool              `json:"livemode"`
 	Metadata          map[string]string `json:"metadata"`
+	// CancellationDetails says why a subscription was canceled
+	// (cancellation_requested, payment_failed, payment_disputed).
+	CancellationDetails *struct {
+		Reason string `json:"reason"`
+	} `json:"cancellation_details"`
 }
 
 // period returns the subscription's current period in whichever shape it

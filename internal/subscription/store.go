@@ -36,6 +36,7 @@ type Outcome struct {
 	After          *model.Subscription // as written; nil when the subscription is not paystream's
 	Invoice        *model.SubscriptionInvoice
 	InvoiceCreated bool   // the invoice was recorded by this event
+	AccessEnded    bool   // this event took access away: announce it (expiry.go)
 	RefundDelta    int64  // money this event refunded (cumulative amounts never count twice)
 	Note           string // why nothing changed, for the stripe_events row
 }
@@ -143,6 +144,7 @@ func (s *Store) update(ctx context.Context, idb bun.IDB, row *model.Subscription
 	}
 	setState(row, next)
 	row.UpdatedAt = s.now().UTC()
+	out.AccessEnded = settleExpiry(&before, row, row.UpdatedAt)
 	if _, err := idb.NewUpdate().Model(row).ExcludeColumn("id", "customer_id", "plan_id", "created_at").
 		WherePK().Exec(ctx); err != nil {
 		return Outcome{}, fmt.Errorf("update subscription %s: %w", row.ID, err)
@@ -172,6 +174,14 @@ func (s *Store) create(ctx context.Context, idb bun.IDB, id string, obs Observat
 	d := Applied
 	if snap == nil || !snap.decidable() {
 		truth, err := fetch(ctx, s.fetcher, id)
+		if snap == nil && fault.ReasonOf(err) == ReasonRefetchUnconfigured {
+			// An invoice or checkout overtook every event of its
+			// subscription and Stripe cannot be asked: the subscription's
+			// own event settles it too, so wait for that one.
+			return Outcome{}, false, fault.New(fault.Pending, "subscription_not_found",
+				"event %s names subscription %s, of which no event was applied yet, and without STRIPE_SECRET_KEY the processor cannot ask Stripe; retrying until the subscription's own event is applied",
+				obs.EventID, id)
+		}
 		if err != nil {
 			return Outcome{}, false, err
 		}

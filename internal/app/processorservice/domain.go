@@ -1,10 +1,12 @@
 package processorservice
 
 // This file is the one place where the processor's consumer runtime meets
-// the domain: the purchase handler applies events, the outbox relay publishes
-// what they wrote to PURCHASES, the optional periodic reconcile recovers
-// events Stripe never delivered, and the optional payout job releases held
-// sales and pays creators and organizations.
+// the domain: the event handler applies events through the purchase and
+// subscription families, the outbox relay publishes what they wrote to
+// PURCHASES, the subscription sweeper announces access that ran out, the
+// optional periodic reconcile recovers events Stripe never delivered, and the
+// optional payout job releases held sales and pays creators and
+// organizations.
 
 import (
 	"context"
@@ -18,12 +20,14 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/config/processorconfig"
+	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/internal/payout"
-	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/stripeclient"
+	"github.com/paystream/paystream/internal/subscription"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -43,12 +47,14 @@ type DomainDeps struct {
 }
 
 // Domain builds the domain handler and its companions. PurchaseDomain wires
-// the purchase handler, the outbox relay and the periodic reconcile; tests
-// wire fakes (WithDomain). The runtime itself knows nothing of purchases.
+// the families, the outbox relay, the subscription sweeper and the periodic
+// reconcile; tests wire fakes (WithDomain). The runtime itself knows nothing
+// of purchases.
 type Domain func(deps DomainDeps) (handling.Handler, []Companion, error)
 
-// PurchaseDomain returns the Domain of c: the purchase handler, the outbox
-// relay always, the periodic reconcile when RECONCILE_INTERVAL > 0, the
+// PurchaseDomain returns the Domain of c: one event handler over the
+// purchase and subscription families, the outbox relay and the subscription
+// sweeper always, the periodic reconcile when RECONCILE_INTERVAL > 0, the
 // payout job when PAYOUT_INTERVAL > 0.
 func PurchaseDomain(c processorconfig.Domain) Domain {
 	return func(d DomainDeps) (handling.Handler, []Companion, error) {
@@ -56,15 +62,15 @@ func PurchaseDomain(c processorconfig.Domain) Domain {
 		// dashboard and the alerts see them; the Connect webhooks' store
 		// functions count in the same Metrics.
 		pm := payout.NewMetrics(d.Reg)
-		h, err := purchase.NewHandler(d.DB, c.Purchase, purchase.NewMetrics(d.Reg), d.Log)
+		h, sweeper, err := eventHandler(c, d)
 		if err != nil {
-			return nil, nil, fmt.Errorf("purchase handler: %w", err)
+			return nil, nil, err
 		}
 		relay, err := outbox.NewRelay(d.DB, d.JS, c.Relay, outbox.NewMetrics(d.Reg), d.Log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("outbox relay: %w", err)
 		}
-		companions := []Companion{{Name: "outbox-relay", Run: relay.Run}}
+		companions := []Companion{{Name: "outbox-relay", Run: relay.Run}, {Name: "subscription-sweeper", Run: sweeper.Run}}
 		if rc := c.Reconcile; rc.Interval > 0 {
 			lister, err := reconcile.NewStripeLister(rc.Stripe(), d.Log)
 			if err != nil {
@@ -113,6 +119,41 @@ func payoutCompanion(c processorconfig.Domain, d DomainDeps, pm *payout.Metrics)
 	return Companion{Name: "payouts", Run: func(ctx context.Context) error {
 		return payout.Periodic(ctx, c.Payout.Interval, job, lease)
 	}}, nil
+}
+
+// eventHandler is the event lifecycle over the purchase and subscription
+// families (one route per event type; the purchase routes of the types both
+// read hand the subscription family what is its), and the subscription
+// sweeper.
+func eventHandler(c processorconfig.Domain, d DomainDeps) (*eventtx.Handler, *subscription.Sweeper, error) {
+	sm := subscription.NewMetrics(d.Reg)
+	fetcher, err := subscription.NewFetcher(c.Subscription, sm, d.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Subscription.Stripe.Key == "" {
+		d.Log.Info("no STRIPE_SECRET_KEY: subscription events that need Stripe's present state (a tie, an undecidable payload) are " +
+			"dead-lettered with reason " + subscription.ReasonRefetchUnconfigured + "; an invoice before its subscription's first event waits for it")
+	}
+	sf, err := subscription.NewFamily(c.Subscription, fetcher, sm, d.Log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("subscription family: %w", err)
+	}
+	pc := c.Purchase
+	pc.Subscriptions = sf
+	pf, err := purchase.NewFamily(pc, purchase.NewMetrics(d.Reg), d.Log.With("component", "purchase"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("purchase family: %w", err)
+	}
+	h, err := eventtx.New(d.DB, eventtx.Config{Now: pc.Now}, d.Log, pf, sf.EventFamily())
+	if err != nil {
+		return nil, nil, fmt.Errorf("event handler: %w", err)
+	}
+	sweeper, err := subscription.NewSweeper(d.DB, c.Subscription, sm, d.Log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("subscription sweeper: %w", err)
+	}
+	return h, sweeper, nil
 }
 
 // leaseHolder names this instance in a lease (reconcile, payouts), for operators

@@ -11,6 +11,7 @@ import (
 	"github.com/paystream/paystream/internal/app/processorservice"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/config/processorconfig"
+	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/testenv"
 )
 
@@ -22,13 +23,13 @@ func TestDomainCompanions(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"relay only by default", nil, []string{"outbox-relay"}},
+		{"relay and sweeper by default", nil, []string{"outbox-relay", "subscription-sweeper"}},
 		{"periodic reconcile when enabled", map[string]string{
 			"RECONCILE_INTERVAL": "1h", "STRIPE_SECRET_KEY": "sk_test_123",
-		}, []string{"outbox-relay", "periodic-reconcile"}},
+		}, []string{"outbox-relay", "subscription-sweeper", "periodic-reconcile"}},
 		{"payout job when enabled", map[string]string{
 			"PAYOUT_INTERVAL": "1h", "STRIPE_SECRET_KEY": "sk_test_123",
-		}, []string{"outbox-relay", "payouts"}},
+		}, []string{"outbox-relay", "subscription-sweeper", "payouts"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,6 +41,11 @@ func TestDomainCompanions(t *testing.T) {
 				Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil || h == nil {
 				t.Fatalf("Domain() = %v, %v", h, err)
+			}
+			// One route table over both families: the types reconcile
+			// recovers are exactly the types the handler routes.
+			if routed := h.(interface{ Types() []string }).Types(); !slices.Equal(routed, reconcile.HandledTypes()) {
+				t.Errorf("handler routes %v, reconcile recovers %v", routed, reconcile.HandledTypes())
 			}
 			var names []string
 			for _, c := range comps {

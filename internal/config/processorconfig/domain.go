@@ -6,6 +6,8 @@ import (
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/internal/purchase"
+	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/subscription"
 )
 
 // ParsePurchase maps the purchase handler's variables onto purchase.Config:
@@ -33,4 +35,25 @@ func ParseRelay(p *config.Parser) outbox.RelayConfig {
 		MaxBackoff:     p.Duration("OUTBOX_MAX_BACKOFF", outbox.DefaultMaxBackoff, time.Second, 10*time.Minute),
 		Retention:      p.Duration("OUTBOX_RETENTION", outbox.DefaultRetention, time.Hour, 365*24*time.Hour),
 	}
+}
+
+// ParseSubscription maps the processor side of subscriptions onto
+// subscription.Config; the defaults and bounds are subscription's:
+//
+//	SUBSCRIPTION_REFETCH_TIMEOUT  5s   bound of one Stripe refetch, retries included (1s–1m)
+//	SUBSCRIPTION_SWEEP_INTERVAL   15s  how often ended access is announced (1s–1h)
+//
+// The refetch uses the Stripe access of rc (STRIPE_SECRET_KEY,
+// STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES, read once for reconcile);
+// without a key it is off (subscription.NewFetcher says what that means).
+func ParseSubscription(p *config.Parser, rc reconcile.Settings) subscription.Config {
+	c := subscription.Config{
+		Stripe: rc.Stripe(),
+		RefetchTimeout: p.Duration("SUBSCRIPTION_REFETCH_TIMEOUT", subscription.DefaultRefetchTimeout,
+			subscription.MinRefetchTimeout, subscription.MaxRefetchTimeout),
+		SweepInterval: p.Duration("SUBSCRIPTION_SWEEP_INTERVAL", subscription.DefaultSweepInterval,
+			subscription.MinSweepInterval, subscription.MaxSweepInterval),
+	}
+	p.Check(c.Validate())
+	return c
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/config/processorconfig"
+	"github.com/paystream/paystream/internal/subscription"
 )
 
 func TestParsePurchase(t *testing.T) {
@@ -41,5 +42,42 @@ func TestParseRelay(t *testing.T) {
 	processorconfig.ParseRelay(p)
 	if err := p.Err(); err == nil || !strings.Contains(err.Error(), "OUTBOX_BATCH_SIZE") {
 		t.Errorf("bad batch size: %v", err)
+	}
+}
+
+func TestParseSubscription(t *testing.T) {
+	c, err := processorconfig.Parse(config.MapEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subscription.RefetchTimeout != subscription.DefaultRefetchTimeout || c.Subscription.SweepInterval != subscription.DefaultSweepInterval ||
+		c.Subscription.Stripe.Key != "" {
+		t.Errorf("defaults = %+v", c.Subscription)
+	}
+	c, err = processorconfig.Parse(config.MapEnv(map[string]string{
+		"SUBSCRIPTION_REFETCH_TIMEOUT": "3s", "SUBSCRIPTION_SWEEP_INTERVAL": "1m",
+		"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_API_BASE": "http://127.0.0.1:12111", "STRIPE_MAX_NETWORK_RETRIES": "2",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Subscription
+	if s.RefetchTimeout != 3*time.Second || s.SweepInterval != time.Minute || s.Stripe.Key != "sk_test_123" ||
+		s.Stripe.APIBase != "http://127.0.0.1:12111" || s.Stripe.MaxNetworkRetries != 2 {
+		t.Errorf("parsed = %+v", s)
+	}
+	for _, tt := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"SUBSCRIPTION_REFETCH_TIMEOUT": "10ms"}, "SUBSCRIPTION_REFETCH_TIMEOUT"},
+		{map[string]string{"SUBSCRIPTION_REFETCH_TIMEOUT": "2m"}, "SUBSCRIPTION_REFETCH_TIMEOUT"},
+		{map[string]string{"SUBSCRIPTION_SWEEP_INTERVAL": "0s"}, "SUBSCRIPTION_SWEEP_INTERVAL"},
+		{map[string]string{"SUBSCRIPTION_SWEEP_INTERVAL": "soon"}, "SUBSCRIPTION_SWEEP_INTERVAL"},
+	} {
+		_, err := processorconfig.Parse(config.MapEnv(tt.env))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("env %v: %v, want an error naming %s", tt.env, err, tt.want)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/subscription"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -32,16 +33,17 @@ type Config struct {
 	AdminAddr        string // ADMIN_ADDR
 	DBMaxConns       int    // DB_MAX_CONNS
 	processor.Config        // PROCESSOR_*
-	Domain                  // PURCHASE_*, OUTBOX_*, RECONCILE_*, STRIPE_*, PAYOUT_*, LEDGER_*
+	Domain                  // PURCHASE_*, SUBSCRIPTION_*, OUTBOX_*, RECONCILE_*, STRIPE_*, PAYOUT_*, LEDGER_*
 }
 
 // Domain is the domain side's share of the environment.
 type Domain struct {
-	Purchase  purchase.Config    // PURCHASE_*
-	Relay     outbox.RelayConfig // OUTBOX_*
-	Reconcile reconcile.Settings // RECONCILE_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
-	Payout    payout.Config      // PAYOUT_* but PAYOUT_HOLD, LEDGER_VERIFY_INTERVAL
-	Ledger    ledger.Config      // PAYOUT_HOLD
+	Purchase     purchase.Config     // PURCHASE_*
+	Subscription subscription.Config // SUBSCRIPTION_*, and the Stripe access reconcile's settings read
+	Relay        outbox.RelayConfig  // OUTBOX_*
+	Reconcile    reconcile.Settings  // RECONCILE_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
+	Payout       payout.Config       // PAYOUT_* but PAYOUT_HOLD, LEDGER_VERIFY_INTERVAL
+	Ledger       ledger.Config       // PAYOUT_HOLD
 }
 
 // Parse reads and validates the processor group's whole environment before
@@ -84,6 +86,9 @@ func Parse(getenv config.Getenv) (Config, error) {
 		p.Fail("PROCESSOR_HANDLE_TIMEOUT", c.HandleTimeout.String(),
 			fmt.Sprintf("must be shorter than PROCESSOR_SHUTDOWN_TIMEOUT=%s so an in-flight event can finish during shutdown", c.ShutdownTimeout))
 	}
+	// The refetch runs inside the event's transaction, whose deadline
+	// (PROCESSOR_HANDLE_TIMEOUT) bounds it too.
+	c.Subscription = ParseSubscription(p, c.Reconcile)
 	p.Check(c.Config.Validate())
 	return c, p.Err()
 }
