@@ -242,6 +242,9 @@ func Decode(id, typ string, created int64, livemode bool, object []byte) (Event,
 	default:
 		return Event{}, fault.New(fault.Invalid, "unexpected_type", "event %s: type %s is not a subscription event", id, typ)
 	}
+	if err == nil {
+		err = ev.checkIDs()
+	}
 	if err != nil {
 		return Event{}, fault.Wrap(err, fault.Invalid, "invalid_payload", "event "+id+" ("+typ+")")
 	}

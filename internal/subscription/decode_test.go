@@ -157,6 +157,14 @@ func TestDecodeRejects(t *testing.T) {
 		{"invoice payment without invoice", TypeInvoicePaymentPaid, `{"id":"inpay_1","object":"invoice_payment"}`},
 		{"period of the wrong type", TypeSubscriptionUpdated, `{"id":"sub_1","object":"subscription","current_period_end":"soon"}`},
 		{"unknown type", "customer.created", `{"id":"cus_1","object":"customer"}`},
+		{"subscription id not an id", TypeSubscriptionUpdated, `{"id":"sub_1\u0000","object":"subscription"}`},
+		{"subscription customer not an id", TypeSubscriptionUpdated, `{"id":"sub_1","object":"subscription","customer":"cus_1'"}`},
+		{"invoice subscription not an id", TypeInvoicePaid, `{"id":"in_1","object":"invoice","subscription":"sub 1"}`},
+		{"invoice charge not an id", TypeInvoicePaid, `{"id":"in_1","object":"invoice","subscription":"sub_1","charge":"ch_\u0000"}`},
+		{"checkout subscription not an id", TypeCheckoutCompleted, `{"id":"cs_1","object":"checkout.session","mode":"subscription","subscription":"sub_\u0000"}`},
+		{"invoice payment invoice not an id", TypeInvoicePaymentPaid, `{"id":"inpay_1","object":"invoice_payment","invoice":"in_\u0000"}`},
+		{"refund charge not an id", TypeChargeRefunded, `{"id":"ch_\u0000","object":"charge"}`},
+		{"dispute charge not an id", TypeDisputeCreated, `{"id":"du_1","object":"dispute","charge":"ch_1;"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
