@@ -26,7 +26,7 @@ func ReleaseDue(ctx context.Context, db *bun.DB, cfg Config, now time.Time, limi
 		var rows []saleRow
 		err := tx.NewRaw(`
 SELECT `+saleColumns+`
-FROM purchases p JOIN content c ON c.id = p.content_id
+FROM purchases p
 WHERE p.id IN (
     SELECT t.purchase_id FROM ledger_transactions t
     WHERE t.cause = 'purchase' AND t.effective_at <= ?
