@@ -48,10 +48,12 @@ func (l *statementLog) record(on bool) []string {
 // that creates a purchase, so a change that adds a round trip is a decision.
 func TestCheckoutStatementBudget(t *testing.T) {
 	// BEGIN, purchase ×2, content+terms, access ×3, outbox, checkout_sessions
-	// mark, stripe_events, COMMIT. The mark (MarkCheckoutSession, one
-	// UPDATE, a no-op for sessions the purchase API did not create) is the
-	// decided 11th: the session row moves in the purchase's transaction.
-	const budget = 11
+	// mark, stripe_events, ledger ×3, COMMIT. The mark (MarkCheckoutSession,
+	// one UPDATE, a no-op for sessions the purchase API did not create) is
+	// the decided 11th: the session row moves in the purchase's
+	// transaction. The ledger's three (ledger.PostMany: transaction,
+	// accounts, entries) are the sale's posting, in the same transaction.
+	const budget = 14
 	e := newEnv(t, purchase.AccessPolicy{})
 	log := &statementLog{}
 	e.db.AddQueryHook(log)
