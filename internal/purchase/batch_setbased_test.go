@@ -51,6 +51,7 @@ func TestSetBasedStatementBudget(t *testing.T) {
 			if len(got) != budget {
 				t.Errorf("a batch of %d paid checkouts sent %d statements, budget %d:\n%s", n, len(got), budget, strings.Join(got, "\n"))
 			}
+			checkLedgerLast(t, got)
 			if c := e.count("purchases", ""); c != n {
 				t.Errorf("purchases = %d, want %d", c, n)
 			}

@@ -65,6 +65,25 @@ func TestCheckoutStatementBudget(t *testing.T) {
 	if len(got) != budget {
 		t.Errorf("a paid checkout sent %d statements, budget %d:\n%s", len(got), budget, strings.Join(got, "\n"))
 	}
+	checkLedgerLast(t, got)
+}
+
+// checkLedgerLast fails unless the ledger's statements are the last before
+// the COMMIT: the accounts (the platform's are hot: every sale of a
+// currency updates them) are locked last and held only until the commit.
+func checkLedgerLast(t *testing.T, stmts []string) {
+	t.Helper()
+	if len(stmts) < 4 {
+		t.Fatalf("%d statements", len(stmts))
+	}
+	for i, table := range []string{"ledger_transactions", "ledger_accounts", "ledger_entries"} {
+		if s := strings.TrimSpace(stmts[len(stmts)-4+i]); !strings.HasPrefix(s, "INSERT INTO "+table) {
+			t.Errorf("statement %d of %d is %.60q…, want the INSERT INTO %s of the posting", len(stmts)-3+i, len(stmts), s, table)
+		}
+	}
+	if last := strings.TrimSpace(stmts[len(stmts)-1]); last != "COMMIT" {
+		t.Errorf("last statement %.60q, want COMMIT", last)
+	}
 }
 
 // The id is claimed after the route, so a copy of an event handled before
