@@ -32,28 +32,33 @@ func (r *Record) Post(ts ...ledger.Transaction) {
 	}
 }
 
+// Unwritten returns, in order, the ledger transactions that earlier events
+// of the same database transaction (a batch) and this event handed over,
+// which the lifecycle writes only before the commit: a rule that reads a
+// book from the database folds those of its subject in, so it sees what
+// the events before it posted (Book does it for a purchase).
+func (r *Record) Unwritten() []ledger.Transaction {
+	var out []ledger.Transaction
+	if r.tx != nil {
+		out = append(out, r.tx.postings...)
+	}
+	return append(out, r.postings...)
+}
+
 // Book returns the ledger book of s's purchase as the event sees it: what
-// the database holds, folded with what earlier events of the same
-// database transaction (a batch) and this event posted, which the
-// lifecycle has not written yet. Call it holding the purchase's row lock,
-// like ledger.LoadBook.
+// the database holds, folded with its Unwritten transactions. Call it
+// holding the purchase's row lock, like ledger.LoadBook.
 func (r *Record) Book(ctx context.Context, db bun.IDB, s ledger.Sale) (ledger.Book, error) {
 	b, err := ledger.LoadBook(ctx, db, s)
 	if err != nil {
 		return ledger.Book{}, err
 	}
-	var earlier []ledger.Transaction
-	if r.tx != nil {
-		earlier = r.tx.postings
-	}
-	for _, ts := range [][]ledger.Transaction{earlier, r.postings} {
-		for _, t := range ts {
-			if t.PurchaseID != s.PurchaseID {
-				continue
-			}
-			if err := b.Fold(s, t); err != nil {
-				return ledger.Book{}, err
-			}
+	for _, t := range r.Unwritten() {
+		if t.PurchaseID != s.PurchaseID {
+			continue
+		}
+		if err := b.Fold(s, t); err != nil {
+			return ledger.Book{}, err
 		}
 	}
 	return b, nil
