@@ -33,6 +33,7 @@ type Purchase struct {
 	CustomerID              string     `bun:"customer_id,notnull"`
 	ContentID               uuid.UUID  `bun:"content_id,notnull,type:uuid"`
 	OrganizationID          uuid.UUID  `bun:"organization_id,notnull,type:uuid"`
+	CreatorID               string     `bun:"creator_id,nullzero"` // the content's creator when paid (snapshot); filled from the content when empty on insert
 	AmountPaidCents         int64      `bun:"amount_paid_cents,notnull"`
 	Currency                string     `bun:"currency,notnull"`
 	PlatformFeeCents        int64      `bun:"platform_fee_cents,notnull"`

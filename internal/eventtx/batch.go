@@ -134,7 +134,10 @@ func (h *Handler) applyBatch(ctx context.Context, evs []Event, todo []int) (recs
 		}
 	}()
 	recs, errs = make([]*Record, len(evs)), make([]error, len(evs))
-	if err := h.applyEach(ctx, tx, evs, todo, recs, errs); err != nil {
+	if err := h.applyEach(ctx, tx, evs, todo, recs, errs, &txLedger{}); err != nil {
+		return nil, nil, err
+	}
+	if err := h.post(ctx, tx, recs); err != nil {
 		return nil, nil, err
 	}
 	if err := h.commitBatch(ctx, tx, len(todo)); err != nil {
@@ -144,21 +147,23 @@ func (h *Handler) applyBatch(ctx context.Context, evs []Event, todo []int) (recs
 }
 
 // applyEach applies the events evs[i], i in todo, one after the other inside
-// tx, each in its own savepoint, and sets recs[i] or errs[i]. An error
-// returned is one of the transaction as a whole.
+// tx, each in its own savepoint, and sets recs[i] or errs[i]; tl collects
+// the ledger postings of the events that succeeded. An error returned is
+// one of the transaction as a whole.
 //
 // Savepoints are not released: RELEASE would cost one more round trip per
 // event and frees nothing that matters (a subtransaction's xid stays with the
 // top transaction until it ends either way). "ROLLBACK TO SAVEPOINT event"
 // rolls back to the most recent savepoint of that name, the current event's.
-func (h *Handler) applyEach(ctx context.Context, tx bun.Tx, evs []Event, todo []int, recs []*Record, errs []error) error {
+func (h *Handler) applyEach(ctx context.Context, tx bun.Tx, evs []Event, todo []int, recs []*Record, errs []error, tl *txLedger) error {
 	for _, i := range todo {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT event"); err != nil {
 			return fmt.Errorf("savepoint for stripe event %s: %w", evs[i].ID, err)
 		}
-		rec, aerr := h.apply(ctx, tx, evs[i])
+		rec, aerr := h.apply(ctx, tx, evs[i], tl)
 		if aerr == nil {
 			recs[i] = rec
+			tl.keep(rec)
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT event"); err != nil {

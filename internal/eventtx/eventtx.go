@@ -9,9 +9,11 @@
 // some of them, as a Family; New joins the families into one route table.
 // The lifecycle around a route is written once, here: decode the payload
 // (once, checking it is the event its headers describe), run the route,
-// claim the event id in stripe_events with what the route recorded, classify
-// a failure, commit, and only then count; per event, or per batch with a
-// savepoint per event and the families' set-based statements first.
+// claim the event id in stripe_events with what the route recorded, post
+// the ledger transactions the routes handed over (one ledger.PostMany per
+// database transaction, last), classify a failure, commit, and only then
+// count; per event, or per batch with a savepoint per event and the
+// families' set-based statements first.
 package eventtx
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/ledger"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -38,6 +41,9 @@ type Config struct {
 	// BeforeCommit, when set, runs inside every batch transaction just
 	// before its commit; tests use it to make the commit fail.
 	BeforeCommit func(ctx context.Context, tx bun.Tx) error
+	// Ledger counts the ledger transactions the events post; nil counts
+	// nothing.
+	Ledger *ledger.Metrics
 }
 
 // BatchPath is how HandleBatch applies a batch.

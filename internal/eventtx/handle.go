@@ -29,8 +29,10 @@ func (h *Handler) Handle(ctx context.Context, se stripeevent.Event) (handling.Ou
 	var rec *Record
 	tctx, span := startTxSpan(ctx, 1)
 	err = h.db.RunInTx(tctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		rec, err = h.apply(ctx, tx, ev)
-		return err
+		if rec, err = h.apply(ctx, tx, ev, nil); err != nil {
+			return err
+		}
+		return h.post(ctx, tx, []*Record{rec})
 	})
 	endTxSpan(span, err)
 	if errors.Is(err, errSeen) {
@@ -56,7 +58,9 @@ func (h *Handler) eventLog(se stripeevent.Event) *slog.Logger {
 // id in stripe_events with the outcome (one INSERT, no UPDATE afterwards).
 // errSeen means the id was claimed already: tx (or the batch's savepoint)
 // must be rolled back, which discards whatever the route wrote. Any other
-// error means the same.
+// error means the same. The event's ledger postings stay on its record
+// for the caller to write (post) after every event of tx; tl holds those
+// of tx's earlier events (nil for an event alone).
 //
 // Claiming last is as safe as claiming first: a concurrent copy of the
 // event changes the same rows, so it waits on them (or on their insert) and
@@ -64,9 +68,9 @@ func (h *Handler) eventLog(se stripeevent.Event) *slog.Logger {
 // stripe_events key instead. Either way the later copy finds the id
 // claimed, rolls back and reports a duplicate, so one event never applies
 // twice; and the common case pays one statement for the claim, not two.
-func (h *Handler) apply(ctx context.Context, tx bun.Tx, ev Event) (*Record, error) {
+func (h *Handler) apply(ctx context.Context, tx bun.Tx, ev Event, tl *txLedger) (*Record, error) {
 	start := h.cfg.Now() // processed_at: when handling began
-	rec := &Record{}
+	rec := newRecord(tl)
 	if rt, routed := h.routes[ev.Type]; !routed {
 		rec.outcome = model.EventIgnored
 	} else if err := rt.apply(ctx, tx, ev, rec); err != nil {

@@ -4,6 +4,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/ledger"
 	"github.com/paystream/paystream/model"
 )
 
@@ -16,7 +17,9 @@ type Record struct {
 	note       string // why nothing changed (stripe_events.error)
 	purchaseID *uuid.UUID
 	after      []func()
-	seen       bool // the event id was in stripe_events already
+	seen       bool                 // the event id was in stripe_events already
+	postings   []ledger.Transaction // what the event posts to the ledger (Post)
+	tx         *txLedger            // the postings of the transaction's earlier events; nil alone
 }
 
 // Applied records that the event changed the database.

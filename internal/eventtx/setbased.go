@@ -25,9 +25,12 @@ type SetPath interface {
 	// a nil record leaves that event to the per-event path, which runs it
 	// after the set-based part, in batch order. Apply does not claim the
 	// events it settles: the lifecycle does, after every set path, in
-	// event id order, so the stripe_events keys come last in the lock
-	// order of every path. An error fails the batch's transaction as a
-	// whole (its events are then handled one by one).
+	// event id order, so the stripe_events keys come after the domain rows
+	// in the lock order of every path. Nor does it write to the ledger: it
+	// hands each event's ledger transactions to its record (Record.Post),
+	// and the lifecycle posts those of the whole batch with one PostMany
+	// before the commit (ledger.go). An error fails the batch's
+	// transaction as a whole (its events are then handled one by one).
 	Apply(ctx context.Context, tx bun.Tx, sel []*Event) ([]*Record, error)
 }
 
@@ -140,12 +143,19 @@ func (h *Handler) applySetBatch(ctx context.Context, evs []Event, sels [][]*Even
 		return nil, nil, lost, nil
 	}
 	recs, errs = make([]*Record, len(evs)), make([]error, len(evs))
+	tl := &txLedger{}
 	for _, c := range settled {
 		recs[index[c.ev]] = c.rec
+		tl.keep(c.rec)
 	}
 	each := append(slices.Clone(rest), moved...)
 	slices.Sort(each) // batch order
-	if err := h.applyEach(ctx, tx, evs, each, recs, errs); err != nil {
+	if err := h.applyEach(ctx, tx, evs, each, recs, errs, tl); err != nil {
+		return nil, nil, nil, err
+	}
+	// Every event's postings in batch order, as the per-event path posts
+	// them, so both paths write the same entries.
+	if err := h.post(ctx, tx, recs); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := h.commitBatch(ctx, tx, len(settled)+len(each)); err != nil {

@@ -43,6 +43,21 @@ var ErrNotPosted = errors.New("ledger: the purchase has no sale posting")
 // closed reports whether the purchase's dispute is closed.
 func (b Book) closed() bool { return b.Dispute == model.DisputeWon || b.Dispute == model.DisputeLost }
 
+// Fold adds t, a transaction of s's purchase built but not yet posted, to
+// the book, as LoadBook would once it is posted: a caller that builds
+// several postings of one purchase before one PostMany (the processor's
+// batch) reads each rule's book after the ones before. The zero
+// Transaction changes nothing.
+func (b *Book) Fold(s Sale, t Transaction) error {
+	if t.IsZero() {
+		return nil
+	}
+	if t.PurchaseID != s.PurchaseID || b.PurchaseID != s.PurchaseID {
+		return fmt.Errorf("ledger: %s folded into the book of %s for purchase %s", t.Key, b.PurchaseID, s.PurchaseID)
+	}
+	return b.apply(s, t)
+}
+
 // apply folds one of the purchase's transactions into the book.
 func (b *Book) apply(s Sale, t Transaction) error {
 	switch t.Cause {

@@ -80,8 +80,9 @@ func (w *world) addPurchases(t *testing.T, rng *rand.Rand, n int, cur string) []
 			AmountPaidCents: amount, Currency: cur, PlatformFeeCents: sp.Platform, OrganizationFeeCents: sp.Organization,
 			CreatorPayoutCents: sp.Creator, PlatformFeeBps: sp.PlatformBps, OrganizationFeeBps: sp.OrganizationBps,
 			StripeCheckoutSessionID: "cs_" + id.String(), Status: model.PurchaseCompleted, PurchasedAt: &at,
+			CreatorID: w.creators[ci],
 		}
-		s, err := SaleOf(&rows[i], w.creators[ci])
+		s, err := SaleOf(&rows[i])
 		if err != nil {
 			t.Fatal(err)
 		}

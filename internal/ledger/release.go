@@ -61,7 +61,7 @@ func duePurchaseReleases(ctx context.Context, tx bun.Tx, cfg Config, now time.Ti
 	var rows []saleRow
 	err := tx.NewRaw(`
 SELECT `+saleColumns+`
-FROM purchases p JOIN content c ON c.id = p.content_id
+FROM purchases p
 WHERE p.id IN (
     SELECT t.purchase_id FROM ledger_transactions t
     WHERE t.cause = 'purchase' AND t.effective_at <= ?

@@ -17,13 +17,14 @@ type Sale struct {
 	Currency       string
 	Split          split.Split // Amount and the three shares (Terms unused)
 	OrganizationID uuid.UUID
-	CreatorID      string // content.creator_id of the purchased content
+	CreatorID      string // purchases.creator_id: the content's creator when the purchase was paid
 	PurchasedAt    time.Time
 }
 
-// SaleOf returns the sale of a paid purchase. creatorID is the purchased
-// content's creator_id (purchases do not copy it).
-func SaleOf(p *model.Purchase, creatorID string) (Sale, error) {
+// SaleOf returns the sale of a paid purchase. Its creator is the purchase's
+// creator_id snapshot, so every posting of the purchase names the creator
+// who sold it, whatever happens to the content later.
+func SaleOf(p *model.Purchase) (Sale, error) {
 	if p.PurchasedAt == nil {
 		return Sale{}, fmt.Errorf("ledger: purchase %s has no purchased_at: it is not paid", p.ID)
 	}
@@ -33,7 +34,7 @@ func SaleOf(p *model.Purchase, creatorID string) (Sale, error) {
 		Split: split.Split{Amount: p.AmountPaidCents, Platform: p.PlatformFeeCents,
 			Organization: p.OrganizationFeeCents, Creator: p.CreatorPayoutCents},
 		OrganizationID: p.OrganizationID,
-		CreatorID:      creatorID,
+		CreatorID:      p.CreatorID,
 		PurchasedAt:    *p.PurchasedAt,
 	}
 	return s, s.validate()
@@ -152,9 +153,9 @@ type saleRow struct {
 	CreatorID            string     `bun:"creator_id"`
 }
 
-// saleColumns selects a saleRow from purchases p joined to content c.
+// saleColumns selects a saleRow from purchases p.
 const saleColumns = `p.id, p.status, p.currency, p.amount_paid_cents, p.platform_fee_cents, p.organization_fee_cents,
-       p.creator_payout_cents, p.refund_amount_cents, p.dispute_status, p.organization_id, p.purchased_at, c.creator_id`
+       p.creator_payout_cents, p.refund_amount_cents, p.dispute_status, p.organization_id, p.purchased_at, p.creator_id`
 
 func (r saleRow) sale() Sale {
 	s := Sale{

@@ -145,7 +145,7 @@ func verifyPurchases(ctx context.Context, db bun.IDB) (*Difference, error) {
 		var rows []saleRow
 		err := db.NewRaw(`
 SELECT `+saleColumns+`
-FROM purchases p JOIN content c ON c.id = p.content_id
+FROM purchases p
 WHERE p.id > ? ORDER BY p.id LIMIT ?`, after, verifyPage).Scan(ctx, &rows)
 		if err != nil {
 			return nil, wrapRead(err, "purchases")

@@ -82,6 +82,7 @@ func WaitEvents(ctx context.Context, db bun.IDB, want int, w io.Writer) error {
 // split, already computed (the processor computes it per event).
 type Purchase struct {
 	ContentID, OrganizationID     uuid.UUID
+	CreatorID                     string
 	Amount                        int64
 	Currency                      string
 	PlatformFee, OrgFee, Creator  int64
@@ -92,8 +93,12 @@ type Purchase struct {
 // SQLBaseline executes the processor's SQL effects for n events directly
 // against Postgres, one transaction per event, from conc workers: the
 // stripe_events row with its payload, the purchase with its split, the
-// access grant and the outbox row. It is the per-event ceiling the processor
-// group is compared with (no broker, no decoding, no validation reads).
+// access grant, the outbox row, and the sale's ledger posting with the
+// statements a posting of one transaction needs (ledger.PostMany: the
+// transaction, the accounts' balances, the entries), last before the
+// commit as in the processor. It is the per-event ceiling the processor
+// group is compared with (no broker, no decoding, no validation reads, no
+// rules: the entries are fixed in advance, ledgerRows).
 func SQLBaseline(ctx context.Context, db *bun.DB, p *Payloads, pur Purchase, n, conc int, w io.Writer) (Result, error) {
 	rec := newRecorder()
 	stop := make(chan struct{})
@@ -101,6 +106,7 @@ func SQLBaseline(ctx context.Context, db *bun.DB, p *Payloads, pur Purchase, n, 
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
+	ledger := ledgerRows(pur)
 	start := time.Now()
 	for range conc {
 		wg.Add(1)
@@ -112,7 +118,7 @@ func SQLBaseline(ctx context.Context, db *bun.DB, p *Payloads, pur Purchase, n, 
 				buf, ids = p.Next(buf)
 				t0 := time.Now()
 				err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-					return baselineTx(ctx, tx, ids, buf, pur)
+					return baselineTx(ctx, tx, ids, buf, pur, ledger)
 				})
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
@@ -130,7 +136,7 @@ func SQLBaseline(ctx context.Context, db *bun.DB, p *Payloads, pur Purchase, n, 
 	return res, nil
 }
 
-func baselineTx(ctx context.Context, tx bun.Tx, ids IDs, body []byte, pur Purchase) error {
+func baselineTx(ctx context.Context, tx bun.Tx, ids IDs, body []byte, pur Purchase, ledger []ledgerRow) error {
 	now := time.Now().UTC()
 	if _, err := tx.NewRaw(`INSERT INTO stripe_events (event_id, type, endpoint, livemode, api_version,
 		stripe_created_at, received_at, processed_at, outcome, payload)
@@ -139,13 +145,13 @@ func baselineTx(ctx context.Context, tx bun.Tx, ids IDs, body []byte, pur Purcha
 		return err
 	}
 	id := uuid.New()
-	if _, err := tx.NewRaw(`INSERT INTO purchases (id, customer_id, content_id, organization_id, amount_paid_cents,
-		currency, platform_fee_cents, organization_fee_cents, creator_payout_cents, platform_fee_bps,
+	if _, err := tx.NewRaw(`INSERT INTO purchases (id, customer_id, content_id, organization_id, creator_id,
+		amount_paid_cents, currency, platform_fee_cents, organization_fee_cents, creator_payout_cents, platform_fee_bps,
 		organization_fee_bps, platform_agreement_id, creator_org_agreement_id, stripe_checkout_session_id,
 		stripe_payment_intent_id, status, purchased_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?)`,
-		id, ids.Customer, pur.ContentID, pur.OrganizationID, pur.Amount, pur.Currency, pur.PlatformFee, pur.OrgFee,
-		pur.Creator, pur.PlatformBps, pur.OrgBps, pur.PlatformAgreement, pur.CreatorOrg, ids.Session,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?)`,
+		id, ids.Customer, pur.ContentID, pur.OrganizationID, pur.CreatorID, pur.Amount, pur.Currency, pur.PlatformFee,
+		pur.OrgFee, pur.Creator, pur.PlatformBps, pur.OrgBps, pur.PlatformAgreement, pur.CreatorOrg, ids.Session,
 		ids.PaymentIntent, now).Exec(ctx); err != nil {
 		return err
 	}
@@ -156,10 +162,12 @@ func baselineTx(ctx context.Context, tx bun.Tx, ids IDs, body []byte, pur Purcha
 		ids.Customer, pur.ContentID, pur.OrganizationID, id).Exec(ctx); err != nil {
 		return err
 	}
-	_, err := tx.NewRaw(`INSERT INTO outbox (id, subject, event_type, aggregate_id, payload)
+	if _, err := tx.NewRaw(`INSERT INTO outbox (id, subject, event_type, aggregate_id, payload)
 		VALUES (?, 'purchases.completed', 'com.paystream.purchase.completed.v1', ?, ?)`,
-		uuid.New(), id, json.RawMessage(`{"specversion":"1.0","type":"com.paystream.purchase.completed.v1"}`)).Exec(ctx)
-	return err
+		uuid.New(), id, json.RawMessage(`{"specversion":"1.0","type":"com.paystream.purchase.completed.v1"}`)).Exec(ctx); err != nil {
+		return err
+	}
+	return baselinePosting(ctx, tx, id, pur, ledger, now)
 }
 
 // Latency are end-to-end percentiles: edge receipt → committed transaction.

@@ -393,7 +393,7 @@ func SeedDemo(ctx context.Context, bdb *bun.DB) (Purchase, error) {
 	}
 	pa, co := seed.Platform.ID, seed.CreatorOrg.ID
 	return Purchase{
-		ContentID: seed.Content.ID, OrganizationID: seed.Content.OrganizationID, Amount: s.Amount,
+		ContentID: seed.Content.ID, OrganizationID: seed.Content.OrganizationID, CreatorID: seed.Content.CreatorID, Amount: s.Amount,
 		Currency: seed.Content.Currency, PlatformFee: s.Platform, OrgFee: s.Organization, Creator: s.Creator,
 		PlatformBps: s.PlatformBps, OrgBps: s.OrganizationBps, PlatformAgreement: &pa, CreatorOrg: &co,
 	}, nil

@@ -65,8 +65,8 @@ func seedBalances(tb testing.TB, e *env, n int) {
 			id := uuid.Must(uuid.NewV7())
 			p := model.Purchase{ID: id, CustomerID: "u" + id.String()[:8], ContentID: c.ID, OrganizationID: e.org,
 				AmountPaidCents: 500, Currency: "usd", CreatorPayoutCents: 500, StripeCheckoutSessionID: "cs_" + id.String(),
-				Status: model.PurchaseCompleted, PurchasedAt: &at}
-			s, err := ledger.SaleOf(&p, who)
+				Status: model.PurchaseCompleted, PurchasedAt: &at, CreatorID: who}
+			s, err := ledger.SaleOf(&p)
 			if err != nil {
 				tb.Fatal(err)
 			}

@@ -158,9 +158,9 @@ func (e *env) earnHeld(t testing.TB, creator string, cents int64) sale {
 	p := model.Purchase{
 		ID: id, CustomerID: "u" + id.String()[:8], ContentID: content, OrganizationID: e.org, AmountPaidCents: cents,
 		Currency: "usd", CreatorPayoutCents: cents, StripeCheckoutSessionID: "cs_" + id.String(),
-		Status: model.PurchaseCompleted, PurchasedAt: &at,
+		Status: model.PurchaseCompleted, PurchasedAt: &at, CreatorID: creator,
 	}
-	s, err := ledger.SaleOf(&p, creator)
+	s, err := ledger.SaleOf(&p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,8 @@ func TestAsyncPaymentSucceededCompletesPendingPurchase(t *testing.T) {
 		e.mustHandle(checkout(t, "checkout.session.completed", "evt_c", t0, cat, "cs_async", 2999, unpaid), handling.Applied)
 		if p := e.purchaseBySession("cs_async"); p.Status != model.PurchasePending || p.PlatformFeeCents != 300 {
 			t.Fatalf("after checkout: %+v", p)
+		} else {
+			e.wantLedger(p, nil, map[string]int64{}) // nothing is owed before the payment
 		}
 		e.mustHandle(checkout(t, "checkout.session.async_payment_succeeded", "evt_s", paidAt, cat, "cs_async", 2999, nil), handling.Applied)
 		p := e.purchaseBySession("cs_async")
@@ -58,6 +60,10 @@ func TestAsyncPaymentSucceededCompletesPendingPurchase(t *testing.T) {
 		if a := e.access("user_1", cat.content); a == nil || a.RevokedAt != nil {
 			t.Errorf("access = %+v", a)
 		}
+		// The sale is posted when the payment succeeds, with the split of
+		// that moment.
+		e.wantLedger(p, []string{"purchase:P"},
+			map[string]int64{"platform/stripe_clearing": -2999, "platform/pending": 150, "creator/pending": 2849})
 		if got := subjects(e.outboxRows(p.ID)); !equalStrings(got, []string{"purchases.pending", "purchases.completed"}) {
 			t.Errorf("outbox = %v", got)
 		}

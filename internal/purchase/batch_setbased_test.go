@@ -25,9 +25,10 @@ import (
 // A batch of new paid checkouts costs a fixed number of statements on the
 // set-based path, whatever its size: BEGIN, content+terms, purchases,
 // advisory locks, access facts, access upsert, outbox, checkout_sessions
-// mark, stripe_events, COMMIT.
+// mark, stripe_events, the ledger's three (one ledger.PostMany for every
+// sale of the batch: transactions, accounts, entries), COMMIT.
 func TestSetBasedStatementBudget(t *testing.T) {
-	const budget = 10
+	const budget = 13
 	for _, n := range []int{2, 16, 64} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			e := newEnvOn(t, purchase.PathSetBased, purchase.AccessPolicy{})
@@ -50,8 +51,12 @@ func TestSetBasedStatementBudget(t *testing.T) {
 			if len(got) != budget {
 				t.Errorf("a batch of %d paid checkouts sent %d statements, budget %d:\n%s", n, len(got), budget, strings.Join(got, "\n"))
 			}
+			checkLedgerLast(t, got)
 			if c := e.count("purchases", ""); c != n {
 				t.Errorf("purchases = %d, want %d", c, n)
+			}
+			if c := e.count("ledger_transactions", "cause = 'purchase'"); c != n {
+				t.Errorf("sale postings = %d, want %d", c, n)
 			}
 		})
 	}
@@ -76,7 +81,8 @@ func (e *env) seedFixed() (catalog, catalog) {
 }
 
 // snapshot is every row the handler writes, as text, with generated ids
-// replaced by what they stand for (a purchase by its session), outbox rows
+// replaced by what they stand for (a purchase by its session, a ledger
+// account by its name, a ledger transaction by its key), outbox rows
 // grouped by purchase in their order: equal snapshots mean identical rows.
 func (e *env) snapshot() string {
 	e.t.Helper()
@@ -140,7 +146,53 @@ func (e *env) snapshot() string {
 		payload, _ := json.Marshal(env)
 		fmt.Fprintf(&b, "outbox %s %s %s %s\n", o.Subject, o.EventType, name[o.AggregateID.String()], norm(string(payload)))
 	}
+	e.snapshotLedger(&b, norm)
 	return b.String()
+}
+
+// snapshotLedger writes the ledger's rows to b: transactions by key, each
+// account with its balance and its entries in version order.
+func (e *env) snapshotLedger(b *strings.Builder, norm func(string) string) {
+	e.t.Helper()
+	ctx := context.Background()
+	var txs []struct {
+		Key         string    `bun:"idempotency_key"`
+		Cause       string    `bun:"cause"`
+		Amount      int64     `bun:"amount_cents"`
+		Reference   *string   `bun:"reference"`
+		EffectiveAt time.Time `bun:"effective_at"`
+	}
+	if err := e.db.NewRaw(`SELECT idempotency_key, cause, amount_cents, reference, effective_at
+		FROM ledger_transactions ORDER BY idempotency_key`).Scan(ctx, &txs); err != nil {
+		e.t.Fatal(err)
+	}
+	var lines []string
+	for _, t := range txs {
+		lines = append(lines, fmt.Sprintf("ledger tx %s %s %d %v %s", norm(t.Key), t.Cause, t.Amount, jsonText(e.t, t.Reference), t.EffectiveAt.UTC()))
+	}
+	var entries []struct {
+		Account string `bun:"account"`
+		Key     string `bun:"idempotency_key"`
+		Amount  int64  `bun:"amount"`
+		After   int64  `bun:"balance_after"`
+		Version int64  `bun:"account_version"`
+		Balance int64  `bun:"balance"`
+	}
+	if err := e.db.NewRaw(`SELECT a.owner || '/' || a.currency || '/' || a.kind AS account, t.idempotency_key,
+		en.amount, en.balance_after, en.account_version, a.balance
+		FROM ledger_entries en JOIN ledger_accounts a ON a.id = en.account_id JOIN ledger_transactions t ON t.id = en.transaction_id
+		ORDER BY a.owner, a.currency, a.kind, en.account_version`).Scan(ctx, &entries); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, en := range entries {
+		lines = append(lines, fmt.Sprintf("ledger entry %s #%d %s %d → %d (account balance %d)",
+			en.Account, en.Version, norm(en.Key), en.Amount, en.After, en.Balance))
+	}
+	// Purchase ids sort differently on the two paths; their names do not.
+	slices.Sort(lines)
+	for _, l := range lines {
+		fmt.Fprintln(b, l)
+	}
 }
 
 // jsonText is v as JSON: pointers are followed, unlike fmt's %+v.

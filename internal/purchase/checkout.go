@@ -218,7 +218,7 @@ func (f *family) applyCheckout(ctx context.Context, tx bun.Tx, ev eventtx.Event,
 		if err != nil {
 			return err
 		}
-		np, err := f.newPurchase(ev, s, meta, terms, to.Status)
+		np, err := f.newPurchase(ev, s, meta, c.CreatorID, terms, to.Status)
 		if err != nil {
 			return err
 		}
@@ -227,7 +227,7 @@ func (f *family) applyCheckout(ctx context.Context, tx bun.Tx, ev eventtx.Event,
 			return err
 		}
 		if inserted {
-			return f.changed(ctx, tx, ev, rec, change{from: State{}, p: np, creatorID: c.CreatorID, reason: string(trig)})
+			return f.changed(ctx, tx, ev, rec, change{from: State{}, p: np, reason: string(trig)})
 		}
 		// A concurrent transaction created it between our lookup and insert
 		// (the insert waited for it to commit): continue with its row.
@@ -253,14 +253,14 @@ func (f *family) applyCheckout(ctx context.Context, tx bun.Tx, ev eventtx.Event,
 		rec.Duplicate(fmt.Sprintf("purchase %s is %s; %s changes nothing", p.ID, p.Status, trig))
 		return nil
 	}
-	var c *model.Content
 	switch to.Status {
 	case model.PurchaseCompleted:
 		// The split is fixed when the payment completes, at that event's
 		// time; a pending purchase only carried a provisional one. The
 		// terms are those of the content's organization, which is the
-		// purchase's (composite foreign key).
-		cc, terms, err := split.ContentTermsAt(ctx, tx, p.ContentID, ev.At)
+		// purchase's (composite foreign key), and of its creator, whose
+		// share it is: the creator snapshot is taken with them.
+		c, terms, err := split.ContentTermsAt(ctx, tx, p.ContentID, ev.At)
 		if err != nil {
 			return fmt.Errorf("load content %s: %w", p.ContentID, err)
 		}
@@ -268,19 +268,13 @@ func (f *family) applyCheckout(ctx context.Context, tx bun.Tx, ev eventtx.Event,
 		if err != nil {
 			return err
 		}
-		c = &cc
 		setSplit(p, s2)
+		p.CreatorID = c.CreatorID
 		at := ev.At
 		p.PurchasedAt = &at
 	case model.PurchaseFailed:
 		at, reason := ev.At, string(trig)
 		p.FailedAt, p.FailureReason = &at, &reason
-	}
-	if c == nil {
-		var err error
-		if c, err = contentAny(ctx, tx, p.ContentID); err != nil {
-			return err
-		}
 	}
 	if p.StripePaymentIntentID == nil && s.PaymentIntentID != "" {
 		p.StripePaymentIntentID = &s.PaymentIntentID
@@ -292,12 +286,13 @@ func (f *family) applyCheckout(ctx context.Context, tx bun.Tx, ev eventtx.Event,
 	if err := updatePurchase(ctx, tx, p); err != nil {
 		return err
 	}
-	return f.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig)})
+	return f.changed(ctx, tx, ev, rec, change{from: from, p: p, reason: string(trig)})
 }
 
 // newPurchase builds the purchase a checkout event creates, with the split
-// of terms, the terms in force at the event's time.
-func (f *family) newPurchase(ev eventtx.Event, s session, meta purchaseMeta, terms split.Terms, status string) (*model.Purchase, error) {
+// of terms, the terms in force at the event's time, and the content's
+// creator.
+func (f *family) newPurchase(ev eventtx.Event, s session, meta purchaseMeta, creatorID string, terms split.Terms, status string) (*model.Purchase, error) {
 	sp, err := split.Compute(meta.Amount, terms)
 	if err != nil {
 		return nil, err
@@ -309,7 +304,7 @@ func (f *family) newPurchase(ev eventtx.Event, s session, meta purchaseMeta, ter
 	now := f.cfg.Now().UTC()
 	p := &model.Purchase{
 		ID: id, CustomerID: meta.CustomerID, ContentID: meta.ContentID, OrganizationID: meta.OrganizationID,
-		AmountPaidCents: meta.Amount, Currency: meta.Currency,
+		CreatorID: creatorID, AmountPaidCents: meta.Amount, Currency: meta.Currency,
 		StripeCheckoutSessionID: s.ID, Livemode: s.Livemode, Status: status,
 		CreatedAt: now, UpdatedAt: now,
 	}
@@ -355,14 +350,4 @@ func contentFor(ctx context.Context, tx bun.IDB, meta purchaseMeta, t time.Time)
 			"content %s belongs to organization %s, but the checkout names organization %s", c.ID, c.OrganizationID, meta.OrganizationID)
 	}
 	return &c, terms, nil
-}
-
-// contentAny returns content id even when soft-deleted: a purchase made
-// before the deletion still completes, refunds and pays its creator.
-func contentAny(ctx context.Context, tx bun.IDB, id uuid.UUID) (*model.Content, error) {
-	var c model.Content
-	if err := tx.NewSelect().Model(&c).WhereAllWithDeleted().Where("id = ?", id).Scan(ctx); err != nil {
-		return nil, fmt.Errorf("load content %s: %w", id, err)
-	}
-	return &c, nil
 }

@@ -44,7 +44,15 @@ func TestCheckoutCompletedPaidCreatesOnePurchase(t *testing.T) {
 		if p.StripePaymentIntentID == nil || *p.StripePaymentIntentID != "pi_cs_paid_1" || p.StripeCustomerID == nil || *p.StripeCustomerID != "cus_1" {
 			t.Errorf("stripe ids = %v %v", p.StripePaymentIntentID, p.StripeCustomerID)
 		}
-		for table, want := range map[string]int{"purchases": 1, "content_access": 1, "stripe_events": 1, "outbox": 1} {
+		if p.CreatorID != cat.creator {
+			t.Errorf("creator_id = %q, want the content's %q", p.CreatorID, cat.creator)
+		}
+		// The sale, in the same transaction: the amount arrived at Stripe,
+		// each party's share pending.
+		e.wantLedger(p, []string{"purchase:P"},
+			map[string]int64{"platform/stripe_clearing": -2999, "platform/pending": 300, "creator/pending": 2699})
+		for table, want := range map[string]int{"purchases": 1, "content_access": 1, "stripe_events": 1, "outbox": 1,
+			"ledger_transactions": 1, "ledger_entries": 3} {
 			if n := e.count(table, ""); n != want {
 				t.Errorf("%s rows = %d, want %d", table, n, want)
 			}
@@ -94,6 +102,8 @@ func TestCheckoutCompletedPaidCreatesOnePurchase(t *testing.T) {
 			{"paystream_revenue_minor_units_total", map[string]string{"currency": "usd", "party": "organization"}, 0},
 			{"paystream_revenue_minor_units_total", map[string]string{"currency": "usd", "party": "creator"}, 2699},
 			{"paystream_content_access_changes_total", map[string]string{"change": "granted"}, 1},
+			{"paystream_ledger_postings_total", map[string]string{"cause": "purchase"}, 1},
+			{"paystream_ledger_posted_minor_units_total", map[string]string{"cause": "purchase", "currency": "usd"}, 2999},
 		} {
 			if got := metric(t, e.reg, m.name, m.labels); got != m.want {
 				t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)

@@ -8,6 +8,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/eventtx"
+	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/model"
 )
 
@@ -48,9 +49,15 @@ func (f *family) disputeRoute(closed bool) func(context.Context, bun.Tx, eventtx
 		if err := checkRefs(ev, "payment_intent", pi, "charge", charge); err != nil {
 			return err
 		}
+		if d.Amount < 0 {
+			return fault.New(fault.Invalid, "invalid_payload", "dispute %s has negative amount %d", d.ID, d.Amount)
+		}
 		p, err := lockPaid(ctx, tx, ev, pi, charge, trig)
 		if err != nil {
 			return err
+		}
+		if d.Currency != "" && string(d.Currency) != p.Currency {
+			return fault.New(fault.Invalid, "currency_mismatch", "dispute %s is in %q but purchase %s in %q", d.ID, d.Currency, p.ID, p.Currency)
 		}
 		from := stateOf(p)
 		to, changed := Transition(from, trig)
@@ -74,11 +81,7 @@ func (f *family) disputeRoute(closed bool) func(context.Context, bun.Tx, eventtx
 		if err := updatePurchase(ctx, tx, p); err != nil {
 			return err
 		}
-		c, err := contentAny(ctx, tx, p.ContentID)
-		if err != nil {
-			return err
-		}
-		return f.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig)})
+		return f.changed(ctx, tx, ev, rec, change{from: from, p: p, reason: string(trig), disputeAmount: d.Amount, ref: d.ID})
 	}
 }
 

@@ -25,6 +25,9 @@ func TestDisputeWonAfterCreated(t *testing.T) {
 		if a := e.access(w.customer, w.cat.content); a == nil || a.RevokedAt != nil {
 			t.Errorf("open dispute revoked access: %+v", a)
 		}
+		// The disputed amount (all of it) is held.
+		e.wantLedger(p, []string{"purchase:P", "dispute:P:opened"},
+			map[string]int64{"platform/stripe_clearing": -2999, "platform/disputed": 300, "creator/disputed": 2699})
 		e.mustHandle(created, handling.Duplicate)
 		// charge.dispute.updated is not tracked.
 		e.mustHandle(w.dispute(t, "charge.dispute.updated", "evt_du", t0.Add(90*time.Minute), "under_review"), handling.Ignored)
@@ -37,6 +40,8 @@ func TestDisputeWonAfterCreated(t *testing.T) {
 		if a := e.access(w.customer, w.cat.content); a == nil || a.RevokedAt != nil {
 			t.Errorf("won dispute revoked access: %+v", a)
 		}
+		e.wantLedger(p, []string{"purchase:P", "dispute:P:opened", "dispute:P:closed"},
+			map[string]int64{"platform/stripe_clearing": -2999, "platform/pending": 300, "creator/pending": 2699})
 		// A late created after the close changes nothing.
 		e.mustHandle(w.dispute(t, "charge.dispute.created", "evt_d3", t0.Add(time.Hour), "needs_response"), handling.Duplicate)
 		if got := subjects(e.outboxRows(p.ID)); !equalStrings(got, []string{"purchases.completed", "purchases.disputed", "purchases.dispute_won"}) {
@@ -63,6 +68,13 @@ func TestDisputeLostRevokesAccess(t *testing.T) {
 		}
 		if a := e.access(w.customer, w.cat.content); a == nil || a.RevokedAt == nil || *a.RevokeReason != "dispute_lost" {
 			t.Errorf("access after lost = %+v", a)
+		}
+		// Lost: the hold returns and every party gives its share back.
+		e.wantLedger(p, []string{"purchase:P", "dispute:P:opened", "dispute:P:closed"}, map[string]int64{})
+		for cause, want := range map[string]float64{"purchase": 1, "dispute_opened": 1, "dispute_lost": 1} {
+			if got := metric(t, e.reg, "paystream_ledger_postings_total", map[string]string{"cause": cause}); got != want {
+				t.Errorf("ledger_postings_total{%s} = %v, want %v", cause, got, want)
+			}
 		}
 		if got := subjects(e.outboxRows(p.ID)); !equalStrings(got, []string{"purchases.completed", "purchases.disputed", "purchases.dispute_lost"}) {
 			t.Errorf("outbox = %v", got)

@@ -18,14 +18,19 @@ import (
 type change struct {
 	from        State
 	p           *model.Purchase // as written
-	creatorID   string
-	reason      string // trigger, stored as revoke_reason when access ends
-	kind        string // outbox kind; derived from the state change when ""
-	refundDelta int64  // money this event refunded
+	reason      string          // trigger, stored as revoke_reason when access ends
+	kind        string          // outbox kind; derived from the state change when ""
+	refundDelta int64           // money this event refunded
+	// disputeAmount is the amount of the event's dispute (the ledger holds,
+	// or gives back when lost, its parties' parts of it).
+	disputeAmount int64
+	// ref is the Stripe object behind the change (re_…, du_…), "" if none:
+	// the ledger transaction's reference.
+	ref string
 }
 
-// changed finishes a purchase change: content access, the PURCHASES event
-// and the metrics (applied after commit).
+// changed finishes a purchase change: content access, the PURCHASES event,
+// the ledger postings (ledger.go) and the metrics (applied after commit).
 func (f *family) changed(ctx context.Context, tx bun.Tx, ev eventtx.Event, rec *eventtx.Record, c change) error {
 	now := f.cfg.Now().UTC()
 	to := stateOf(c.p)
@@ -40,7 +45,10 @@ func (f *family) changed(ctx context.Context, tx bun.Tx, ev eventtx.Event, rec *
 	if kind == "" {
 		return fmt.Errorf("purchase %s: change %v → %v has no event kind", c.p.ID, c.from, to)
 	}
-	data := dataOf(c.p, c.creatorID, c.from.Status, f.cfg.Access.Grants(to), ev.ID)
+	if err := f.post(ctx, tx, ev, rec, c, to); err != nil {
+		return err
+	}
+	data := dataOf(c.p, c.from.Status, f.cfg.Access.Grants(to), ev.ID)
 	if data.Refund != nil {
 		data.Refund.DeltaCents = c.refundDelta
 	}
@@ -99,10 +107,10 @@ func kindOf(from, to State) string {
 }
 
 // dataOf is the event data of p as written.
-func dataOf(p *model.Purchase, creatorID, previous string, access bool, eventID string) streams.PurchaseData {
+func dataOf(p *model.Purchase, previous string, access bool, eventID string) streams.PurchaseData {
 	d := streams.PurchaseData{
 		PurchaseID: p.ID, CustomerID: p.CustomerID, ContentID: p.ContentID, OrganizationID: p.OrganizationID,
-		CreatorID: creatorID, AmountPaidCents: p.AmountPaidCents, Currency: p.Currency,
+		CreatorID: p.CreatorID, AmountPaidCents: p.AmountPaidCents, Currency: p.Currency,
 		Split: streams.PurchaseSplit{
 			PlatformFeeCents: p.PlatformFeeCents, OrganizationFeeCents: p.OrganizationFeeCents,
 			CreatorPayoutCents: p.CreatorPayoutCents, PlatformFeeBps: p.PlatformFeeBps,

@@ -118,7 +118,7 @@ func NewHandler(bdb *bun.DB, cfg Config, m *Metrics, log *slog.Logger) (*Handler
 	if err != nil {
 		return nil, fmt.Errorf("purchase handler: %w", err)
 	}
-	h := &Handler{db: bdb, fam: f.family(), cfg: eventtx.Config{Now: f.cfg.Now}, log: log}
+	h := &Handler{db: bdb, fam: f.family(), cfg: eventtx.Config{Now: f.cfg.Now, Ledger: m.ledger}, log: log}
 	if h.Handler, err = eventtx.New(bdb, h.cfg, log, h.fam); err != nil {
 		return nil, err
 	}

@@ -79,6 +79,8 @@ func newEnvOn(t *testing.T, path purchase.BatchPath, pol purchase.AccessPolicy) 
 	e := &env{t: t, db: bdb, dsn: dsn, clk: &clock{t: t0}, path: path}
 	e.cfg = purchase.Config{Access: pol, Now: e.clk.Now}
 	e.h, e.reg = e.newHandler(bdb)
+	// Whatever the test did, the ledger agrees with the purchases.
+	t.Cleanup(e.verifyLedger)
 	return e
 }
 

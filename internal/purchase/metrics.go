@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paystream/paystream/internal/eventtx"
+	"github.com/paystream/paystream/internal/ledger"
 	"github.com/paystream/paystream/internal/split"
 )
 
@@ -15,9 +16,11 @@ type Metrics struct {
 	refunded  *prometheus.CounterVec
 	disputes  *prometheus.CounterVec
 	access    *prometheus.CounterVec
+	ledger    *ledger.Metrics // the postings the purchase events make
 }
 
-// NewMetrics registers the purchase metrics on reg.
+// NewMetrics registers the purchase metrics, and the ledger's
+// (ledger.NewMetrics), on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		purchases: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -42,6 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"change"}),
 	}
 	reg.MustRegister(m.purchases, m.revenue, m.refunded, m.disputes, m.access)
+	m.ledger = ledger.NewMetrics(reg)
 	return m
 }
 

@@ -194,6 +194,7 @@ func TestEveryDeliveryOrderEndsInTheSameState(t *testing.T) {
 					e.batch = batch
 					cat := e.seedContent()
 					n := len(sc.events(t, newWorld(cat, "probe")))
+					var firstLedger string
 					for pi, perm := range permutations(n) {
 						w := newWorld(cat, fmt.Sprintf("s%dp%d", si, pi))
 						evs := sc.events(t, w)
@@ -204,6 +205,23 @@ func TestEveryDeliveryOrderEndsInTheSameState(t *testing.T) {
 						e.deliver(ordered)
 						if got := e.final(w); got != sc.want {
 							t.Errorf("order %v: final %+v, want %+v", perm, got, sc.want)
+						}
+						// The ledger too: what each party holds does not
+						// depend on the order, nor, once no dispute is
+						// open, in which account (the keys may: a partial
+						// refund seen before the full one is a posting of
+						// its own). While a dispute is open, a refund
+						// delivered after its opening comes out of pending
+						// and leaves the hold as it was (docs/ledger.md).
+						_, sums := e.ledgerOf(e.purchaseBySession(w.session))
+						state := sumsText(sums)
+						if sc.want.dispute == model.DisputeOpen {
+							state = sumsText(partyTotals(sums))
+						}
+						if pi == 0 {
+							firstLedger = state
+						} else if state != firstLedger {
+							t.Errorf("order %v: ledger %s, first order %s", perm, state, firstLedger)
 						}
 					}
 				})

@@ -119,11 +119,12 @@ func (f *family) refundRoute(ctx context.Context, tx bun.Tx, ev eventtx.Event, c
 		return nil
 	}
 	p.RefundAmountCents = newAmount
+	ref := ""
 	if delta > 0 && ch.Refunds != nil && len(ch.Refunds.Data) > 0 && ch.Refunds.Data[0] != nil {
 		// Stripe lists refunds newest first; the newest explains the latest amount.
 		r := ch.Refunds.Data[0]
 		id, reason := r.ID, string(r.Reason)
-		p.StripeRefundID = &id
+		p.StripeRefundID, ref = &id, id
 		if reason != "" {
 			p.RefundReason = &reason
 		}
@@ -137,10 +138,6 @@ func (f *family) refundRoute(ctx context.Context, tx bun.Tx, ev eventtx.Event, c
 	if err := updatePurchase(ctx, tx, p); err != nil {
 		return err
 	}
-	c, err := contentAny(ctx, tx, p.ContentID)
-	if err != nil {
-		return err
-	}
-	return f.changed(ctx, tx, ev, rec, change{from: from, p: p, creatorID: c.CreatorID, reason: string(trig),
-		kind: streams.PurchaseRefunded, refundDelta: delta})
+	return f.changed(ctx, tx, ev, rec, change{from: from, p: p, reason: string(trig),
+		kind: streams.PurchaseRefunded, refundDelta: delta, ref: ref})
 }

@@ -29,6 +29,10 @@ func TestPartialThenFullRefund(t *testing.T) {
 		if a := e.access(w.customer, w.cat.content); a == nil || a.RevokedAt != nil {
 			t.Errorf("partial refund revoked access under the default policy: %+v", a)
 		}
+		// 1000 of 2999 (split 300 / 0 / 2699): the platform gives back
+		// ceil(300 × 1000 / 2999) = 101, the creator the other 899.
+		e.wantLedger(p, []string{"purchase:P", "refund:P:1000"},
+			map[string]int64{"platform/stripe_clearing": -1999, "platform/pending": 199, "creator/pending": 1800})
 		e.mustHandle(partial, handling.Duplicate)                                       // redelivery
 		e.mustHandle(w.refund(t, "evt_r1b", t0.Add(time.Hour), r1), handling.Duplicate) // same change, new event id
 
@@ -42,6 +46,8 @@ func TestPartialThenFullRefund(t *testing.T) {
 		if a := e.access(w.customer, w.cat.content); a == nil || a.RevokedAt == nil || a.RevokeReason == nil || *a.RevokeReason != "full_refund" {
 			t.Errorf("full refund kept access: %+v", a)
 		}
+		// The rest: every party has given back its whole share.
+		e.wantLedger(p, []string{"purchase:P", "refund:P:1000", "refund:P:2999"}, map[string]int64{})
 		// The older partial event delivered late changes nothing.
 		e.mustHandle(w.refund(t, "evt_r1c", t0.Add(time.Hour), r1), handling.Duplicate)
 		// Neither does a late completed.
@@ -53,6 +59,9 @@ func TestPartialThenFullRefund(t *testing.T) {
 		}
 		if got := metric(t, e.reg, "paystream_refunded_minor_units_total", map[string]string{"currency": "usd"}); got != 2999 {
 			t.Errorf("refunded_minor_units_total = %v, want 2999 (never double counted)", got)
+		}
+		if got := metric(t, e.reg, "paystream_ledger_postings_total", map[string]string{"cause": "refund"}); got != 2 {
+			t.Errorf("ledger_postings_total{refund} = %v, want 2", got)
 		}
 		for status, want := range map[string]float64{"partially_refunded": 1, "refunded": 1} {
 			if got := metric(t, e.reg, "paystream_purchases_total", map[string]string{"currency": "usd", "status": status}); got != want {
@@ -100,9 +109,11 @@ func TestRefundBeforePurchaseIsPendingThenApplies(t *testing.T) {
 		e.mustHandle(w.checkout(t, "checkout.session.async_payment_succeeded", "evt_s", t0.Add(time.Minute), ""), handling.Applied)
 		refund.Deliveries = 3
 		e.mustHandle(refund, handling.Applied)
-		if p := e.purchaseBySession(w.session); p.Status != model.PurchaseRefunded {
+		p := e.purchaseBySession(w.session)
+		if p.Status != model.PurchaseRefunded {
 			t.Errorf("status = %s", p.Status)
 		}
+		e.wantLedger(p, []string{"purchase:P", "refund:P:2999"}, map[string]int64{})
 	})
 }
 

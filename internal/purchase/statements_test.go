@@ -48,10 +48,12 @@ func (l *statementLog) record(on bool) []string {
 // that creates a purchase, so a change that adds a round trip is a decision.
 func TestCheckoutStatementBudget(t *testing.T) {
 	// BEGIN, purchase ×2, content+terms, access ×3, outbox, checkout_sessions
-	// mark, stripe_events, COMMIT. The mark (MarkCheckoutSession, one
-	// UPDATE, a no-op for sessions the purchase API did not create) is the
-	// decided 11th: the session row moves in the purchase's transaction.
-	const budget = 11
+	// mark, stripe_events, ledger ×3, COMMIT. The mark (MarkCheckoutSession,
+	// one UPDATE, a no-op for sessions the purchase API did not create) is
+	// the decided 11th: the session row moves in the purchase's
+	// transaction. The ledger's three (ledger.PostMany: transaction,
+	// accounts, entries) are the sale's posting, in the same transaction.
+	const budget = 14
 	e := newEnv(t, purchase.AccessPolicy{})
 	log := &statementLog{}
 	e.db.AddQueryHook(log)
@@ -62,6 +64,25 @@ func TestCheckoutStatementBudget(t *testing.T) {
 	got := log.record(false)
 	if len(got) != budget {
 		t.Errorf("a paid checkout sent %d statements, budget %d:\n%s", len(got), budget, strings.Join(got, "\n"))
+	}
+	checkLedgerLast(t, got)
+}
+
+// checkLedgerLast fails unless the ledger's statements are the last before
+// the COMMIT: the accounts (the platform's are hot: every sale of a
+// currency updates them) are locked last and held only until the commit.
+func checkLedgerLast(t *testing.T, stmts []string) {
+	t.Helper()
+	if len(stmts) < 4 {
+		t.Fatalf("%d statements", len(stmts))
+	}
+	for i, table := range []string{"ledger_transactions", "ledger_accounts", "ledger_entries"} {
+		if s := strings.TrimSpace(stmts[len(stmts)-4+i]); !strings.HasPrefix(s, "INSERT INTO "+table) {
+			t.Errorf("statement %d of %d is %.60q…, want the INSERT INTO %s of the posting", len(stmts)-3+i, len(stmts), s, table)
+		}
+	}
+	if last := strings.TrimSpace(stmts[len(stmts)-1]); last != "COMMIT" {
+		t.Errorf("last statement %.60q, want COMMIT", last)
 	}
 }
 

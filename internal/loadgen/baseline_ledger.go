@@ -1,0 +1,98 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+)
+
+// ledgerRow is one entry of a baseline sale's posting: the account it moves
+// (owner, currency, kind) and the signed amount.
+type ledgerRow struct {
+	owner, currency, kind string
+	amount                int64
+}
+
+// ledgerRows is the posting of one sale of pur, as the ledger's
+// PurchaseCompleted writes it: the amount leaves the platform's
+// stripe_clearing, each party's non-zero share goes to its pending account.
+// The rows are in the ledger's lock order (owner, currency, kind as bytes),
+// so the baseline locks the accounts as the processor does.
+func ledgerRows(pur Purchase) []ledgerRow {
+	rows := []ledgerRow{
+		{"platform", pur.Currency, "stripe_clearing", -pur.Amount},
+		{"platform", pur.Currency, "pending", pur.PlatformFee},
+		{"organization:" + pur.OrganizationID.String(), pur.Currency, "pending", pur.OrgFee},
+		{"creator:" + pur.CreatorID, pur.Currency, "pending", pur.Creator},
+	}
+	rows = slices.DeleteFunc(rows, func(r ledgerRow) bool { return r.amount == 0 })
+	slices.SortFunc(rows, func(a, b ledgerRow) int {
+		if c := strings.Compare(a.owner, b.owner); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.currency, b.currency); c != 0 {
+			return c
+		}
+		return strings.Compare(a.kind, b.kind)
+	})
+	return rows
+}
+
+// accountRow is an account as the accounts statement returns it.
+type accountRow struct {
+	ID      int64  `bun:"id"`
+	Owner   string `bun:"owner"`
+	Kind    string `bun:"kind"`
+	Balance int64  `bun:"balance"`
+	Version int64  `bun:"version"`
+}
+
+// baselinePosting writes the sale posting of purchase id with the three
+// statements ledger.PostMany sends for one transaction: the transaction, the
+// accounts (created or updated, locked in order, their new balances
+// returned), and the entries with the balance and version each leaves.
+func baselinePosting(ctx context.Context, tx bun.Tx, id uuid.UUID, pur Purchase, rows []ledgerRow, at time.Time) error {
+	var txID int64
+	if err := tx.NewRaw(`INSERT INTO ledger_transactions (idempotency_key, cause, purchase_id, amount_cents, effective_at)
+		VALUES (?, 'purchase', ?, ?, ?) RETURNING id`, "purchase:"+id.String(), id, pur.Amount, at).Scan(ctx, &txID); err != nil {
+		return fmt.Errorf("ledger transaction: %w", err)
+	}
+	n := len(rows)
+	owners, currencies, kinds, deltas := make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
+	for i, r := range rows {
+		owners[i], currencies[i], kinds[i], deltas[i] = r.owner, r.currency, r.kind, r.amount
+	}
+	var accs []accountRow
+	if err := tx.NewRaw(`INSERT INTO ledger_accounts AS a (owner, currency, kind, balance, version)
+		SELECT o, c, k, d, 1 FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[]) WITH ORDINALITY AS v(o, c, k, d, ord)
+		ORDER BY ord
+		ON CONFLICT (owner, currency, kind) DO UPDATE SET balance = a.balance + EXCLUDED.balance, version = a.version + 1, updated_at = now()
+		RETURNING a.id, a.owner, a.kind, a.balance, a.version`,
+		pgdialect.Array(owners), pgdialect.Array(currencies), pgdialect.Array(kinds), pgdialect.Array(deltas)).Scan(ctx, &accs); err != nil {
+		return fmt.Errorf("ledger accounts: %w", err)
+	}
+	if len(accs) != n {
+		return fmt.Errorf("ledger accounts: %d returned for %d", len(accs), n)
+	}
+	txIDs, accIDs, afters, versions := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, r := range rows { // one currency per posting: owner and kind name the account
+		j := slices.IndexFunc(accs, func(a accountRow) bool { return a.Owner == r.owner && a.Kind == r.kind })
+		if j < 0 {
+			return fmt.Errorf("ledger accounts: %s/%s not returned", r.owner, r.kind)
+		}
+		txIDs[i], accIDs[i], afters[i], versions[i] = txID, accs[j].ID, accs[j].Balance, accs[j].Version
+	}
+	if _, err := tx.NewRaw(`INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, account_version)
+		SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])`,
+		pgdialect.Array(txIDs), pgdialect.Array(accIDs), pgdialect.Array(deltas), pgdialect.Array(afters),
+		pgdialect.Array(versions)).Exec(ctx); err != nil {
+		return fmt.Errorf("ledger entries: %w", err)
+	}
+	return nil
+}
