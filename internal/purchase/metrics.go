@@ -88,3 +88,8 @@ func (e effects) access(change string) {
 	m := e.m
 	e.rec.AfterCommit(func() { m.access.WithLabelValues(change).Inc() })
 }
+
+// Ledger is the ledger's metrics NewMetrics registered: the lifecycle that
+// writes the postings of every family of a processor counts in them
+// (eventtx.Config.Ledger).
+func (m *Metrics) Ledger() *ledger.Metrics { return m.ledger }

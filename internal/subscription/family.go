@@ -136,7 +136,7 @@ func (f *Family) apply(ctx context.Context, tx bun.Tx, ev eventtx.Event, sev Eve
 	if err != nil {
 		return err
 	}
-	if err := f.post(ctx, tx, ev, sev, out); err != nil {
+	if err := f.post(ctx, tx, ev, sev, out, rec); err != nil {
 		return err
 	}
 	if err := f.announce(ctx, tx, ev, sev, out, rec); err != nil {

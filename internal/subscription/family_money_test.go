@@ -130,3 +130,34 @@ func TestOrganizationPlanInvoiceInTheLedger(t *testing.T) {
 		mustVerifyLedger(t, bdb)
 	})
 }
+
+// An invoice's payment, a partial refund of its charge and a dispute of it,
+// delivered together (one batch on the batch path: three events' postings
+// of one invoice written by the transaction's one ledger write) post what
+// they post one by one: the sale once, then the refund's reversal and the
+// dispute's hold of what is left.
+func TestOneInvoiceSeveralEventsInOneBatch(t *testing.T) {
+	forEachPath(t, func(t *testing.T, batch bool) {
+		bdb := catalogDB(t)
+		e := newFamEnv(t, bdb, newFakeStripe(), batch)
+		creator, plat := ledger.CreatorOwner("cr_A"), ledger.PlatformOwner
+		bal := func(owner string, k ledger.Kind) int64 { return balance(t, bdb, owner, "usd", k) }
+		e.mustDeliver(rawEvt(t, shapeOld, TypeSubscriptionCreated, "evt_c", t0, subObj(shapeOld, p1, status(model.SubscriptionActive))))
+		e.mustDeliver(
+			rawEvt(t, shapeOld, TypeInvoicePaid, "evt_p1", t0.Add(2*time.Second),
+				invoiceObj(shapeOld, "in_signup", p1, 1000, t0.Add(2*time.Second), "signup")),
+			rawRefund(t, "evt_r1", t0.Add(3*time.Second), "ch_signup", "pi_signup", 1000, 400),
+			rawDispute(t, TypeDisputeCreated, "evt_d1", t0.Add(4*time.Second), "ch_signup", "pi_signup", 600, "needs_response"),
+		)
+		// signup 1000 → 100 / 180 / 720; 400 refunded reverses 40 / 72 / 288;
+		// the 600 disputed holds the rest of each share.
+		if c, d, s := bal(creator, ledger.Pending), bal(creator, ledger.Disputed), bal(plat, ledger.StripeClearing); c != 0 || d != 432 || s != -600 {
+			t.Fatalf("creator pending %d disputed %d, clearing %d; want 0 432 -600", c, d, s)
+		}
+		var sales int
+		if err := bdb.NewRaw(`SELECT count(*) FROM ledger_transactions WHERE invoice_id = 'in_signup' AND cause = 'invoice'`).Scan(context.Background(), &sales); err != nil || sales != 1 {
+			t.Fatalf("%d sale postings of the invoice (%v), want 1", sales, err)
+		}
+		mustVerifyLedger(t, bdb)
+	})
+}

@@ -14,9 +14,12 @@ import (
 // new paid invoice into the parties' pending accounts, the growth of its
 // refunds and its dispute's steps reversed or held by split.Reversal. The
 // store holds the invoice's row lock (inserted, or locked FOR UPDATE), so no
-// other posting of it runs in between; the accounts are locked after it,
-// as for purchases.
-func (f *Family) post(ctx context.Context, tx bun.Tx, ev eventtx.Event, sev Event, out Outcome) error {
+// other posting of it runs in between. The postings go to rec, and the
+// lifecycle writes them with the transaction's one ledger.PostMany before
+// the commit (the ledger's accounts locked last and in one order, for a
+// batch of events of every family); the book is read with what earlier
+// events of the same transaction handed over folded in.
+func (f *Family) post(ctx context.Context, tx bun.Tx, ev eventtx.Event, sev Event, out Outcome, rec *eventtx.Record) error {
 	inv := out.Invoice
 	changed := out.InvoiceCreated || (out.Result == ResultApplied && (sev.Kind == KindRefund || sev.Kind == KindDispute))
 	if inv == nil || !changed {
@@ -30,14 +33,22 @@ func (f *Family) post(ctx context.Context, tx bun.Tx, ev eventtx.Event, sev Even
 	if err != nil {
 		return err
 	}
+	for _, t := range rec.Unwritten() {
+		if t.InvoiceID != s.InvoiceID {
+			continue
+		}
+		if err := s.Fold(&b, t); err != nil {
+			return err
+		}
+	}
 	st := ledger.InvoiceState{Refunded: inv.RefundAmountCents, RefundID: deref(inv.StripeRefundID),
 		Dispute: deref(inv.DisputeStatus), DisputeAmount: inv.DisputeAmountCents, DisputeID: deref(inv.StripeDisputeID)}
 	ts, err := ledger.InvoiceCatchUp(s, b, st, ev.At)
 	if err != nil {
 		return err
 	}
-	_, err = ledger.PostMany(ctx, tx, ts)
-	return err
+	rec.Post(ts...)
+	return nil
 }
 
 func deref(s *string) string {

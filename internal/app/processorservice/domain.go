@@ -141,11 +141,12 @@ func eventHandler(c processorconfig.Domain, d DomainDeps) (*eventtx.Handler, *su
 	}
 	pc := c.Purchase
 	pc.Subscriptions = sf
-	pf, err := purchase.NewFamily(pc, purchase.NewMetrics(d.Reg), d.Log.With("component", "purchase"))
+	pm := purchase.NewMetrics(d.Reg)
+	pf, err := purchase.NewFamily(pc, pm, d.Log.With("component", "purchase"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("purchase family: %w", err)
 	}
-	h, err := eventtx.New(d.DB, eventtx.Config{Now: pc.Now}, d.Log, pf, sf.EventFamily())
+	h, err := eventtx.New(d.DB, eventtx.Config{Now: pc.Now, Ledger: pm.Ledger()}, d.Log, pf, sf.EventFamily())
 	if err != nil {
 		return nil, nil, fmt.Errorf("event handler: %w", err)
 	}
