@@ -18,12 +18,13 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/config/processorconfig"
+	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/internal/payout"
-	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
+	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/streams"
 )
 
@@ -47,18 +48,27 @@ type DomainDeps struct {
 // wire fakes (WithDomain). The runtime itself knows nothing of purchases.
 type Domain func(deps DomainDeps) (handling.Handler, []Companion, error)
 
-// PurchaseDomain returns the Domain of c: the purchase handler, the outbox
-// relay always, the periodic reconcile when RECONCILE_INTERVAL > 0, the
-// payout job when PAYOUT_INTERVAL > 0.
+// PurchaseDomain returns the Domain of c: the event handler of the purchase
+// and payout (Connect webhook) families, the outbox relay always, the
+// periodic reconcile when RECONCILE_INTERVAL > 0, the payout job when
+// PAYOUT_INTERVAL > 0.
 func PurchaseDomain(c processorconfig.Domain) Domain {
 	return func(d DomainDeps) (handling.Handler, []Companion, error) {
 		// The payout series exist whether the job runs or not, so the
 		// dashboard and the alerts see them; the Connect webhooks' store
 		// functions count in the same Metrics.
 		pm := payout.NewMetrics(d.Reg)
-		h, err := purchase.NewHandler(d.DB, c.Purchase, purchase.NewMetrics(d.Reg), d.Log)
+		pf, err := purchase.NewFamily(c.Purchase, purchase.NewMetrics(d.Reg), d.Log.With("component", "purchase"))
 		if err != nil {
-			return nil, nil, fmt.Errorf("purchase handler: %w", err)
+			return nil, nil, fmt.Errorf("purchase family: %w", err)
+		}
+		payf, err := payout.NewFamily(pm, d.Log.With("component", "payout"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("payout family: %w", err)
+		}
+		h, err := eventtx.New(d.DB, eventtx.Config{Now: c.Purchase.Now}, d.Log, pf, payf)
+		if err != nil {
+			return nil, nil, fmt.Errorf("event handler: %w", err)
 		}
 		relay, err := outbox.NewRelay(d.DB, d.JS, c.Relay, outbox.NewMetrics(d.Reg), d.Log)
 		if err != nil {
