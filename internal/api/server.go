@@ -27,7 +27,7 @@ const (
 
 // Routes returns every route pattern the server registers.
 func Routes() []string {
-	return []string{RouteCreateCheckout, RouteAccess, RoutePurchases, RoutePurchase}
+	return append([]string{RouteCreateCheckout, RouteAccess, RoutePurchases, RoutePurchase}, payoutRoutes()...)
 }
 
 // catchAll answers every request no route matches with the JSON 404, so
@@ -74,6 +74,9 @@ func New(db *bun.DB, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*
 	mux.Handle(RouteAccess, s.authenticate(http.HandlerFunc(s.access)))
 	mux.Handle(RoutePurchases, s.authenticate(http.HandlerFunc(s.purchases)))
 	mux.Handle(RoutePurchase, s.authenticate(http.HandlerFunc(s.purchase)))
+	if err := s.handlePayouts(mux); err != nil {
+		return nil, err
+	}
 	mux.HandleFunc(catchAll, func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(CodeNotFound, "no route %s %s; see the OpenAPI document", r.Method, r.URL.Path))
 	})
