@@ -64,16 +64,7 @@ func (p *payees) ledger(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows, more, err := listLedger(r.Context(), p.db, q)
-	if errors.Is(err, errEntryUnknown) {
-		p.fail(w, r, &Error{Code: CodeInvalidRequest, Message: "starting_after " + err.Error(),
-			Fields: map[string]string{"starting_after": err.Error()}})
-		return
-	}
-	if err != nil {
-		p.fail(w, r, dbFailure(err))
-		return
-	}
-	if len(rows) == 0 && !p.known(w, r, ref) {
+	if !p.pageFound(w, r, ref, len(rows), err, errEntryUnknown) {
 		return
 	}
 	out := LedgerEntryList{Object: "list", Data: make([]LedgerEntry, len(rows)), HasMore: more}
@@ -114,16 +105,7 @@ func (p *payees) payouts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ps, more, err := listPayouts(r.Context(), p.db, ref, after, page.Limit)
-	if errors.Is(err, errPayoutUnknown) {
-		p.fail(w, r, &Error{Code: CodeInvalidRequest, Message: "starting_after " + err.Error(),
-			Fields: map[string]string{"starting_after": err.Error()}})
-		return
-	}
-	if err != nil {
-		p.fail(w, r, dbFailure(err))
-		return
-	}
-	if len(ps) == 0 && !p.known(w, r, ref) {
+	if !p.pageFound(w, r, ref, len(ps), err, errPayoutUnknown) {
 		return
 	}
 	out := PayoutList{Object: "list", Data: make([]Payout, len(ps)), HasMore: more}
@@ -133,16 +115,29 @@ func (p *payees) payouts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// known answers 404 (or the database's failure) and returns false when the
-// payee has neither a row nor a ledger account, so an empty page of an
-// unknown payee is not mistaken for a payee with no history yet.
-func (p *payees) known(w http.ResponseWriter, r *http.Request, ref payeeRef) bool {
-	ok, err := payeeKnown(r.Context(), p.db, ref)
+// pageFound reports whether a page of n items listed with err may be
+// written; when not, it answered: 400 for a cursor that is not the payee's
+// (cursorErr), the database's failure, or 404 for the empty page of a payee
+// with neither a row nor a ledger account, so it is not mistaken for a
+// payee with no history yet.
+func (p *payees) pageFound(w http.ResponseWriter, r *http.Request, ref payeeRef, n int, err, cursorErr error) bool {
+	switch {
+	case errors.Is(err, cursorErr):
+		p.fail(w, r, &Error{Code: CodeInvalidRequest, Message: "starting_after " + err.Error(),
+			Fields: map[string]string{"starting_after": err.Error()}})
+		return false
+	case err != nil:
+		p.fail(w, r, dbFailure(err))
+		return false
+	case n > 0:
+		return true
+	}
+	known, err := payeeKnown(r.Context(), p.db, ref)
 	switch {
 	case err != nil:
 		p.fail(w, r, dbFailure(err))
-	case !ok:
+	case !known:
 		p.fail(w, r, errorf(CodeNotFound, "payee %s/%s has neither been onboarded nor earned", ref.Kind, ref.ID))
 	}
-	return err == nil && ok
+	return err == nil && known
 }

@@ -3,8 +3,6 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/google/uuid"
 
@@ -93,46 +91,4 @@ func parsePayee(r *http.Request, fields map[string]string) payeeRef {
 		ref.Owner = owner
 	}
 	return ref
-}
-
-// pageQuery is the query of a cursor page: limit, starting_after (checked
-// by parseCursor) and the rest of the query's values.
-type pageQuery struct {
-	Limit  int
-	Cursor string
-	Values url.Values
-}
-
-// parsePage reads limit (1–MaxPageSize, default DefaultPageSize) and
-// starting_after from the query into fields, as the purchase history does:
-// a query url.ParseQuery cannot read entirely is refused, not half-read.
-func parsePage(r *http.Request, fields map[string]string) pageQuery {
-	q := pageQuery{Limit: DefaultPageSize}
-	v, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		fields["query"] = queryMalformed(err)
-	}
-	if l := v.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > MaxPageSize {
-			fields["limit"] = "must be a whole number from 1 to " + strconv.Itoa(MaxPageSize)
-		}
-		q.Limit = n
-	}
-	q.Cursor, q.Values = v.Get("starting_after"), v
-	return q
-}
-
-// validCurrency reports whether c is an ISO 4217 code as paystream stores
-// it (three lower-case letters).
-func validCurrency(c string) bool {
-	if len(c) != 3 {
-		return false
-	}
-	for i := 0; i < 3; i++ {
-		if c[i] < 'a' || c[i] > 'z' {
-			return false
-		}
-	}
-	return true
 }

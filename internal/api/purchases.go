@@ -3,8 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -94,28 +92,16 @@ func (s *Server) purchases(w http.ResponseWriter, r *http.Request) {
 	if why := text.CustomerID(q.Customer); why != "" {
 		fields["customer"] = why
 	}
-	// url.ParseQuery leaves out the pairs it cannot read (one holding a
-	// semicolon, a broken escape): answering without them would ignore a
-	// filter the caller sent, so its error is the caller's 400.
-	v, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		fields["query"] = queryMalformed(err)
-	}
-	if l := v.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > MaxPageSize {
-			fields["limit"] = "must be a whole number from 1 to " + strconv.Itoa(MaxPageSize)
-		}
-		q.Limit = n
-	}
-	if c := v.Get("starting_after"); c != "" {
+	page := parsePage(r, fields)
+	q.Limit = page.Limit
+	if c := page.Cursor; c != "" {
 		id, err := uuid.Parse(c)
 		if err != nil {
 			fields["starting_after"] = "must be the id of a purchase of this customer"
 		}
 		q.StartingAfter = &id
 	}
-	if st := v.Get("status"); st != "" {
+	if st := page.Values.Get("status"); st != "" {
 		if !purchaseStatuses[st] {
 			fields["status"] = "must be one of pending, completed, failed, partially_refunded, refunded, dispute_lost"
 		}
