@@ -40,6 +40,9 @@ type sendOptions struct {
 }
 
 func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
+	if len(args) > 0 && slices.Contains(connectSendTypes(), args[0]) {
+		return runSendConnect(ctx, args[0], args[1:], getenv, stdout, stderr)
+	}
 	var o sendOptions
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -67,6 +70,7 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 		"usage: paystream send <event-type> [flags]",
 		"builds a realistic Stripe event (API "+stripefixture.APIVersion+"), signs it like Stripe, posts it to the edge",
 		"event types:\n  "+strings.Join(sendTypes(), "\n  "),
+		"creator payout events (flags of their own: paystream send <type> -h):\n  "+strings.Join(connectSendTypes(), "\n  "),
 	)
 	typ, rest := "", args
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
