@@ -11,8 +11,8 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/paystream/paystream/internal/payout"
-	"github.com/paystream/paystream/internal/stripeclient"
 	"github.com/paystream/paystream/internal/payout/stripefake"
+	"github.com/paystream/paystream/internal/stripeclient"
 )
 
 // The fake keeps Stripe's idempotency: a key replays its saved answer —
