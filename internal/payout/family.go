@@ -23,14 +23,22 @@ import (
 // it in the event's top-level account); transfer.reversed is the
 // platform's own (an operator reversed one of its transfers).
 const (
-	TypeAccountUpdated       = "account.updated"
-	TypeAccountDeauthorized  = "account.application.deauthorized"
-	TypeTransferReversed     = "transfer.reversed"
-	objectAccount            = "account"
-	objectApplication        = "application"
-	objectTransfer           = "transfer"
-	reasonPayoutNotSettled   = "payout_not_settled"
-	reasonUnrecordedTransfer = "unrecorded_transfer"
+	TypeAccountUpdated      = "account.updated"
+	TypeAccountDeauthorized = "account.application.deauthorized"
+	TypeTransferReversed    = "transfer.reversed"
+)
+
+// Stripe object names of the routes' data.object.
+const (
+	objectAccount     = "account"
+	objectApplication = "application"
+	objectTransfer    = "transfer"
+)
+
+// Reasons of the family's faults (dead-letter and retry reasons).
+const (
+	reasonPayoutNotSettled   = "payout_not_settled"  // retried: the payout's own settlement has not committed yet
+	reasonUnrecordedTransfer = "unrecorded_transfer" // dead-lettered: a transfer of a payout's group the payout does not record
 )
 
 // family is the payout family of the event route table: its routes apply
