@@ -47,13 +47,13 @@ type PayoutList struct {
 func (p *payees) ledger(w http.ResponseWriter, r *http.Request) {
 	fields := map[string]string{}
 	ref := parsePayee(r, fields)
-	page := parsePage(r, fields)
-	q := ledgerQuery{Ref: ref, Limit: page.Limit, Currency: page.Values.Get("currency")}
+	v, limit, after := parsePage(r, fields)
+	q := ledgerQuery{Ref: ref, Limit: limit, Currency: v.Get("currency")}
 	if q.Currency != "" && !validCurrency(q.Currency) {
 		fields["currency"] = "must be a three-letter lower-case ISO 4217 code"
 	}
-	if page.Cursor != "" {
-		id, err := strconv.ParseInt(page.Cursor, 10, 64)
+	if after != "" {
+		id, err := strconv.ParseInt(after, 10, 64)
 		if err != nil || id < 1 {
 			fields["starting_after"] = "must be the id of a ledger entry of this payee"
 		}
@@ -91,10 +91,10 @@ func (p *payees) ledger(w http.ResponseWriter, r *http.Request) {
 func (p *payees) payouts(w http.ResponseWriter, r *http.Request) {
 	fields := map[string]string{}
 	ref := parsePayee(r, fields)
-	page := parsePage(r, fields)
+	_, limit, cursor := parsePage(r, fields)
 	var after *uuid.UUID
-	if page.Cursor != "" {
-		id, err := uuid.Parse(page.Cursor)
+	if cursor != "" {
+		id, err := uuid.Parse(cursor)
 		if err != nil {
 			fields["starting_after"] = "must be the id of a payout of this payee"
 		}
@@ -104,7 +104,7 @@ func (p *payees) payouts(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, invalidFields("request", fields))
 		return
 	}
-	ps, more, err := listPayouts(r.Context(), p.db, ref, after, page.Limit)
+	ps, more, err := listPayouts(r.Context(), p.db, ref, after, limit)
 	if !p.pageFound(w, r, ref, len(ps), err, errPayoutUnknown) {
 		return
 	}

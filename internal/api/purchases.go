@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -71,11 +73,33 @@ func purchaseOut(p *model.Purchase) Purchase {
 	return out
 }
 
-// Page sizes of the purchase history.
+// Page sizes of the purchase history and the subscription list.
 const (
 	DefaultPageSize = 10
 	MaxPageSize     = 100
 )
+
+// parsePage reads the query of a list route: limit (DefaultPageSize when
+// absent) and the raw starting_after, with the query itself (for the
+// route's own filters). Problems go into fields. url.ParseQuery leaves out
+// the pairs it cannot read (one holding a semicolon, a broken escape):
+// answering without them would ignore a filter the caller sent, so its
+// error is the caller's 400.
+func parsePage(r *http.Request, fields map[string]string) (v url.Values, limit int, startingAfter string) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		fields["query"] = queryMalformed(err)
+	}
+	limit = DefaultPageSize
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxPageSize {
+			fields["limit"] = "must be a whole number from 1 to " + strconv.Itoa(MaxPageSize)
+		}
+		limit = n
+	}
+	return v, limit, v.Get("starting_after")
+}
 
 // purchaseStatuses are the values of the status filter.
 var purchaseStatuses = map[string]bool{
@@ -92,16 +116,16 @@ func (s *Server) purchases(w http.ResponseWriter, r *http.Request) {
 	if why := text.CustomerID(q.Customer); why != "" {
 		fields["customer"] = why
 	}
-	page := parsePage(r, fields)
-	q.Limit = page.Limit
-	if c := page.Cursor; c != "" {
-		id, err := uuid.Parse(c)
+	v, limit, after := parsePage(r, fields)
+	q.Limit = limit
+	if after != "" {
+		id, err := uuid.Parse(after)
 		if err != nil {
 			fields["starting_after"] = "must be the id of a purchase of this customer"
 		}
 		q.StartingAfter = &id
 	}
-	if st := page.Values.Get("status"); st != "" {
+	if st := v.Get("status"); st != "" {
 		if !purchaseStatuses[st] {
 			fields["status"] = "must be one of pending, completed, failed, partially_refunded, refunded, dispute_lost"
 		}
