@@ -128,7 +128,7 @@ var quickStart = []readmeStep{
 		shell: 2, want: []string{`"url":"https://`, `"stripe_account_id":"acct_`}},
 	{cmd: `A=$(grep -o '"stripe_account_id":"[^"]*' .paystream/onboarding | cut -d'"' -f4)                    # the creator's Express account`,
 		shell: 2},
-	{cmd: `go run ./cmd/paystream send checkout.session.completed --customer user_7                           # → 200: creator_demo sells again`,
+	{cmd: `go run ./cmd/paystream send checkout.session.completed --customer user_9                           # → 200: creator_demo sells again`,
 		shell: 2, want: []string{"-> 200"}},
 	{cmd: `go run ./cmd/paystream send account.updated --account $A --payouts-enabled --charges-enabled        # Stripe's Connect webhook: onboarded → 200`,
 		shell: 2, want: []string{"-> 200"}, holds: demoCreatorOnboarded},
