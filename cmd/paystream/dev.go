@@ -121,6 +121,9 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 	if _, set := p.Lookup("STRIPE_WEBHOOK_SECRET"); !set {
 		base["STRIPE_WEBHOOK_SECRET"] = secret
 	}
+	if _, set := p.Lookup(connectSecretVar); !set {
+		base[connectSecretVar] = secret // the Connect endpoint too, for `paystream send account.updated`
+	}
 	env := config.Overlay(getenv, base)
 
 	var services []app.Service
@@ -142,7 +145,7 @@ func runDev(ctx context.Context, args []string, getenv config.Getenv, stdout, st
 		services = append(services, apiservice.New(acfg))
 	}
 	if !o.noEdge {
-		ecfg, err := config.ParseEdge(config.Overlay(env, map[string]string{"ADMIN_ADDR": o.edgeAdmin}), append(os.Environ(), "STRIPE_WEBHOOK_SECRET"))
+		ecfg, err := config.ParseEdge(config.Overlay(env, map[string]string{"ADMIN_ADDR": o.edgeAdmin}), append(os.Environ(), "STRIPE_WEBHOOK_SECRET", connectSecretVar))
 		if err != nil {
 			return err
 		}
@@ -232,6 +235,7 @@ func printBanner(w io.Writer, b devBanner) {
 	fmt.Fprintln(w, "paystream dev is running (Ctrl-C to stop)")
 	if a := b.addrs.Edge.Public; a != "" {
 		fmt.Fprintf(w, "  webhooks:          POST http://%s/webhooks/stripe\n", a)
+		fmt.Fprintf(w, "  connect webhooks:  POST http://%s/webhooks/stripe/connect\n", a)
 	}
 	if b.generated {
 		fmt.Fprintf(w, "  signing secret:    %s (generated, saved in %s)\n", b.secret, filepath.Join(b.dataDir, demo.SecretFile))

@@ -64,6 +64,33 @@ func demoPurchaseSplit(ctx context.Context, bdb *bun.DB) error {
 	return nil
 }
 
+// demoCreatorOnboarded is the Connect webhook's promise: creator_demo's
+// payee has its Express account and may receive payouts.
+func demoCreatorOnboarded(ctx context.Context, bdb *bun.DB) error {
+	var p model.Payee
+	if err := bdb.NewSelect().Model(&p).Where("kind = ? AND id = ?", model.PayeeCreator, demo.CreatorID).Scan(ctx); err != nil {
+		return fmt.Errorf("payee %s: %w", demo.CreatorID, err)
+	}
+	if p.StripeAccountID == nil || !p.PayoutsEnabled {
+		return fmt.Errorf("payee %+v, want an account with payouts enabled", p)
+	}
+	return nil
+}
+
+// demoCreatorPaid is the payout run's promise: one paid payout of
+// creator_demo's share of its three sales, 3 × 2564 usd, to its account.
+func demoCreatorPaid(ctx context.Context, bdb *bun.DB) error {
+	var ps []model.Payout
+	if err := bdb.NewSelect().Model(&ps).Where("payee_id = ?", demo.CreatorID).Scan(ctx); err != nil {
+		return err
+	}
+	if len(ps) != 1 || ps[0].Status != model.PayoutPaid || ps[0].AmountCents != 3*2564 || ps[0].Currency != "usd" ||
+		ps[0].StripeTransferID == nil {
+		return fmt.Errorf("payouts of %s: %+v, want one paid payout of 7692 usd", demo.CreatorID, ps)
+	}
+	return nil
+}
+
 // demoPlan is the membership block's first promise: a plan of the demo
 // content's creator, 900 usd a month with a 7-day trial.
 func demoPlan(ctx context.Context, bdb *bun.DB) error {
@@ -136,6 +163,22 @@ var quickStart = []readmeStep{
 		shell: 2, want: []string{"HTTP/1.1 200", `"status":"open"`, `"customer_id":"user_7"`}, holds: oneMembershipSession},
 	{cmd: `curl -s localhost:8081/v1/customers/user_7/subscriptions -H "Authorization: Bearer $K"  # → "data":[] until Stripe pays`,
 		shell: 2, want: []string{`"object":"list"`, `"data":[]`}},
+	{cmd: `curl -s -X POST localhost:8081/v1/payees/creator/creator_demo/onboarding -H "Authorization: Bearer $K" | tee .paystream/onboarding   # → "url":"https://…","stripe_account_id":"acct_…"`,
+		shell: 2, want: []string{`"url":"https://`, `"stripe_account_id":"acct_`}},
+	{cmd: `A=$(grep -o '"stripe_account_id":"[^"]*' .paystream/onboarding | cut -d'"' -f4)                    # the creator's Express account`,
+		shell: 2},
+	{cmd: `go run ./cmd/paystream send checkout.session.completed --customer user_9                           # → 200: creator_demo sells again`,
+		shell: 2, want: []string{"-> 200"}},
+	{cmd: `go run ./cmd/paystream send account.updated --account $A --payouts-enabled --charges-enabled        # Stripe's Connect webhook: onboarded → 200`,
+		shell: 2, want: []string{"-> 200"}, holds: demoCreatorOnboarded},
+	{cmd: `go run ./cmd/paystream ledger backfill                                                              # → ledger backfill: posted …`,
+		shell: 2, want: []string{"ledger backfill: posted"}},
+	{cmd: `STRIPE_SECRET_KEY=sk_test_123 STRIPE_API_BASE=http://127.0.0.1:12111 PAYOUT_HOLD=0 go run ./cmd/paystream payouts run   # → paid 1: 7692 usd`,
+		shell: 2, want: []string{"7692 usd"}, holds: demoCreatorPaid},
+	{cmd: `curl -s localhost:8081/v1/payees/creator/creator_demo -H "Authorization: Bearer $K"                # → "payouts_enabled":true … "paid_out":7692`,
+		shell: 2, want: []string{`"payouts_enabled":true`, `"paid_out":7692`}},
+	{cmd: `curl -s "localhost:8081/v1/reports/revenue?currency=usd&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z" -H "Authorization: Bearer $K"   # → "gross":8997 … "paid_out":7692`,
+		shell: 2, want: []string{`"gross":8997`, `"creator_share":7692`, `"paid_out":7692`}},
 	{cmd: "go test -race -count=1 ./...", why: "the test suite, of which this test is part"},
 }
 

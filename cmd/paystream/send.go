@@ -45,6 +45,9 @@ type sendOptions struct {
 }
 
 func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) error {
+	if len(args) > 0 && slices.Contains(connectSendTypes(), args[0]) {
+		return runSendConnect(ctx, args[0], args[1:], getenv, stdout, stderr)
+	}
 	var o sendOptions
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -75,6 +78,7 @@ func runSend(ctx context.Context, args []string, getenv config.Getenv, stdout, s
 		"builds a realistic Stripe event (API "+stripefixture.APIVersion+"), signs it like Stripe, posts it to the edge",
 		"event types:\n  "+strings.Join(sendTypes(), "\n  "),
 		"sequences:\n  "+lifecycleSequence+"  a membership bought, renewed, failing, recovering, canceled at period end and deleted (13 events)",
+		"creator payout events (flags of their own: paystream send <type> -h):\n  "+strings.Join(connectSendTypes(), "\n  "),
 	)
 	typ, rest := "", args
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paystream/paystream/internal/payout"
 	"github.com/paystream/paystream/internal/stripeclient"
 )
 
@@ -27,6 +28,11 @@ const (
 	// DefaultPortalReturnURL is where Stripe's Billing Portal sends the
 	// customer back to.
 	DefaultPortalReturnURL = "http://localhost:3000/account"
+	// DefaultOnboardingRefreshURL and DefaultOnboardingReturnURL are where
+	// Stripe sends a payee from an Account Link: back to ask for a new link
+	// (expired or used), and after the flow.
+	DefaultOnboardingRefreshURL = "http://localhost:3000/payouts/onboarding/refresh"
+	DefaultOnboardingReturnURL  = "http://localhost:3000/payouts/onboarding/return"
 	// DefaultSessionTTL is how long a created Checkout Session stays open.
 	// Stripe accepts 30 minutes to 24 hours.
 	DefaultSessionTTL = time.Hour
@@ -55,10 +61,15 @@ type Config struct {
 
 	SuccessURL   string        // CHECKOUT_SUCCESS_URL: default success_url
 	CancelURL    string        // CHECKOUT_CANCEL_URL: default cancel_url
-	AllowedHosts []string      // CHECKOUT_ALLOWED_HOSTS: hosts a caller's URLs may name; default the defaults' hosts
+	AllowedHosts []string      // CHECKOUT_ALLOWED_HOSTS: hosts a caller's URLs may name; default the default URLs' hosts
 	SessionTTL   time.Duration // CHECKOUT_SESSION_TTL: expires_at of a new session
 
 	PortalReturnURL string // BILLING_PORTAL_RETURN_URL: default return_url of a Billing Portal session
+	// Onboarding holds the default refresh and return URLs of a payee's
+	// Account Link (PAYEE_ONBOARDING_REFRESH_URL, _RETURN_URL; a caller's,
+	// on AllowedHosts, wins) and the country of new Express accounts
+	// (PAYEE_ONBOARDING_COUNTRY).
+	Onboarding payout.OnboardingConfig
 
 	RateLimit       int           // API_RATE_LIMIT: requests per minute per key; 0 = off
 	ShutdownTimeout time.Duration // API_SHUTDOWN_TIMEOUT: grace for in-flight requests
@@ -90,6 +101,8 @@ func (c *Config) setDefaults() {
 	def(&c.SuccessURL, DefaultSuccessURL)
 	def(&c.CancelURL, DefaultCancelURL)
 	def(&c.PortalReturnURL, DefaultPortalReturnURL)
+	def(&c.Onboarding.RefreshURL, DefaultOnboardingRefreshURL)
+	def(&c.Onboarding.ReturnURL, DefaultOnboardingReturnURL)
 	if c.SessionTTL == 0 {
 		c.SessionTTL = DefaultSessionTTL
 	}
@@ -100,7 +113,7 @@ func (c *Config) setDefaults() {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if len(c.AllowedHosts) == 0 {
-		for _, s := range []string{c.SuccessURL, c.CancelURL, c.PortalReturnURL} {
+		for _, s := range []string{c.SuccessURL, c.CancelURL, c.PortalReturnURL, c.Onboarding.RefreshURL, c.Onboarding.ReturnURL} {
 			if u, err := url.Parse(s); err == nil && u.Hostname() != "" && !slices.Contains(c.AllowedHosts, strings.ToLower(u.Hostname())) {
 				c.AllowedHosts = append(c.AllowedHosts, strings.ToLower(u.Hostname()))
 			}
@@ -154,10 +167,15 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("api: %w", err))
 	}
 	for name, s := range map[string]string{"CHECKOUT_SUCCESS_URL": c.SuccessURL, "CHECKOUT_CANCEL_URL": c.CancelURL,
-		"BILLING_PORTAL_RETURN_URL": c.PortalReturnURL} {
+		"BILLING_PORTAL_RETURN_URL": c.PortalReturnURL,
+		"PAYEE_ONBOARDING_REFRESH_URL": c.Onboarding.RefreshURL, "PAYEE_ONBOARDING_RETURN_URL": c.Onboarding.ReturnURL} {
 		if err := checkRedirect(s, nil); err != nil {
 			bad(name, "%q %v", s, err)
 		}
+	}
+	if (payout.OnboardingConfig{RefreshURL: DefaultOnboardingRefreshURL, ReturnURL: DefaultOnboardingReturnURL,
+		Country: c.Onboarding.Country}).Validate() != nil {
+		bad("PAYEE_ONBOARDING_COUNTRY", "%q must be two upper-case letters (ISO 3166-1 alpha-2), or empty for the platform's country", c.Onboarding.Country)
 	}
 	if c.SessionTTL < MinSessionTTL || c.SessionTTL > MaxSessionTTL {
 		bad("CHECKOUT_SESSION_TTL", "%s must be between %s and %s (Stripe's bounds for expires_at)", c.SessionTTL, MinSessionTTL, MaxSessionTTL)

@@ -105,7 +105,8 @@ func invalidFields(where string, fields map[string]string) *Error {
 
 // fieldOrder is the order fields are named in a message.
 var fieldOrder = []string{"customer_id", "content_id", "plan_id", "success_url", "cancel_url", "return_url",
-	"Idempotency-Key", "customer", "content", "id", "query", "limit", "starting_after", "status"}
+	"Idempotency-Key", "customer", "content", "id", "query", "limit", "starting_after", "status",
+	"kind", "refresh_url", "currency", "from", "to", "organization_id"}
 
 func fieldList(fields map[string]string) string {
 	var parts []string

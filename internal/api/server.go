@@ -36,8 +36,9 @@ const (
 
 // Routes returns every route pattern the server registers.
 func Routes() []string {
-	return []string{RouteCreateCheckout, RouteAccess, RoutePurchases, RoutePurchase,
-		RouteSubscriptionCheckout, RouteSubscriptions, RouteCancelSubscription, RouteResumeSubscription, RoutePortalSession}
+	return append([]string{RouteCreateCheckout, RouteAccess, RoutePurchases, RoutePurchase,
+		RouteSubscriptionCheckout, RouteSubscriptions, RouteCancelSubscription, RouteResumeSubscription, RoutePortalSession},
+		payoutRoutes()...)
 }
 
 // catchAll answers every request no route matches with the JSON 404, so
@@ -91,6 +92,9 @@ func New(db *bun.DB, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*
 	mux.Handle(RouteCancelSubscription, s.authenticate(http.HandlerFunc(s.cancelSubscription)))
 	mux.Handle(RouteResumeSubscription, s.authenticate(http.HandlerFunc(s.resumeSubscription)))
 	mux.Handle(RoutePortalSession, s.authenticate(http.HandlerFunc(s.createPortalSession)))
+	if err := s.handlePayouts(mux); err != nil {
+		return nil, err
+	}
 	mux.HandleFunc(catchAll, func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(CodeNotFound, "no route %s %s; see the OpenAPI document", r.Method, r.URL.Path))
 	})

@@ -22,6 +22,10 @@ type Event struct {
 	// Object is data.object as its route's type (*T of On); nil for an
 	// event of a type no route applies.
 	Object any
+	// Account is the payload's top-level account: the connected account
+	// (acct_…) a Connect event happened on, "" for the platform's own
+	// events.
+	Account string
 }
 
 // Route is what one event type does inside its event's transaction. Make
@@ -69,12 +73,13 @@ var errNoObject = errors.New("payload has no data.object")
 type payloadHead struct {
 	apiVersion string
 	created    int64 // unix seconds
+	account    string
 }
 
 // decodeAs decodes se's payload with data.object as T, in one pass.
 func decodeAs[T any](se stripeevent.Event) (*T, payloadHead, error) {
 	b, err := stripeevent.Decode[T](se)
-	return b.Object, payloadHead{apiVersion: b.APIVersion, created: b.Created}, err
+	return b.Object, payloadHead{apiVersion: b.APIVersion, created: b.Created, account: b.Account}, err
 }
 
 // Decode is the one decode of a delivered event: its payload read for its
@@ -109,7 +114,7 @@ func (h *Handler) Decode(se stripeevent.Event) (Event, error) {
 	if se.APIVersion == "" {
 		se.APIVersion = head.apiVersion
 	}
-	return Event{Event: se, At: at.UTC(), Object: obj}, nil
+	return Event{Event: se, At: at.UTC(), Object: obj, Account: head.account}, nil
 }
 
 // payloadFault is the permanent error of a payload that cannot be applied.

@@ -15,7 +15,11 @@ type Body[T any] struct {
 	Type       string
 	APIVersion string
 	Created    int64 // unix seconds
-	Object     *T    // data.object; nil when data or data.object is absent or null
+	// Account is the connected account (acct_…) of a Connect event: Stripe
+	// puts it at the top level of events that happen on a connected
+	// account; "" for the platform's own events.
+	Account string
+	Object  *T // data.object; nil when data or data.object is absent or null
 }
 
 // Errors of Decode, each wrapped with the detail: the payload is not the
@@ -36,6 +40,7 @@ type body[O any] struct {
 	Type       string `json:"type"`
 	APIVersion string `json:"api_version"`
 	Created    int64  `json:"created"`
+	Account    string `json:"account"`
 	Data       struct {
 		Object O `json:"object"`
 	} `json:"data"`
@@ -58,16 +63,16 @@ func Decode[T any](ev Event) (Body[T], error) {
 	case *Opaque:
 		var raw body[*T]
 		err = json.Unmarshal(ev.Payload, &raw)
-		b = Body[T]{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created, Object: raw.Data.Object}
+		b = Body[T]{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created, Account: raw.Account, Object: raw.Data.Object}
 	case json.Unmarshaler:
 		var raw body[objectOnly[T]]
 		err = json.Unmarshal(ev.Payload, &raw)
-		b = Body[T]{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created, Object: raw.Data.Object.v}
+		b = Body[T]{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created, Account: raw.Account, Object: raw.Data.Object.v}
 	default:
 		// A struct decodes only from a JSON object (or null) by itself.
 		var raw body[*T]
 		err = json.Unmarshal(ev.Payload, &raw)
-		b = Body[T]{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created, Object: raw.Data.Object}
+		b = Body[T]{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created, Account: raw.Account, Object: raw.Data.Object}
 	}
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError

@@ -165,3 +165,37 @@ func TestValidObjectID(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeAccount: the top-level account of a Connect event is read in
+// the same pass, on every path of Decode; a platform event has none.
+func TestDecodeAccount(t *testing.T) {
+	connect := Event{ID: "evt_1", Type: "account.updated",
+		Payload: json.RawMessage(`{"id":"evt_1","type":"account.updated","account":"acct_9","data":{"object":{"id":"acct_9"}}}`)}
+	platform := Event{ID: "evt_2", Type: "charge.refunded",
+		Payload: json.RawMessage(`{"id":"evt_2","type":"charge.refunded","data":{"object":{"id":"ch_1"}}}`)}
+	if b, err := Decode[object](connect); err != nil || b.Account != "acct_9" {
+		t.Errorf("struct object: account %q, %v", b.Account, err)
+	}
+	if b, err := Decode[selfDecoding](connect); err != nil || b.Account != "acct_9" || b.Object.id != "acct_9" {
+		t.Errorf("self-decoding object: account %q, %v", b.Account, err)
+	}
+	if b, err := Decode[Opaque](connect); err != nil || b.Account != "acct_9" {
+		t.Errorf("opaque object: account %q, %v", b.Account, err)
+	}
+	if b, err := Decode[object](platform); err != nil || b.Account != "" {
+		t.Errorf("platform event: account %q, %v", b.Account, err)
+	}
+}
+
+// selfDecoding is a data.object type that decodes itself, as stripe-go's
+// do.
+type selfDecoding struct{ id string }
+
+func (o *selfDecoding) UnmarshalJSON(b []byte) error {
+	var v struct {
+		ID string `json:"id"`
+	}
+	err := json.Unmarshal(b, &v)
+	o.id = v.ID
+	return err
+}

@@ -53,16 +53,16 @@ type DomainDeps struct {
 type Domain func(deps DomainDeps) (handling.Handler, []Companion, error)
 
 // PurchaseDomain returns the Domain of c: one event handler over the
-// purchase and subscription families, the outbox relay and the subscription
-// sweeper always, the periodic reconcile when RECONCILE_INTERVAL > 0, the
-// payout job when PAYOUT_INTERVAL > 0.
+// purchase, subscription and payout (Connect webhook) families, the outbox
+// relay and the subscription sweeper always, the periodic reconcile when
+// RECONCILE_INTERVAL > 0, the payout job when PAYOUT_INTERVAL > 0.
 func PurchaseDomain(c processorconfig.Domain) Domain {
 	return func(d DomainDeps) (handling.Handler, []Companion, error) {
 		// The payout series exist whether the job runs or not, so the
 		// dashboard and the alerts see them; the Connect webhooks' store
 		// functions count in the same Metrics.
 		pm := payout.NewMetrics(d.Reg)
-		h, sweeper, err := eventHandler(c, d)
+		h, sweeper, err := eventHandler(c, d, pm)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -121,11 +121,12 @@ func payoutCompanion(c processorconfig.Domain, d DomainDeps, pm *payout.Metrics)
 	}}, nil
 }
 
-// eventHandler is the event lifecycle over the purchase and subscription
-// families (one route per event type; the purchase routes of the types both
-// read hand the subscription family what is its), and the subscription
-// sweeper.
-func eventHandler(c processorconfig.Domain, d DomainDeps) (*eventtx.Handler, *subscription.Sweeper, error) {
+// eventHandler is the event lifecycle over the purchase, subscription and
+// payout families (one route per event type; the purchase routes of the
+// types the first two both read hand the subscription family what is its;
+// the payout family takes the Connect events and counts in payoutMetrics),
+// and the subscription sweeper.
+func eventHandler(c processorconfig.Domain, d DomainDeps, payoutMetrics *payout.Metrics) (*eventtx.Handler, *subscription.Sweeper, error) {
 	sm := subscription.NewMetrics(d.Reg)
 	fetcher, err := subscription.NewFetcher(c.Subscription, sm, d.Log)
 	if err != nil {
@@ -146,7 +147,11 @@ func eventHandler(c processorconfig.Domain, d DomainDeps) (*eventtx.Handler, *su
 	if err != nil {
 		return nil, nil, fmt.Errorf("purchase family: %w", err)
 	}
-	h, err := eventtx.New(d.DB, eventtx.Config{Now: pc.Now, Ledger: pm.Ledger()}, d.Log, pf, sf.EventFamily())
+	payf, err := payout.NewFamily(payoutMetrics, d.Log.With("component", "payout"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("payout family: %w", err)
+	}
+	h, err := eventtx.New(d.DB, eventtx.Config{Now: pc.Now, Ledger: pm.Ledger()}, d.Log, pf, sf.EventFamily(), payf)
 	if err != nil {
 		return nil, nil, fmt.Errorf("event handler: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/config"
+	"github.com/paystream/paystream/internal/payout"
 	"github.com/paystream/paystream/internal/stripeclient"
 )
 
@@ -21,7 +22,7 @@ import (
 type Config struct {
 	config.Common
 	DBMaxConns int // DB_MAX_CONNS
-	api.Config     // API_*, ADMIN_ADDR, CHECKOUT_*, BILLING_PORTAL_RETURN_URL, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
+	api.Config     // API_*, ADMIN_ADDR, CHECKOUT_*, BILLING_PORTAL_RETURN_URL, PAYEE_ONBOARDING_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
 }
 
 // Parse reads and validates the purchase API's environment. The error names
@@ -43,6 +44,11 @@ func Parse(getenv config.Getenv) (Config, error) {
 			PortalReturnURL:         p.URL("BILLING_PORTAL_RETURN_URL", api.DefaultPortalReturnURL, "https", "http"),
 			RateLimit:               p.Int("API_RATE_LIMIT", api.DefaultRateLimit, 0, 10_000_000),
 			ShutdownTimeout:         p.Duration("API_SHUTDOWN_TIMEOUT", api.DefaultShutdownTimeout, time.Second, time.Hour),
+			Onboarding: payout.OnboardingConfig{
+				RefreshURL: p.URL("PAYEE_ONBOARDING_REFRESH_URL", api.DefaultOnboardingRefreshURL, "https", "http"),
+				ReturnURL:  p.URL("PAYEE_ONBOARDING_RETURN_URL", api.DefaultOnboardingReturnURL, "https", "http"),
+				Country:    p.String("PAYEE_ONBOARDING_COUNTRY", ""),
+			},
 		},
 	}
 	if hosts, ok := p.Lookup("CHECKOUT_ALLOWED_HOSTS"); ok {

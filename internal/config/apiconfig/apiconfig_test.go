@@ -1,6 +1,7 @@
 package apiconfig_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,19 @@ func TestParse(t *testing.T) {
 		a.PortalReturnURL != api.DefaultPortalReturnURL {
 		t.Errorf("defaults = %+v", c)
 	}
+	if o := a.Onboarding; o.RefreshURL != api.DefaultOnboardingRefreshURL || o.ReturnURL != api.DefaultOnboardingReturnURL || o.Country != "" ||
+		!slices.Equal(a.WithDefaults().AllowedHosts, []string{"localhost"}) {
+		t.Errorf("onboarding defaults = %+v, allowed hosts %v", o, a.WithDefaults().AllowedHosts)
+	}
+	c, err = apiconfig.Parse(config.MapEnv(with("PAYEE_ONBOARDING_REFRESH_URL", "https://creators.example/payouts/again",
+		"PAYEE_ONBOARDING_RETURN_URL", "https://creators.example/payouts/done", "PAYEE_ONBOARDING_COUNTRY", "DE")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Onboarding; o.RefreshURL != "https://creators.example/payouts/again" || o.ReturnURL != "https://creators.example/payouts/done" ||
+		o.Country != "DE" || !slices.Contains(c.WithDefaults().AllowedHosts, "creators.example") {
+		t.Errorf("onboarding = %+v, allowed hosts %v", o, c.WithDefaults().AllowedHosts)
+	}
 	c, err = apiconfig.Parse(config.MapEnv(with("API_ADDR", "127.0.0.1:7000", "ADMIN_ADDR", "127.0.0.1:7001",
 		"STRIPE_API_BASE", "http://127.0.0.1:12111", "CHECKOUT_SUCCESS_URL", "https://shop.example/ok",
 		"CHECKOUT_CANCEL_URL", "https://shop.example/no", "CHECKOUT_ALLOWED_HOSTS", "shop.example, .cdn.example",
@@ -67,6 +81,9 @@ func TestParse(t *testing.T) {
 		{"bad portal return url", with("BILLING_PORTAL_RETURN_URL", "ftp://x"), "BILLING_PORTAL_RETURN_URL"},
 		{"portal return url with credentials", with("BILLING_PORTAL_RETURN_URL", "https://u:p@shop.example/"), "BILLING_PORTAL_RETURN_URL"},
 		{"bad hosts", with("CHECKOUT_ALLOWED_HOSTS", "https://shop.example"), "CHECKOUT_ALLOWED_HOSTS"},
+		{"bad onboarding refresh url", with("PAYEE_ONBOARDING_REFRESH_URL", "mailto:x@example.com"), "PAYEE_ONBOARDING_REFRESH_URL"},
+		{"onboarding return url with credentials", with("PAYEE_ONBOARDING_RETURN_URL", "https://u:p@x.example/"), "PAYEE_ONBOARDING_RETURN_URL"},
+		{"bad onboarding country", with("PAYEE_ONBOARDING_COUNTRY", "usa"), "PAYEE_ONBOARDING_COUNTRY"},
 		{"same listener", with("API_ADDR", ":7000", "ADMIN_ADDR", ":7000"), "ADMIN_ADDR"},
 		{"bad api addr", with("API_ADDR", "eighty"), "API_ADDR"},
 	} {

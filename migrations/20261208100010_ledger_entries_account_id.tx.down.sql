@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS ledger_entries_account_id_idx;
