@@ -167,7 +167,7 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("api: %w", err))
 	}
 	for name, s := range map[string]string{"CHECKOUT_SUCCESS_URL": c.SuccessURL, "CHECKOUT_CANCEL_URL": c.CancelURL,
-		"BILLING_PORTAL_RETURN_URL": c.PortalReturnURL,
+		"BILLING_PORTAL_RETURN_URL":    c.PortalReturnURL,
 		"PAYEE_ONBOARDING_REFRESH_URL": c.Onboarding.RefreshURL, "PAYEE_ONBOARDING_RETURN_URL": c.Onboarding.ReturnURL} {
 		if err := checkRedirect(s, nil); err != nil {
 			bad(name, "%q %v", s, err)

@@ -75,6 +75,17 @@ func (f *family) routes() map[string]eventtx.Route {
 // applies.
 func HandledTypes() []string { return eventtx.TypesOf((&family{}).routes()) }
 
+// PlatformTypes lists the family's types that happen on the platform's own
+// account, which the platform's Events API lists and reconcile can recover:
+// transfer.reversed. The account events happen on connected accounts; the
+// platform's list does not have them (each account's state is re-read by
+// its next account.updated, and payouts reconcile matches transfers).
+func PlatformTypes() []string { return []string{TypeTransferReversed} }
+
+// ConnectTypes lists, sorted, the family's types that happen on connected
+// accounts and reach paystream only through the Connect endpoint.
+func ConnectTypes() []string { return []string{TypeAccountDeauthorized, TypeAccountUpdated} }
+
 // accountUpdated applies account.updated to the account's payee. An event
 // older than the last one applied is a duplicate (a newer state is there
 // already); an account no payee has, and whose metadata names none, is

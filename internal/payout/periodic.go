@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/uptrace/bun"
 
+	"github.com/paystream/paystream/internal/lease"
 	"github.com/paystream/paystream/internal/ledger"
-	"github.com/paystream/paystream/internal/reconcile"
 )
 
 // LeaseBucket is the JetStream key-value bucket of the payout job's lease:
@@ -100,49 +99,20 @@ func (j *Job) Once(ctx context.Context) error {
 
 // Periodic runs j.Once every interval (plus up to 10% jitter, so instances
 // do not line up) until ctx ends, then returns nil; the first round starts
-// after one interval. With a lease (reconcile.KVLease on LeaseBucket, TTL
+// after one interval. With a lease (lease.NewKV on LeaseBucket, TTL
 // the interval), one instance of the group runs per interval; a holder that
 // crashes stops renewing and another takes over when its lease expires,
 // resuming its open payouts with the same keys. The engine never relies on
 // the lease for correctness: two rounds at once still pay each payout once.
-func Periodic(ctx context.Context, interval time.Duration, j *Job, lease reconcile.Elector) error {
+func Periodic(ctx context.Context, interval time.Duration, j *Job, e lease.Elector) error {
 	if interval <= 0 {
 		return fmt.Errorf("payout: periodic interval %s must be positive", interval)
 	}
-	j.Log.Info("payout periodic mode on", "interval", interval.String(), "hold", j.Ledger.Hold.String(), "elected", lease != nil)
-	round := func(ctx context.Context) {
+	j.Log.Info("payout periodic mode on", "interval", interval.String(), "hold", j.Ledger.Hold.String(), "elected", e != nil)
+	lease.Every(ctx, interval, e, j.Log, "payout", func(ctx context.Context) {
 		if err := j.Once(ctx); err != nil && ctx.Err() == nil {
 			j.Log.Warn("payout job: round finished with errors; the next round retries", "error", err)
 		}
-	}
-	wait := interval
-	for {
-		wait += rand.N(interval/10 + 1)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		wait = interval
-		if lease == nil {
-			round(ctx)
-			continue
-		}
-		held, retryIn, err := lease.Acquire(ctx)
-		switch {
-		case err != nil:
-			if ctx.Err() == nil {
-				j.Log.Warn("cannot take the payout lease; skipping this round", "error", err)
-			}
-			continue
-		case !held:
-			// Another instance ran within the interval: try when its lease
-			// expires (never spin: the broker removes a key a moment late).
-			wait = max(retryIn, interval/10)
-			continue
-		}
-		if err := reconcile.RunElected(ctx, lease, interval, round); err != nil && ctx.Err() == nil {
-			j.Log.Warn("payout lease renewal failed", "error", err)
-		}
-	}
+	})
+	return nil
 }

@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/paystream/paystream/internal/lease"
 	"github.com/paystream/paystream/internal/ledger"
 	"github.com/paystream/paystream/internal/payout"
-	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
 )
@@ -69,8 +69,8 @@ func TestPeriodicCrashedLeaseHolder(t *testing.T) {
 		e.earn(t, creatorN(n), 500)
 	}
 	js := testenv.StartNATS(t).JetStream(t)
-	lease := func(holder string) *reconcile.KVLease {
-		l, err := reconcile.NewKVLeaseIn(js, payout.LeaseBucket, interval, holder)
+	newLease := func(holder string) *lease.KV {
+		l, err := lease.NewKV(js, payout.LeaseBucket, interval, holder)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func TestPeriodicCrashedLeaseHolder(t *testing.T) {
 	}))
 	hctx, crash := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	start := func(ctx context.Context, j *payout.Job, l *reconcile.KVLease) {
+	start := func(ctx context.Context, j *payout.Job, l *lease.KV) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -96,12 +96,12 @@ func TestPeriodicCrashedLeaseHolder(t *testing.T) {
 			}
 		}()
 	}
-	start(hctx, e.job(t, holder), lease("holder"))
+	start(hctx, e.job(t, holder), newLease("holder"))
 	testenv.Eventually(t, 10*time.Second, "the holder's round to hang", func() bool { return hung.Load() > 0 })
 
 	octx, stop := context.WithCancel(context.Background())
 	defer func() { stop(); wg.Wait() }()
-	start(octx, e.job(t, e.runner(t, nil)), lease("other"))
+	start(octx, e.job(t, e.runner(t, nil)), newLease("other"))
 	time.Sleep(5 * interval)
 	for _, p := range e.payouts(t) {
 		if p.Status == model.PayoutPaid {

@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"time"
+
+	"github.com/paystream/paystream/internal/lease"
 )
+
+// LeaseBucket is the JetStream key-value bucket that holds the periodic
+// reconcile's lease (lease.NewKV).
+const LeaseBucket = "paystream_reconcile_lease"
 
 // Periodic runs Run every interval (plus up to 10% random jitter, so several
 // processor instances do not all page through the Stripe API at the same
@@ -17,7 +22,7 @@ import (
 // counted in cfg.Metrics, never fatal: the next tick tries again, and the
 // window (cfg.Since) must exceed interval so nothing falls between runs.
 // Each run gets a fresh RunID. With cfg.Lease set, the instances elect one
-// run per interval across the group (see KVLease).
+// run per interval across the group (lease.Every).
 func Periodic(ctx context.Context, interval time.Duration, cfg Config, lister Lister, pub Publisher, log *slog.Logger) error {
 	if interval <= 0 {
 		return fmt.Errorf("reconcile: periodic interval %s must be positive", interval)
@@ -32,45 +37,14 @@ func Periodic(ctx context.Context, interval time.Duration, cfg Config, lister Li
 	}
 	log.Info("reconcile periodic mode on", "interval", interval.String(), "window", cfg.Since.String(),
 		"elected", cfg.Lease != nil)
-	wait := interval
-	for {
-		wait += rand.N(interval/10 + 1)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
+	lease.Every(ctx, interval, cfg.Lease, log, "reconcile", func(ctx context.Context) {
+		run := cfg
+		run.RunID = "" // a fresh id per run
+		// Progress lines are for terminals; the processor has logs and metrics.
+		s, err := Run(ctx, run, lister, pub, io.Discard, log)
+		if err != nil && ctx.Err() == nil {
+			log.Error("reconcile periodic run failed; next run at the next interval", "run_id", s.RunID, "error", err)
 		}
-		wait = interval
-		runOnce := func(ctx context.Context) {
-			run := cfg
-			run.RunID = "" // a fresh id per run
-			// Progress lines are for terminals; the processor has logs and metrics.
-			s, err := Run(ctx, run, lister, pub, io.Discard, log)
-			if err != nil && ctx.Err() == nil {
-				log.Error("reconcile periodic run failed; next run at the next interval", "run_id", s.RunID, "error", err)
-			}
-		}
-		if cfg.Lease == nil {
-			runOnce(ctx)
-			continue
-		}
-		held, retryIn, err := cfg.Lease.Acquire(ctx)
-		switch {
-		case err != nil:
-			if ctx.Err() == nil {
-				log.Warn("cannot take the reconcile lease; skipping this run", "error", err)
-			}
-			continue
-		case !held:
-			// Another instance ran within the interval: try again when its
-			// lease expires, so the group keeps one run per interval.
-			log.Debug("reconcile lease held by another instance", "retry_in", retryIn.String())
-			// (The broker removes an expired key a moment late: never spin.)
-			wait = max(retryIn, interval/10)
-			continue
-		}
-		if err := runElected(ctx, cfg.Lease, interval, runOnce); err != nil && ctx.Err() == nil {
-			log.Warn("reconcile lease renewal failed", "error", err)
-		}
-	}
+	})
+	return nil
 }

@@ -12,6 +12,8 @@
 package reconcile
 
 import (
+	"github.com/paystream/paystream/internal/lease"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +26,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/payout"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/subscription"
@@ -34,10 +37,14 @@ import (
 // table of its families (HandledTypes), so a type a family learns is
 // recovered too. Stripe's `types` filter takes at most MaxTypes.
 
-// HandledTypes lists, sorted, the event types the processor routes: the
-// purchase family's and the subscription family's.
+// HandledTypes lists, sorted, the event types the processor routes that the
+// platform's Events API lists: the purchase family's, the subscription
+// family's and the payout family's platform ones (transfer.reversed). The
+// Connect account events happen on connected accounts, which the platform's
+// list does not have.
 func HandledTypes() []string {
-	return slices.Sorted(slices.Values(append(purchase.HandledTypes(), subscription.HandledTypes()...)))
+	types := append(purchase.HandledTypes(), subscription.HandledTypes()...)
+	return slices.Sorted(slices.Values(append(types, payout.PlatformTypes()...)))
 }
 
 // MaxTypes is the most event types Stripe's Events API accepts in `types`.
@@ -119,9 +126,10 @@ type Config struct {
 	Metrics *Metrics // optional; nil records nothing
 
 	// Lease, when set, makes Periodic run once per interval across every
-	// instance sharing it instead of once per instance (NewKVLease).
+	// instance sharing it instead of once per instance (lease.NewKV on
+	// LeaseBucket).
 	// One-shot runs ignore it.
-	Lease Elector
+	Lease lease.Elector
 }
 
 // indexSkew is subtracted from the window start when reading the index: the

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/payout"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/reconcile/stripefake"
@@ -225,8 +226,10 @@ func TestRunPublishesOnlyMissedEvents(t *testing.T) {
 				n++
 			}
 		}
-		// The filter is every type the processor routes: both families'.
-		if n != len(reconcile.HandledTypes()) || n != len(purchase.HandledTypes())+len(subscription.HandledTypes()) {
+		// The filter is every type the processor routes that the platform's
+		// list has: the purchase and subscription families' and the payout
+		// family's transfer.reversed.
+		if n != len(reconcile.HandledTypes()) || n != len(purchase.HandledTypes())+len(subscription.HandledTypes())+len(payout.PlatformTypes()) {
 			t.Errorf("request %d filters on %d types, want %d", i, n, len(reconcile.HandledTypes()))
 		}
 		if (i == 0) == r.Query.Has("starting_after") {

@@ -22,6 +22,7 @@ import (
 	"github.com/paystream/paystream/internal/config/processorconfig"
 	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/handling"
+	"github.com/paystream/paystream/internal/lease"
 	"github.com/paystream/paystream/internal/outbox"
 	"github.com/paystream/paystream/internal/payout"
 	"github.com/paystream/paystream/internal/purchase"
@@ -77,12 +78,12 @@ func PurchaseDomain(c processorconfig.Domain) Domain {
 				return nil, nil, fmt.Errorf("reconcile: %w", err)
 			}
 			// One run per interval across the processor group, not per instance.
-			lease, err := reconcile.NewKVLease(d.JS, rc.Interval, leaseHolder())
+			elector, err := lease.NewKV(d.JS, reconcile.LeaseBucket, rc.Interval, leaseHolder())
 			if err != nil {
 				return nil, nil, fmt.Errorf("reconcile: %w", err)
 			}
 			cfg := reconcile.Config{Since: rc.Window, Endpoint: rc.Endpoint,
-				Index: reconcile.StreamIndex{JS: d.JS}, Metrics: reconcile.NewMetrics(d.Reg), Lease: lease}
+				Index: reconcile.StreamIndex{JS: d.JS}, Metrics: reconcile.NewMetrics(d.Reg), Lease: elector}
 			pub := streams.NewPublisher(d.JS)
 			companions = append(companions, Companion{Name: "periodic-reconcile", Run: func(ctx context.Context) error {
 				return reconcile.Periodic(ctx, rc.Interval, cfg, lister, pub, d.Log)
@@ -111,13 +112,13 @@ func payoutCompanion(c processorconfig.Domain, d DomainDeps, pm *payout.Metrics)
 	if err != nil {
 		return Companion{}, err
 	}
-	lease, err := reconcile.NewKVLeaseIn(d.JS, payout.LeaseBucket, c.Payout.Interval, leaseHolder())
+	elector, err := lease.NewKV(d.JS, payout.LeaseBucket, c.Payout.Interval, leaseHolder())
 	if err != nil {
 		return Companion{}, err
 	}
 	job := &payout.Job{DB: d.DB, Runner: runner, Stripe: stripe, Ledger: c.Ledger, Config: c.Payout, Metrics: pm, Log: d.Log}
 	return Companion{Name: "payouts", Run: func(ctx context.Context) error {
-		return payout.Periodic(ctx, c.Payout.Interval, job, lease)
+		return payout.Periodic(ctx, c.Payout.Interval, job, elector)
 	}}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/paystream/paystream/internal/lease"
 	"github.com/paystream/paystream/internal/reconcile"
 	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/streams"
@@ -49,7 +50,7 @@ func startPeriodic(t *testing.T, n *testenv.NATS, name string, interval time.Dur
 	if err != nil {
 		t.Fatal(err)
 	}
-	lease, err := reconcile.NewKVLease(js, interval, name)
+	elector, err := lease.NewKV(js, reconcile.LeaseBucket, interval, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func startPeriodic(t *testing.T, n *testenv.NATS, name string, interval time.Dur
 	cfg := baseConfig()
 	cfg.Since = time.Hour
 	cfg.Metrics = reconcile.NewMetrics(reg)
-	cfg.Lease = lease
+	cfg.Lease = elector
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- reconcile.Periodic(ctx, interval, cfg, lister, &recorder{}, testLogger(t)) }()
