@@ -13,6 +13,7 @@ import (
 
 	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/fault"
+	"github.com/paystream/paystream/internal/ledger"
 	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/text"
 	"github.com/paystream/paystream/streams"
@@ -160,7 +161,10 @@ func (f *family) transferReversed(ctx context.Context, tx bun.Tx, ev eventtx.Eve
 	if t.AmountReversed < 0 {
 		return fault.New(fault.Invalid, streams.ReasonInvalidPayload, "transfer %s of %s has a negative amount_reversed", t.ID, ev.ID)
 	}
-	r, err := ApplyTransferReversed(ctx, tx, TransferReversalOf(t, ev.At))
+	r, err := reverseTransfer(ctx, tx, TransferReversalOf(t, ev.At), func(lt ledger.Transaction) error {
+		rec.Post(lt)
+		return nil
+	})
 	switch {
 	case errors.Is(err, ErrNotSettled):
 		return fault.Wrap(err, fault.Pending, reasonPayoutNotSettled, "transfer "+t.ID+" reversed before its payout settled; retry")

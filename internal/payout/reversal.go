@@ -83,6 +83,18 @@ type Reversal struct {
 // or repetition of events), records it on the payout and writes
 // payouts.reversed.
 func ApplyTransferReversed(ctx context.Context, db bun.IDB, r TransferReversal) (Reversal, error) {
+	return reverseTransfer(ctx, db, r, func(t ledger.Transaction) error {
+		_, err := ledger.Post(ctx, db, t)
+		return err
+	})
+}
+
+// reverseTransfer is ApplyTransferReversed with the ledger posting handed to
+// post: the payout family's route hands it to its event's record, so the
+// event lifecycle writes every posting of a transaction (a batch of events
+// of every family) with one ledger.PostMany, the accounts locked last and in
+// one order.
+func reverseTransfer(ctx context.Context, db bun.IDB, r TransferReversal, post func(ledger.Transaction) error) (Reversal, error) {
 	if r.TransferID == "" || r.EventCreated.IsZero() {
 		return Reversal{}, errors.New("payout: transfer.reversed without a transfer id or a created time")
 	}
@@ -115,7 +127,7 @@ func ApplyTransferReversed(ctx context.Context, db bun.IDB, r TransferReversal) 
 		return Reversal{Outcome: ReversalAlreadyPosted, Payout: p}, nil
 	}
 	credit := r.AmountReversed - p.AmountReversedCents
-	if _, err := ledger.Post(ctx, db, t); err != nil {
+	if err := post(t); err != nil {
 		return Reversal{}, err
 	}
 	now := time.Now().UTC()
