@@ -4,30 +4,28 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/paystream/paystream/internal/ledger"
+	"github.com/paystream/paystream/internal/payout"
 	"github.com/paystream/paystream/model"
 )
 
 // BenchmarkPayoutRun times one payout run over 10,000 payees, each with an
 // available balance, against the stateful fake Stripe (one transfer create
 // per payee; the fake answers in microseconds, so this measures the engine
-// and Postgres). PAYSTREAM_BENCH_PAYEES changes the count.
+// and Postgres). PAYSTREAM_BENCH_PAYEES changes the count. Its baseline is
+// BenchmarkTransferCreates: the same transfer creates, same client and
+// worker count, with no engine and no database.
 //
-//	go test -run '^$' -bench BenchmarkPayoutRun -benchtime 1x ./internal/payout/
+//	go test -run '^$' -bench 'BenchmarkPayoutRun|BenchmarkTransferCreates' -benchtime 1x ./internal/payout/
 func BenchmarkPayoutRun(b *testing.B) {
-	payees := 10000
-	if v := os.Getenv("PAYSTREAM_BENCH_PAYEES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("PAYSTREAM_BENCH_PAYEES=%q", v)
-		}
-		payees = n
-	}
+	payees := benchPayees(b)
 	for range b.N {
 		b.StopTimer()
 		e := newEnv(b)
@@ -41,6 +39,62 @@ func BenchmarkPayoutRun(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(payees*b.N)/b.Elapsed().Seconds(), "transfers/s")
+}
+
+// BenchmarkTransferCreates is BenchmarkPayoutRun's baseline: one transfer
+// create per payee straight to the fake Stripe through the engine's client,
+// DefaultWorkers at once, each under its own idempotency key: what a run
+// costs at least.
+func BenchmarkTransferCreates(b *testing.B) {
+	payees := benchPayees(b)
+	for range b.N {
+		b.StopTimer()
+		e := newEnv(b)
+		for i := range payees {
+			e.fake.AddAccount("acct_" + creatorN(i))
+		}
+		next := make(chan int)
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		b.StartTimer()
+		for range payout.DefaultWorkers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					who := creatorN(i)
+					_, err := e.stripe.CreateTransfer(context.Background(), payout.TransferRequest{Amount: 500, Currency: "usd",
+						Destination: "acct_" + who, TransferGroup: "bench_" + who}, "bench-"+who)
+					if err != nil {
+						failed.Add(1)
+					}
+				}
+			}()
+		}
+		for i := range payees {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		b.StopTimer()
+		if n := failed.Load(); n > 0 || len(e.fake.Transfers()) != payees {
+			b.Fatalf("%d failed, %d transfers of %d", n, len(e.fake.Transfers()), payees)
+		}
+	}
+	b.ReportMetric(float64(payees*b.N)/b.Elapsed().Seconds(), "transfers/s")
+}
+
+// benchPayees is 10,000 or PAYSTREAM_BENCH_PAYEES.
+func benchPayees(b *testing.B) int {
+	b.Helper()
+	if v := os.Getenv("PAYSTREAM_BENCH_PAYEES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("PAYSTREAM_BENCH_PAYEES=%q", v)
+		}
+		return n
+	}
+	return 10000
 }
 
 // seedBalances makes n creator payees, each with one released sale of 500.
