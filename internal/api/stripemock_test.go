@@ -1,13 +1,9 @@
 package api_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net/http"
-	"os"
-	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,65 +12,14 @@ import (
 	"github.com/stripe/stripe-go/v76/checkout/session"
 
 	"github.com/paystream/paystream/internal/api"
+	"github.com/paystream/paystream/internal/testenv"
 	"github.com/paystream/paystream/model"
 )
-
-// startStripeMock runs stripe-mock (pinned in go.mod with the tool
-// directive) on a random local port and returns its base URL. It validates
-// each request against Stripe's OpenAPI schema (unknown parameters, bad
-// enums), which proves the real stripe-go client sends a Checkout Session
-// create Stripe accepts; it keeps no state and echoes no metadata, which is
-// what the apitest fake is for.
-func startStripeMock(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts stripe-mock")
-	}
-	out, err := exec.Command("go", "tool", "-n", "stripe-mock").Output()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("go tool -n stripe-mock: %v", err)
-		}
-		t.Skipf("stripe-mock not available: %v", err)
-	}
-	// The binary itself, not `go tool`: an interrupt to `go tool` would
-	// have to reach the child, and a kill would orphan it.
-	cmd := exec.Command(strings.TrimSpace(string(out)), "-http-addr", "127.0.0.1:0", "-https-addr", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`Listening for HTTP at address: (\S+)`)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatal("stripe-mock did not report its HTTP address within 30s")
-		return ""
-	}
-}
 
 // The Checkout Session create the API sends through stripe-go is a valid
 // Stripe request, and the API records what stripe-mock answers.
 func TestCheckoutAgainstStripeMock(t *testing.T) {
-	base := startStripeMock(t)
+	base := testenv.StripeMock(t)
 	h := newHarness(t, func(c *api.Config) {
 		c.StripeAPIBase = base
 		c.StripeSecretKey = "sk_test_123"
@@ -114,7 +59,7 @@ func TestCheckoutAgainstStripeMock(t *testing.T) {
 // update and the Billing Portal session — are valid Stripe requests through
 // the real stripe-go client, and the API reads stripe-mock's answers.
 func TestSubscriptionRoutesAgainstStripeMock(t *testing.T) {
-	base := startStripeMock(t)
+	base := testenv.StripeMock(t)
 	h := newHarness(t, func(c *api.Config) {
 		c.StripeAPIBase = base
 		c.StripeSecretKey = "sk_test_123"
