@@ -3,7 +3,6 @@ package purchase
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -18,6 +17,7 @@ import (
 	"github.com/paystream/paystream/internal/eventtx"
 	"github.com/paystream/paystream/internal/fault"
 	"github.com/paystream/paystream/internal/split"
+	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/text"
 	"github.com/paystream/paystream/model"
 )
@@ -61,30 +61,8 @@ type checkoutObject struct {
 	Currency      string            `json:"currency"`
 	Livemode      bool              `json:"livemode"`
 	Metadata      map[string]string `json:"metadata"`
-	PaymentIntent expandableID      `json:"payment_intent"`
-	Customer      expandableID      `json:"customer"`
-}
-
-// expandableID is a reference Stripe sends as the object's id, or, when the
-// request expanded it, as the object itself (its id is then read).
-type expandableID string
-
-func (e *expandableID) UnmarshalJSON(b []byte) error {
-	switch {
-	case string(b) == "null":
-		*e = ""
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		return json.Unmarshal(b, (*string)(e))
-	}
-	var obj struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(b, &obj); err != nil {
-		return err
-	}
-	*e = expandableID(obj.ID)
-	return nil
+	PaymentIntent stripeevent.Ref   `json:"payment_intent"`
+	Customer      stripeevent.Ref   `json:"customer"`
 }
 
 // sessionOf is the session of a checkout.session.* event's data.object.

@@ -1,8 +1,9 @@
 package subscription
 
 import (
-	"encoding/json"
 	"time"
+
+	"github.com/paystream/paystream/internal/stripeevent"
 )
 
 // The structs below are the parts of Stripe objects paystream reads, with
@@ -10,34 +11,12 @@ import (
 // only API 2023-10-16, where the period is on the subscription and an
 // invoice names its subscription and charge at the top level.
 
-// expandableID is a reference Stripe sends as the object's id or, when the
-// request expanded it, as the object itself (its id is then read).
-type expandableID string
-
-func (e *expandableID) UnmarshalJSON(b []byte) error {
-	switch {
-	case string(b) == "null":
-		*e = ""
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		return json.Unmarshal(b, (*string)(e))
-	}
-	var obj struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(b, &obj); err != nil {
-		return err
-	}
-	*e = expandableID(obj.ID)
-	return nil
-}
-
 // subscriptionObject is a Stripe Subscription.
 type subscriptionObject struct {
-	ID       string       `json:"id"`
-	Object   string       `json:"object"`
-	Customer expandableID `json:"customer"`
-	Status   string       `json:"status"`
+	ID       string          `json:"id"`
+	Object   string          `json:"object"`
+	Customer stripeevent.Ref `json:"customer"`
+	Status   string          `json:"status"`
 	// Up to API 2025-02-24 the period is the subscription's …
 	CurrentPeriodStart int64 `json:"current_period_start"`
 	CurrentPeriodEnd   int64 `json:"current_period_end"`
@@ -83,22 +62,22 @@ func (o *subscriptionObject) period() (start, end int64) {
 
 // invoiceObject is a Stripe Invoice.
 type invoiceObject struct {
-	ID       string       `json:"id"`
-	Object   string       `json:"object"`
-	Customer expandableID `json:"customer"`
+	ID       string          `json:"id"`
+	Object   string          `json:"object"`
+	Customer stripeevent.Ref `json:"customer"`
 	// Up to API 2025-02-24 …
-	Subscription        expandableID `json:"subscription"`
+	Subscription        stripeevent.Ref `json:"subscription"`
 	SubscriptionDetails *struct {
 		Metadata map[string]string `json:"metadata"`
 	} `json:"subscription_details"`
-	Charge        expandableID `json:"charge"`
-	PaymentIntent expandableID `json:"payment_intent"`
+	Charge        stripeevent.Ref `json:"charge"`
+	PaymentIntent stripeevent.Ref `json:"payment_intent"`
 	// … from 2025-03-31: the subscription under parent, the payments in an
 	// includable list (absent from webhooks unless expanded).
 	Parent *struct {
 		Type                string `json:"type"`
 		SubscriptionDetails *struct {
-			Subscription expandableID      `json:"subscription"`
+			Subscription stripeevent.Ref   `json:"subscription"`
 			Metadata     map[string]string `json:"metadata"`
 		} `json:"subscription_details"`
 	} `json:"parent"`
@@ -177,14 +156,14 @@ func (o *invoiceObject) servicePeriod() (start, end int64) {
 
 // invoicePaymentObject is a Stripe InvoicePayment (API 2025-03-31 and later).
 type invoicePaymentObject struct {
-	ID      string       `json:"id"`
-	Object  string       `json:"object"`
-	Invoice expandableID `json:"invoice"`
-	Status  string       `json:"status"`
+	ID      string          `json:"id"`
+	Object  string          `json:"object"`
+	Invoice stripeevent.Ref `json:"invoice"`
+	Status  string          `json:"status"`
 	Payment struct {
-		Type          string       `json:"type"`
-		PaymentIntent expandableID `json:"payment_intent"`
-		Charge        expandableID `json:"charge"`
+		Type          string          `json:"type"`
+		PaymentIntent stripeevent.Ref `json:"payment_intent"`
+		Charge        stripeevent.Ref `json:"charge"`
 	} `json:"payment"`
 }
 
@@ -195,21 +174,21 @@ type checkoutObject struct {
 	Mode          string            `json:"mode"`
 	Status        string            `json:"status"`
 	PaymentStatus string            `json:"payment_status"`
-	Subscription  expandableID      `json:"subscription"`
-	Customer      expandableID      `json:"customer"`
-	Invoice       expandableID      `json:"invoice"`
+	Subscription  stripeevent.Ref   `json:"subscription"`
+	Customer      stripeevent.Ref   `json:"customer"`
+	Invoice       stripeevent.Ref   `json:"invoice"`
 	Livemode      bool              `json:"livemode"`
 	Metadata      map[string]string `json:"metadata"`
 }
 
 // chargeObject is a Stripe Charge, as charge.refunded sends it.
 type chargeObject struct {
-	ID             string       `json:"id"`
-	Object         string       `json:"object"`
-	PaymentIntent  expandableID `json:"payment_intent"`
-	AmountRefunded int64        `json:"amount_refunded"`
-	Refunded       bool         `json:"refunded"`
-	Currency       string       `json:"currency"`
+	ID             string          `json:"id"`
+	Object         string          `json:"object"`
+	PaymentIntent  stripeevent.Ref `json:"payment_intent"`
+	AmountRefunded int64           `json:"amount_refunded"`
+	Refunded       bool            `json:"refunded"`
+	Currency       string          `json:"currency"`
 	Refunds        *struct {
 		Data []struct {
 			ID     string `json:"id"`
@@ -220,13 +199,13 @@ type chargeObject struct {
 
 // disputeObject is a Stripe Dispute.
 type disputeObject struct {
-	ID            string       `json:"id"`
-	Object        string       `json:"object"`
-	Charge        expandableID `json:"charge"`
-	PaymentIntent expandableID `json:"payment_intent"`
-	Amount        int64        `json:"amount"`
-	Currency      string       `json:"currency"`
-	Status        string       `json:"status"`
+	ID            string          `json:"id"`
+	Object        string          `json:"object"`
+	Charge        stripeevent.Ref `json:"charge"`
+	PaymentIntent stripeevent.Ref `json:"payment_intent"`
+	Amount        int64           `json:"amount"`
+	Currency      string          `json:"currency"`
+	Status        string          `json:"status"`
 }
 
 // unix turns a Stripe timestamp into a time; 0 (absent or null) is the zero
