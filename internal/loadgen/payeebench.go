@@ -109,12 +109,17 @@ func SeedLedger(ctx context.Context, db *bun.DB, p Purchase, entries int) (Ledge
 				return err
 			}
 		}
-		return nil
+		// The zero-sum trigger runs once per entry at the commit, with plans
+		// made for the tables as their statistics describe them: empty, in a
+		// fresh database. Statistics of the loaded tables before the commit
+		// took the commit of 100,000 entries from about 21 s to 1.5 s.
+		_, err := tx.ExecContext(ctx, `ANALYZE ledger_entries, ledger_accounts, ledger_transactions`)
+		return err
 	})
 	if err != nil {
 		return LedgerSeed{}, fmt.Errorf("loadgen: seed ledger: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, `ANALYZE purchases, payees, ledger_accounts, ledger_transactions, ledger_entries`); err != nil {
+	if _, err := db.ExecContext(ctx, `ANALYZE purchases, payees`); err != nil {
 		return LedgerSeed{}, fmt.Errorf("loadgen: seed ledger: %w", err)
 	}
 	seed := LedgerSeed{Purchases: n}
