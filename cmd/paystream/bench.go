@@ -22,7 +22,7 @@ func runBench(ctx context.Context, args []string, getenv config.Getenv, stdout, 
 		fmt.Fprintln(stderr, "usage: paystream bench edge     --concurrency N --duration D [--rate R] [--size bytes] [--json]")
 		fmt.Fprintln(stderr, "       paystream bench pipeline --events N [--processors K] [--json]")
 		fmt.Fprintln(stderr, "       paystream bench soak     --duration D [--fault-every P] [--json]")
-		fmt.Fprintln(stderr, "       paystream bench api      --concurrency N --duration D [--json]")
+		fmt.Fprintln(stderr, "       paystream bench api      [--route access|payee] --concurrency N --duration D [--ledger-entries N] [--net-http] [--cpuprofile F] [--json]")
 		fmt.Fprintln(stderr, "each run measures paystream and its baseline in the same run and prints the ratio; see docs/benchmarks.md")
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
@@ -41,6 +41,8 @@ func runBench(ctx context.Context, args []string, getenv config.Getenv, stdout, 
 		return benchSoak(ctx, args[1:], getenv, stdout, stderr)
 	case "api":
 		return benchAPI(ctx, args[1:], getenv, stdout, stderr)
+	case "api-server": // the API process of `bench api`; not in the usage
+		return benchAPIServer(ctx, args[1:], getenv, stdout, stderr)
 	default:
 		usage()
 		return errUsage

@@ -22,9 +22,8 @@ import (
 // runs here. The purchase checkout asks it whether the customer already
 // owns the item (a membership does not make an item owned: the customer may
 // still buy it to keep it). The access route asks subscription.AccessQuery,
-// which adds the subscriptions that grant the item. Exported for loadgen's
-// API benchmark, which runs it as its direct-SQL baseline (not the route's
-// statement any more: see docs/api.md, "Access check").
+// which adds the subscriptions that grant the item (docs/api.md, "Access
+// check").
 const AccessQuery = `SELECT a.access_type, a.purchase_id, p.status, a.granted_at, a.expires_at, a.revoked_at,
 	(a.revoked_at IS NULL AND (a.expires_at IS NULL OR a.expires_at > $3)) AS active
 FROM content_access a LEFT JOIN purchases p ON p.id = a.purchase_id

@@ -5,24 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/paystream/paystream/internal/api"
-	"github.com/paystream/paystream/internal/app"
-	"github.com/paystream/paystream/internal/app/apiservice"
-	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/config/apiconfig"
-	"github.com/paystream/paystream/internal/demo"
 )
 
 // Defaults of APIBenchConfig.
 const (
-	DefaultAPIConcurrency = 16               // access checks in flight
-	DefaultAPIDuration    = 10 * time.Second // per measured run
-	DefaultAPICustomers   = 10000            // customers with access
+	DefaultAPIConcurrency   = 16               // requests in flight
+	DefaultAPIDuration      = 10 * time.Second // per measured run
+	DefaultAPICustomers     = 10000            // customers with access
+	DefaultAPILedgerEntries = 1000000          // ledger entries under the payee route
+)
+
+// Routes RunAPIBench measures.
+const (
+	APIRouteAccess = "access" // GET /v1/customers/{customer}/access/{content}
+	APIRoutePayee  = "payee"  // GET /v1/payees/{kind}/{id}
 )
 
 // apiBenchKey is the bearer key of the bench's API; it never leaves the run.
@@ -34,17 +34,32 @@ type APIBenchConfig struct {
 	// DatabaseURL names the Postgres server the scratch database is created
 	// on (its database part is ignored). Required.
 	DatabaseURL string
-	Concurrency int           // access checks in flight, and the API's pool size; default DefaultAPIConcurrency
+	Route       string        // APIRouteAccess (default) or APIRoutePayee
+	Concurrency int           // requests in flight, and the API's pool size; default DefaultAPIConcurrency
 	Duration    time.Duration // length of each measured run; default DefaultAPIDuration
-	// Customers have access to the demo content (half purchased, half
-	// complimentary); a tenth as many more have none. At least 2; default
-	// DefaultAPICustomers.
+	// Customers have access to the demo content (SeedAccess: purchases,
+	// complimentary grants, subscriptions); a tenth as many more have
+	// none. The access route only. At least 2; default DefaultAPICustomers.
 	Customers int
-	KeepDB    bool         // leave the scratch database behind
-	Log       *slog.Logger // the API's log; nil = discarded
+	// LedgerEntries is how many ledger entries the payee route runs over
+	// (SeedLedger). The payee route only; default DefaultAPILedgerEntries.
+	LedgerEntries int
+	// NetHTTP calls the API through net/http's client instead of the load
+	// tool's own keep-alive client.
+	NetHTTP bool
+	// Exec is the command that runs the API process (ServeAPIChild); default
+	// this executable as `bench api-server`.
+	Exec []string
+	// CPUProfile, when set, is where the API process writes its CPU profile
+	// (the whole life of the process: seeding excluded, warm-ups included).
+	CPUProfile string
+	KeepDB     bool // leave the scratch database behind
 }
 
 func (c *APIBenchConfig) setDefaults() {
+	if c.Route == "" {
+		c.Route = APIRouteAccess
+	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultAPIConcurrency
 	}
@@ -54,8 +69,8 @@ func (c *APIBenchConfig) setDefaults() {
 	if c.Customers == 0 {
 		c.Customers = DefaultAPICustomers
 	}
-	if c.Log == nil {
-		c.Log = slog.New(slog.DiscardHandler)
+	if c.LedgerEntries == 0 {
+		c.LedgerEntries = DefaultAPILedgerEntries
 	}
 }
 
@@ -63,69 +78,136 @@ func (c *APIBenchConfig) validate() error {
 	switch {
 	case c.DatabaseURL == "":
 		return errors.New("loadgen: api bench: DatabaseURL is required")
+	case c.Route != APIRouteAccess && c.Route != APIRoutePayee:
+		return fmt.Errorf("loadgen: api bench: Route %q is neither %s nor %s", c.Route, APIRouteAccess, APIRoutePayee)
 	case c.Concurrency < 1 || c.Customers < 2:
 		return fmt.Errorf("loadgen: api bench: Concurrency %d must be at least 1 and Customers %d at least 2",
 			c.Concurrency, c.Customers)
+	case c.LedgerEntries < 1:
+		return fmt.Errorf("loadgen: api bench: LedgerEntries %d must be at least 1", c.LedgerEntries)
 	case c.Duration < 0:
 		return fmt.Errorf("loadgen: api bench: Duration %s must not be negative", c.Duration)
 	}
 	return nil
 }
 
-// RunAPIBench measures access checks through the purchase API against the
-// same SQL (api.AccessQuery) run directly with pgx at the same concurrency,
-// in one run on one scratch database on cfg.DatabaseURL's server, dropped
-// afterwards unless cfg.KeepDB. The API starts through internal/app, as
-// cmd/api starts it, with its rate limit off. Progress lines go to progress
-// (nil = quiet).
+// apiTarget is what one route's bench runs: through the API and directly.
+type apiTarget struct {
+	api    func(context.Context, AccessConfig) (Result, error)
+	direct func(context.Context, *pgxpool.Pool, AccessConfig) (Result, error)
+}
+
+// RunAPIBench measures one route of the purchase API against the same SQL
+// run directly with pgx at the same concurrency, in one run on one scratch
+// database on cfg.DatabaseURL's server, dropped afterwards unless
+// cfg.KeepDB:
+//   - the access check (APIRouteAccess): customers seeded by SeedAccess
+//     (purchases, complimentary grants, subscriptions), the direct side
+//     running the route's statement and decision (subscription.AccessQuery,
+//     subscription.ScanAccess);
+//   - the payee read (APIRoutePayee): a ledger of cfg.LedgerEntries entries
+//     seeded by SeedLedger, the direct side running the route's two
+//     statements (RunPayeeSQL).
+//
+// The API runs in a process of its own (cfg.Exec, ServeAPIChild), started
+// through internal/app as cmd/api starts it, with its rate limit off, so
+// the report gives the API's CPU time per request (from /proc, the API
+// row's CPUPerRequest) apart from the load client's (this process, each
+// row's ClientCPUPerRequest; on the direct row that is the pgx client).
+// Progress lines and the API's warnings go to progress (nil = quiet).
 func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (Report, error) {
 	if err := prepare(&cfg); err != nil {
 		return Report{}, err
 	}
 	progress = orDiscard(progress)
+	argv := cfg.Exec
+	if len(argv) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return Report{}, fmt.Errorf("loadgen: api bench: %w", err)
+		}
+		argv = []string{exe, "bench", "api-server"}
+	}
 
-	// The demo catalog, and customers with and without access to its content.
 	sdb, err := OpenDemoDatabase(ctx, cfg.DatabaseURL, cfg.KeepDB, 2)
 	if err != nil {
 		return Report{}, err
 	}
 	defer sdb.Close()
-	who, err := SeedAccess(ctx, sdb.DB, sdb.Purchase, cfg.Customers)
+	client := "load tool's keep-alive HTTP/1.1"
+	if cfg.NetHTTP {
+		client = "net/http"
+	}
+	rep := Report{Kind: "api", Machine: Machine(), Extra: map[string]any{"route": cfg.Route, "http_client": client}}
+	var target apiTarget
+	switch cfg.Route {
+	case APIRouteAccess:
+		who, err := SeedAccess(ctx, sdb.DB, sdb.Purchase, cfg.Customers)
+		if err != nil {
+			return Report{}, err
+		}
+		rep.Extra["customers"] = len(who)
+		rep.Extra["query"] = "subscription.AccessQuery"
+		target = apiTarget{
+			api: func(ctx context.Context, c AccessConfig) (Result, error) {
+				c.Customers = who
+				return RunAccessAPI(ctx, c)
+			},
+			direct: func(ctx context.Context, pool *pgxpool.Pool, c AccessConfig) (Result, error) {
+				c.Customers = who
+				return RunAccessSQL(ctx, pool, c)
+			},
+		}
+		fmt.Fprintf(progress, "bench api: access check, %d customers, concurrency %d, %s per run, %s\n",
+			len(who), cfg.Concurrency, cfg.Duration, rep.Machine)
+	case APIRoutePayee:
+		fmt.Fprintf(progress, "bench api: seeding %d ledger entries…\n", cfg.LedgerEntries)
+		began := time.Now()
+		seed, err := SeedLedger(ctx, sdb.DB, sdb.Purchase, cfg.LedgerEntries)
+		if err != nil {
+			return Report{}, err
+		}
+		rowQuery := PayeeRowQuery(sdb.DB)
+		rep.Extra["ledger_entries"] = seed.Entries
+		rep.Extra["purchases"] = seed.Purchases
+		rep.Extra["payees_measured"] = len(seed.Hot)
+		rep.Extra["query"] = "the payee's row (Bun's select of model.Payee) + api.PayeeBalancesQuery"
+		rep.Extra["seed_seconds"] = time.Since(began).Round(time.Millisecond).Seconds()
+		target = apiTarget{
+			api: func(ctx context.Context, c AccessConfig) (Result, error) { return RunPayeeAPI(ctx, c, seed.Hot) },
+			direct: func(ctx context.Context, pool *pgxpool.Pool, c AccessConfig) (Result, error) {
+				return RunPayeeSQL(ctx, pool, rowQuery, c, seed.Hot)
+			},
+		}
+		fmt.Fprintf(progress, "bench api: payee read, %d ledger entries (seeded in %s), %d payees, concurrency %d, %s per run, %s\n",
+			seed.Entries, time.Since(began).Round(time.Second), len(seed.Hot), cfg.Concurrency, cfg.Duration, rep.Machine)
+	}
+
+	child, err := startAPIChild(ctx, argv, sdb.URL, cfg.Concurrency, cfg.CPUProfile, progress)
 	if err != nil {
 		return Report{}, err
 	}
-	dsn := sdb.URL
-
-	g, err := startApp(ctx, []app.Service{apiservice.New(apiconfig.Config{
-		Common:     config.Common{DatabaseURL: dsn},
-		DBMaxConns: cfg.Concurrency,
-		Config: api.Config{Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Keys: []string{apiBenchKey},
-			StripeSecretKey: "sk_test_bench_unused", RateLimit: 0},
-	})}, cfg.Log)
-	if err != nil {
-		return Report{}, err
-	}
-	defer func() { _ = g.stop() }() // a no-op after the stop below
-
-	acfg := AccessConfig{URL: "http://" + g.addrs.API.Public, Key: apiBenchKey, ContentID: demo.ContentID, Customers: who,
-		Concurrency: cfg.Concurrency, Duration: cfg.Duration, Progress: progress}
-	rep := Report{Kind: "api", Machine: Machine(), Started: time.Now(),
-		Extra: map[string]any{"customers": len(who), "query": "api.AccessQuery"}}
-	fmt.Fprintf(progress, "bench api: %d customers, concurrency %d, %s per run, %s\n",
-		len(who), cfg.Concurrency, cfg.Duration, rep.Machine)
+	defer func() { _ = child.stop() }() // a no-op after the stop below
+	rep.Started = time.Now()
+	acfg := AccessConfig{URL: "http://" + child.addr, Key: apiBenchKey, ContentID: sdb.Purchase.ContentID.String(),
+		Concurrency: cfg.Concurrency, Duration: cfg.Duration, Progress: progress, NetHTTP: cfg.NetHTTP,
+		Server: cpuMeter{PID: child.pid()}}
 	// A short warm-up fills both pools and Postgres' cache.
 	warm := acfg
-	warm.Duration, warm.Progress = time.Second, nil
-	if _, err := RunAccessAPI(ctx, warm); err != nil {
+	warm.Duration, warm.Progress, warm.Server = time.Second, nil, cpuMeter{}
+	if _, err := target.api(ctx, warm); err != nil {
 		return Report{}, err
 	}
-	apiRes, err := RunAccessAPI(ctx, acfg)
+	apiRes, err := target.api(ctx, acfg)
 	if err != nil {
 		return Report{}, err
 	}
 	rep.Results = append(rep.Results, apiRes)
+	if err := child.stop(); err != nil {
+		return Report{}, err
+	}
 
-	pcfg, err := pgxpool.ParseConfig(dsn)
+	pcfg, err := pgxpool.ParseConfig(sdb.URL)
 	if err != nil {
 		return Report{}, err
 	}
@@ -135,10 +217,10 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 		return Report{}, err
 	}
 	defer pool.Close()
-	if _, err := RunAccessSQL(ctx, pool, api.AccessQuery, warm); err != nil {
+	if _, err := target.direct(ctx, pool, warm); err != nil {
 		return Report{}, err
 	}
-	direct, err := RunAccessSQL(ctx, pool, api.AccessQuery, acfg)
+	direct, err := target.direct(ctx, pool, acfg)
 	if err != nil {
 		return Report{}, err
 	}
@@ -146,9 +228,12 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 	if direct.PerSecond > 0 {
 		rep.Ratio = apiRes.PerSecond / direct.PerSecond
 	}
-	rep.Finished = time.Now()
-	if err := g.stop(); err != nil {
-		return Report{}, err
+	us := func(d time.Duration) float64 {
+		return float64(d.Round(100*time.Nanosecond)) / float64(time.Microsecond)
 	}
+	rep.Extra["api_cpu_us_per_request"] = us(apiRes.CPUPerRequest)
+	rep.Extra["api_client_cpu_us_per_request"] = us(apiRes.ClientCPUPerRequest)
+	rep.Extra["direct_client_cpu_us_per_query"] = us(direct.ClientCPUPerRequest)
+	rep.Finished = time.Now()
 	return rep, nil
 }

@@ -94,7 +94,7 @@ func TestAPIBenchConfig(t *testing.T) {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
 	if c.Concurrency != DefaultAPIConcurrency || c.Duration != DefaultAPIDuration || c.Customers != DefaultAPICustomers ||
-		c.Log == nil || c.KeepDB {
+		c.Route != APIRouteAccess || c.LedgerEntries != DefaultAPILedgerEntries || c.NetHTTP || c.KeepDB {
 		t.Errorf("defaults = %+v", c)
 	}
 	for _, tc := range []struct {
@@ -106,6 +106,9 @@ func TestAPIBenchConfig(t *testing.T) {
 		{"one customer", APIBenchConfig{DatabaseURL: "postgres://db", Customers: 1}, "Customers 1"},
 		{"negative concurrency", APIBenchConfig{DatabaseURL: "postgres://db", Concurrency: -1}, "Concurrency -1"},
 		{"negative duration", APIBenchConfig{DatabaseURL: "postgres://db", Duration: -time.Second}, "Duration"},
+		{"unknown route", APIBenchConfig{DatabaseURL: "postgres://db", Route: "purchases"}, `Route "purchases"`},
+		{"negative ledger", APIBenchConfig{DatabaseURL: "postgres://db", Route: APIRoutePayee, LedgerEntries: -1}, "LedgerEntries -1"},
+		{"payee route", APIBenchConfig{DatabaseURL: "postgres://db", Route: APIRoutePayee, LedgerEntries: 100}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.c.setDefaults()

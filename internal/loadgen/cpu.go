@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"os"
 	"time"
 )
 
@@ -45,6 +46,20 @@ func measureCPU(m cpuMeter, f func() (Result, error)) (Result, error) {
 	after, aerr := m.read()
 	if berr == nil && aerr == nil && res.Requests > 0 {
 		res.CPUPerRequest = (after - before) / time.Duration(res.Requests)
+	}
+	return res, err
+}
+
+// measureCPUs is measureCPU of server (the process under test, when
+// enabled) that also sets the result's ClientCPUPerRequest: the CPU time
+// this process (the load client) used over the run per successful request.
+func measureCPUs(server cpuMeter, f func() (Result, error)) (Result, error) {
+	self := cpuMeter{PID: os.Getpid()}
+	before, berr := self.read()
+	res, err := measureCPU(server, f)
+	after, aerr := self.read()
+	if berr == nil && aerr == nil && res.Requests > 0 {
+		res.ClientCPUPerRequest = (after - before) / time.Duration(res.Requests)
 	}
 	return res, err
 }

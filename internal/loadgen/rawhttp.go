@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -133,28 +135,36 @@ func (w *webhookPoster) roundTrip(rc *rawConn, body []byte, now time.Time) (int,
 // the caller drops the connection. closing reports "Connection: close" or an
 // HTTP/1.0 answer without keep-alive.
 func readResponse(br *bufio.Reader) (status int, closing bool, err error) {
+	status, closing, _, err = readResponseBody(br, false, nil)
+	return status, closing, err
+}
+
+// readResponseBody is readResponse that, when keep is set, appends the
+// body to dst and returns it instead of skipping it.
+func readResponseBody(br *bufio.Reader, keep bool, dst []byte) (status int, closing bool, body []byte, err error) {
+	body = dst
 	line, err := br.ReadSlice('\n')
 	if err != nil {
-		return 0, false, err
+		return 0, false, dst, err
 	}
 	// "HTTP/1.1 200 OK\r\n": version, space, three digits, then a space or the end.
 	if len(line) < 14 || string(line[:7]) != "HTTP/1." || line[8] != ' ' ||
 		(line[12] != ' ' && line[12] != '\r') {
-		return 0, false, fmt.Errorf("loadgen: malformed status line %q", bytes.TrimSpace(line))
+		return 0, false, dst, fmt.Errorf("loadgen: malformed status line %q", bytes.TrimSpace(line))
 	}
 	status, err = strconv.Atoi(string(line[9:12]))
 	if err != nil || status < 100 {
-		return 0, false, fmt.Errorf("loadgen: malformed status line %q", bytes.TrimSpace(line))
+		return 0, false, dst, fmt.Errorf("loadgen: malformed status line %q", bytes.TrimSpace(line))
 	}
 	if status < 200 {
-		return 0, false, fmt.Errorf("loadgen: informational response %d is not expected", status)
+		return 0, false, dst, fmt.Errorf("loadgen: informational response %d is not expected", status)
 	}
 	closing = line[7] == '0' // HTTP/1.0 closes unless it says keep-alive
 	length := int64(-1)
 	for {
 		line, err = br.ReadSlice('\n')
 		if err != nil {
-			return 0, false, err
+			return 0, false, dst, err
 		}
 		h := bytes.TrimRight(line, "\r\n")
 		if len(h) == 0 {
@@ -162,16 +172,16 @@ func readResponse(br *bufio.Reader) (status int, closing bool, err error) {
 		}
 		name, value, ok := bytes.Cut(h, []byte{':'})
 		if !ok {
-			return 0, false, fmt.Errorf("loadgen: malformed header line %q", h)
+			return 0, false, dst, fmt.Errorf("loadgen: malformed header line %q", h)
 		}
 		value = bytes.TrimSpace(value)
 		switch {
 		case asciiEqualFold(name, "Content-Length"):
 			if length, err = strconv.ParseInt(string(value), 10, 64); err != nil || length < 0 {
-				return 0, false, fmt.Errorf("loadgen: malformed Content-Length %q", value)
+				return 0, false, dst, fmt.Errorf("loadgen: malformed Content-Length %q", value)
 			}
 		case asciiEqualFold(name, "Transfer-Encoding"):
-			return 0, false, fmt.Errorf("loadgen: Transfer-Encoding %q is not supported", value)
+			return 0, false, dst, fmt.Errorf("loadgen: Transfer-Encoding %q is not supported", value)
 		case asciiEqualFold(name, "Connection"):
 			switch {
 			case asciiEqualFold(value, "close"):
@@ -182,6 +192,10 @@ func readResponse(br *bufio.Reader) (status int, closing bool, err error) {
 		}
 	}
 	switch {
+	case length >= 0 && keep:
+		n := len(body)
+		body = slices.Grow(body, int(length))[:n+int(length)]
+		_, err = io.ReadFull(br, body[n:])
 	case length >= 0:
 		_, err = br.Discard(int(length))
 	case status == http.StatusNoContent || status == http.StatusNotModified:
@@ -189,9 +203,9 @@ func readResponse(br *bufio.Reader) (status int, closing bool, err error) {
 		err = fmt.Errorf("loadgen: %d response without Content-Length", status)
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, false, dst, err
 	}
-	return status, closing, nil
+	return status, closing, body, nil
 }
 
 // asciiEqualFold is bytes.EqualFold for an ASCII s, without the Unicode tables.
@@ -219,6 +233,102 @@ func (w *webhookPoster) close() {
 	for {
 		select {
 		case rc := <-w.conns:
+			if rc.c != nil {
+				_ = rc.c.Close()
+			}
+		default:
+			return
+		}
+	}
+}
+
+// apiGetter sends GET requests with a bearer key over keep-alive HTTP/1.1
+// connections it writes and reads itself, one request in flight per
+// connection, for the API bench: the same economy as webhookPoster (no
+// transport, no goroutines per connection, no header maps), so the load
+// client takes as little of the shared machine as it can. Only http://.
+type apiGetter struct {
+	addr, host, auth string
+	conns            chan *rawConn // idle connections, one per worker at most
+}
+
+func newAPIGetter(base, key string, conc int) (*apiGetter, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("loadgen: raw client only speaks http://, not %q", u.Scheme)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	return &apiGetter{addr: addr, host: u.Host, auth: "Bearer " + key, conns: make(chan *rawConn, conc)}, nil
+}
+
+// get sends GET path and returns the status and the body, appended to
+// dst[:0].
+func (g *apiGetter) get(path string, dst []byte) (int, []byte, error) {
+	var rc *rawConn
+	select {
+	case rc = <-g.conns:
+	default:
+		rc = &rawConn{}
+	}
+	status, body, err := g.roundTrip(rc, path, dst[:0])
+	if err != nil && rc.c != nil {
+		_ = rc.c.Close()
+		rc.c = nil
+	}
+	select {
+	case g.conns <- rc:
+	default:
+		if rc.c != nil {
+			_ = rc.c.Close()
+		}
+	}
+	return status, body, err
+}
+
+func (g *apiGetter) roundTrip(rc *rawConn, path string, dst []byte) (int, []byte, error) {
+	if rc.c == nil {
+		c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+		if err != nil {
+			return 0, dst, err
+		}
+		rc.c, rc.br = c, bufio.NewReaderSize(c, 4<<10)
+	}
+	b := append(rc.req[:0], "GET "...)
+	b = append(b, path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, g.host...)
+	b = append(b, "\r\nAuthorization: "...)
+	b = append(b, g.auth...)
+	b = append(b, "\r\n\r\n"...)
+	rc.req = b
+	if err := rc.c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		return 0, dst, err
+	}
+	if _, err := rc.c.Write(b); err != nil {
+		return 0, dst, err
+	}
+	status, closing, body, err := readResponseBody(rc.br, true, dst)
+	if err != nil {
+		return 0, dst, err
+	}
+	if closing {
+		_ = rc.c.Close()
+		rc.c = nil
+	}
+	return status, body, nil
+}
+
+// close closes the idle connections.
+func (g *apiGetter) close() {
+	for {
+		select {
+		case rc := <-g.conns:
 			if rc.c != nil {
 				_ = rc.c.Close()
 			}

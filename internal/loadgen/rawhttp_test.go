@@ -132,3 +132,50 @@ func TestReadResponseAgreesWithNetHTTP(t *testing.T) {
 		}
 	}
 }
+
+// The API getter sends GETs with the bearer key, returns each body whole,
+// survives the server closing a connection, and its answers are labelled
+// by access type as the direct side labels rows.
+func TestAPIGetterAndAccessLabel(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.Header.Get("Authorization") != "Bearer k1" {
+			http.Error(w, "bad request", http.StatusUnauthorized)
+			return
+		}
+		if n.Add(1)%3 == 0 {
+			w.Header().Set("Connection", "close")
+		}
+		switch r.URL.Path {
+		case "/v1/customers/a/access/c":
+			_, _ = io.WriteString(w, `{"object":"access","active":true,"access_type":"subscription","purchase":null}`)
+		case "/v1/customers/b/access/c":
+			_, _ = io.WriteString(w, `{"object":"access","active":false,"access_type":null}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	g, err := newAPIGetter(srv.URL, "k1", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	var buf []byte
+	for range 5 {
+		for path, want := range map[string]string{"/v1/customers/a/access/c": "subscription",
+			"/v1/customers/b/access/c": "none", "/v1/nope": "404"} {
+			status, body, err := g.get(path, buf)
+			if err != nil {
+				t.Fatalf("get %s: %v", path, err)
+			}
+			if got, _ := accessLabel(status, body); got != want {
+				t.Errorf("get %s = %d %q: label %q, want %q", path, status, body, got, want)
+			}
+			buf = body
+		}
+	}
+	if got, ok := accessLabel(200, []byte(`{"object":"access"}`)); ok {
+		t.Errorf("a 200 without access_type counts as success (%q)", got)
+	}
+}

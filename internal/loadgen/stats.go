@@ -28,6 +28,10 @@ type Result struct {
 	// CPUPerRequest is the CPU time (utime + stime) the process under test
 	// used over the run per successful request; 0 when not measured.
 	CPUPerRequest time.Duration `json:"cpu_per_request_ns,omitempty"`
+	// ClientCPUPerRequest is the CPU time the load client (the bench's own
+	// process) used over the run per successful request, where the bench
+	// measures it (bench api); it shares the machine with what it measures.
+	ClientCPUPerRequest time.Duration `json:"client_cpu_per_request_ns,omitempty"`
 }
 
 // String formats r for humans.
@@ -43,6 +47,9 @@ func (r Result) String() string {
 	}
 	if r.CPUPerRequest > 0 {
 		s += fmt.Sprintf("   CPU %.0f µs/event", float64(r.CPUPerRequest)/float64(time.Microsecond))
+	}
+	if r.ClientCPUPerRequest > 0 {
+		s += fmt.Sprintf("   client CPU %.0f µs/request", float64(r.ClientCPUPerRequest)/float64(time.Microsecond))
 	}
 	return s
 }

@@ -86,15 +86,25 @@ type accessRow struct {
 
 // CheckAccess runs AccessQuery for customer and content at now.
 func CheckAccess(ctx context.Context, q RowQuerier, customer string, content uuid.UUID, now time.Time) (Access, error) {
-	var r accessRow
-	var pid uuid.NullUUID
 	// pgtype.UUID: pgx encodes it directly, skipping uuid.UUID's string
 	// round trip through driver.Valuer.
-	err := q.QueryRowContext(ctx, AccessQuery, customer, pgtype.UUID{Bytes: content, Valid: true}, now).
-		Scan(&r.GrantType, &pid, &r.PurchaseStatus, &r.GrantedAt, &r.ExpiresAt, &r.RevokedAt, &r.GrantActive,
-			&r.SubID, &r.SubStatus, &r.SubUntil, &r.SubStarted)
+	acc, err := ScanAccess(q.QueryRowContext(ctx, AccessQuery, customer, pgtype.UUID{Bytes: content, Valid: true}, now).Scan)
 	if err != nil {
 		return Access{}, fmt.Errorf("check access of %q to %s: %w", customer, content, err)
+	}
+	return acc, nil
+}
+
+// ScanAccess reads one row of AccessQuery through scan (the Scan of a
+// *sql.Row or of a pgx.Row) and decides the access it grants. It is the
+// decision of CheckAccess, exported so a client of another driver (the
+// access benchmark's direct pgx baseline) decides exactly as the API does.
+func ScanAccess(scan func(dest ...any) error) (Access, error) {
+	var r accessRow
+	var pid uuid.NullUUID
+	if err := scan(&r.GrantType, &pid, &r.PurchaseStatus, &r.GrantedAt, &r.ExpiresAt, &r.RevokedAt, &r.GrantActive,
+		&r.SubID, &r.SubStatus, &r.SubUntil, &r.SubStarted); err != nil {
+		return Access{}, err
 	}
 	if pid.Valid {
 		r.PurchaseID = &pid.UUID
