@@ -167,7 +167,7 @@ func baselineTx(ctx context.Context, tx bun.Tx, ids IDs, body []byte, pur Purcha
 		uuid.New(), id, json.RawMessage(`{"specversion":"1.0","type":"com.paystream.purchase.completed.v1"}`)).Exec(ctx); err != nil {
 		return err
 	}
-	return baselinePosting(ctx, tx, id, pur, ledger, now)
+	return baselinePosting(ctx, tx, posting{purchase: &id, amount: pur.Amount, at: now}, ledger)
 }
 
 // Latency are end-to-end percentiles: edge receipt → committed transaction.

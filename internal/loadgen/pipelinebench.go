@@ -20,6 +20,7 @@ import (
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/split"
 	"github.com/paystream/paystream/internal/stripefixture"
+	"github.com/paystream/paystream/internal/subscription"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -370,9 +371,9 @@ func demoPayloads(size int) (*Payloads, error) {
 		Amount: demo.PriceCents, Currency: demo.Currency, Size: size})
 }
 
-// SeedDemo makes the demo content and its agreements exist in bdb (as
-// `paystream seed` does) and returns what each event buys, for the SQL
-// baseline.
+// SeedDemo makes the demo content, its agreements and the demo creator plan
+// exist in bdb (as `paystream seed` does) and returns what each event buys,
+// for the SQL baseline.
 func SeedDemo(ctx context.Context, bdb *bun.DB) (Purchase, error) {
 	contentID, err := uuid.Parse(demo.ContentID)
 	if err != nil {
@@ -389,6 +390,12 @@ func SeedDemo(ctx context.Context, bdb *bun.DB) (Purchase, error) {
 	seed := purchase.NewSeed(model.Content{ID: contentID, CreatorID: demo.CreatorID, OrganizationID: orgID,
 		PriceCents: demo.PriceCents, Currency: demo.Currency, Visibility: "public"}, benchPlatformBps, benchOrgBps)
 	if _, err := purchase.SeedCatalog(ctx, bdb, seed); err != nil {
+		return Purchase{}, err
+	}
+	creator := demo.CreatorID
+	if _, err := subscription.SeedPlans(ctx, bdb, model.SubscriptionPlan{ID: uuid.MustParse(demo.CreatorPlanID),
+		OrganizationID: orgID, CreatorID: &creator, Name: demo.CreatorPlanName, PriceCents: demo.CreatorPlanPriceCents,
+		Currency: demo.Currency, Interval: demo.PlanInterval, IntervalCount: 1, GraceDays: demo.PlanGraceDays}); err != nil {
 		return Purchase{}, err
 	}
 	pa, co := seed.Platform.ID, seed.CreatorOrg.ID

@@ -28,6 +28,9 @@ type Result struct {
 	// CPUPerRequest is the CPU time (utime + stime) the process under test
 	// used over the run per successful request; 0 when not measured.
 	CPUPerRequest time.Duration `json:"cpu_per_request_ns,omitempty"`
+	// CPU is a drain's CPU per event, of the bench process and of the
+	// Postgres server; nil when not measured.
+	CPU *PhaseCPU `json:"cpu,omitempty"`
 }
 
 // String formats r for humans.
@@ -43,6 +46,9 @@ func (r Result) String() string {
 	}
 	if r.CPUPerRequest > 0 {
 		s += fmt.Sprintf("   CPU %.0f µs/event", float64(r.CPUPerRequest)/float64(time.Microsecond))
+	}
+	if r.CPU != nil {
+		s += "   " + r.CPU.String()
 	}
 	return s
 }
