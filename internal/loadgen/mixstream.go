@@ -56,8 +56,9 @@ func MixedStream(p *Payloads, pur Purchase, planPrice int64, graceDays, n int, s
 		return nil, fmt.Errorf("loadgen: %d events at share %.2f hold no subscription (%d events each)", n, share, memberSteps)
 	}
 	rounds := make([][]StreamEvent, memberSteps)
+	run := fmt.Sprintf("%s%04x", p.run, p.streams.Add(1)) // every stream its own subscriptions
 	for i := range subs {
-		evs, err := memberEvents(p.run, i, pur, planPrice, graceDays, now)
+		evs, err := memberEvents(run, i, pur, planPrice, graceDays, now)
 		if err != nil {
 			return nil, err
 		}
@@ -92,13 +93,13 @@ func MixedStream(p *Payloads, pur Purchase, planPrice int64, graceDays, n int, s
 // the rows each leaves: the subscription starts 40 days before now (its
 // signup period has ended), and its renewal period runs past now.
 func memberEvents(run string, i int, pur Purchase, price int64, graceDays int, now time.Time) ([]StreamEvent, error) {
-	tag := fmt.Sprintf("%s%016d", run, i)
+	tag := fmt.Sprintf("%s%012d", run, i)
 	subID, customer := "sub_"+tag, "user_sub_"+tag
 	s0 := now.Add(-40 * 24 * time.Hour).Truncate(time.Second)
 	e1 := s0.AddDate(0, 1, 0)
 	e2 := e1.AddDate(0, 1, 0)
 	md := stripefixture.SubscriptionMetadata(customer, demo.CreatorPlanID, pur.OrganizationID.String())
-	sub := stripefixture.Subscription{ID: subID, Customer: "cus_" + tag[:14], Status: "active", StartDate: s0,
+	sub := stripefixture.Subscription{ID: subID, Customer: "cus_" + tag, Status: "active", StartDate: s0,
 		Amount: price, Currency: pur.Currency, Interval: "month", Metadata: md}
 	invoice := func(seq int, reason string, start, end time.Time) stripefixture.Invoice {
 		id := fmt.Sprintf("%s%d", tag, seq)

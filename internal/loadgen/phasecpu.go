@@ -21,8 +21,15 @@ type PhaseCPU struct {
 	// PostgresUSPerEvent is null when the server's processes cannot be
 	// read (another machine, another PID namespace, /proc hidden);
 	// PostgresNote says why.
+	// It counts the server's background processes (WAL writer,
+	// checkpointer, …) and the backends of the bench's database, so other
+	// databases' clients on the same server do not add to it.
 	PostgresUSPerEvent *float64 `json:"postgres_cpu_us_per_event"`
-	PostgresNote       string   `json:"postgres_cpu_note,omitempty"`
+	// PostgresServerUSPerEvent is every process of the server, those that
+	// ended during the phase included: with the first, it shows how much
+	// other clients of the server used meanwhile.
+	PostgresServerUSPerEvent *float64 `json:"postgres_server_cpu_us_per_event"`
+	PostgresNote             string   `json:"postgres_cpu_note,omitempty"`
 }
 
 // String formats c for the report line of its result.
@@ -31,30 +38,38 @@ func (c PhaseCPU) String() string {
 	if c.PostgresUSPerEvent != nil {
 		pg = fmt.Sprintf("%.0f µs", *c.PostgresUSPerEvent)
 	}
+	if c.PostgresServerUSPerEvent != nil {
+		pg += fmt.Sprintf(" (server-wide %.0f µs)", *c.PostgresServerUSPerEvent)
+	}
 	return fmt.Sprintf("CPU/event: bench %.0f µs, postgres %s", c.BenchUSPerEvent, pg)
 }
 
 // CPUSampler reads the CPU time used so far by this process (getrusage)
-// and by the local Postgres server: every process of its postmaster, found
-// as the parent of one of its backends. The server's count is server-wide:
-// other clients of the same server add to it, so it is quotable only on a
-// quiet machine.
+// and by the local Postgres server, whose postmaster it finds as the parent
+// of one of its backends: the postmaster's own, its background processes'
+// and the backends of database (told from the others by their process
+// titles), and, server-wide, every process of the postmaster. The
+// database's count misses a backend that starts and ends within a phase
+// (the bench's pools keep theirs); the server-wide count misses nothing but
+// includes other clients' work.
 type CPUSampler struct {
 	postmaster int    // 0: the server's processes are not readable
+	database   string // the bench's database
 	note       string // why not
 }
 
 // cpuSample is one reading of a CPUSampler.
 type cpuSample struct {
-	self, server time.Duration
-	serverOK     bool
+	self, server, scoped time.Duration
+	serverOK             bool
 }
 
 // NewCPUSampler finds the postmaster of db's server. A server it cannot
 // read is no error: the Postgres column then says n/a.
 func NewCPUSampler(ctx context.Context, db bun.IDB) CPUSampler {
 	var backend int
-	if err := db.NewRaw("SELECT pg_backend_pid()").Scan(ctx, &backend); err != nil {
+	var database string
+	if err := db.NewRaw("SELECT pg_backend_pid(), current_database()").Scan(ctx, &backend, &database); err != nil {
 		return CPUSampler{note: "pg_backend_pid: " + err.Error()}
 	}
 	st, err := readStat(backend)
@@ -65,7 +80,10 @@ func NewCPUSampler(ctx context.Context, db bun.IDB) CPUSampler {
 	if err != nil || !strings.HasPrefix(pm.comm, "postgres") && pm.comm != "postmaster" {
 		return CPUSampler{note: fmt.Sprintf("parent %d of backend %d is not a readable postmaster", st.ppid, backend)}
 	}
-	return CPUSampler{postmaster: st.ppid}
+	if title, ok := backendOf(procTitle(backend)); !ok || title != database {
+		return CPUSampler{note: fmt.Sprintf("backend %d's process title names no database (update_process_title off?)", backend)}
+	}
+	return CPUSampler{postmaster: st.ppid, database: database}
 }
 
 // sample reads both counters now.
@@ -76,8 +94,9 @@ func (s CPUSampler) sample() cpuSample {
 		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if s.postmaster > 0 {
-		d, err := serverCPU(s.postmaster)
-		c.server, c.serverOK = d, err == nil
+		var err error
+		c.server, c.scoped, err = serverCPU(s.postmaster, s.database)
+		c.serverOK = err == nil
 	}
 	return c
 }
@@ -90,9 +109,9 @@ func (s CPUSampler) perEvent(a, b cpuSample, events int) *PhaseCPU {
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(events) }
 	c := &PhaseCPU{BenchUSPerEvent: us(b.self - a.self), PostgresNote: s.note}
 	if a.serverOK && b.serverOK {
-		v := us(b.server - a.server)
-		c.PostgresUSPerEvent = &v
-		c.PostgresNote = fmt.Sprintf("server-wide: postmaster %d and its children", s.postmaster)
+		scoped, all := us(b.scoped-a.scoped), us(b.server-a.server)
+		c.PostgresUSPerEvent, c.PostgresServerUSPerEvent = &scoped, &all
+		c.PostgresNote = fmt.Sprintf("postmaster %d: background processes and the backends of %s; server-wide: every process", s.postmaster, s.database)
 	} else if c.PostgresNote == "" {
 		c.PostgresNote = "server processes not readable"
 	}
@@ -149,20 +168,24 @@ func parseStat(s string) (procStat, error) {
 	return procStat{comm: s[i+1 : j], ppid: int(n[0]), utime: tick(n[1]), stime: tick(n[2]), cutime: tick(n[3]), cstime: tick(n[4])}, nil
 }
 
-// serverCPU is the CPU time the server of postmaster pm has used: its own,
-// that of its children that ended (cutime, cstime: the postmaster reaps
-// every backend), and that of its live children. A backend that ends
-// between two readings moves from the last term to the second, so the
-// difference of two readings counts it once.
-func serverCPU(pm int) (time.Duration, error) {
+// serverCPU is the CPU time the server of postmaster pm has used: all of
+// it, and the part of the processes that count for database. All of it is
+// the postmaster's own, that of its children that ended (cutime, cstime:
+// the postmaster reaps every backend) and that of its live children: a
+// backend that ends between two readings moves from the last term to the
+// second, so the difference of two readings counts it once. The database's
+// part is the postmaster's own, and its live children's but for the client
+// backends of other databases.
+func serverCPU(pm int, database string) (all, scoped time.Duration, err error) {
 	p, err := readStat(pm)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	total := p.utime + p.stime + p.cutime + p.cstime
+	scoped = p.utime + p.stime
+	all = scoped + p.cutime + p.cstime
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -173,7 +196,39 @@ func serverCPU(pm int) (time.Duration, error) {
 		if err != nil || c.ppid != pm {
 			continue // gone since the listing, or not the server's
 		}
-		total += c.utime + c.stime
+		all += c.utime + c.stime
+		if db, ok := backendOf(procTitle(pid)); !ok || db == database {
+			scoped += c.utime + c.stime
+		}
 	}
-	return total, nil
+	return all, scoped, nil
+}
+
+// procTitle is the process title of pid (its command line as the process
+// set it), "" when unreadable.
+func procTitle(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+}
+
+// backendOf reads a Postgres process title: for a client backend
+// ("postgres: [cluster: ]user database host(port)|[local] activity") it
+// returns the database and true; for a background process (walwriter,
+// checkpointer, autovacuum, …) false.
+func backendOf(title string) (string, bool) {
+	rest, ok := strings.CutPrefix(title, "postgres: ")
+	if !ok {
+		return "", false
+	}
+	f := strings.Fields(rest)
+	if len(f) > 0 && strings.HasSuffix(f[0], ":") { // cluster_name
+		f = f[1:]
+	}
+	if len(f) < 3 || !(f[2] == "[local]" || strings.HasSuffix(f[2], ")") && strings.Contains(f[2], "(")) {
+		return "", false
+	}
+	return f[1], true
 }

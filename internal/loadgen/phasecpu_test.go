@@ -32,20 +32,39 @@ func TestParseStat(t *testing.T) {
 // events, in µs; a server that could not be read is n/a, not zero.
 func TestPhaseCPUPerEvent(t *testing.T) {
 	s := CPUSampler{postmaster: 1}
-	c := s.perEvent(cpuSample{self: time.Second, server: 2 * time.Second, serverOK: true},
-		cpuSample{self: 3 * time.Second, server: 5 * time.Second, serverOK: true}, 1000)
-	if c.BenchUSPerEvent != 2000 || c.PostgresUSPerEvent == nil || *c.PostgresUSPerEvent != 3000 {
+	c := s.perEvent(cpuSample{self: time.Second, server: 2 * time.Second, scoped: time.Second, serverOK: true},
+		cpuSample{self: 3 * time.Second, server: 6 * time.Second, scoped: 4 * time.Second, serverOK: true}, 1000)
+	if c.BenchUSPerEvent != 2000 || c.PostgresUSPerEvent == nil || *c.PostgresUSPerEvent != 3000 ||
+		c.PostgresServerUSPerEvent == nil || *c.PostgresServerUSPerEvent != 4000 {
 		t.Fatalf("perEvent = %+v", c)
 	}
-	if got := c.String(); got != "CPU/event: bench 2000 µs, postgres 3000 µs" {
+	if got := c.String(); got != "CPU/event: bench 2000 µs, postgres 3000 µs (server-wide 4000 µs)" {
 		t.Errorf("String() = %q", got)
 	}
 	n := CPUSampler{note: "remote"}.perEvent(cpuSample{}, cpuSample{self: time.Millisecond}, 10)
-	if n.PostgresUSPerEvent != nil || n.PostgresNote != "remote" || n.BenchUSPerEvent != 100 {
+	if n.PostgresUSPerEvent != nil || n.PostgresServerUSPerEvent != nil || n.PostgresNote != "remote" || n.BenchUSPerEvent != 100 {
 		t.Errorf("unreadable server: %+v", n)
 	}
 	if got := n.String(); got != "CPU/event: bench 100 µs, postgres n/a" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+func TestBackendOf(t *testing.T) {
+	for title, want := range map[string]string{
+		"postgres: 15/main: postgres paystream_bench_x 127.0.0.1(58816) COMMIT": "paystream_bench_x",
+		"postgres: app shop [local] idle":                                       "shop",
+		"postgres: bob db ::1(5000) SELECT":                                     "db",
+		"postgres: 15/main: walwriter":                                          "",
+		"postgres: checkpointer":                                                "",
+		"postgres: 15/main: autovacuum worker paystream_bench_x":                "",
+		"postgres: 15/main: logical replication launcher":                       "",
+		"sh -c loop": "",
+	} {
+		db, ok := backendOf(title)
+		if db != want || ok != (want != "") {
+			t.Errorf("backendOf(%q) = %q, %v; want %q", title, db, ok, want)
+		}
 	}
 }
 
@@ -54,7 +73,7 @@ func TestPhaseCPUPerEvent(t *testing.T) {
 // afterwards. This process stands for the postmaster.
 func TestServerCPUCountsLiveAndReapedChildren(t *testing.T) {
 	self := os.Getpid()
-	start, err := serverCPU(self)
+	start, _, err := serverCPU(self, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,14 +82,14 @@ func TestServerCPUCountsLiveAndReapedChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	live, err := serverCPU(self)
+	live, _, err := serverCPU(self, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	reaped, err := serverCPU(self)
+	reaped, _, err := serverCPU(self, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +134,17 @@ func TestCPUSamplerReadsTheLocalServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := s.perEvent(before, s.sample(), 1)
-	if c.PostgresUSPerEvent == nil || *c.PostgresUSPerEvent < 50_000 {
-		t.Errorf("server CPU of a 4M-row count = %+v, want at least 50 ms", c)
+	if c.PostgresUSPerEvent == nil || *c.PostgresUSPerEvent < 50_000 || *c.PostgresServerUSPerEvent < *c.PostgresUSPerEvent {
+		t.Errorf("server CPU of a 4M-row count = %+v, want at least 50 ms in both", c)
+	}
+	// The same query in another database counts server-wide only.
+	other, _ := testenv.DB(t)
+	before = s.sample()
+	if _, err := other.ExecContext(ctx, "SELECT count(*) FROM generate_series(1, 4000000)"); err != nil {
+		t.Fatal(err)
+	}
+	c = s.perEvent(before, s.sample(), 1)
+	if c.PostgresServerUSPerEvent == nil || *c.PostgresServerUSPerEvent-*c.PostgresUSPerEvent < 50_000 {
+		t.Errorf("another database's query: %+v, want at least 50 ms more server-wide than in this database's", c)
 	}
 }
