@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,9 +11,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Committed is a drain's output: every table of the public schema whose row
-// count the drain changed, with all of its rows in COPY's binary format, and
-// how many events wrote them. The COPY ceiling writes exactly these rows.
+// Committed is a drain's output: every row version its transactions wrote
+// (inserted rows, and the new versions of rows they updated, as the
+// ledger's balances), per table, in COPY's binary format, and how many
+// events wrote them. The COPY ceiling writes exactly these rows.
 type Committed struct {
 	Events int
 	Tables []CommittedTable
@@ -28,10 +27,29 @@ type CommittedTable struct {
 	data []byte
 }
 
-// TableCounts counts the rows of every table of the public schema but the
-// migrations' own, so that the tables a drain writes are the ones whose
-// count it changes.
-func TableCounts(ctx context.Context, dsn string) (map[string]int64, error) {
+// RowMark is a point in the database's write history: the rows written
+// after it are those whose inserting transaction is younger (xmin).
+type RowMark struct{ xid uint32 }
+
+// MarkRows returns a RowMark of now; take it before a drain.
+func MarkRows(ctx context.Context, dsn string) (RowMark, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return RowMark{}, err
+	}
+	defer conn.Close(ctx)
+	var xid int64
+	if err := conn.QueryRow(ctx, "SELECT txid_current() % 4294967296").Scan(&xid); err != nil {
+		return RowMark{}, err
+	}
+	return RowMark{xid: uint32(xid)}, nil
+}
+
+// SnapshotCommitted reads, with one COPY … TO per table, the rows of every
+// table of the public schema (the migrations' own excepted) written after
+// mark by the drain of events events. Comparing ages rather than xids
+// keeps it right across a wraparound.
+func SnapshotCommitted(ctx context.Context, dsn string, mark RowMark, events int) (*Committed, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return nil, err
@@ -46,43 +64,18 @@ func TableCounts(ctx context.Context, dsn string) (map[string]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]int64, len(names))
-	for _, t := range names {
-		var n int64
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM public."+pgx.Identifier{t}.Sanitize()).Scan(&n); err != nil {
-			return nil, fmt.Errorf("count %s: %w", t, err)
-		}
-		out[t] = n
-	}
-	return out, nil
-}
-
-// SnapshotCommitted reads, with one COPY … TO per table, every table whose
-// count differs from before (TableCounts taken before the drain of events
-// events). Updated rows of tables that kept their count (the ledger's
-// balances after their first posting) are not rows the drain added, and
-// are not copied.
-func SnapshotCommitted(ctx context.Context, dsn string, before map[string]int64, events int) (*Committed, error) {
-	after, err := TableCounts(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(ctx)
 	c := &Committed{Events: events}
-	for _, t := range slices.Sorted(maps.Keys(after)) {
-		if after[t] == before[t] {
-			continue
-		}
+	for _, t := range names {
 		var buf bytes.Buffer
-		tag, err := conn.PgConn().CopyTo(ctx, &buf, "COPY public."+pgx.Identifier{t}.Sanitize()+" TO STDOUT (FORMAT binary)")
+		q := fmt.Sprintf("COPY (SELECT * FROM public.%s WHERE age(xmin) < age('%d'::xid)) TO STDOUT (FORMAT binary)",
+			pgx.Identifier{t}.Sanitize(), mark.xid)
+		tag, err := conn.PgConn().CopyTo(ctx, &buf, q)
 		if err != nil {
 			return nil, fmt.Errorf("copy %s out: %w", t, err)
 		}
-		c.Tables = append(c.Tables, CommittedTable{Name: t, Rows: tag.RowsAffected(), data: buf.Bytes()})
+		if tag.RowsAffected() > 0 {
+			c.Tables = append(c.Tables, CommittedTable{Name: t, Rows: tag.RowsAffected(), data: buf.Bytes()})
+		}
 	}
 	return c, nil
 }

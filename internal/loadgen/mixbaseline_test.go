@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -42,18 +43,21 @@ func TestMixedBaselineWritesWhatTheProcessorWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 64
-	evs, err := MixedStream(p, purP, demo.CreatorPlanPriceCents, demo.PlanGraceDays, n, 0.5, time.Now())
+	run, err := MixedStream(p, purP, demo.CreatorPlanPriceCents, demo.PlanGraceDays, n, 0.5, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	members := 0
-	for _, ev := range evs {
+	types := map[string]int{}
+	for _, ev := range run.Events {
 		if ev.Member != nil {
-			members++
+			types[ev.Type]++
 		}
 	}
-	if len(evs) != n || members != n/2 {
-		t.Fatalf("%d events, %d of subscriptions; want %d, %d", len(evs), members, n, n/2)
+	// 8 subscriptions seen in the warm-up, 8 new: each of the four types 8
+	// times, half of the stream.
+	want := map[string]int{"customer.subscription.created": 8, "customer.subscription.updated": 8, "invoice.paid": 16}
+	if len(run.Events) != n || len(run.Warmup) != 8 || !maps.Equal(types, want) {
+		t.Fatalf("%d events, %d in the warm-up, subscription events %v; want %d, 8, %v", len(run.Events), len(run.Warmup), types, n, want)
 	}
 
 	// The processor group drains the stream from an embedded broker.
@@ -70,21 +74,28 @@ func TestMixedBaselineWritesWhatTheProcessorWrites(t *testing.T) {
 	if err := streams.Ensure(ctx, js, streams.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
-	if err := LoadStream(ctx, js, evs, 1); err != nil {
-		t.Fatal(err)
-	}
 	cfg := PipelineBenchConfig{Processors: 1, Workers: 2, Env: config.MapEnv(nil), Log: slog.New(slog.DiscardHandler)}
 	g, err := startGroup(ctx, ns.ClientURL(), pdsn, cfg, processor.DefaultBatchSize, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	werr := WaitEvents(ctx, pdb, n, nil)
+	werr := LoadStream(ctx, js, run.Warmup, 1)
+	if werr == nil {
+		werr = WaitEvents(ctx, pdb, len(run.Warmup), nil)
+	}
+	if werr == nil {
+		werr = LoadStream(ctx, js, run.Events, 1)
+	}
+	if werr == nil {
+		werr = WaitEvents(ctx, pdb, len(run.Warmup)+n, nil)
+	}
 	if err := g.stop(); err != nil || werr != nil {
 		t.Fatal(err, werr)
 	}
 
 	// The baseline runs the same stream; its invoices name this database's
 	// seeded agreements.
+	evs := run.Events
 	for i, ev := range evs {
 		if ev.Member != nil && ev.Member.invoice != nil {
 			m, inv := *ev.Member, *ev.Member.invoice
@@ -92,6 +103,9 @@ func TestMixedBaselineWritesWhatTheProcessorWrites(t *testing.T) {
 			m.invoice = &inv
 			evs[i].Member = &m
 		}
+	}
+	if _, err := StreamBaseline(ctx, bdb, run.Warmup, purB, 2, nil); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := StreamBaseline(ctx, bdb, evs, purB, 2, nil); err != nil {
 		t.Fatal(err)

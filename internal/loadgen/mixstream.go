@@ -39,54 +39,65 @@ type memberWrite struct {
 // (customer.subscription.updated, invoice.paid).
 const memberSteps = 4
 
-// MixedStream is n events: checkout purchases like p's and, share of them
-// (0..1), the signup and renewal of subscriptions to the demo creator plan
-// (planPrice, pur's organization, creator and agreements). Each
+// MixedRun is a mixed stream and the warm-up it needs.
+type MixedRun struct {
+	// Warmup creates the subscriptions whose invoices and renewals Events
+	// holds (customer.subscription.created of each); it is applied, untimed,
+	// before Events.
+	Warmup []StreamEvent
+	// Events is the measured stream: checkouts and, spread evenly among
+	// them, the signup invoice.paid, the renewal's
+	// customer.subscription.updated and its invoice.paid of the warm-up's
+	// subscriptions, and the customer.subscription.created of as many new
+	// ones: the four event types of a membership's signup and renewal in
+	// equal numbers.
+	Events []StreamEvent
+}
+
+// MixedStream is n events of checkout purchases like p's and, share of them
+// (0..1), subscription events of the demo creator plan (price planPrice,
+// graceDays, pur's organization, creator and agreements). Each
 // subscription's events have strictly increasing created times (no tie, so
-// the processor never asks Stripe), and its events are placed in rounds
-// over the stream (all subscriptions' created, then their renewals'
-// updated, then the signup invoices, then the renewal invoices), so an
-// invoice comes a round or more after the event that creates its
-// subscription. With rounds shorter than the processor's events in flight
-// (PROCESSOR_MAX_ACK_PENDING), an invoice may still overtake its
-// subscription's creation and wait for a retry; the drain then shows it.
-func MixedStream(p *Payloads, pur Purchase, planPrice int64, graceDays, n int, share float64, now time.Time) ([]StreamEvent, error) {
+// the processor never asks Stripe), and no event of Events depends on
+// another of Events: an invoice.paid of a subscription paystream has not
+// seen waits for it, with retries, which would stall a drain in which any
+// invoice overtook its subscription (the processor's workers take batches
+// out of order); the subscriptions they name are created by Warmup.
+func MixedStream(p *Payloads, pur Purchase, planPrice int64, graceDays, n int, share float64, now time.Time) (MixedRun, error) {
 	subs := int(float64(n)*share) / memberSteps
 	if share > 0 && subs < 1 {
-		return nil, fmt.Errorf("loadgen: %d events at share %.2f hold no subscription (%d events each)", n, share, memberSteps)
+		return MixedRun{}, fmt.Errorf("loadgen: %d events at share %.2f hold no subscription (%d events each)", n, share, memberSteps)
 	}
-	rounds := make([][]StreamEvent, memberSteps)
-	run := fmt.Sprintf("%s%04x", p.run, p.streams.Add(1)) // every stream its own subscriptions
-	for i := range subs {
-		evs, err := memberEvents(run, i, pur, planPrice, graceDays, now)
-		if err != nil {
-			return nil, err
-		}
-		// created, signup invoice, updated, renewal invoice → rounds 0, 2, 1, 3.
-		for k, r := range []int{0, 2, 1, 3} {
-			rounds[r] = append(rounds[r], evs[k])
-		}
-	}
+	var run MixedRun
 	var member []StreamEvent
-	for _, r := range rounds {
-		member = append(member, r...)
+	tag := fmt.Sprintf("%s%04x", p.run, p.streams.Add(1)) // every stream its own subscriptions
+	for i := range 2 * subs {
+		evs, err := memberEvents(tag, i, pur, planPrice, graceDays, now)
+		if err != nil {
+			return MixedRun{}, err
+		}
+		if i < subs { // seen before: the rest of its signup and its renewal
+			run.Warmup = append(run.Warmup, evs[0])
+			member = append(member, evs[1:]...)
+		} else { // new: its creation
+			member = append(member, evs[0])
+		}
 	}
 	checkouts := n - len(member)
-	out := make([]StreamEvent, 0, n)
+	run.Events = make([]StreamEvent, 0, n)
 	var buf []byte
 	for i, m := 0, 0; i < n; i++ {
-		// Spread the subscription events evenly over the stream.
 		if m < len(member) && (checkouts == 0 || (m+1)*n <= (i+1)*len(member)) {
-			out = append(out, member[m])
+			run.Events = append(run.Events, member[m])
 			m++
 			continue
 		}
 		var ids IDs
 		buf, ids = p.Next(buf)
-		out = append(out, StreamEvent{ID: ids.Event, Type: "checkout.session.completed", Created: now,
+		run.Events = append(run.Events, StreamEvent{ID: ids.Event, Type: "checkout.session.completed", Created: now,
 			Body: append([]byte(nil), buf...), Checkout: &ids})
 	}
-	return out, nil
+	return run, nil
 }
 
 // memberEvents are subscription i's four events in their Stripe order, with

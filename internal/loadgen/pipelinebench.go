@@ -205,12 +205,12 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 	}
 	b := pipelineBench{cfg: cfg, natsURL: ns.ClientURL(), dsn: sdb.URL, db: sdb.DB, js: js, payloads: payloads,
 		pur: sdb.Purchase, cpu: NewCPUSampler(ctx, sdb.DB), progress: progress}
-	before, err := TableCounts(ctx, sdb.URL)
-	if err != nil {
-		return Report{}, err
-	}
 	fmt.Fprintf(progress, "  loading %d events into %s\n", cfg.Events, streams.EventsStream)
 	if err := b.load(ctx); err != nil {
+		return Report{}, err
+	}
+	mark, err := MarkRows(ctx, sdb.URL)
+	if err != nil {
 		return Report{}, err
 	}
 
@@ -221,7 +221,7 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 	}
 	fmt.Fprintf(progress, "\r  processor group: %.1f events/s\n", procRes.PerSecond)
 	// What it committed, for the COPY ceiling.
-	committed, err := SnapshotCommitted(ctx, sdb.URL, before, cfg.Events)
+	committed, err := SnapshotCommitted(ctx, sdb.URL, mark, cfg.Events)
 	if err != nil {
 		return Report{}, err
 	}
@@ -299,20 +299,28 @@ type pipelineBench struct {
 	progress io.Writer
 }
 
-// load publishes b.cfg.Events new events: checkouts, or a mixed stream.
+// load publishes b.cfg.Events new events: checkouts, or a mixed stream
+// after its warm-up, applied by a processor group of its own.
 func (b *pipelineBench) load(ctx context.Context) error {
 	if b.cfg.Mix == "" {
 		return Load(ctx, b.js, b.payloads, b.cfg.Events, 32)
 	}
-	evs, err := b.mixed()
+	run, err := b.mixed()
 	if err != nil {
 		return err
 	}
-	return LoadStream(ctx, b.js, evs, 32)
+	fmt.Fprintf(b.progress, "  warm-up: %d subscriptions created\n", len(run.Warmup))
+	if err := LoadStream(ctx, b.js, run.Warmup, 32); err != nil {
+		return err
+	}
+	if _, err := b.drain(ctx, b.cfg.BatchSize, len(run.Warmup), "warm-up"); err != nil {
+		return err
+	}
+	return LoadStream(ctx, b.js, run.Events, 32)
 }
 
 // mixed is a new mixed stream of b.cfg.Events events.
-func (b *pipelineBench) mixed() ([]StreamEvent, error) {
+func (b *pipelineBench) mixed() (MixedRun, error) {
 	return MixedStream(b.payloads, b.pur, demo.CreatorPlanPriceCents, demo.PlanGraceDays, b.cfg.Events,
 		b.cfg.SubscriptionShare, time.Now())
 }
@@ -326,18 +334,27 @@ func (b *pipelineBench) baseline(ctx context.Context) (Result, error) {
 			return SQLBaseline(ctx, b.db, b.payloads, b.pur, b.cfg.Events, b.cfg.concurrency(), b.progress)
 		})
 	}
-	evs, err := b.mixed()
+	run, err := b.mixed()
 	if err != nil {
 		return Result{}, err
 	}
+	if _, err := StreamBaseline(ctx, b.db, run.Warmup, b.pur, b.cfg.concurrency(), nil); err != nil {
+		return Result{}, err
+	}
 	return b.cpu.measurePhase(func() (Result, error) {
-		return StreamBaseline(ctx, b.db, evs, b.pur, b.cfg.concurrency(), b.progress)
+		return StreamBaseline(ctx, b.db, run.Events, b.pur, b.cfg.concurrency(), b.progress)
 	})
 }
 
 // drain starts a fresh processor group at batch size size and times it
-// until stripe_events holds want rows; the result counts b.cfg.Events.
-func (b *pipelineBench) drain(ctx context.Context, size, want int, name string) (Result, error) {
+// until it applied the events events loaded last (stripe_events grew by as
+// many rows); the result counts them.
+func (b *pipelineBench) drain(ctx context.Context, size, events int, name string) (Result, error) {
+	n, err := b.db.NewSelect().Table("stripe_events").Count(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	want := int(n) + events
 	g, err := startGroup(ctx, b.natsURL, b.dsn, b.cfg, size, nil, nil)
 	if err != nil {
 		return Result{}, err
@@ -353,22 +370,18 @@ func (b *pipelineBench) drain(ctx context.Context, size, want int, name string) 
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Name: name, Concurrency: b.cfg.concurrency(), Requests: b.cfg.Events, Elapsed: elapsed,
-		PerSecond: float64(b.cfg.Events) / elapsed.Seconds(), CPU: b.cpu.perEvent(cpu0, cpu1, b.cfg.Events)}, nil
+	return Result{Name: name, Concurrency: b.cfg.concurrency(), Requests: events, Elapsed: elapsed,
+		PerSecond: float64(events) / elapsed.Seconds(), CPU: b.cpu.perEvent(cpu0, cpu1, events)}, nil
 }
 
 // drainAt loads b.cfg.Events more events and times a fresh processor group
 // with batch size size draining them.
 func (b *pipelineBench) drainAt(ctx context.Context, size int) (Result, error) {
-	before, err := b.db.NewSelect().Table("stripe_events").Count(ctx)
-	if err != nil {
-		return Result{}, err
-	}
 	fmt.Fprintf(b.progress, "  loading %d more events for batch size %d\n", b.cfg.Events, size)
 	if err := b.load(ctx); err != nil {
 		return Result{}, err
 	}
-	r, err := b.drain(ctx, size, int(before)+b.cfg.Events, fmt.Sprintf("processor batch %d", size))
+	r, err := b.drain(ctx, size, b.cfg.Events, fmt.Sprintf("processor batch %d", size))
 	if err != nil {
 		return Result{}, err
 	}
