@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,28 +20,13 @@ import (
 // LoadStream publishes evs to STRIPE_EVENTS as the edge would, in their
 // order from conc publishers (so reordered only within conc events).
 func LoadStream(ctx context.Context, js jetstream.JetStream, evs []StreamEvent, conc int) error {
-	pub := streams.NewPublisher(js)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, conc)
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(len(evs)); i = next.Add(1) - 1 {
-				ev := evs[i]
-				if _, err := pub.Publish(ctx, stripeevent.Event{ID: ev.ID, Type: ev.Type, APIVersion: stripefixture.APIVersion,
-					Endpoint: streams.DefaultEndpoint, Created: ev.Created, ReceivedAt: time.Now(), Source: "bench",
-					Payload: ev.Body}); err != nil {
-					errs <- fmt.Errorf("load: %w", err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return publishN(ctx, js, len(evs), conc, func() func(int) stripeevent.Event {
+		return func(i int) stripeevent.Event {
+			ev := evs[i]
+			return stripeevent.Event{ID: ev.ID, Type: ev.Type, APIVersion: stripefixture.APIVersion,
+				Endpoint: streams.DefaultEndpoint, Created: ev.Created, ReceivedAt: time.Now(), Source: "bench", Payload: ev.Body}
+		}
+	})
 }
 
 // StreamBaseline executes the writes of every event of evs directly
@@ -55,41 +38,22 @@ func LoadStream(ctx context.Context, js jetstream.JetStream, evs []StreamEvent, 
 // no broker, no decoding and no rules: each event's rows are decided in
 // advance (MixedStream).
 func StreamBaseline(ctx context.Context, db *bun.DB, evs []StreamEvent, pur Purchase, conc int, w io.Writer) (Result, error) {
-	rec := newRecorder()
-	stop := make(chan struct{})
-	go progress(w, "sql-baseline", rec, stop)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
 	ledger := ledgerRows(pur)
-	start := time.Now()
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(len(evs)) && ctx.Err() == nil; i = next.Add(1) - 1 {
-				ev := evs[i]
-				t0 := time.Now()
-				err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-					if ev.Checkout != nil {
-						return baselineTx(ctx, tx, *ev.Checkout, ev.Body, pur, ledger)
-					}
-					return memberTx(ctx, tx, ev)
-				})
-				if err != nil {
-					firstErr.CompareAndSwap(nil, fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
-				}
-				rec.add(time.Since(t0), "", err == nil)
+	return perEventTx(ctx, db, len(evs), conc, w, func() eventTx {
+		return func(ctx context.Context, tx bun.Tx, i int) error {
+			ev := evs[i]
+			var err error
+			if ev.Checkout != nil {
+				err = baselineTx(ctx, tx, *ev.Checkout, ev.Body, pur, ledger)
+			} else {
+				err = memberTx(ctx, tx, ev)
 			}
-		}()
-	}
-	wg.Wait()
-	close(stop)
-	res := rec.result("sql-baseline", conc, time.Since(start))
-	if err, _ := firstErr.Load().(error); err != nil {
-		return res, fmt.Errorf("sql baseline: %w", err)
-	}
-	return res, nil
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err)
+			}
+			return nil
+		}
+	})
 }
 
 // memberTx writes one subscription event's rows.

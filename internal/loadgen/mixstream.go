@@ -101,12 +101,16 @@ func MixedStream(p *Payloads, pur Purchase, planPrice int64, graceDays, n int, s
 }
 
 // memberEvents are subscription i's four events in their Stripe order, with
-// the rows each leaves: the subscription starts 40 days before now (its
-// signup period has ended), and its renewal period runs past now.
+// the rows each leaves. Its signup period contains now (it starts 15 days
+// before), so no subscription ever shows ended access: the processor's
+// sweeper, running beside the drain, would otherwise announce the end of a
+// warm-up subscription whose renewal is not applied yet. The renewal's
+// events are stamped at the signup period's end, in the future: only their
+// order matters to the processor.
 func memberEvents(run string, i int, pur Purchase, price int64, graceDays int, now time.Time) ([]StreamEvent, error) {
 	tag := fmt.Sprintf("%s%012d", run, i)
 	subID, customer := "sub_"+tag, "user_sub_"+tag
-	s0 := now.Add(-40 * 24 * time.Hour).Truncate(time.Second)
+	s0 := now.Add(-15 * 24 * time.Hour).Truncate(time.Second)
 	e1 := s0.AddDate(0, 1, 0)
 	e2 := e1.AddDate(0, 1, 0)
 	md := stripefixture.SubscriptionMetadata(customer, demo.CreatorPlanID, pur.OrganizationID.String())
