@@ -40,12 +40,18 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	fs.Float64Var(&c.E2ERate, "e2e-rate", 0, "events/s offered in the end-to-end run (0 = half the measured processor capacity)")
 	fs.BoolVar(&c.E2ECapacity, "e2e-capacity", false, "first measure the end-to-end capacity (events offered through the edge at the drain rate, commits counted) and offer half of that")
 	fs.BoolVar(&c.KeepDB, "keep-db", false, "keep the scratch database")
+	fs.StringVar(&c.Mix, "mix", "", "the stream drained: empty for checkout purchases only, \""+loadgen.MixSubscriptions+"\" for checkouts and subscription signups and renewals (customer.subscription.created/updated, invoice.paid)")
+	fs.Float64Var(&c.SubscriptionShare, "subscription-share", loadgen.DefaultSubscriptionShare, "with --mix subscriptions: the share of subscription events in the stream (0..1)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	setUsage(fs, stderr,
-		"usage: paystream bench pipeline --events N [--processors K] [flags]",
-		"loads N checkout events into an embedded JetStream, times the processor group committing them, runs",
-		"the same SQL effects directly (one transaction per event, same concurrency) and prints the ratio,",
-		"then measures edge receipt → commit latency at half the measured capacity through the real edge.",
+		"usage: paystream bench pipeline --events N [--processors K] [--mix subscriptions] [flags]",
+		"loads N checkout events (or, with --mix, checkouts and subscription events) into an embedded JetStream,",
+		"times the processor group committing them, runs the same SQL effects directly (one transaction per",
+		"event, same concurrency) and prints the ratio, writes the rows the processor committed again with one",
+		"COPY per table (the physical ceiling) and prints the processor's ratio to it, then measures edge",
+		"receipt → commit latency at half the measured capacity through the real edge. Every drain reports its",
+		"CPU per event: the bench process's (processor group and broker, or the SQL client) and the local",
+		"Postgres server's (all of its processes, from /proc; n/a for a remote server).",
 		"env: DATABASE_URL (a scratch database is created on that server and dropped afterwards)",
 	)
 	if err := parseFlags(fs, args); err != nil {
@@ -53,6 +59,9 @@ func benchPipeline(ctx context.Context, args []string, getenv config.Getenv, std
 	}
 	if c.Events < 1 || c.Processors < 1 || c.Workers < 1 || c.BatchSize < 1 || c.BatchSize > processor.MaxBatchSize {
 		return fmt.Errorf("bench pipeline: --events, --processors and --workers must be at least 1, --batch-size 1..%d", processor.MaxBatchSize)
+	}
+	if c.Mix == "" {
+		c.SubscriptionShare = 0
 	}
 	p := config.NewParser(getenv)
 	common := config.ParseCommon(p)

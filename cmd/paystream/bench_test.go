@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,18 +113,29 @@ func TestBenchPipelineReportsProcessorBaselineAndLatency(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("decode %q: %v", out.String(), err)
 	}
-	if len(rep.Results) != 2 {
+	if len(rep.Results) != 3 {
 		t.Fatalf("results = %+v", rep.Results)
 	}
-	p, b := rep.Results[0], rep.Results[1]
+	p, b, c := rep.Results[0], rep.Results[1], rep.Results[2]
 	if p.Name != "processor" || p.Requests != 60 || p.PerSecond <= 0 || p.Concurrency != 6 {
 		t.Errorf("processor result = %+v", p)
 	}
 	if b.Name != "sql-baseline" || b.Requests != 60 || b.Errors != 0 || b.Concurrency != 6 {
 		t.Errorf("baseline result = %+v", b)
 	}
+	if c.Name != "copy-ceiling" || c.Requests != 60 || c.PerSecond <= 0 {
+		t.Errorf("copy ceiling result = %+v", c)
+	}
+	for _, r := range rep.Results {
+		if r.CPU == nil || r.CPU.BenchUSPerEvent <= 0 || r.CPU.PostgresNote == "" {
+			t.Errorf("%s: CPU per event = %+v", r.Name, r.CPU)
+		}
+	}
 	if rep.Ratio <= 0 {
 		t.Errorf("ratio = %v", rep.Ratio)
+	}
+	if r, ok := rep.Extra["ratio_to_copy_ceiling"].(string); !ok || !strings.HasSuffix(r, "x") {
+		t.Errorf("ratio to the copy ceiling = %v", rep.Extra["ratio_to_copy_ceiling"])
 	}
 	if rep.E2E == nil || rep.E2E.Events == 0 || rep.E2E.P99 < rep.E2E.P50 || rep.E2E.P50 <= 0 ||
 		rep.E2E.Calls < 1 || rep.E2E.Calls > rep.E2E.Events {
@@ -131,6 +143,38 @@ func TestBenchPipelineReportsProcessorBaselineAndLatency(t *testing.T) {
 	}
 	if c, ok := rep.Extra["e2e_capacity_per_second"].(float64); !ok || c <= 0 {
 		t.Errorf("e2e capacity = %v", rep.Extra["e2e_capacity_per_second"])
+	}
+}
+
+// A short mixed run: checkouts and subscription events drained, the
+// baseline and the ceiling of the same kind of rows.
+func TestBenchPipelineMixedStream(t *testing.T) {
+	admin := testenv.ServerURL(t)
+	var out, errOut bytes.Buffer
+	env := config.MapEnv(map[string]string{"DATABASE_URL": admin})
+	err := run(context.Background(), []string{"bench", "pipeline", "--json", "--events", "80", "--workers", "3",
+		"--skip-e2e", "--mix", "subscriptions", "--subscription-share", "0.4"}, env, &out, &errOut)
+	if err != nil {
+		t.Fatalf("bench pipeline --mix: %v\n%s", err, errOut.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode %q: %v", out.String(), err)
+	}
+	if len(rep.Results) != 3 || rep.Results[0].Requests != 80 || rep.Results[1].Requests != 80 || rep.Results[1].Errors != 0 {
+		t.Fatalf("results = %+v", rep.Results)
+	}
+	if m, _ := rep.Extra["mix"].(string); !strings.HasPrefix(m, "subscriptions, 40 %") {
+		t.Errorf("mix = %v", rep.Extra["mix"])
+	}
+	// 80 × 0.4 / 4 = 8 subscriptions renewed, 8 new: 16 invoices paid.
+	rows, _ := rep.Extra["copy_ceiling_rows"].(map[string]any)
+	if rows["subscription_invoices"] != float64(16) || rows["stripe_events"] != float64(80) || rows["purchases"] != float64(48) {
+		t.Errorf("copy ceiling rows = %v", rows)
+	}
+	if err := run(context.Background(), []string{"bench", "pipeline", "--events", "10", "--mix", "subscriptions",
+		"--subscription-share", "0.2"}, env, &out, &errOut); err == nil || !strings.Contains(err.Error(), "hold a subscription") {
+		t.Errorf("2 subscription events of 10: err = %v", err)
 	}
 }
 

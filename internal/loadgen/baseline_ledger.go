@@ -53,14 +53,29 @@ type accountRow struct {
 	Version int64  `bun:"version"`
 }
 
-// baselinePosting writes the sale posting of purchase id with the three
-// statements ledger.PostMany sends for one transaction: the transaction, the
-// accounts (created or updated, locked in order, their new balances
-// returned), and the entries with the balance and version each leaves.
-func baselinePosting(ctx context.Context, tx bun.Tx, id uuid.UUID, pur Purchase, rows []ledgerRow, at time.Time) error {
+// posting names a sale's ledger transaction: a purchase's or a paid
+// invoice's (exactly one of the two ids set).
+type posting struct {
+	purchase *uuid.UUID
+	invoice  *string
+	amount   int64
+	at       time.Time
+}
+
+// baselinePosting writes the sale posting of p with the three statements
+// ledger.PostMany sends for one transaction: the transaction, the accounts
+// (created or updated, locked in order, their new balances returned), and
+// the entries with the balance and version each leaves.
+func baselinePosting(ctx context.Context, tx bun.Tx, p posting, rows []ledgerRow) error {
+	key, cause := "", "purchase"
+	if p.purchase != nil {
+		key = "purchase:" + p.purchase.String()
+	} else if p.invoice != nil {
+		key, cause = "invoice:"+*p.invoice, "invoice"
+	}
 	var txID int64
-	if err := tx.NewRaw(`INSERT INTO ledger_transactions (idempotency_key, cause, purchase_id, amount_cents, effective_at)
-		VALUES (?, 'purchase', ?, ?, ?) RETURNING id`, "purchase:"+id.String(), id, pur.Amount, at).Scan(ctx, &txID); err != nil {
+	if err := tx.NewRaw(`INSERT INTO ledger_transactions (idempotency_key, cause, purchase_id, invoice_id, amount_cents, effective_at)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, key, cause, p.purchase, p.invoice, p.amount, p.at).Scan(ctx, &txID); err != nil {
 		return fmt.Errorf("ledger transaction: %w", err)
 	}
 	n := len(rows)

@@ -50,6 +50,10 @@ func TestPipelineBenchConfigValidate(t *testing.T) {
 		{"compared batch 0", func(c *PipelineBenchConfig) { c.CompareBatchSizes = []int{1, 0} }, "batch size 0"},
 		{"compared batches", func(c *PipelineBenchConfig) { c.CompareBatchSizes = []int{1, processor.MaxBatchSize} }, ""},
 		{"negative e2e rate", func(c *PipelineBenchConfig) { c.E2ERate = -1 }, "E2ERate"},
+		{"mix", func(c *PipelineBenchConfig) { c.Mix = MixSubscriptions }, ""},
+		{"unknown mix", func(c *PipelineBenchConfig) { c.Mix = "refunds" }, `Mix "refunds"`},
+		{"share above 1", func(c *PipelineBenchConfig) { c.Mix, c.SubscriptionShare = MixSubscriptions, 1.5 }, "SubscriptionShare"},
+		{"no subscription", func(c *PipelineBenchConfig) { c.Mix, c.Events = MixSubscriptions, 7 }, "hold a subscription"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := PipelineBenchConfig{DatabaseURL: "postgres://db"}

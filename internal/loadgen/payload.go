@@ -41,6 +41,7 @@ type Payloads struct {
 	offPI, offCus []int
 	run           string // random run tag so ids never collide across runs
 	n             atomic.Uint64
+	streams       atomic.Uint32 // mixed streams made from p, for their subscriptions' ids
 }
 
 // NewPayloads builds the template once.

@@ -21,23 +21,32 @@ import (
 // would (subject, headers, Nats-Msg-Id, receipt time now), from conc
 // publishers. It fills the backlog the processor group is then timed on.
 func Load(ctx context.Context, js jetstream.JetStream, p *Payloads, n, conc int) error {
+	return publishN(ctx, js, n, conc, func() func(int) stripeevent.Event {
+		var buf []byte // each publisher's
+		return func(int) stripeevent.Event {
+			var ids IDs
+			buf, ids = p.Next(buf)
+			return stripeevent.Event{ID: ids.Event, Type: "checkout.session.completed", APIVersion: "2023-10-16",
+				Endpoint: streams.DefaultEndpoint, Created: time.Now(), ReceivedAt: time.Now(), Source: "bench",
+				Payload: append([]byte(nil), buf...)}
+		}
+	})
+}
+
+// publishN publishes events 0..n-1, in order, from conc publishers, each
+// event built by its publisher's function (newPublisher gives each one).
+func publishN(ctx context.Context, js jetstream.JetStream, n, conc int, newPublisher func() func(i int) stripeevent.Event) error {
 	pub := streams.NewPublisher(js)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, conc)
 	for range conc {
 		wg.Add(1)
+		event := newPublisher()
 		go func() {
 			defer wg.Done()
-			var buf []byte
-			for next.Add(1) <= int64(n) {
-				var ids IDs
-				buf, ids = p.Next(buf)
-				body := append([]byte(nil), buf...)
-				_, err := pub.Publish(ctx, stripeevent.Event{ID: ids.Event, Type: "checkout.session.completed",
-					APIVersion: "2023-10-16", Endpoint: streams.DefaultEndpoint, Created: time.Now(),
-					ReceivedAt: time.Now(), Source: "bench", Payload: body})
-				if err != nil {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				if _, err := pub.Publish(ctx, event(int(i))); err != nil {
 					errs <- fmt.Errorf("load: %w", err)
 					return
 				}
@@ -100,26 +109,39 @@ type Purchase struct {
 // group is compared with (no broker, no decoding, no validation reads, no
 // rules: the entries are fixed in advance, ledgerRows).
 func SQLBaseline(ctx context.Context, db *bun.DB, p *Payloads, pur Purchase, n, conc int, w io.Writer) (Result, error) {
+	ledger := ledgerRows(pur)
+	return perEventTx(ctx, db, n, conc, w, func() eventTx {
+		var buf []byte // each worker's
+		return func(ctx context.Context, tx bun.Tx, _ int) error {
+			var ids IDs
+			buf, ids = p.Next(buf)
+			return baselineTx(ctx, tx, ids, buf, pur, ledger)
+		}
+	})
+}
+
+// eventTx writes event i of a baseline in tx.
+type eventTx func(ctx context.Context, tx bun.Tx, i int) error
+
+// perEventTx runs events 0..n-1, in order, from conc workers, each event in
+// a transaction of its own written by the worker's eventTx (newWorker
+// gives each worker one), and times them as the sql-baseline.
+func perEventTx(ctx context.Context, db *bun.DB, n, conc int, w io.Writer, newWorker func() eventTx) (Result, error) {
 	rec := newRecorder()
 	stop := make(chan struct{})
 	go progress(w, "sql-baseline", rec, stop)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
-	ledger := ledgerRows(pur)
 	start := time.Now()
 	for range conc {
 		wg.Add(1)
+		write := newWorker()
 		go func() {
 			defer wg.Done()
-			var buf []byte
-			for next.Add(1) <= int64(n) && ctx.Err() == nil {
-				var ids IDs
-				buf, ids = p.Next(buf)
+			for i := next.Add(1) - 1; i < int64(n) && ctx.Err() == nil; i = next.Add(1) - 1 {
 				t0 := time.Now()
-				err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-					return baselineTx(ctx, tx, ids, buf, pur, ledger)
-				})
+				err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return write(ctx, tx, int(i)) })
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
 				}
@@ -167,7 +189,7 @@ func baselineTx(ctx context.Context, tx bun.Tx, ids IDs, body []byte, pur Purcha
 		uuid.New(), id, json.RawMessage(`{"specversion":"1.0","type":"com.paystream.purchase.completed.v1"}`)).Exec(ctx); err != nil {
 		return err
 	}
-	return baselinePosting(ctx, tx, id, pur, ledger, now)
+	return baselinePosting(ctx, tx, posting{purchase: &id, amount: pur.Amount, at: now}, ledger)
 }
 
 // Latency are end-to-end percentiles: edge receipt → committed transaction.

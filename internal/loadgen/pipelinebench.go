@@ -19,7 +19,7 @@ import (
 	"github.com/paystream/paystream/internal/processor"
 	"github.com/paystream/paystream/internal/purchase"
 	"github.com/paystream/paystream/internal/split"
-	"github.com/paystream/paystream/internal/stripefixture"
+	"github.com/paystream/paystream/internal/subscription"
 	"github.com/paystream/paystream/model"
 	"github.com/paystream/paystream/streams"
 )
@@ -69,7 +69,20 @@ type PipelineBenchConfig struct {
 	// cores the drain had to itself.
 	E2ECapacity bool
 	KeepDB      bool // leave the scratch database behind
+	// Mix is the stream drained: "" for checkout purchases only,
+	// MixSubscriptions for checkouts and subscription signups and renewals
+	// (MixedStream), SubscriptionShare of the events.
+	Mix               string
+	SubscriptionShare float64 // default DefaultSubscriptionShare when Mix is set
 }
+
+// MixSubscriptions is PipelineBenchConfig.Mix for a stream of checkouts
+// and subscription events.
+const MixSubscriptions = "subscriptions"
+
+// DefaultSubscriptionShare is the share of subscription events in a mixed
+// stream unless told otherwise.
+const DefaultSubscriptionShare = 0.5
 
 func (c *PipelineBenchConfig) setDefaults() {
 	if c.Streams == (streams.Config{}) {
@@ -96,6 +109,9 @@ func (c *PipelineBenchConfig) setDefaults() {
 	if c.E2EDuration == 0 {
 		c.E2EDuration = DefaultE2EDuration
 	}
+	if c.Mix != "" && c.SubscriptionShare == 0 {
+		c.SubscriptionShare = DefaultSubscriptionShare
+	}
 }
 
 func (c *PipelineBenchConfig) validate() error {
@@ -111,6 +127,13 @@ func (c *PipelineBenchConfig) validate() error {
 			return fmt.Errorf("loadgen: pipeline bench: batch size %d is not 1..%d", n, processor.MaxBatchSize)
 		}
 	}
+	if c.Mix != "" && c.Mix != MixSubscriptions {
+		return fmt.Errorf("loadgen: pipeline bench: Mix %q is not %q", c.Mix, MixSubscriptions)
+	}
+	if c.SubscriptionShare < 0 || c.SubscriptionShare > 1 || c.Mix != "" && int(float64(c.Events)*c.SubscriptionShare) < memberSteps {
+		return fmt.Errorf("loadgen: pipeline bench: SubscriptionShare %g of %d events must be in [0, 1] and hold a subscription (%d events)",
+			c.SubscriptionShare, c.Events, memberSteps)
+	}
 	if c.E2EDuration < 0 || c.E2ERate < 0 {
 		return fmt.Errorf("loadgen: pipeline bench: E2EDuration %s and E2ERate %g must not be negative", c.E2EDuration, c.E2ERate)
 	}
@@ -121,7 +144,10 @@ func (c *PipelineBenchConfig) validate() error {
 func (c *PipelineBenchConfig) concurrency() int { return c.Processors * c.Workers }
 
 // RunPipelineBench measures the processor group against the same SQL effects
-// run directly, then end-to-end latency at half the measured capacity. It is
+// run directly (the SQL baseline) and against its physical ceiling (the rows
+// it committed written again with one COPY per table, CopyCeiling), each
+// with its CPU per event (the bench process's and the Postgres server's),
+// then end-to-end latency at half the measured capacity. It is
 // self-contained: an embedded broker in a temp dir and a scratch database on
 // cfg.DatabaseURL's server, both removed afterwards (unless cfg.KeepDB). The
 // processor group and the edge start through internal/app, as in production.
@@ -170,15 +196,23 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 	fmt.Fprintf(progress, "bench pipeline: %d events, %d processor(s) × %d workers, broker sync %s, %s\n",
 		cfg.Events, cfg.Processors, cfg.Workers, sync, rep.Machine)
 
+	if cfg.Mix != "" {
+		rep.Extra["mix"] = fmt.Sprintf("%s, %.0f %% of the events", cfg.Mix, 100*cfg.SubscriptionShare)
+	}
 	payloads, err := demoPayloads(0)
 	if err != nil {
 		return Report{}, err
 	}
+	b := pipelineBench{cfg: cfg, natsURL: ns.ClientURL(), dsn: sdb.URL, db: sdb.DB, js: js, payloads: payloads,
+		pur: sdb.Purchase, cpu: NewCPUSampler(ctx, sdb.DB), progress: progress}
 	fmt.Fprintf(progress, "  loading %d events into %s\n", cfg.Events, streams.EventsStream)
-	if err := Load(ctx, js, payloads, cfg.Events, 32); err != nil {
+	if err := b.load(ctx); err != nil {
 		return Report{}, err
 	}
-	b := pipelineBench{cfg: cfg, natsURL: ns.ClientURL(), dsn: sdb.URL, db: sdb.DB, js: js, payloads: payloads, progress: progress}
+	mark, err := MarkRows(ctx, sdb.URL)
+	if err != nil {
+		return Report{}, err
+	}
 
 	// 1. The processor group drains the backlog.
 	procRes, err := b.drain(ctx, cfg.BatchSize, cfg.Events, "processor")
@@ -186,6 +220,11 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 		return Report{}, err
 	}
 	fmt.Fprintf(progress, "\r  processor group: %.1f events/s\n", procRes.PerSecond)
+	// What it committed, for the COPY ceiling.
+	committed, err := SnapshotCommitted(ctx, sdb.URL, mark, cfg.Events)
+	if err != nil {
+		return Report{}, err
+	}
 	// The same drain at other batch sizes, side by side in one run.
 	var compared []Result
 	for _, size := range cfg.CompareBatchSizes {
@@ -197,18 +236,26 @@ func RunPipelineBench(ctx context.Context, cfg PipelineBenchConfig, progress io.
 	}
 
 	// 2. The baseline: the same SQL effects, one transaction per event.
-	base, err := SQLBaseline(ctx, sdb.DB, payloads, sdb.Purchase, cfg.Events, cfg.concurrency(), progress)
+	base, err := b.baseline(ctx)
 	if err != nil {
 		return Report{}, err
 	}
+	// 3. The physical ceiling: the processor's rows, one COPY per table.
+	ceiling, rows, err := CopyCeiling(ctx, sdb.URL, committed, b.cpu)
+	if err != nil {
+		return Report{}, err
+	}
+	fmt.Fprintf(progress, "  copy ceiling: %.1f events/s\n", ceiling.PerSecond)
 	rep.Results = append([]Result{procRes}, compared...)
-	rep.Results = append(rep.Results, base)
+	rep.Results = append(rep.Results, base, ceiling)
 	rep.Ratio = procRes.PerSecond / base.PerSecond
+	rep.Extra["ratio_to_copy_ceiling"] = fmt.Sprintf("%.2fx", procRes.PerSecond/ceiling.PerSecond)
+	rep.Extra["copy_ceiling_rows"] = rows
 	for _, r := range compared {
 		rep.Extra["ratio_"+strings.ReplaceAll(r.Name, " ", "_")] = fmt.Sprintf("%.2fx", r.PerSecond/base.PerSecond)
 	}
 
-	// 3. End-to-end latency through the real edge at half the capacity.
+	// 4. End-to-end latency through the real edge at half the capacity.
 	if !cfg.SkipE2E {
 		rate := procRes.PerSecond / 2
 		if cfg.E2ECapacity {
@@ -247,120 +294,99 @@ type pipelineBench struct {
 	db       *bun.DB
 	js       jetstream.JetStream
 	payloads *Payloads
+	pur      Purchase
+	cpu      CPUSampler
 	progress io.Writer
 }
 
+// load publishes b.cfg.Events new events: checkouts, or a mixed stream
+// after its warm-up, applied by a processor group of its own.
+func (b *pipelineBench) load(ctx context.Context) error {
+	if b.cfg.Mix == "" {
+		return Load(ctx, b.js, b.payloads, b.cfg.Events, 32)
+	}
+	run, err := b.mixed()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.progress, "  warm-up: %d subscriptions created\n", len(run.Warmup))
+	if err := LoadStream(ctx, b.js, run.Warmup, 32); err != nil {
+		return err
+	}
+	if _, err := b.drain(ctx, b.cfg.BatchSize, len(run.Warmup), "warm-up"); err != nil {
+		return err
+	}
+	return LoadStream(ctx, b.js, run.Events, 32)
+}
+
+// mixed is a new mixed stream of b.cfg.Events events.
+func (b *pipelineBench) mixed() (MixedRun, error) {
+	return MixedStream(b.payloads, b.pur, demo.CreatorPlanPriceCents, demo.PlanGraceDays, b.cfg.Events,
+		b.cfg.SubscriptionShare, time.Now())
+}
+
+// baseline runs the SQL baseline of b.cfg.Events new events of the same
+// kind as the drained ones, at the processor group's concurrency, with
+// its CPU per event.
+func (b *pipelineBench) baseline(ctx context.Context) (Result, error) {
+	if b.cfg.Mix == "" {
+		return b.cpu.measurePhase(func() (Result, error) {
+			return SQLBaseline(ctx, b.db, b.payloads, b.pur, b.cfg.Events, b.cfg.concurrency(), b.progress)
+		})
+	}
+	run, err := b.mixed()
+	if err != nil {
+		return Result{}, err
+	}
+	if _, err := StreamBaseline(ctx, b.db, run.Warmup, b.pur, b.cfg.concurrency(), nil); err != nil {
+		return Result{}, err
+	}
+	return b.cpu.measurePhase(func() (Result, error) {
+		return StreamBaseline(ctx, b.db, run.Events, b.pur, b.cfg.concurrency(), b.progress)
+	})
+}
+
 // drain starts a fresh processor group at batch size size and times it
-// until stripe_events holds want rows; the result counts b.cfg.Events.
-func (b *pipelineBench) drain(ctx context.Context, size, want int, name string) (Result, error) {
+// until it applied the events events loaded last (stripe_events grew by as
+// many rows); the result counts them.
+func (b *pipelineBench) drain(ctx context.Context, size, events int, name string) (Result, error) {
+	n, err := b.db.NewSelect().Table("stripe_events").Count(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	want := int(n) + events
 	g, err := startGroup(ctx, b.natsURL, b.dsn, b.cfg, size, nil, nil)
 	if err != nil {
 		return Result{}, err
 	}
+	cpu0 := b.cpu.sample()
 	start := time.Now()
 	err = WaitEvents(ctx, b.db, want, b.progress)
 	elapsed := time.Since(start)
+	cpu1 := b.cpu.sample()
 	if serr := g.stop(); err == nil {
 		err = serr
 	}
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Name: name, Concurrency: b.cfg.concurrency(), Requests: b.cfg.Events,
-		Elapsed: elapsed, PerSecond: float64(b.cfg.Events) / elapsed.Seconds()}, nil
+	return Result{Name: name, Concurrency: b.cfg.concurrency(), Requests: events, Elapsed: elapsed,
+		PerSecond: float64(events) / elapsed.Seconds(), CPU: b.cpu.perEvent(cpu0, cpu1, events)}, nil
 }
 
 // drainAt loads b.cfg.Events more events and times a fresh processor group
 // with batch size size draining them.
 func (b *pipelineBench) drainAt(ctx context.Context, size int) (Result, error) {
-	before, err := b.db.NewSelect().Table("stripe_events").Count(ctx)
-	if err != nil {
-		return Result{}, err
-	}
 	fmt.Fprintf(b.progress, "  loading %d more events for batch size %d\n", b.cfg.Events, size)
-	if err := Load(ctx, b.js, b.payloads, b.cfg.Events, 32); err != nil {
+	if err := b.load(ctx); err != nil {
 		return Result{}, err
 	}
-	r, err := b.drain(ctx, size, int(before)+b.cfg.Events, fmt.Sprintf("processor batch %d", size))
+	r, err := b.drain(ctx, size, b.cfg.Events, fmt.Sprintf("processor batch %d", size))
 	if err != nil {
 		return Result{}, err
 	}
 	fmt.Fprintf(b.progress, "\r  processor group, batch size %d: %.1f events/s\n", size, r.PerSecond)
 	return r, nil
-}
-
-// e2eCapacity offers events through the edge at rate (the drain rate: more
-// than the group can commit while the edge and the load tool share the
-// machine) and returns how many events per second the group committed
-// meanwhile.
-func (b *pipelineBench) e2eCapacity(ctx context.Context, rate float64) (float64, error) {
-	var committed float64
-	_, err := b.throughEdge(ctx, "end-to-end capacity", rate, nil, func(before int, elapsed time.Duration) error {
-		after, err := b.db.NewSelect().Table("stripe_events").Count(ctx)
-		committed = float64(int(after)-before) / elapsed.Seconds()
-		return err
-	})
-	return committed, err
-}
-
-// e2e offers load at rate through the edge and times every applied event
-// from the edge's receipt to the return of its committed transaction. It
-// returns the latencies and the rate the edge actually took.
-func (b *pipelineBench) e2e(ctx context.Context, rate float64) (Latency, float64, error) {
-	clock := NewCommitClock()
-	res, err := b.throughEdge(ctx, "end-to-end", rate, clock, nil)
-	lat := clock.Stop()
-	if err != nil {
-		return Latency{}, 0, err
-	}
-	return lat, res.PerSecond, nil
-}
-
-// throughEdge starts the real edge and a fresh processor group (its commits
-// timed by clock, when set), offers events through the edge at rate for
-// b.cfg.E2EDuration, calls loaded (when set) as soon as the load stops with
-// the stripe_events count from before it and the run's length, then waits
-// until every accepted event is committed, so the next run starts empty,
-// and stops the group.
-func (b *pipelineBench) throughEdge(ctx context.Context, name string, rate float64, clock *CommitClock,
-	loaded func(before int, elapsed time.Duration) error) (Result, error) {
-	secret := stripefixture.NewSecret()
-	ecfg, err := config.ParseEdge(config.MapEnv(map[string]string{"NATS_URL": b.natsURL, "STRIPE_WEBHOOK_SECRET": secret,
-		"EDGE_RATE_LIMIT": "0", "EDGE_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"}), []string{"STRIPE_WEBHOOK_SECRET"})
-	if err != nil {
-		return Result{}, err
-	}
-	group, err := startGroup(ctx, b.natsURL, b.dsn, b.cfg, b.cfg.BatchSize, &ecfg, clock)
-	if err != nil {
-		return Result{}, err
-	}
-	defer func() { _ = group.stop() }() // a no-op after the stop below
-	n, err := b.db.NewSelect().Table("stripe_events").Count(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	before := int(n)
-	if clock != nil {
-		clock.Start()
-	}
-	fmt.Fprintf(b.progress, "  %s: %.0f events/s offered through the edge for %s\n", name, rate, b.cfg.E2EDuration)
-	res, err := RunEdge(ctx, EdgeConfig{URL: "http://" + group.addrs.Edge.Public + "/webhooks/stripe", Secret: secret,
-		Concurrency: 64, Duration: b.cfg.E2EDuration, Rate: rate, Progress: b.progress}, b.payloads)
-	if err == nil && res.Errors > 0 {
-		err = fmt.Errorf("%s run: %d requests failed (%v)", name, res.Errors, res.ByStatus)
-	}
-	if err == nil && loaded != nil {
-		err = loaded(before, res.Elapsed)
-	}
-	if err == nil {
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		err = WaitEvents(wctx, b.db, before+res.Requests, nil)
-		cancel()
-	}
-	if serr := group.stop(); err == nil {
-		err = serr
-	}
-	return res, err
 }
 
 // demoPayloads are checkout events buying the demo content, padded to
@@ -370,9 +396,9 @@ func demoPayloads(size int) (*Payloads, error) {
 		Amount: demo.PriceCents, Currency: demo.Currency, Size: size})
 }
 
-// SeedDemo makes the demo content and its agreements exist in bdb (as
-// `paystream seed` does) and returns what each event buys, for the SQL
-// baseline.
+// SeedDemo makes the demo content, its agreements and the demo creator plan
+// exist in bdb (as `paystream seed` does) and returns what each event buys,
+// for the SQL baseline.
 func SeedDemo(ctx context.Context, bdb *bun.DB) (Purchase, error) {
 	contentID, err := uuid.Parse(demo.ContentID)
 	if err != nil {
@@ -389,6 +415,12 @@ func SeedDemo(ctx context.Context, bdb *bun.DB) (Purchase, error) {
 	seed := purchase.NewSeed(model.Content{ID: contentID, CreatorID: demo.CreatorID, OrganizationID: orgID,
 		PriceCents: demo.PriceCents, Currency: demo.Currency, Visibility: "public"}, benchPlatformBps, benchOrgBps)
 	if _, err := purchase.SeedCatalog(ctx, bdb, seed); err != nil {
+		return Purchase{}, err
+	}
+	creator := demo.CreatorID
+	if _, err := subscription.SeedPlans(ctx, bdb, model.SubscriptionPlan{ID: uuid.MustParse(demo.CreatorPlanID),
+		OrganizationID: orgID, CreatorID: &creator, Name: demo.CreatorPlanName, PriceCents: demo.CreatorPlanPriceCents,
+		Currency: demo.Currency, Interval: demo.PlanInterval, IntervalCount: 1, GraceDays: demo.PlanGraceDays}); err != nil {
 		return Purchase{}, err
 	}
 	pa, co := seed.Platform.ID, seed.CreatorOrg.ID

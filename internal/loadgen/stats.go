@@ -32,6 +32,9 @@ type Result struct {
 	// process) used over the run per successful request, where the bench
 	// measures it (bench api); it shares the machine with what it measures.
 	ClientCPUPerRequest time.Duration `json:"client_cpu_per_request_ns,omitempty"`
+	// CPU is a drain's CPU per event, of the bench process and of the
+	// Postgres server; nil when not measured.
+	CPU *PhaseCPU `json:"cpu,omitempty"`
 }
 
 // String formats r for humans.
@@ -50,6 +53,9 @@ func (r Result) String() string {
 	}
 	if r.ClientCPUPerRequest > 0 {
 		s += fmt.Sprintf("   client CPU %.0f µs/request", float64(r.ClientCPUPerRequest)/float64(time.Microsecond))
+	}
+	if r.CPU != nil {
+		s += "   " + r.CPU.String()
 	}
 	return s
 }
