@@ -15,7 +15,14 @@ import (
 //     sweeper (Sweeper), which finds it through subscriptions_expiry_due_idx;
 //   - access granted again after the announcement, beyond it (a past_due
 //     subscription that recovers after its grace, a resumed one), is a new
-//     grant whose end will be announced in turn: expired_at returns to NULL.
+//     grant whose end will be announced in turn: expired_at returns to NULL;
+//   - a subscription that reaches an end Stripe gives only to one that
+//     granted access (canceled, unpaid, paused) is announced by that event
+//     even when paystream never saw the access: its deletion overtook the
+//     events that granted it (first seen canceled, or incomplete then
+//     canceled), which are then never applied; so every delivery order ends
+//     announced once. incomplete_expired never granted access and
+//     announces nothing.
 //
 // The processor and the sweeper both change expired_at only under the
 // subscription's row lock, so an end is never announced twice.
@@ -25,17 +32,30 @@ import (
 // whether the event itself ended access, to be announced in its
 // transaction.
 func settleExpiry(before, row *model.Subscription, now time.Time) (ended bool) {
-	if before == nil {
+	switch {
+	case before == nil:
+		row.ExpiredAt = nil
+	case row.AccessUntil != nil && before.ExpiredAt != nil && row.AccessUntil.After(*before.ExpiredAt):
 		row.ExpiredAt = nil
 		return false
 	}
-	switch {
-	case before.AccessUntil != nil && row.AccessUntil == nil && before.ExpiredAt == nil:
+	hadAccess := before != nil && before.AccessUntil != nil
+	if row.AccessUntil == nil && row.ExpiredAt == nil && (hadAccess || endedAfterAccess(row.Status)) {
 		at := now.UTC()
 		row.ExpiredAt = &at
 		return true
-	case row.AccessUntil != nil && before.ExpiredAt != nil && row.AccessUntil.After(*before.ExpiredAt):
-		row.ExpiredAt = nil
+	}
+	return false
+}
+
+// endedAfterAccess reports whether status is an end Stripe reaches only
+// from a subscription that granted access: canceled (from trialing,
+// active or past_due), unpaid (after past_due), paused (a trial that
+// ended without a payment method).
+func endedAfterAccess(status string) bool {
+	switch status {
+	case model.SubscriptionCanceled, model.SubscriptionUnpaid, model.SubscriptionPaused:
+		return true
 	}
 	return false
 }

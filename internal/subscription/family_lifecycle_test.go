@@ -359,3 +359,45 @@ func TestMembershipLifecycleNeedsNoRefetch(t *testing.T) {
 		}
 	})
 }
+
+// A membership that had access and was deleted ends announced (expired_at
+// set, subscriptions.expired once) in every delivery order, also when the
+// deletion is the first event paystream sees of it: every later, older
+// event is overtaken, so the row is created already ended.
+func TestDeletedFirstStillAnnouncesTheEnd(t *testing.T) {
+	forEachPath(t, func(t *testing.T, batch bool) {
+		bdb := catalogDB(t)
+		stripe := newFakeStripe()
+		e := newFamEnv(t, bdb, stripe, batch)
+		end := t0.Add(5 * day)
+		evs := []stripeevent.Event{
+			rawEvt(t, shapeOld, TypeSubscriptionCreated, "evt_c", t0, subObj(shapeOld, p1, status(model.SubscriptionIncomplete))),
+			rawEvt(t, shapeOld, TypeSubscriptionUpdated, "evt_a", t0.Add(time.Minute), subObj(shapeOld, p1, status(model.SubscriptionActive))),
+			rawEvt(t, shapeOld, TypeSubscriptionDeleted, "evt_d", end, subObj(shapeOld, p1, status(model.SubscriptionCanceled),
+				unixField("canceled_at", end), unixField("ended_at", end))),
+		}
+		permutations(len(evs), func(order []int) {
+			n := order[0]*100 + order[1]*10 + order[2]
+			run := make([]stripeevent.Event, len(order))
+			for i, j := range order {
+				run[i] = stripeEvent(t, renamed(evs[j].Payload, n))
+			}
+			id := fixSub + "_" + strconv.Itoa(n)
+			for _, ev := range run {
+				e.mustDeliver(ev)
+			}
+			s := loadSub(t, bdb, id)
+			if s.Status != model.SubscriptionCanceled || s.AccessUntil != nil || s.ExpiredAt == nil {
+				t.Fatalf("order %v: %+v; want canceled, no access, its end announced", order, s)
+			}
+			kinds := outboxKinds(t, bdb, id)
+			if c := slices.Index(kinds, EventCanceled); c < 0 || slices.Index(kinds, EventExpired) < 0 ||
+				len(slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return k != EventExpired })) != 1 {
+				t.Fatalf("order %v: events %v; want canceled and expired once", order, kinds)
+			}
+		})
+		if n, err := e.sweeper().Sweep(context.Background()); err != nil || n != 0 {
+			t.Fatalf("sweep = %d, %v; want nothing left to announce", n, err)
+		}
+	})
+}

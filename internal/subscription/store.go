@@ -211,6 +211,7 @@ func (s *Store) create(ctx context.Context, idb bun.IDB, id string, obs Observat
 	now := s.now().UTC()
 	row := &model.Subscription{ID: id, CustomerID: link.CustomerID, PlanID: plan.ID, CreatedAt: now, UpdatedAt: now, Plan: plan}
 	setState(row, next)
+	ended := settleExpiry(nil, row, now)
 	res, err := idb.NewInsert().Model(row).On("CONFLICT (id) DO NOTHING").Exec(ctx)
 	if err != nil {
 		return Outcome{}, false, fmt.Errorf("insert subscription %s: %w", id, err)
@@ -218,7 +219,7 @@ func (s *Store) create(ctx context.Context, idb bun.IDB, id string, obs Observat
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return Outcome{}, false, err
 	}
-	return Outcome{Result: ResultApplied, Decision: d, Refetched: d == Refetch, SubscriptionID: id, After: row}, true, nil
+	return Outcome{Result: ResultApplied, Decision: d, Refetched: d == Refetch, SubscriptionID: id, After: row, AccessEnded: ended}, true, nil
 }
 
 // lockSubscription returns subscription id with its plan, locked for the
