@@ -37,6 +37,7 @@ func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout,
 	fs.Float64Var(&c.DupSession, "dup-session", 0.05, "fraction of checkout sessions sent again under a second event id")
 	fs.DurationVar(&c.Drain, "drain", 3*time.Minute, "bound on the final backlog drain")
 	fs.Uint64Var(&c.Tolerance.BytesPerID, "bytes-per-id", loadgen.DedupBytesPerID, "the broker's live heap allowed per message id its dedup window remembers (measured: go test -bench DedupMemoryPerID ./streams/)")
+	fs.Uint64Var(&c.Tolerance.BlockCaches, "block-caches", loadgen.DefaultBlockCaches, "the broker's live heap allowed for its file store's block caches (bytes)")
 	fs.DurationVar(&c.Tolerance.SettleAfterLoad, "settle", loadgen.DefaultSettle, "idle time before each usage sample (start and end); the edge's idle connection goroutines need 20s to go")
 	edgeBin := fs.String("edge-bin", "", "a built cmd/edge (default: go build it into a temp dir)")
 	procBin := fs.String("processor-bin", "", "a built cmd/processor (default: go build it into a temp dir)")

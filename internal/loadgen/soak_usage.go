@@ -51,15 +51,16 @@ func (u ComponentUsage) dedupAllowance(t Tolerance) uint64 {
 	return (u.End.DedupIDs - u.Start.DedupIDs) * t.BytesPerID
 }
 
-// memLimit is the most memory the component may end with: RSS, or for a
-// component judged by its heap the live heap, within the ratio or slack of
-// its start (the larger), plus the dedup allowance.
+// memLimit is the most memory the component may end with: RSS within the
+// ratio or slack of its start (the larger), or for a component judged by
+// its heap the live heap within the same, plus the dedup allowance and the
+// block caches.
 func (u ComponentUsage) memLimit(t Tolerance) uint64 {
-	start := u.Start.RSS
-	if u.ByHeap {
-		start = u.Start.HeapLive
+	if !u.ByHeap {
+		return max(uint64(float64(u.Start.RSS)*(1+t.RSSRatio)), u.Start.RSS+t.RSSSlack)
 	}
-	return max(uint64(float64(start)*(1+t.RSSRatio)), start+t.RSSSlack) + u.dedupAllowance(t)
+	start := u.Start.HeapLive
+	return max(uint64(float64(start)*(1+t.RSSRatio)), start+t.RSSSlack) + u.dedupAllowance(t) + t.BlockCaches
 }
 
 // flat says whether end stays within t of start.
