@@ -70,12 +70,24 @@ type Config struct {
 //     broker restart. Memory storage exists only for throwaway benchmarks.
 //   - Replicas 1: right for dev and a single broker; production runs a
 //     three-node cluster with STREAM_REPLICAS=3 so one node can fail.
-//   - Dedup window 2h: it removes the duplicates that come close together
-//     (Stripe's first retries after a slow answer, two edges racing, our own
-//     reconcile run). The broker keeps every id of the window in memory, so a
-//     window as long as Stripe's 3-day retry horizon would cost memory in
-//     proportion to traffic; the processor's stripe_events table is the
-//     authoritative, unbounded idempotency key behind it.
+//   - Dedup window 2h: it drops at the broker the duplicates that come within
+//     hours: Stripe's at-least-once copies and two edges racing (seconds), the
+//     outbox relay's and the DLQ copy's re-publishes after a lost PubAck
+//     (within the relay's 30 s and the processor's 15-minute backoffs), and
+//     Stripe's retries of events whose 200 came too late, which come in bursts
+//     after a slow broker, over the hours of the recovery. A duplicate after
+//     the window costs one stored message and one processor pass that finds
+//     its id in stripe_events and acks it without effects (on the set-based
+//     path, its batch is applied again without it): the table is the
+//     authoritative, unbounded idempotency key; the window saves that work.
+//     The price is memory: nats-server keeps every id of the window in its
+//     heap, ~110 B each (BenchmarkDedupMemoryPerID; twice that in RSS at
+//     GOGC=100, more while it grows), and an event has two ids, its evt_ id on
+//     STRIPE_EVENTS and its outbox id on PURCHASES. So each broker (every
+//     replica) holds about 0.45 KB × events/s × window: 2h at 10 events/s ≈ 32
+//     MB, at 100 events/s ≈ 320 MB. Size the broker for it, or shorten the
+//     window where memory is tighter than Postgres: Stripe's retries run for 3
+//     days, no window covers them all.
 //   - STRIPE_EVENTS keeps 7 days with limits retention (not work-queue): longer
 //     than Stripe's 3-day retry horizon plus a weekend of processor outage, and
 //     acked events stay readable for audits and for new consumers.

@@ -28,21 +28,24 @@ func TestBenchSoakHoldsThroughOneFaultOfEachKind(t *testing.T) {
 	err := runBench(ctx, []string{"soak", "--duration", "15s", "--probe", "2s", "--concurrency", "8",
 		"--fault-every", "4s", "--drain", "90s", "--settle", "1s", "--env", "PROCESSOR_ACK_WAIT=5s"}, getenv, &stdout, &stderr)
 	out := stdout.String()
-	// The broker's memory is the one verdict a 15 s run cannot judge: it
-	// keeps every message id of its dedup window (2h) in memory, so it grows
-	// with the events sent, and a fast machine sends more of them. A FAIL for
-	// that reason alone is accepted here; any other reason fails the test.
-	brokerOnly := regexp.MustCompile(`(?m)^verdict: FAIL — broker grew: [^;]*$`).MatchString(out)
-	if err != nil && !brokerOnly {
+	// The broker is judged by its live heap with an allowance for the
+	// message ids its dedup window (2h) remembers, so a run that holds
+	// passes whatever the machine's speed.
+	if err != nil {
 		t.Fatalf("bench soak: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
 	}
-	if brokerOnly {
-		t.Logf("the broker's RSS grew past the tolerance (its dedup window holds every id of the run); judged by the 10-minute soak, not here")
-	} else if !strings.Contains(out, "verdict: PASS") {
+	if !strings.Contains(out, "verdict: PASS") {
 		t.Errorf("output lacks the verdict:\n%s", out)
 	}
+	if !regexp.MustCompile(`(?m)^broker .*dedup ids remembered \d+ → [1-9]\d*; live heap [1-9]`).MatchString(out) {
+		t.Errorf("the broker's row lacks its remembered ids and live heap:\n%s", out)
+	}
+	// At least one fault of each kind: the load can outlast its 15 s on a
+	// busy machine (refused events are retried), and the fault ticker with it.
+	if !regexp.MustCompile(`pg_terminate_backend=[1-9]\d* broker_restart=[1-9]\d* processor_sigkill=[1-9]\d*`).MatchString(out) {
+		t.Errorf("output lacks one fault of each kind:\n%s", out)
+	}
 	for _, want := range []string{
-		"pg_terminate_backend=1 broker_restart=1 processor_sigkill=1",
 		"dead letters:       0",
 		"(lost 0, doubled 0, unconfirmed 0, events unrecorded 0)",
 	} {

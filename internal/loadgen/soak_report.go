@@ -91,7 +91,7 @@ func (r SoakReport) WriteTo(w io.Writer) (int64, error) {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "load average:       before %s, after %s\n", r.LoadAvgBefore, r.LoadAvgAfter)
-	fmt.Fprintf(&b, "broker dedup window: %s (the broker keeps every message id of the window in memory)\n", r.DedupWindow)
+	fmt.Fprintf(&b, "broker dedup window: %s (the broker keeps every message id of the window in memory, ~%d B of heap each)\n", r.DedupWindow, r.Tolerance.BytesPerID)
 	fmt.Fprintf(&b, "%-22s %12s %12s %8s %8s\n", "component", "RSS start", "RSS end", "gor. st", "gor. end")
 	for _, c := range r.Components {
 		note := c.Note
@@ -108,12 +108,16 @@ func (r SoakReport) WriteTo(w io.Writer) (int64, error) {
 			note += fmt.Sprintf("; streams hold %d → %d msgs (%s → %s)", c.Start.StoredMsgs, c.End.StoredMsgs,
 				mib(c.Start.StoredBytes), mib(c.End.StoredBytes))
 		}
+		if c.ByHeap {
+			note += fmt.Sprintf("; dedup ids remembered %d → %d; live heap %s → %s (limit %s)", c.Start.DedupIDs, c.End.DedupIDs,
+				mib(c.Start.HeapLive), mib(c.End.HeapLive), mib(c.memLimit(r.Tolerance)))
+		}
 		fmt.Fprintf(&b, "%-22s %12s %12s %8d %8d  %s\n", c.Name, mib(c.Start.RSS), mib(c.End.RSS),
 			c.Start.Goroutines, c.End.Goroutines, note)
 	}
 	fmt.Fprintf(&b, "tolerance:          %s\n", r.Tolerance)
 	if ok, reasons := r.Verdict(); ok {
-		b.WriteString("verdict: PASS — every accepted checkout became exactly one purchase, nothing dead-lettered, memory and goroutines flat\n")
+		b.WriteString("verdict: PASS — every accepted checkout became exactly one purchase, nothing dead-lettered, memory (beyond the broker's dedup ids) and goroutines flat\n")
 	} else {
 		fmt.Fprintf(&b, "verdict: FAIL — %s\n", strings.Join(reasons, "; "))
 	}

@@ -17,9 +17,18 @@ func passing() loadgen.SoakReport {
 		Components: []loadgen.ComponentUsage{
 			{Name: "edge", Start: loadgen.Usage{RSS: 30 << 20, Goroutines: 17}, End: loadgen.Usage{RSS: 40 << 20, Goroutines: 19}},
 			{Name: "processor-1", Start: loadgen.Usage{RSS: 100 << 20, Goroutines: 100}, End: loadgen.Usage{RSS: 149 << 20, Goroutines: 125}},
+			// The broker of the 10-minute soak at STREAM_DEDUP_WINDOW=2h: it
+			// remembers 250 000 more ids at the end, 250 000 × 128 B =
+			// 30.5 MiB on top of the 24 MiB slack of its 20 MiB live heap
+			// and 32 MiB of block caches (limit 106.5 MiB); its RSS is not
+			// judged.
+			{Name: "broker", ByHeap: true,
+				Start: loadgen.Usage{RSS: 93 << 20, Goroutines: 39, DedupIDs: 68_000, HeapLive: 20 << 20},
+				End:   loadgen.Usage{RSS: 205 << 20, Goroutines: 39, DedupIDs: 318_000, HeapLive: 60 << 20}},
 			{Name: "load tool (this)", Unjudged: true, Start: loadgen.Usage{RSS: 30 << 20}, End: loadgen.Usage{RSS: 900 << 20}},
 		},
-		Tolerance: loadgen.Tolerance{RSSRatio: 0.5, RSSSlack: 24 << 20, GoroutineRatio: 0.25, GoroutineSlack: 20},
+		Tolerance: loadgen.Tolerance{RSSRatio: 0.5, RSSSlack: 24 << 20, GoroutineRatio: 0.25, GoroutineSlack: 20,
+			BytesPerID: 128, BlockCaches: 32 << 20},
 	}
 }
 
@@ -45,6 +54,19 @@ func TestSoakVerdict(t *testing.T) {
 		{"large process beyond ratio", func(r *loadgen.SoakReport) { r.Components[1].End.RSS = 151 << 20 }, "processor-1 grew: RSS"},
 		{"goroutines beyond ratio", func(r *loadgen.SoakReport) { r.Components[1].End.Goroutines = 126 }, "goroutines 100 → 126 (limit 125)"},
 		{"goroutines beyond slack", func(r *loadgen.SoakReport) { r.Components[0].End.Goroutines = 38 }, "goroutines 17 → 38 (limit 37)"},
+		// The broker: its heap may grow by the ids it remembers, no more.
+		{"broker heap at the dedup allowance", func(r *loadgen.SoakReport) { r.Components[2].End.HeapLive = 106<<20 + 512<<10 }, ""},
+		{"broker heap beyond the dedup allowance", func(r *loadgen.SoakReport) { r.Components[2].End.HeapLive = 107 << 20 },
+			"broker grew: live heap 20.0 MiB → 107.0 MiB (limit 106.5 MiB, of which 30.5 MiB for 250000 more remembered ids)"},
+		{"broker leak without new ids", func(r *loadgen.SoakReport) {
+			r.Components[2].End.DedupIDs = r.Components[2].Start.DedupIDs
+			r.Components[2].End.HeapLive = 77 << 20
+		}, "broker grew: live heap"},
+		{"broker with fewer ids at the end gets no allowance", func(r *loadgen.SoakReport) {
+			r.Components[2].End.DedupIDs = 1000
+			r.Components[2].End.HeapLive = 77 << 20
+		}, "limit 76.0 MiB, of which 0.0 MiB"},
+		{"broker RSS is reported, not judged", func(r *loadgen.SoakReport) { r.Components[2].End.RSS = 2 << 30 }, ""},
 		{"restarted process still judged", func(r *loadgen.SoakReport) {
 			r.Components[1].Restarts = 2
 			r.Components[1].End.Goroutines = 200
@@ -92,6 +114,7 @@ func TestSoakReportPrintsEveryCount(t *testing.T) {
 		"pg_terminate_backend=1 broker_restart=1 processor_sigkill=1",
 		"processor-1", "100.0 MiB", "149.0 MiB",
 		"not judged",
+		"dedup ids remembered 68000 → 318000; live heap 20.0 MiB → 60.0 MiB (limit 106.5 MiB)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
