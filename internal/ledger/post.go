@@ -60,10 +60,10 @@ func Post(ctx context.Context, db bun.IDB, t Transaction) (Outcome, error) {
 // total to its balance and version, taking the row locks in the global
 // account order (compareAccounts), and inserts the entries with the
 // balance_after and account_version that follow from the balances it
-// updated: one round trip between taking the accounts' locks and the
-// caller's commit. Transaction
-// keys are inserted sorted too, so two callers posting the same keys wait
-// for each other in the same order.
+// updated, so a caller that posts last holds the accounts' locks for this
+// one statement and its commit. Transaction keys are inserted sorted too,
+// so two callers posting the same keys wait for each other in the same
+// order.
 //
 // Deadlock freedom needs every ledger lock of a database transaction to be
 // taken by one call: post all of an event's (or a batch's) transactions with
