@@ -76,15 +76,28 @@ func benchDocument() []byte {
 	return b
 }
 
+// BenchmarkJSONAppendQuery: a checkout-shaped document, and a 64 KB one of
+// escaped quotes and unicode escapes, which must stay linear in its size.
 func BenchmarkJSONAppendQuery(b *testing.B) {
-	doc := JSON(benchDocument())
-	buf := make([]byte, 0, 2*len(doc))
-	b.SetBytes(int64(len(doc)))
-	b.ReportAllocs()
-	for b.Loop() {
-		var err error
-		if buf, err = doc.AppendQuery(schema.QueryGen{}, buf[:0]); err != nil {
-			b.Fatal(err)
-		}
+	escaped := []byte(`{"description":"`)
+	for len(escaped) < 64<<10 {
+		escaped = append(escaped, `\"caf\u00e9\" `...)
+	}
+	escaped = append(escaped, `"}`...)
+	for _, bc := range []struct {
+		name string
+		doc  JSON
+	}{{"checkout", JSON(benchDocument())}, {"escaped-64KB", JSON(escaped)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			buf := make([]byte, 0, 2*len(bc.doc))
+			b.SetBytes(int64(len(bc.doc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if buf, err = bc.doc.AppendQuery(schema.QueryGen{}, buf[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
