@@ -53,15 +53,17 @@ func Post(ctx context.Context, db bun.IDB, t Transaction) (Outcome, error) {
 //
 //	INSERT ledger_transactions … ON CONFLICT DO NOTHING RETURNING   1
 //	SELECT the ones already posted, to compare                     0 or 1
-//	INSERT ledger_accounts … ON CONFLICT DO UPDATE RETURNING        0 or 1
-//	INSERT ledger_entries                                          0 or 1
+//	INSERT ledger_accounts … ON CONFLICT DO UPDATE, then
+//	INSERT ledger_entries (one statement)                          0 or 1
 //
-// The account statement creates missing accounts and adds each account's
+// The last statement creates missing accounts and adds each account's
 // total to its balance and version, taking the row locks in the global
-// account order (compareAccounts); its RETURNING gives the balances from
-// which each entry's balance_after and account_version follow. Transaction
-// keys are inserted sorted too, so two callers posting the same keys wait
-// for each other in the same order.
+// account order (compareAccounts), and inserts the entries with the
+// balance_after and account_version that follow from the balances it
+// updated, so a caller that posts last holds the accounts' locks for this
+// one statement and its commit. Transaction keys are inserted sorted too,
+// so two callers posting the same keys wait for each other in the same
+// order.
 //
 // Deadlock freedom needs every ledger lock of a database transaction to be
 // taken by one call: post all of an event's (or a batch's) transactions with
@@ -210,7 +212,13 @@ func compareStored(ctx context.Context, db bun.IDB, ts []Transaction, old []int)
 	return nil
 }
 
-// writeEntries updates the accounts of ts[fresh] and inserts their entries.
+// writeEntries updates the accounts of ts[fresh] and inserts their entries
+// in one statement (accountsEntriesQuery): the accounts' rows are the
+// hottest locks of the database (every sale of a currency updates the
+// platform's), held from this statement to the commit, so nothing else
+// runs between taking them and committing. The NoOverdraft check uses the
+// balances the statement returns; an ErrOverdraft fails the call (the
+// caller rolls back, as for every PostMany error).
 func writeEntries(ctx context.Context, db bun.IDB, ts []Transaction, fresh []int, ids map[string]int64) error {
 	type total struct{ delta, n int64 }
 	totals := map[Account]total{}
@@ -229,11 +237,21 @@ func writeEntries(ctx context.Context, db bun.IDB, ts []Transaction, fresh []int
 	}
 	slices.SortFunc(accounts, compareAccounts)
 	n := len(accounts)
+	ord := make(map[Account]int64, n) // an account's 1-based position in the statement's accounts
 	owners, currencies, kinds := make([]string, n), make([]string, n), make([]string, n)
 	deltas, counts := make([]int64, n), make([]int64, n)
 	for j, a := range accounts {
+		ord[a] = int64(j + 1)
 		owners[j], currencies[j], kinds[j] = a.Owner, a.Currency, string(a.Kind)
 		deltas[j], counts[j] = totals[a].delta, totals[a].n
+	}
+	var txIDs, accOrds, amounts []int64
+	for _, i := range fresh {
+		for _, e := range ts[i].Entries {
+			txIDs = append(txIDs, ids[ts[i].Key])
+			accOrds = append(accOrds, ord[e.Account])
+			amounts = append(amounts, e.Amount)
+		}
 	}
 	var rows []struct {
 		ID       int64  `bun:"id"`
@@ -242,59 +260,64 @@ func writeEntries(ctx context.Context, db bun.IDB, ts []Transaction, fresh []int
 		Kind     string `bun:"kind"`
 		Balance  int64  `bun:"balance"`
 		Version  int64  `bun:"version"`
+		Entries  int    `bun:"entries"`
 	}
-	err := db.NewRaw(`
-INSERT INTO ledger_accounts AS a (owner, currency, kind, balance, version)
-SELECT o, c, k, d, n
-FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS v(o, c, k, d, n, ord)
-ORDER BY ord
-ON CONFLICT (owner, currency, kind) DO UPDATE
-SET balance = a.balance + EXCLUDED.balance, version = a.version + EXCLUDED.version, updated_at = now()
-RETURNING a.id, a.owner, a.currency, a.kind, a.balance, a.version`,
+	err := db.NewRaw(accountsEntriesQuery,
 		pgdialect.Array(owners), pgdialect.Array(currencies), pgdialect.Array(kinds),
-		pgdialect.Array(deltas), pgdialect.Array(counts)).Scan(ctx, &rows)
+		pgdialect.Array(deltas), pgdialect.Array(counts),
+		pgdialect.Array(txIDs), pgdialect.Array(accOrds), pgdialect.Array(amounts)).Scan(ctx, &rows)
 	if err != nil {
-		return fmt.Errorf("ledger: update %d accounts: %w", n, err)
+		return fmt.Errorf("ledger: update %d accounts and insert %d entries: %w", n, len(txIDs), err)
 	}
-	if len(rows) != n {
-		return fmt.Errorf("ledger: update %d accounts: %d returned", n, len(rows))
+	if len(rows) != n || rows[0].Entries != len(txIDs) {
+		return fmt.Errorf("ledger: update %d accounts and insert %d entries: %d accounts returned", n, len(txIDs), len(rows))
 	}
-	// The balance and version each account had before this call.
-	type state struct {
-		id               int64
-		balance, version int64
-	}
-	cur := make(map[Account]*state, n)
+	// The balance each account had before this call, then after each
+	// transaction in input order, as the statement wrote its entries.
+	cur := make(map[Account]int64, n)
 	for _, r := range rows {
 		a := Account{Owner: r.Owner, Currency: r.Currency, Kind: Kind(r.Kind)}
-		t := totals[a]
-		cur[a] = &state{id: r.ID, balance: r.Balance - t.delta, version: r.Version - t.n}
+		cur[a] = r.Balance - totals[a].delta
 	}
-	var txIDs, accIDs, amounts, afters, versions []int64
 	for _, i := range fresh {
 		for _, e := range ts[i].Entries {
-			s := cur[e.Account]
-			s.balance += e.Amount
-			s.version++
-			txIDs = append(txIDs, ids[ts[i].Key])
-			accIDs = append(accIDs, s.id)
-			amounts = append(amounts, e.Amount)
-			afters = append(afters, s.balance)
-			versions = append(versions, s.version)
+			cur[e.Account] += e.Amount
 		}
 		for _, a := range ts[i].NoOverdraft {
-			if s := cur[a]; s != nil && s.balance < 0 {
-				return fmt.Errorf("%w: %s would leave %s at %d", ErrOverdraft, ts[i].Key, a, s.balance)
+			if b, ok := cur[a]; ok && b < 0 {
+				return fmt.Errorf("%w: %s would leave %s at %d", ErrOverdraft, ts[i].Key, a, b)
 			}
 		}
 	}
-	_, err = db.NewRaw(`
-INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, account_version)
-SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])`,
-		pgdialect.Array(txIDs), pgdialect.Array(accIDs), pgdialect.Array(amounts),
-		pgdialect.Array(afters), pgdialect.Array(versions)).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("ledger: insert %d entries: %w", len(txIDs), err)
-	}
 	return nil
 }
+
+// accountsEntriesQuery creates missing accounts and adds each account's
+// total and entry count to its balance and version, taking the row locks in
+// the order of its arguments (compareAccounts), then inserts the entries in
+// input order, each with its account's running balance_after and
+// account_version from the balance and version the account had before.
+// Arguments: owners, currencies, kinds, deltas, counts (one per account);
+// transaction ids, account positions (1-based, in the accounts' arrays),
+// amounts (one per entry, in input order). It returns every account's row
+// after the update, with the number of entries inserted.
+const accountsEntriesQuery = `WITH v AS (
+	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS v(o, c, k, d, n, ord)),
+a AS (
+	INSERT INTO ledger_accounts AS a (owner, currency, kind, balance, version)
+	SELECT o, c, k, d, n FROM v ORDER BY ord
+	ON CONFLICT (owner, currency, kind) DO UPDATE
+	SET balance = a.balance + EXCLUDED.balance, version = a.version + EXCLUDED.version, updated_at = now()
+	RETURNING a.id, a.owner, a.currency, a.kind, a.balance, a.version),
+before AS (
+	SELECT v.ord, a.id, a.balance - v.d AS balance, a.version - v.n AS version
+	FROM v JOIN a ON a.owner = v.o AND a.currency = v.c AND a.kind = v.k),
+e AS (
+	INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, account_version)
+	SELECT x.t, b.id, x.am, b.balance + sum(x.am) OVER w, b.version + row_number() OVER w
+	FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS x(t, ai, am, ord)
+	JOIN before AS b ON b.ord = x.ai
+	WINDOW w AS (PARTITION BY x.ai ORDER BY x.ord)
+	ORDER BY x.ord
+	RETURNING 1)
+SELECT a.id, a.owner, a.currency, a.kind, a.balance, a.version, (SELECT count(*) FROM e) AS entries FROM a`

@@ -30,7 +30,7 @@ import (
 //	INSERT outbox                                              1
 //	UPDATE checkout_sessions (the API's sessions complete)     1
 //	INSERT stripe_events … ON CONFLICT DO NOTHING RETURNING    1  (eventtx, after every set path)
-//	ledger: the sales, with the batch's other postings         3  (eventtx, ledger.PostMany, before the commit)
+//	ledger: the sales, with the batch's other postings         2  (eventtx, ledger.PostMany, before the commit)
 //	COMMIT
 //
 // Lock order. Every transaction that takes several of these locks takes
