@@ -44,15 +44,6 @@ func ledgerRows(pur Purchase) []ledgerRow {
 	return rows
 }
 
-// accountRow is an account as the accounts statement returns it.
-type accountRow struct {
-	ID      int64  `bun:"id"`
-	Owner   string `bun:"owner"`
-	Kind    string `bun:"kind"`
-	Balance int64  `bun:"balance"`
-	Version int64  `bun:"version"`
-}
-
 // posting names a sale's ledger transaction: a purchase's or a paid
 // invoice's (exactly one of the two ids set).
 type posting struct {
@@ -62,10 +53,13 @@ type posting struct {
 	at       time.Time
 }
 
-// baselinePosting writes the sale posting of p with the three statements
-// ledger.PostMany sends for one transaction: the transaction, the accounts
-// (created or updated, locked in order, their new balances returned), and
-// the entries with the balance and version each leaves.
+// baselinePosting writes the sale posting of p with the two statements
+// ledger.PostMany sends for one transaction: the transaction, then the
+// accounts (created or updated, locked in order) with the entries and the
+// balance and version each leaves, in one statement, so the accounts' row
+// locks are taken right before the commit as the processor takes them.
+// Each account appears once in a sale's posting, so an entry's balance and
+// version are its account's after the update.
 func baselinePosting(ctx context.Context, tx bun.Tx, p posting, rows []ledgerRow) error {
 	key, cause := "", "purchase"
 	if p.purchase != nil {
@@ -83,31 +77,21 @@ func baselinePosting(ctx context.Context, tx bun.Tx, p posting, rows []ledgerRow
 	for i, r := range rows {
 		owners[i], currencies[i], kinds[i], deltas[i] = r.owner, r.currency, r.kind, r.amount
 	}
-	var accs []accountRow
-	if err := tx.NewRaw(`INSERT INTO ledger_accounts AS a (owner, currency, kind, balance, version)
-		SELECT o, c, k, d, 1 FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[]) WITH ORDINALITY AS v(o, c, k, d, ord)
-		ORDER BY ord
+	res, err := tx.NewRaw(`WITH v AS (
+		SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[]) WITH ORDINALITY AS v(o, c, k, d, ord)),
+	a AS (
+		INSERT INTO ledger_accounts AS a (owner, currency, kind, balance, version)
+		SELECT o, c, k, d, 1 FROM v ORDER BY ord
 		ON CONFLICT (owner, currency, kind) DO UPDATE SET balance = a.balance + EXCLUDED.balance, version = a.version + 1, updated_at = now()
-		RETURNING a.id, a.owner, a.kind, a.balance, a.version`,
-		pgdialect.Array(owners), pgdialect.Array(currencies), pgdialect.Array(kinds), pgdialect.Array(deltas)).Scan(ctx, &accs); err != nil {
-		return fmt.Errorf("ledger accounts: %w", err)
+		RETURNING a.id, a.owner, a.currency, a.kind, a.balance, a.version)
+	INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, account_version)
+	SELECT ?, a.id, v.d, a.balance, a.version FROM v JOIN a ON a.owner = v.o AND a.currency = v.c AND a.kind = v.k ORDER BY v.ord`,
+		pgdialect.Array(owners), pgdialect.Array(currencies), pgdialect.Array(kinds), pgdialect.Array(deltas), txID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger accounts and entries: %w", err)
 	}
-	if len(accs) != n {
-		return fmt.Errorf("ledger accounts: %d returned for %d", len(accs), n)
-	}
-	txIDs, accIDs, afters, versions := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	for i, r := range rows { // one currency per posting: owner and kind name the account
-		j := slices.IndexFunc(accs, func(a accountRow) bool { return a.Owner == r.owner && a.Kind == r.kind })
-		if j < 0 {
-			return fmt.Errorf("ledger accounts: %s/%s not returned", r.owner, r.kind)
-		}
-		txIDs[i], accIDs[i], afters[i], versions[i] = txID, accs[j].ID, accs[j].Balance, accs[j].Version
-	}
-	if _, err := tx.NewRaw(`INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, account_version)
-		SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])`,
-		pgdialect.Array(txIDs), pgdialect.Array(accIDs), pgdialect.Array(deltas), pgdialect.Array(afters),
-		pgdialect.Array(versions)).Exec(ctx); err != nil {
-		return fmt.Errorf("ledger entries: %w", err)
+	if got, err := res.RowsAffected(); err != nil || got != int64(n) {
+		return fmt.Errorf("ledger entries: %d written for %d (%v)", got, n, err)
 	}
 	return nil
 }
