@@ -76,8 +76,18 @@ func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout,
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	// A failed soak keeps its components' logs (not the broker's store,
+	// which grows to gigabytes) for the post-mortem.
+	keepLogs := false
 	c.StoreDir = filepath.Join(dir, "nats")
+	defer func() {
+		if !keepLogs {
+			_ = os.RemoveAll(dir)
+			return
+		}
+		_ = os.RemoveAll(c.StoreDir)
+		fmt.Fprintf(stderr, "bench soak: the components' logs are kept in %s\n", dir)
+	}()
 	c.EdgeBin, c.ProcessorBin, c.BrokerBin = *edgeBin, *procBin, *brokerBin
 	if err := c.BuildBinaries(ctx, dir, stderr); err != nil {
 		return fmt.Errorf("bench soak: %w (or pass --edge-bin, --processor-bin and --broker-bin)", err)
@@ -95,6 +105,7 @@ func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout,
 	c.DatabaseURL = sdb.URL
 	rep, err := loadgen.RunSoak(ctx, sdb.DB, c)
 	if err != nil {
+		keepLogs = true
 		return err
 	}
 	if *asJSON {
@@ -116,6 +127,7 @@ func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout,
 		}
 	}
 	if ok, _ := rep.Verdict(); !ok {
+		keepLogs = true
 		return errSoakFailed
 	}
 	return nil
