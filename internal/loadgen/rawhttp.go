@@ -34,19 +34,29 @@ type webhookPoster struct {
 }
 
 func newWebhookPoster(rawURL, secret string, conc int) (*webhookPoster, error) {
-	u, err := url.Parse(rawURL)
+	u, addr, err := rawTarget(rawURL)
 	if err != nil {
 		return nil, err
 	}
+	return &webhookPoster{addr: addr, host: u.Host, path: u.RequestURI(), secret: []byte(secret),
+		conns: make(chan *rawConn, conc)}, nil
+}
+
+// rawTarget parses an http:// URL for the raw clients and returns it with
+// the host:port to dial.
+func rawTarget(rawURL string) (*url.URL, string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, "", err
+	}
 	if u.Scheme != "http" {
-		return nil, fmt.Errorf("loadgen: raw client only speaks http://, not %q", u.Scheme)
+		return nil, "", fmt.Errorf("loadgen: raw client only speaks http://, not %q", u.Scheme)
 	}
 	addr := u.Host
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "80")
 	}
-	return &webhookPoster{addr: addr, host: u.Host, path: u.RequestURI(), secret: []byte(secret),
-		conns: make(chan *rawConn, conc)}, nil
+	return u, addr, nil
 }
 
 // rawConn is one connection with its buffers and signing state.
@@ -253,16 +263,9 @@ type apiGetter struct {
 }
 
 func newAPIGetter(base, key string, conc int) (*apiGetter, error) {
-	u, err := url.Parse(base)
+	u, addr, err := rawTarget(base)
 	if err != nil {
 		return nil, err
-	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("loadgen: raw client only speaks http://, not %q", u.Scheme)
-	}
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "80")
 	}
 	return &apiGetter{addr: addr, host: u.Host, auth: "Bearer " + key, conns: make(chan *rawConn, conc)}, nil
 }
