@@ -144,8 +144,7 @@ func drive(ctx context.Context, name string, conc int, d time.Duration, rps floa
 		lim = rate.NewLimiter(rate.Limit(rps), max(1, int(rps/100)))
 	}
 	rec := newRecorder()
-	stop, progressDone := make(chan struct{}), make(chan struct{})
-	go func() { defer close(progressDone); progress(w, name, rec, stop) }()
+	stopProgress := startProgress(w, name, rec)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range conc {
@@ -170,8 +169,7 @@ func drive(ctx context.Context, name string, conc int, d time.Duration, rps floa
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	close(stop)
-	<-progressDone // its last write happens before the caller writes to w again
+	stopProgress()
 	return rec.result(name, conc, elapsed), nil
 }
 

@@ -128,8 +128,7 @@ type eventTx func(ctx context.Context, tx bun.Tx, i int) error
 // gives each worker one), and times them as the sql-baseline.
 func perEventTx(ctx context.Context, db *bun.DB, n, conc int, w io.Writer, newWorker func() eventTx) (Result, error) {
 	rec := newRecorder()
-	stop := make(chan struct{})
-	go progress(w, "sql-baseline", rec, stop)
+	stopProgress := startProgress(w, "sql-baseline", rec)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -150,7 +149,7 @@ func perEventTx(ctx context.Context, db *bun.DB, n, conc int, w io.Writer, newWo
 		}()
 	}
 	wg.Wait()
-	close(stop)
+	stopProgress()
 	res := rec.result("sql-baseline", conc, time.Since(start))
 	if err, _ := firstErr.Load().(error); err != nil {
 		return res, fmt.Errorf("sql baseline: %w", err)

@@ -124,6 +124,21 @@ func (r *recorder) result(name string, conc int, elapsed time.Duration) Result {
 	return res
 }
 
+// startProgress prints a live line of rec to w every second until the
+// returned stop is called; stop returns after the line's last write, so
+// the caller may write to w again at once.
+func startProgress(w io.Writer, name string, rec *recorder) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		progress(w, name, rec, quit)
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
 // progress prints a live line every second until stop is closed.
 func progress(w io.Writer, name string, rec *recorder, stop <-chan struct{}) {
 	if w == nil {
