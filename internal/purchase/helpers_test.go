@@ -2,7 +2,6 @@ package purchase_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"sync"
@@ -125,21 +124,11 @@ func (e *env) insert(models ...any) {
 // toEvent wraps a fixture payload as the runtime delivers it.
 func toEvent(t *testing.T, payload []byte) stripeevent.Event {
 	t.Helper()
-	var head struct {
-		ID         string `json:"id"`
-		Type       string `json:"type"`
-		Created    int64  `json:"created"`
-		APIVersion string `json:"api_version"`
-		Livemode   bool   `json:"livemode"`
-	}
-	if err := json.Unmarshal(payload, &head); err != nil {
+	ev, err := stripefixture.Delivered(payload)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return stripeevent.Event{
-		ID: head.ID, Type: head.Type, Endpoint: "default", APIVersion: head.APIVersion, Livemode: head.Livemode,
-		Created: time.Unix(head.Created, 0), ReceivedAt: time.Unix(head.Created, 0).Add(time.Second),
-		Payload: payload, Subject: "stripe.events.default." + head.Type, Deliveries: 1,
-	}
+	return ev
 }
 
 // checkout builds a checkout.session.* event for cat with a valid metadata
