@@ -124,11 +124,7 @@ func (e *env) insert(models ...any) {
 // toEvent wraps a fixture payload as the runtime delivers it.
 func toEvent(t *testing.T, payload []byte) stripeevent.Event {
 	t.Helper()
-	ev, err := stripefixture.Delivered(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev
+	return testenv.Delivered(t, payload)
 }
 
 // checkout builds a checkout.session.* event for cat with a valid metadata

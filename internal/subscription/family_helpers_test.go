@@ -118,11 +118,7 @@ func (e *famEnv) mustDeliver(evs ...stripeevent.Event) []handling.Outcome {
 // stripeEvent wraps a payload as the runtime delivers it.
 func stripeEvent(t testing.TB, payload []byte) stripeevent.Event {
 	t.Helper()
-	ev, err := stripefixture.Delivered(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev
+	return testenv.Delivered(t, payload)
 }
 
 // rawEvt is payloadOf as the runtime delivers it.
