@@ -93,6 +93,9 @@ func walked(t *testing.T, ctx context.Context, bdb *bun.DB, customer string, spa
 	var invs int64
 	var kinds []string
 	done := func() bool {
+		// A fresh struct each poll: scanning NULL into a pointer field an
+		// earlier poll set leaves it pointing at a zero time, not nil.
+		sub = model.Subscription{}
 		err := bdb.NewSelect().Model(&sub).Where("customer_id = ?", customer).Scan(ctx)
 		if err != nil || sub.Status != model.SubscriptionCanceled || sub.ExpiredAt == nil {
 			return false
