@@ -3,6 +3,8 @@ package subscription
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -212,4 +214,95 @@ func str(v any) string {
 func asSlice(v any) []any {
 	s, _ := v.([]any)
 	return s
+}
+
+// The batch statement answers every pair exactly as the single statement
+// does: over a world with every kind of grant (a creator plan, an
+// organization plan that lapsed, purchases live and refunded, a
+// complimentary, a preview, an expired grant, deleted and foreign content,
+// customers with nothing) and thousands of random batches of its pairs,
+// repeats and unknown ids included, at times before, inside and after the
+// subscriptions' periods.
+func TestAccessBatchAnswersAsOneByOne(t *testing.T) {
+	bdb := catalogDB(t)
+	ctx := context.Background()
+	s := mustStore(t, newFakeStripe())
+	inTx(t, bdb, func(tx bun.Tx) {
+		handle(t, s, tx, subEvent(t, shapeOld, TypeSubscriptionCreated, "evt_a", t0, p1, status(model.SubscriptionActive)))
+		handle(t, s, tx, subEvent(t, shapeOld, TypeSubscriptionCreated, "evt_o", t0, p2, status(model.SubscriptionActive),
+			subID("sub_org"), link("user_43", planOrg)))
+		grant := func(customer string, content uuid.UUID, typ string, purchase string, revoked, expires *time.Time) {
+			t.Helper()
+			var pid *uuid.UUID
+			if purchase != "" {
+				id := uuid.New()
+				pid = &id
+				if _, err := tx.NewRaw(`INSERT INTO purchases (id, customer_id, content_id, organization_id, amount_paid_cents, currency,
+					platform_fee_cents, organization_fee_cents, creator_payout_cents, platform_fee_bps, organization_fee_bps,
+					stripe_checkout_session_id, status, purchased_at, refunded_at, refund_amount_cents)
+					VALUES (?, ?, ?, ?, 500, 'usd', 50, 0, 450, 1000, 0, ?, ?, ?, ?, ?)`,
+					id, customer, content, orgID, "cs_"+id.String(), purchase, t0, revoked, refundedCents(revoked)).Exec(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			org := orgID
+			if content == contentX1 {
+				org = otherOrg
+			}
+			row := &model.ContentAccess{UserID: customer, ContentID: content, OrganizationID: org, AccessType: typ,
+				PurchaseID: pid, GrantedAt: t0, RevokedAt: revoked, ExpiresAt: expires}
+			if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mid := t0.Add(10 * day)
+		grant(fixCustomer, contentA1, model.AccessPurchased, "completed", nil, nil)
+		grant(fixCustomer, contentB1, model.AccessPurchased, "refunded", &mid, nil)
+		grant("user_43", contentA1, model.AccessComplimentary, "", nil, nil)
+		grant("user_43", contentX1, model.AccessPreview, "", nil, &mid)
+		grant("user_44", contentB1, model.AccessPreview, "", nil, &mid)
+		grant("user_44", contentA2, model.AccessPurchased, "completed", nil, nil)
+
+		customers := []string{fixCustomer, "user_43", "user_44", "user_45", "nobody"}
+		contents := []uuid.UUID{contentA1, contentA2, contentB1, contentX1, uuid.New()}
+		times := []time.Time{t0.Add(-day), t0.Add(day), mid.Add(time.Second), p1.end, p2.end.Add(-time.Second), p2.end.Add(day)}
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := range 400 {
+			now := times[rng.IntN(len(times))]
+			keys := make([]AccessKey, 1+rng.IntN(40))
+			for j := range keys {
+				keys[j] = AccessKey{Customer: customers[rng.IntN(len(customers))], Content: contents[rng.IntN(len(contents))]}
+			}
+			got, err := CheckAccessBatch(ctx, tx.Tx, keys, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(keys) {
+				t.Fatalf("batch %d: %d answers for %d pairs", i, len(got), len(keys))
+			}
+			for j, k := range keys {
+				if want := accessAt(t, tx, k.Customer, k.Content, now); !reflect.DeepEqual(got[j], want) {
+					t.Fatalf("batch %d, pair %d (%s → %s at %s):\n batch  %+v\n single %+v", i, j, k.Customer, k.Content, now, got[j], want)
+				}
+			}
+		}
+	})
+}
+
+// refundedCents is what a test purchase revoked at revoked refunded: all
+// of its 500, or nothing.
+func refundedCents(revoked *time.Time) int {
+	if revoked != nil {
+		return 500
+	}
+	return 0
+}
+
+// A batch of none asks nothing and answers nothing.
+func TestAccessBatchOfNone(t *testing.T) {
+	bdb := catalogDB(t)
+	got, err := CheckAccessBatch(context.Background(), bdb.DB, nil, t0)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("CheckAccessBatch(nil) = %v, %v", got, err)
+	}
 }
