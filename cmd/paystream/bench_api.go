@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/config"
 	"github.com/paystream/paystream/internal/loadgen"
 )
@@ -30,6 +31,8 @@ func benchAPI(ctx context.Context, args []string, getenv config.Getenv, stdout, 
 	fs.BoolVar(&c.NetHTTP, "net-http", false, "call the API through net/http's client instead of the load tool's own keep-alive client")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the API process's CPU profile to this file (go tool pprof)")
 	fs.BoolVar(&c.KeepDB, "keep-db", false, "keep the scratch database")
+	fs.IntVar(&c.AccessWorkers, "access-workers", api.DefaultAccessWorkers, "access route: the API's API_ACCESS_WORKERS (statements at once)")
+	fs.IntVar(&c.AccessBatch, "access-batch", api.DefaultAccessBatch, "access route: the API's API_ACCESS_BATCH (checks per statement at most; 1 = one each)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	setUsage(fs, stderr,
 		"usage: paystream bench api [--route access|payee] [flags]",
@@ -45,6 +48,9 @@ func benchAPI(ctx context.Context, args []string, getenv config.Getenv, stdout, 
 	}
 	if c.Concurrency < 1 || c.Customers < 2 || c.LedgerEntries < 1 {
 		return fmt.Errorf("bench api: --concurrency must be at least 1, --customers at least 2 and --ledger-entries at least 1")
+	}
+	if c.AccessWorkers < 1 || c.AccessWorkers > api.MaxAccessWorkers || c.AccessBatch < 1 || c.AccessBatch > api.MaxAccessBatch {
+		return fmt.Errorf("bench api: --access-workers must be between 1 and %d, --access-batch between 1 and %d", api.MaxAccessWorkers, api.MaxAccessBatch)
 	}
 	if c.Route != loadgen.APIRouteAccess && c.Route != loadgen.APIRoutePayee {
 		return fmt.Errorf("bench api: --route must be %s or %s", loadgen.APIRouteAccess, loadgen.APIRoutePayee)

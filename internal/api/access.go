@@ -33,8 +33,9 @@ type AccessBy struct {
 }
 
 // access serves the access check: the hot path (every page view of the
-// platform), one statement (subscription.AccessQuery, prepared) and no
-// transaction. It answers a purchase or a subscription, with the precedence
+// platform), no transaction, one statement shared with the checks that
+// arrived with it (accessBatcher: subscription.AccessQuery alone,
+// subscription.AccessBatchQuery together, both prepared). It answers a purchase or a subscription, with the precedence
 // subscription.CheckAccess decides: a bought or given item wins over a
 // membership.
 func (s *Server) access(w http.ResponseWriter, r *http.Request) {
@@ -54,7 +55,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, invalidFields("request", fields))
 		return
 	}
-	acc, err := subscription.CheckAccess(r.Context(), s.accessQ, customer, content, s.cfg.Now())
+	acc, err := s.checks.check(r.Context(), subscription.AccessKey{Customer: customer, Content: content})
 	if err != nil {
 		s.fail(w, r, dbFailure(err))
 		return

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/uptrace/bun"
 
 	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/db"
@@ -118,38 +120,7 @@ func TestAccessCheckIsOnePreparedIndexedStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = bdb.Close() })
-	org := "00000000-0000-4000-8000-000000000007" // plan 7's organization
-	content := uuid.MustParse("00000000-0000-4000-8000-0000000c0001")
-	seed := []string{
-		`INSERT INTO subscription_plans (id, organization_id, creator_id, name, price_cents, currency, interval)
-		 SELECT ('00000000-0000-4000-9000-' || lpad(to_hex(g), 12, '0'))::uuid,
-		        ('00000000-0000-4000-8000-' || lpad(to_hex(g % 200), 12, '0'))::uuid,
-		        CASE WHEN g % 3 = 0 THEN NULL ELSE 'cr_' || g END, 'plan ' || g, 1000, 'usd', 'month'
-		 FROM generate_series(1, 2000) g`,
-		`INSERT INTO content (id, creator_id, organization_id, price_cents, currency)
-		 SELECT gen_random_uuid(), 'cr_' || (g % 2000), ('00000000-0000-4000-8000-' || lpad(to_hex(g % 200), 12, '0'))::uuid, 500, 'usd'
-		 FROM generate_series(1, 20000) g`,
-		`INSERT INTO content (id, creator_id, organization_id, price_cents, currency) VALUES ('` + content.String() + `', 'cr_7', '` + org + `', 500, 'usd')`,
-		`INSERT INTO subscriptions (id, customer_id, plan_id, status, current_period_start, current_period_end,
-		    access_until, event_created, last_event_id)
-		 SELECT 'sub_' || g, 'user_' || (g % 5000), ('00000000-0000-4000-9000-' || lpad(to_hex(1 + g % 2000), 12, '0'))::uuid,
-		        'active', now(), now() + interval '30 days',
-		        CASE WHEN g % 4 = 0 THEN NULL ELSE now() + interval '30 days' END, now(), 'evt_' || g
-		 FROM generate_series(1, 20000) g`,
-		`INSERT INTO purchases (id, customer_id, content_id, organization_id, amount_paid_cents, currency,
-		    platform_fee_cents, organization_fee_cents, creator_payout_cents, platform_fee_bps, organization_fee_bps,
-		    stripe_checkout_session_id, status, purchased_at)
-		 SELECT gen_random_uuid(), 'user_' || n, id, organization_id, 500, 'usd', 50, 0, 450, 1000, 0, 'cs_' || n, 'completed', now()
-		 FROM (SELECT id, organization_id, row_number() OVER () AS n FROM content LIMIT 5000) c`,
-		`INSERT INTO content_access (user_id, content_id, organization_id, access_type, purchase_id)
-		 SELECT customer_id, content_id, organization_id, 'purchased', id FROM purchases`,
-		`ANALYZE`,
-	}
-	for _, q := range seed {
-		if _, err := bdb.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%v\n%s", err, q)
-		}
-	}
+	content := seedPlannerWorld(t, bdb)
 	// user_7's plan 8 is creator cr_8's; user_6's plan 7 is cr_7's, whose
 	// content this is: a subscription grants it.
 	srv, err := api.New(bdb, api.Config{Keys: []string{keyA}, StripeSecretKey: "sk_test_unused"}, newRegistry(), slog.New(slog.DiscardHandler))
@@ -204,6 +175,119 @@ func TestAccessCheckIsOnePreparedIndexedStatement(t *testing.T) {
 		for _, rel := range []string{"content_access", "purchases", "subscriptions", "subscription_plans", "content"} {
 			if !slices.ContainsFunc(nodes, func(n string) bool { return strings.HasSuffix(n, " "+rel) && strings.Contains(n, "Scan") }) {
 				t.Errorf("%s: plan does not read %s:\n%s", mode, rel, joined)
+			}
+		}
+	}
+	if _, err := bdb.ExecContext(ctx, "RESET plan_cache_mode"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedPlannerWorld fills bdb with tables large enough for the planner to
+// care (2 000 plans, 20 000 content items and subscriptions, 5 000
+// purchases and grants) and returns the content item of plan 7's creator
+// cr_7: user_6's subscription grants it, user_7's does not.
+func seedPlannerWorld(t *testing.T, bdb *bun.DB) uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	org := "00000000-0000-4000-8000-000000000007" // plan 7's organization
+	content := uuid.MustParse("00000000-0000-4000-8000-0000000c0001")
+	seed := []string{
+		`INSERT INTO subscription_plans (id, organization_id, creator_id, name, price_cents, currency, interval)
+		 SELECT ('00000000-0000-4000-9000-' || lpad(to_hex(g), 12, '0'))::uuid,
+		        ('00000000-0000-4000-8000-' || lpad(to_hex(g % 200), 12, '0'))::uuid,
+		        CASE WHEN g % 3 = 0 THEN NULL ELSE 'cr_' || g END, 'plan ' || g, 1000, 'usd', 'month'
+		 FROM generate_series(1, 2000) g`,
+		`INSERT INTO content (id, creator_id, organization_id, price_cents, currency)
+		 SELECT gen_random_uuid(), 'cr_' || (g % 2000), ('00000000-0000-4000-8000-' || lpad(to_hex(g % 200), 12, '0'))::uuid, 500, 'usd'
+		 FROM generate_series(1, 20000) g`,
+		`INSERT INTO content (id, creator_id, organization_id, price_cents, currency) VALUES ('` + content.String() + `', 'cr_7', '` + org + `', 500, 'usd')`,
+		`INSERT INTO subscriptions (id, customer_id, plan_id, status, current_period_start, current_period_end,
+		    access_until, event_created, last_event_id)
+		 SELECT 'sub_' || g, 'user_' || (g % 5000), ('00000000-0000-4000-9000-' || lpad(to_hex(1 + g % 2000), 12, '0'))::uuid,
+		        'active', now(), now() + interval '30 days',
+		        CASE WHEN g % 4 = 0 THEN NULL ELSE now() + interval '30 days' END, now(), 'evt_' || g
+		 FROM generate_series(1, 20000) g`,
+		`INSERT INTO purchases (id, customer_id, content_id, organization_id, amount_paid_cents, currency,
+		    platform_fee_cents, organization_fee_cents, creator_payout_cents, platform_fee_bps, organization_fee_bps,
+		    stripe_checkout_session_id, status, purchased_at)
+		 SELECT gen_random_uuid(), 'user_' || n, id, organization_id, 500, 'usd', 50, 0, 450, 1000, 0, 'cs_' || n, 'completed', now()
+		 FROM (SELECT id, organization_id, row_number() OVER () AS n FROM content LIMIT 5000) c`,
+		`INSERT INTO content_access (user_id, content_id, organization_id, access_type, purchase_id)
+		 SELECT customer_id, content_id, organization_id, 'purchased', id FROM purchases`,
+		`ANALYZE`,
+	}
+	for _, q := range seed {
+		if _, err := bdb.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	return content
+}
+
+// stmtQuerier runs a prepared statement as subscription.Querier.
+type stmtQuerier struct{ *sql.Stmt }
+
+func (s stmtQuerier) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return s.Stmt.QueryContext(ctx, args...)
+}
+
+// The batch statement, prepared as the route prepares it, settles on its
+// generic plan after the five custom plans Postgres tries first, even for
+// batches of two or three (had the planner seen the arrays, it would plan
+// small batches anew on every execution), and both plans read every table
+// through an index.
+func TestAccessBatchStatementKeepsItsGenericPlan(t *testing.T) {
+	_, dsn := testenv.DB(t)
+	ctx := context.Background()
+	bdb, err := db.Open(ctx, dsn, db.Options{MaxOpenConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bdb.Close() })
+	content := seedPlannerWorld(t, bdb)
+	st, err := bdb.DB.PrepareContext(ctx, subscription.AccessBatchQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	keys := []subscription.AccessKey{{Customer: "user_6", Content: content}, {Customer: "user_7", Content: content},
+		{Customer: "user_5", Content: content}}
+	for i := range 12 {
+		accs, err := subscription.CheckAccessBatch(ctx, stmtQuerier{st}, keys[:2+i%2], time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !accs[0].Active || accs[1].Active {
+			t.Fatalf("execution %d: %+v", i, accs)
+		}
+	}
+	var name string
+	var generic, custom int
+	if err := bdb.DB.QueryRowContext(ctx, "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+		subscription.AccessBatchQuery).Scan(&name, &generic, &custom); err != nil {
+		t.Fatal(err)
+	}
+	if custom > 5 || generic < 7 {
+		t.Errorf("12 executions: %d custom plans, %d generic; want the generic plan after the first five", custom, generic)
+	}
+	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+		if _, err := bdb.ExecContext(ctx, "SET plan_cache_mode = "+mode); err != nil {
+			t.Fatal(err)
+		}
+		var plan []byte
+		q := `EXPLAIN (FORMAT JSON) EXECUTE "` + name + `"('{user_6,user_7}', '{` + content.String() + `,` + content.String() + `}', now())`
+		if err := bdb.DB.QueryRowContext(ctx, q).Scan(&plan); err != nil {
+			t.Fatal(err)
+		}
+		nodes := planNodes(t, plan)
+		joined := strings.Join(nodes, "\n")
+		if strings.Contains(joined, "Seq Scan") || !strings.Contains(joined, "subscriptions_access_idx") {
+			t.Errorf("%s: plan scans a table or misses subscriptions_access_idx:\n%s", mode, joined)
+		}
+		for _, rel := range []string{"content_access", "purchases", "subscription_plans", "content"} {
+			if !slices.ContainsFunc(nodes, func(n string) bool { return strings.HasPrefix(n, "Index") && strings.HasSuffix(n, " "+rel) }) {
+				t.Errorf("%s: plan does not read %s through an index:\n%s", mode, rel, joined)
 			}
 		}
 	}

@@ -43,6 +43,27 @@ const (
 	DefaultRateLimit       = 60000
 	DefaultStripeTimeout   = stripeclient.DefaultTimeout
 	DefaultShutdownTimeout = 25 * time.Second
+	// DefaultAccessWorkers is one statement of access checks at a time:
+	// the checks that arrive while it runs share the next one. Measured on
+	// two cores shared with Postgres (docs/benchmarks.md), a second worker
+	// only split the same checks into smaller batches (2.7 checks per
+	// statement instead of 5.5) and cost throughput and p99. Raise it where
+	// Postgres has cores of its own and the round trip, not CPU, bounds a
+	// statement.
+	DefaultAccessWorkers = 1
+	// DefaultAccessBatch bounds the checks one statement answers (and so
+	// the arrays a statement sends).
+	DefaultAccessBatch = 64
+	MaxAccessWorkers   = 1000
+	MaxAccessBatch     = 1000
+	// DefaultGCPercent is the purchase API process's GOGC when the
+	// environment sets none. The API's live heap is a few MiB and every
+	// access check allocates ~5 KiB (net/http's request and headers, the
+	// row, the JSON), so at Go's default of 100 it collects tens of times a
+	// second under load, and those collections were the access check's
+	// p99: 2.05 ms at 100, 1.49 ms at 400 (bench api, docs/benchmarks.md).
+	// The heap it lets grow is still a few tens of MiB.
+	DefaultGCPercent = 400
 	// MinKeyLength keeps guessable bearer keys out.
 	MinKeyLength = 16
 )
@@ -73,6 +94,13 @@ type Config struct {
 
 	RateLimit       int           // API_RATE_LIMIT: requests per minute per key; 0 = off
 	ShutdownTimeout time.Duration // API_SHUTDOWN_TIMEOUT: grace for in-flight requests
+
+	// AccessWorkers (API_ACCESS_WORKERS) is how many access-check
+	// statements run at once, each on a connection of the pool; AccessBatch
+	// (API_ACCESS_BATCH) the most checks one statement answers (1: each its
+	// own statement).
+	AccessWorkers int
+	AccessBatch   int
 
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
@@ -111,6 +139,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.AccessWorkers == 0 {
+		c.AccessWorkers = DefaultAccessWorkers
+	}
+	if c.AccessBatch == 0 {
+		c.AccessBatch = DefaultAccessBatch
 	}
 	if len(c.AllowedHosts) == 0 {
 		for _, s := range []string{c.SuccessURL, c.CancelURL, c.PortalReturnURL, c.Onboarding.RefreshURL, c.Onboarding.ReturnURL} {
@@ -185,6 +219,12 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("API_SHUTDOWN_TIMEOUT", "must not be negative")
+	}
+	if c.AccessWorkers < 1 || c.AccessWorkers > MaxAccessWorkers {
+		bad("API_ACCESS_WORKERS", "%d must be between 1 and %d", c.AccessWorkers, MaxAccessWorkers)
+	}
+	if c.AccessBatch < 1 || c.AccessBatch > MaxAccessBatch {
+		bad("API_ACCESS_BATCH", "%d must be between 1 and %d", c.AccessBatch, MaxAccessBatch)
 	}
 	return errors.Join(errs...)
 }

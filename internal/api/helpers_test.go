@@ -72,6 +72,7 @@ func newHarness(t *testing.T, edit func(*api.Config)) *harness {
 		t.Fatal(err)
 	}
 	h.srv = srv
+	t.Cleanup(func() { _ = srv.Close() }) // after the listener's (cleanups run last first)
 	h.http = httptest.NewServer(srv.Handler())
 	t.Cleanup(h.http.Close)
 	return h

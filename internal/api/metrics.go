@@ -16,6 +16,8 @@ type Metrics struct {
 	Checkouts       *prometheus.CounterVec   // {result}: created, reused, replayed
 	// SubscriptionCheckouts {result}: created, reused, replayed.
 	SubscriptionCheckouts *prometheus.CounterVec
+	// AccessBatchSize: access checks answered by one statement.
+	AccessBatchSize prometheus.Histogram
 }
 
 // apiBuckets span an indexed lookup (sub-millisecond) to a slow Stripe call.
@@ -58,8 +60,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: obs.Namespace, Subsystem: "api", Name: "subscription_checkouts_total",
 			Help: "Subscription checkout requests answered with a session, by result: created, reused (an open session of the customer for the plan), replayed (same Idempotency-Key).",
 		}, []string{"result"}),
+		AccessBatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: obs.Namespace, Subsystem: "api", Name: "access_batch_size",
+			Help:    "Access checks answered by one statement: 1 under light load, more when checks queue behind the workers (API_ACCESS_WORKERS, API_ACCESS_BATCH).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
 	}
 	reg.MustRegister(m.Requests, m.RequestDuration, m.InFlight, m.StripeDuration, m.StripeErrors, m.Checkouts,
-		m.SubscriptionCheckouts)
+		m.SubscriptionCheckouts, m.AccessBatchSize)
 	return m
 }

@@ -61,7 +61,10 @@ type Server struct {
 	keys    keyring
 	limiter *keyLimiter
 	handler http.Handler
-	accessQ *accessStmt
+	// checks answers the access route (access_batch.go) over the access
+	// statements, one check and many.
+	checks             *accessBatcher
+	accessOne, accessN *accessStmt
 }
 
 // New builds the API over db (migrated; see migrations.Up) from cfg,
@@ -79,7 +82,10 @@ func New(db *bun.DB, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s.stripe, s.billing = newStripeCheckouts(sc), newStripeBilling(sc)
-	s.accessQ = &accessStmt{db: db.DB, query: subscription.AccessQuery}
+	s.accessOne = &accessStmt{db: db.DB, query: subscription.AccessQuery}
+	s.accessN = &accessStmt{db: db.DB, query: subscription.AccessBatchQuery}
+	s.checks = newAccessBatcher(s.accessOne, s.accessN, cfg.Now, cfg.AccessBatch, s.metrics.AccessBatchSize)
+	s.checks.start(cfg.AccessWorkers)
 	// Authentication runs inside each route, after the mux matched it, so
 	// a refused request is still counted under its route.
 	mux := http.NewServeMux()
@@ -113,12 +119,13 @@ func (s *Server) WriteTimeout() time.Duration {
 	return time.Duration(s.cfg.StripeMaxNetworkRetries+1)*s.cfg.StripeTimeout + 10*time.Second
 }
 
-// Close releases what the server prepared on the database (the access
-// check's statement). Call it once the listener stopped serving, before the
-// database closes.
+// Close stops the access check's workers and releases what the server
+// prepared on the database (the access statements). Call it once the
+// listener stopped serving, before the database closes.
 func (s *Server) Close() error {
-	if err := s.accessQ.Close(); err != nil {
-		return fmt.Errorf("api: close the access statement: %w", err)
+	s.checks.Close()
+	if err := errors.Join(s.accessOne.Close(), s.accessN.Close()); err != nil {
+		return fmt.Errorf("api: close the access statements: %w", err)
 	}
 	return nil
 }

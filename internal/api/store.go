@@ -82,21 +82,39 @@ type accessStmt struct {
 
 // QueryRowContext implements rowQuerier.
 func (a *accessStmt) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st := a.prepared(ctx, query)
+	if st == nil {
+		return a.db.QueryRowContext(ctx, query, args...) // Scan reports the failure if the DB is down
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// QueryContext implements subscription.Querier like QueryRowContext.
+func (a *accessStmt) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st := a.prepared(ctx, query)
+	if st == nil {
+		return a.db.QueryContext(ctx, query, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// prepared returns the statement of query, preparing it on first use; nil
+// for another query, or when preparing failed (the caller runs it
+// unprepared, and a database that is down fails that run).
+func (a *accessStmt) prepared(ctx context.Context, query string) *sql.Stmt {
 	if query != a.query {
-		return a.db.QueryRowContext(ctx, query, args...)
+		return nil
 	}
 	a.mu.Lock()
-	st := a.stmt
-	if st == nil {
-		var err error
-		if st, err = a.db.PrepareContext(ctx, a.query); err != nil {
-			a.mu.Unlock()
-			return a.db.QueryRowContext(ctx, query, args...) // unprepared; Scan reports the failure if the DB is down
+	defer a.mu.Unlock()
+	if a.stmt == nil {
+		st, err := a.db.PrepareContext(ctx, a.query)
+		if err != nil {
+			return nil
 		}
 		a.stmt = st
 	}
-	a.mu.Unlock()
-	return st.QueryRowContext(ctx, args...)
+	return a.stmt
 }
 
 // Close releases the prepared statement.

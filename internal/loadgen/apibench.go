@@ -1,14 +1,19 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paystream/paystream/internal/api"
 )
 
 // Defaults of APIBenchConfig.
@@ -54,6 +59,9 @@ type APIBenchConfig struct {
 	// (the whole life of the process: seeding excluded, warm-ups included).
 	CPUProfile string
 	KeepDB     bool // leave the scratch database behind
+	// AccessWorkers and AccessBatch set the API's API_ACCESS_WORKERS and
+	// API_ACCESS_BATCH; 0 leaves the API's defaults.
+	AccessWorkers, AccessBatch int
 }
 
 func (c *APIBenchConfig) setDefaults() {
@@ -183,7 +191,10 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 			seed.Entries, time.Since(began).Round(time.Second), len(seed.Hot), cfg.Concurrency, cfg.Duration, rep.Machine)
 	}
 
-	child, err := startAPIChild(ctx, argv, sdb.URL, cfg.Concurrency, cfg.CPUProfile, progress)
+	workers, batch := cmp.Or(cfg.AccessWorkers, api.DefaultAccessWorkers), cmp.Or(cfg.AccessBatch, api.DefaultAccessBatch)
+	rep.Extra["access_workers"], rep.Extra["access_batch"] = workers, batch
+	child, err := startAPIChild(ctx, argv, sdb.URL, cfg.Concurrency, cfg.CPUProfile, progress,
+		"API_ACCESS_WORKERS="+strconv.Itoa(workers), "API_ACCESS_BATCH="+strconv.Itoa(batch))
 	if err != nil {
 		return Report{}, err
 	}
@@ -198,9 +209,19 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 	if _, err := target.api(ctx, warm); err != nil {
 		return Report{}, err
 	}
+	batched := accessStatements{admin: child.admin}
+	if err := batched.read(ctx); err != nil {
+		return Report{}, err
+	}
 	apiRes, err := target.api(ctx, acfg)
 	if err != nil {
 		return Report{}, err
+	}
+	if cfg.Route == APIRouteAccess {
+		if err := batched.read(ctx); err != nil {
+			return Report{}, err
+		}
+		rep.Extra["access_statements"], rep.Extra["access_checks_per_statement"] = batched.statements, batched.perStatement()
 	}
 	rep.Results = append(rep.Results, apiRes)
 	if err := child.stop(); err != nil {
@@ -236,4 +257,34 @@ func RunAPIBench(ctx context.Context, cfg APIBenchConfig, progress io.Writer) (R
 	rep.Extra["direct_client_cpu_us_per_query"] = us(direct.ClientCPUPerRequest)
 	rep.Finished = time.Now()
 	return rep, nil
+}
+
+// accessStatements follows the API's paystream_api_access_batch_size
+// histogram over a run: read before and after, it holds the run's
+// statements and the checks they answered.
+type accessStatements struct {
+	admin              string
+	statements, checks float64 // since the previous read
+	count, sum         float64 // the totals at the last read
+}
+
+func (a *accessStatements) read(ctx context.Context) error {
+	count, err := scrape(ctx, "http://"+a.admin+"/metrics", "paystream_api_access_batch_size_count ")
+	if err != nil {
+		return fmt.Errorf("loadgen: api bench: the API's access statements: %w", err)
+	}
+	sum, err := scrape(ctx, "http://"+a.admin+"/metrics", "paystream_api_access_batch_size_sum ")
+	if err != nil {
+		return fmt.Errorf("loadgen: api bench: the API's access statements: %w", err)
+	}
+	a.statements, a.checks, a.count, a.sum = count-a.count, sum-a.sum, count, sum
+	return nil
+}
+
+// perStatement is the mean checks per statement since the previous read.
+func (a *accessStatements) perStatement() float64 {
+	if a.statements == 0 {
+		return 0
+	}
+	return math.Round(a.checks/a.statements*100) / 100
 }

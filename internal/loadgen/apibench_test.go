@@ -62,6 +62,17 @@ func TestRunAPIBenchReportsAPIAndDirectSQL(t *testing.T) {
 		rep.Extra["http_client"] != "load tool's keep-alive HTTP/1.1" {
 		t.Errorf("extra = %v", rep.Extra)
 	}
+	// The API's histogram counted the run's statements: at least one, and
+	// never more checks per statement than the two callers in flight.
+	if n, _ := rep.Extra["access_statements"].(float64); n < 1 {
+		t.Errorf("access_statements = %v", rep.Extra["access_statements"])
+	}
+	if v, _ := rep.Extra["access_checks_per_statement"].(float64); v < 1 || v > 2 {
+		t.Errorf("access_checks_per_statement = %v, want 1–2 at concurrency 2", rep.Extra["access_checks_per_statement"])
+	}
+	if rep.Extra["access_workers"] != 1 || rep.Extra["access_batch"] != 64 {
+		t.Errorf("access workers %v, batch %v; want the API's defaults", rep.Extra["access_workers"], rep.Extra["access_batch"])
+	}
 	if v, _ := rep.Extra["api_cpu_us_per_request"].(float64); v <= 0 {
 		t.Errorf("api_cpu_us_per_request = %v", rep.Extra["api_cpu_us_per_request"])
 	}

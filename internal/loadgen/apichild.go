@@ -38,14 +38,16 @@ const (
 	// apiChildProfileEnv names a file for the API's CPU profile ("" = none).
 	apiChildProfileEnv = "PAYSTREAM_BENCH_API_CPUPROFILE"
 	// apiChildReady starts the line the child prints once it listens,
-	// followed by its public address.
+	// followed by its public address, apiChildAdmin and its admin address.
 	apiChildReady = "paystream-bench-api listening on "
+	apiChildAdmin = " admin "
 )
 
 // ServeAPIChild is the API process of RunAPIBench: the purchase API started
 // through the composition package (apiservice, as cmd/api starts it) on
 // 127.0.0.1:0 with the bench's key and no rate limit, on DATABASE_URL with
-// a pool of PAYSTREAM_BENCH_API_CONNS. It prints its address on stdout once
+// a pool of PAYSTREAM_BENCH_API_CONNS, API_ACCESS_WORKERS and
+// API_ACCESS_BATCH as the bench set them. It prints its address on stdout once
 // it listens and serves until ctx ends or stdin reaches its end (the parent
 // closed it, or died). With PAYSTREAM_BENCH_API_CPUPROFILE set it writes
 // its CPU profile there on the way out.
@@ -55,6 +57,12 @@ func ServeAPIChild(ctx context.Context, getenv config.Getenv, stdin io.Reader, s
 	if dsn == "" || err != nil || conns < 1 {
 		return fmt.Errorf("bench api-server: started by `paystream bench api` only (DATABASE_URL %q, %s %q)",
 			dsn, apiChildConnsEnv, getenv(apiChildConnsEnv))
+	}
+	p := config.NewParser(getenv)
+	workers := p.Int("API_ACCESS_WORKERS", api.DefaultAccessWorkers, 1, api.MaxAccessWorkers)
+	batch := p.Int("API_ACCESS_BATCH", api.DefaultAccessBatch, 1, api.MaxAccessBatch)
+	if err := p.Err(); err != nil {
+		return fmt.Errorf("bench api-server: %w", err)
 	}
 	if path := getenv(apiChildProfileEnv); path != "" {
 		f, err := os.Create(path)
@@ -80,13 +88,14 @@ func ServeAPIChild(ctx context.Context, getenv config.Getenv, stdin io.Reader, s
 	g, err := startApp(ctx, []app.Service{apiservice.New(apiconfig.Config{
 		Common:     config.Common{DatabaseURL: dsn},
 		DBMaxConns: conns,
+		GCPercent:  apiconfig.GCPercent(p),
 		Config: api.Config{Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Keys: []string{apiBenchKey},
-			StripeSecretKey: "sk_test_bench_unused", RateLimit: 0},
+			StripeSecretKey: "sk_test_bench_unused", RateLimit: 0, AccessWorkers: workers, AccessBatch: batch},
 	})}, log)
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintln(stdout, apiChildReady+g.addrs.API.Public); err != nil {
+	if _, err := fmt.Fprintln(stdout, apiChildReady+g.addrs.API.Public+apiChildAdmin+g.addrs.API.Admin); err != nil {
 		_ = g.stop()
 		return err
 	}
@@ -99,6 +108,7 @@ type apiChild struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	addr  string // its public listener, host:port
+	admin string // its admin listener (/metrics), host:port
 	done  chan error
 	log   *tailBuffer
 	once  sync.Once
@@ -107,13 +117,14 @@ type apiChild struct {
 
 // startAPIChild starts argv as the bench's API on dsn with a pool of conns
 // and returns once it listens. Its log goes to logw and is kept for errors.
-func startAPIChild(ctx context.Context, argv []string, dsn string, conns int, cpuprofile string, logw io.Writer) (*apiChild, error) {
+func startAPIChild(ctx context.Context, argv []string, dsn string, conns int, cpuprofile string, logw io.Writer, env ...string) (*apiChild, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("loadgen: api bench: no command for the API process")
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), APIChildEnv+"=1", "DATABASE_URL="+dsn,
 		apiChildConnsEnv+"="+strconv.Itoa(conns), apiChildProfileEnv+"="+cpuprofile)
+	cmd.Env = append(cmd.Env, env...)
 	c := &apiChild{cmd: cmd, done: make(chan error, 1), log: &tailBuffer{}}
 	cmd.Stderr = io.MultiWriter(orDiscard(logw), c.log)
 	var err error
@@ -139,7 +150,8 @@ func startAPIChild(ctx context.Context, argv []string, dsn string, conns int, cp
 		c.done <- cmd.Wait()
 	}()
 	select {
-	case c.addr = <-addr:
+	case a := <-addr:
+		c.addr, c.admin, _ = strings.Cut(a, apiChildAdmin)
 		return c, nil
 	case err := <-c.done:
 		return nil, fmt.Errorf("loadgen: api bench: the API process ended before it listened (%v): %s", err, c.log)

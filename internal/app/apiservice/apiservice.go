@@ -7,6 +7,7 @@ package apiservice
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 
 	"github.com/uptrace/bun"
 
@@ -51,6 +52,11 @@ func (p *part) Build(_ context.Context, env app.Env) (app.Parts, error) {
 	srv, err := api.New(p.db, p.cfg.Config, env.Registry, env.Log)
 	if err != nil {
 		return app.Parts{}, err
+	}
+	if p.cfg.GCPercent != 0 {
+		// Process-wide: in paystream dev the other services share it.
+		prev := debug.SetGCPercent(p.cfg.GCPercent)
+		env.Log.Debug("garbage collector target set", "gogc", p.cfg.GCPercent, "was", prev)
 	}
 	p.srv = srv
 	hs := obs.HTTPServer(srv.Handler(), env.Log)

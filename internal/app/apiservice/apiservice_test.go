@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/paystream/paystream/internal/api"
 	"github.com/paystream/paystream/internal/api/apitest"
 	"github.com/paystream/paystream/internal/app"
 	"github.com/paystream/paystream/internal/app/apiservice"
@@ -81,6 +83,10 @@ func TestAPIRunsThroughApp(t *testing.T) {
 	}
 	if addrs.API.Public == "" || addrs.API.Admin == "" || addrs.Edge.Public != "" || len(addrs.ProcessorAdmin) != 0 {
 		t.Fatalf("addrs = %+v, want the API's two listeners only", addrs)
+	}
+	// The environment named no GOGC: the service set the API's.
+	if gogc := debug.SetGCPercent(100); gogc != api.DefaultGCPercent {
+		t.Errorf("GOGC = %d, want the API's default %d", gogc, api.DefaultGCPercent)
 	}
 	get := func(url, key string) (int, string) {
 		t.Helper()

@@ -22,7 +22,21 @@ import (
 type Config struct {
 	config.Common
 	DBMaxConns int // DB_MAX_CONNS
-	api.Config     // API_*, ADMIN_ADDR, CHECKOUT_*, BILLING_PORTAL_RETURN_URL, PAYEE_ONBOARDING_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
+	// GCPercent (GOGC) is the garbage-collector target apiservice sets
+	// for the process when it starts: api.DefaultGCPercent when the
+	// environment has no GOGC, else GOGC's value, which Go's runtime has
+	// already taken (-1: off); 0 leaves the runtime's.
+	GCPercent  int
+	api.Config // API_*, ADMIN_ADDR, CHECKOUT_*, BILLING_PORTAL_RETURN_URL, PAYEE_ONBOARDING_*, STRIPE_SECRET_KEY, STRIPE_API_BASE, STRIPE_MAX_NETWORK_RETRIES
+}
+
+// GCPercent is Config.GCPercent of the environment p reads: GOGC as Go's
+// runtime reads it ("off" is -1), api.DefaultGCPercent when it is unset.
+func GCPercent(p *config.Parser) int {
+	if v, set := p.Lookup("GOGC"); set && strings.EqualFold(v, "off") {
+		return -1
+	}
+	return p.Int("GOGC", api.DefaultGCPercent, 1, 1_000_000)
 }
 
 // Parse reads and validates the purchase API's environment. The error names
@@ -32,6 +46,7 @@ func Parse(getenv config.Getenv) (Config, error) {
 	c := Config{
 		Common:     config.ParseCommon(p),
 		DBMaxConns: config.ParseDBMaxConns(p),
+		GCPercent:  GCPercent(p),
 		Config: api.Config{
 			Addr:                    p.Addr("API_ADDR", api.DefaultAddr),
 			AdminAddr:               p.Addr("ADMIN_ADDR", api.DefaultAdminAddr),
@@ -44,6 +59,8 @@ func Parse(getenv config.Getenv) (Config, error) {
 			PortalReturnURL:         p.URL("BILLING_PORTAL_RETURN_URL", api.DefaultPortalReturnURL, "https", "http"),
 			RateLimit:               p.Int("API_RATE_LIMIT", api.DefaultRateLimit, 0, 10_000_000),
 			ShutdownTimeout:         p.Duration("API_SHUTDOWN_TIMEOUT", api.DefaultShutdownTimeout, time.Second, time.Hour),
+			AccessWorkers:           p.Int("API_ACCESS_WORKERS", api.DefaultAccessWorkers, 1, api.MaxAccessWorkers),
+			AccessBatch:             p.Int("API_ACCESS_BATCH", api.DefaultAccessBatch, 1, api.MaxAccessBatch),
 			Onboarding: payout.OnboardingConfig{
 				RefreshURL: p.URL("PAYEE_ONBOARDING_REFRESH_URL", api.DefaultOnboardingRefreshURL, "https", "http"),
 				ReturnURL:  p.URL("PAYEE_ONBOARDING_RETURN_URL", api.DefaultOnboardingReturnURL, "https", "http"),

@@ -38,8 +38,25 @@ func TestParse(t *testing.T) {
 	if a.Addr != ":8081" || a.AdminAddr != ":9092" || len(a.Keys) != 2 || a.Keys[1] != k2 || a.StripeSecretKey != sk ||
 		a.StripeAPIBase != stripeclient.DefaultAPIBase || a.StripeMaxNetworkRetries != 5 || a.SuccessURL != api.DefaultSuccessURL ||
 		a.CancelURL != api.DefaultCancelURL || a.SessionTTL != time.Hour || a.RateLimit != api.DefaultRateLimit || c.DBMaxConns != 10 ||
-		a.PortalReturnURL != api.DefaultPortalReturnURL {
+		a.PortalReturnURL != api.DefaultPortalReturnURL || a.AccessWorkers != api.DefaultAccessWorkers ||
+		a.AccessBatch != api.DefaultAccessBatch || c.GCPercent != api.DefaultGCPercent {
 		t.Errorf("defaults = %+v", c)
+	}
+	for _, tt := range []struct {
+		env                  []string
+		workers, batch, gogc int
+	}{
+		{[]string{"API_ACCESS_WORKERS", "3", "API_ACCESS_BATCH", "1"}, 3, 1, api.DefaultGCPercent},
+		{[]string{"GOGC", "150"}, api.DefaultAccessWorkers, api.DefaultAccessBatch, 150},
+		{[]string{"GOGC", "off"}, api.DefaultAccessWorkers, api.DefaultAccessBatch, -1},
+	} {
+		c, err := apiconfig.Parse(config.MapEnv(with(tt.env...)))
+		if err != nil {
+			t.Fatalf("%v: %v", tt.env, err)
+		}
+		if c.AccessWorkers != tt.workers || c.AccessBatch != tt.batch || c.GCPercent != tt.gogc {
+			t.Errorf("%v: workers %d, batch %d, GOGC %d", tt.env, c.AccessWorkers, c.AccessBatch, c.GCPercent)
+		}
 	}
 	if o := a.Onboarding; o.RefreshURL != api.DefaultOnboardingRefreshURL || o.ReturnURL != api.DefaultOnboardingReturnURL || o.Country != "" ||
 		!slices.Equal(a.WithDefaults().AllowedHosts, []string{"localhost"}) {
@@ -86,6 +103,10 @@ func TestParse(t *testing.T) {
 		{"bad onboarding country", with("PAYEE_ONBOARDING_COUNTRY", "usa"), "PAYEE_ONBOARDING_COUNTRY"},
 		{"same listener", with("API_ADDR", ":7000", "ADMIN_ADDR", ":7000"), "ADMIN_ADDR"},
 		{"bad api addr", with("API_ADDR", "eighty"), "API_ADDR"},
+		{"no access workers", with("API_ACCESS_WORKERS", "0"), "API_ACCESS_WORKERS"},
+		{"batch over the bound", with("API_ACCESS_BATCH", "1001"), "API_ACCESS_BATCH"},
+		{"GOGC not a number", with("GOGC", "lots"), "GOGC"},
+		{"GOGC zero", with("GOGC", "0"), "GOGC"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := apiconfig.Parse(config.MapEnv(tt.env))
