@@ -20,7 +20,7 @@ var errBatcherClosed = errors.New("the access checker is closed")
 
 // accessBatcher answers access checks on a fixed number of workers, each
 // holding one connection while it runs a statement. A worker takes the
-// check that woke it and every check queued behind it (up to max) and
+// check that woke it and every check queued behind it (up to limit) and
 // answers them with one statement: a lone check runs
 // subscription.AccessQuery, several run subscription.AccessBatchQuery, the
 // same decision over arrays. Nothing waits to fill a batch: under light load
@@ -32,7 +32,7 @@ var errBatcherClosed = errors.New("the access checker is closed")
 type accessBatcher struct {
 	one, many *accessStmt
 	now       func() time.Time
-	max       int
+	limit     int // checks per statement at most
 	calls     chan *accessCall
 	stop      chan struct{} // closed by Close: the workers drain and return
 	stopped   chan struct{} // closed once they have
@@ -54,11 +54,11 @@ type accessAnswer struct {
 }
 
 // newAccessBatcher answers over one and many (AccessQuery and
-// AccessBatchQuery, prepared on first use), each batch at most max checks;
+// AccessBatchQuery, prepared on first use), each batch at most limit checks;
 // start runs its workers.
-func newAccessBatcher(one, many *accessStmt, now func() time.Time, max int, sizes prometheus.Observer) *accessBatcher {
-	return &accessBatcher{one: one, many: many, now: now, max: max, sizes: sizes,
-		calls: make(chan *accessCall, max), stop: make(chan struct{}), stopped: make(chan struct{})}
+func newAccessBatcher(one, many *accessStmt, now func() time.Time, limit int, sizes prometheus.Observer) *accessBatcher {
+	return &accessBatcher{one: one, many: many, now: now, limit: limit, sizes: sizes,
+		calls: make(chan *accessCall, limit), stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // start runs n more workers.
@@ -93,8 +93,8 @@ func (b *accessBatcher) check(ctx context.Context, key subscription.AccessKey) (
 // work runs batches until Close, then answers what is still queued.
 func (b *accessBatcher) work() {
 	defer b.wg.Done()
-	batch := make([]*accessCall, 0, b.max)
-	keys := make([]subscription.AccessKey, 0, b.max)
+	batch := make([]*accessCall, 0, b.limit)
+	keys := make([]subscription.AccessKey, 0, b.limit)
 	for {
 		select {
 		case c := <-b.calls:
@@ -110,7 +110,7 @@ func (b *accessBatcher) work() {
 			}
 		}
 	fill:
-		for len(batch) < b.max {
+		for len(batch) < b.limit {
 			select {
 			case c := <-b.calls:
 				batch = append(batch, c)

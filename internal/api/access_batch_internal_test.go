@@ -63,11 +63,11 @@ func newBatchWorld(t *testing.T, n int) batchWorld {
 
 // batcher returns a batcher over db with no worker running yet, and its
 // batch-size histogram.
-func (w batchWorld) batcher(t *testing.T, db *sql.DB, max int) (*accessBatcher, prometheus.Histogram) {
+func (w batchWorld) batcher(t *testing.T, db *sql.DB, limit int) (*accessBatcher, prometheus.Histogram) {
 	t.Helper()
 	sizes := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sizes", Buckets: []float64{1, 2, 4, 8, 16, 32, 64}})
 	b := newAccessBatcher(&accessStmt{db: db, query: subscription.AccessQuery},
-		&accessStmt{db: db, query: subscription.AccessBatchQuery}, time.Now, max, sizes)
+		&accessStmt{db: db, query: subscription.AccessBatchQuery}, time.Now, limit, sizes)
 	t.Cleanup(b.Close)
 	return b, sizes
 }
@@ -135,7 +135,7 @@ func TestAccessBatcherAnswersQueuedChecksInOneStatement(t *testing.T) {
 	}
 }
 
-// No more than max checks share a statement; the rest take the next.
+// No more than limit checks share a statement; the rest take the next.
 func TestAccessBatcherSplitsAtMax(t *testing.T) {
 	w := newBatchWorld(t, 20)
 	b, sizes := w.batcher(t, w.db.DB, 8) // the queue holds 8; the rest wait to enter it

@@ -60,9 +60,10 @@ const (
 	// environment sets none. The API's live heap is a few MiB and every
 	// access check allocates ~5 KiB (net/http's request and headers, the
 	// row, the JSON), so at Go's default of 100 it collects tens of times a
-	// second under load, and those collections were the access check's
-	// p99: 2.05 ms at 100, 1.49 ms at 400 (bench api, docs/benchmarks.md).
-	// The heap it lets grow is still a few tens of MiB.
+	// second under load, and those collections were a good part of the
+	// access check's p99: 1.79–2.21 ms at 100 against 1.43–1.69 ms at 400
+	// over the runs of docs/benchmarks.md (bench api, 16 concurrency). The
+	// heap it lets grow is still a few tens of MiB.
 	DefaultGCPercent = 400
 	// MinKeyLength keeps guessable bearer keys out.
 	MinKeyLength = 16

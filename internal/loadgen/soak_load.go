@@ -45,7 +45,11 @@ func (s *soak) load(ctx context.Context, d time.Duration, rps float64, dups bool
 				s.mu.Lock()
 				acc := len(s.accepted)
 				s.mu.Unlock()
-				s.progressf("  %d new events sent, %d event ids accepted", sent.Load(), acc-before)
+				backlog := "?"
+				if pending, _, err := s.backlog(ctx); err == nil {
+					backlog = strconv.FormatUint(pending, 10)
+				}
+				s.progressf("  %d new events sent, %d event ids accepted, backlog %s", sent.Load(), acc-before, backlog)
 			}
 		}
 	}()

@@ -19,6 +19,7 @@ type Metrics struct {
 	deadLetters    *prometheus.CounterVec // {reason}
 	inFlight       prometheus.Gauge
 	ackErrors      *prometheus.CounterVec // {op}
+	acksResent     prometheus.Counter
 	batchSize      prometheus.Histogram
 	breaker        *breakerMetrics
 }
@@ -70,6 +71,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "paystream_processor_ack_errors_total",
 			Help: "Failed acknowledgements by operation (ack, nak, term, in_progress, dlq_publish); the message is redelivered.",
 		}, []string{"op"}),
+		acksResent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paystream_processor_acks_resent_total",
+			Help: "Acks of committed events that failed (the broker was unreachable) and were sent again once it was back, freeing their place in MaxAckPending before AckWait.",
+		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "paystream_processor_batch_size",
 			Help:    "Events a worker handed to the handler together (PROCESSOR_BATCH_SIZE bounds it; 1 when the queue is empty).",
@@ -79,7 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.handleDuration, m.endToEnd, m.pending, m.ackPending, m.redelivered,
-			m.dlqMessages, m.deadLetters, m.inFlight, m.ackErrors, m.batchSize)
+			m.dlqMessages, m.deadLetters, m.inFlight, m.ackErrors, m.acksResent, m.batchSize)
 		reg.MustRegister(m.breaker.collectors()...)
 	}
 	return m

@@ -71,6 +71,7 @@ func TestMetricNamesMatchTheAgreedPlan(t *testing.T) {
 	}
 	want := []string{
 		"paystream_processor_ack_errors_total",
+		"paystream_processor_acks_resent_total",
 		"paystream_processor_batch_size",
 		"paystream_processor_consumer_ack_pending",
 		"paystream_processor_consumer_pending",

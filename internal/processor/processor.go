@@ -40,6 +40,8 @@ type Processor struct {
 	// is smaller than the batch size (Config.PartialBatches).
 	forming chan struct{}
 	partial chan struct{}
+
+	lost *lostAcks // acks the broker did not get, sent again (acks.go)
 }
 
 // New returns a Processor that feeds the events of the durable consumer to h.
@@ -57,7 +59,8 @@ func New(js jetstream.JetStream, h handling.Handler, cfg Config, m *Metrics, log
 	}
 	p := &Processor{js: js, h: h, cfg: cfg, m: m, log: log, parked: newParking(),
 		breaker: newBreaker(cfg.Breaker, m.breaker, log, cfg.Now),
-		forming: make(chan struct{}, 1), partial: make(chan struct{}, cfg.PartialBatches)}
+		forming: make(chan struct{}, 1), partial: make(chan struct{}, cfg.PartialBatches),
+		lost: newLostAcks(2 * cfg.Consumer.MaxAckPending)}
 	if bh, ok := h.(handling.BatchHandler); ok && cfg.BatchSize > 1 {
 		p.bh = bh
 	}
@@ -123,6 +126,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	bg.Go(func() { p.pollGauges(ctx) })
 	bg.Go(func() { p.watchAdvisories(ctx) })
+	bg.Go(func() { p.resendAcks(ctx) })
 	if p.breaker != nil {
 		bg.Go(func() { p.breaker.run(ctx) })
 		bg.Go(func() { p.tendParking(ctx, hctx, work) })
@@ -151,6 +155,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		// A handler ignored its cancelled context; leave it behind.
 	}
 	bg.Wait()
+	p.resendOnce() // the last workers' lost acks, if the broker is back
 	if hctx.Err() != nil {
 		return fmt.Errorf("%w after %s: in-flight events were cancelled and will be redelivered", ErrShutdownTimeout, p.cfg.ShutdownTimeout)
 	}

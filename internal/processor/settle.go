@@ -47,7 +47,9 @@ func (p *Processor) settle(s settlement, confirm bool) {
 		}
 		if err := ack(); err != nil {
 			p.m.ackErrors.WithLabelValues("ack").Inc()
-			s.log.Error("ack failed; the event will be redelivered and found already processed", "outcome", label, "error", err)
+			s.log.Error("ack failed; sending it again until the broker has it (else the event is redelivered after AckWait and found already processed)",
+				"outcome", label, "error", err)
+			p.lost.add(s.msg, p.cfg.Now().Add(p.cfg.Consumer.AckWait), s.log)
 			return
 		}
 		// A DLQ replay keeps the original receipt time; the days it spent
