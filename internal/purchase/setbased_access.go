@@ -26,16 +26,14 @@ type accessPair struct {
 // accessFactsManyQuery is accessFactsQuery for many pairs: the pairs come
 // unnested with their ordinal; the access rows are locked in that order.
 // Arguments: users, contents (text arrays of equal length).
-const accessFactsManyQuery = `WITH k AS (
+var accessFactsManyQuery = `WITH k AS (
 	SELECT * FROM unnest(?::text[], ?::uuid[]) WITH ORDINALITY AS k(user_id, content_id, ord)),
 a AS (
 	SELECT ca.id, ca.user_id, ca.content_id, ca.access_type, ca.purchase_id, ca.expires_at, ca.revoked_at
 	FROM content_access AS ca JOIN k ON ca.user_id = k.user_id AND ca.content_id = k.content_id
 	ORDER BY k.ord FOR UPDATE OF ca)
 SELECT k.ord,
-	(SELECT coalesce(json_agg(json_build_object('id', p.id, 'status', p.status, 'dispute_status', p.dispute_status)
-		ORDER BY ` + newestFirstP + `), '[]')
-	 FROM purchases AS p WHERE p.customer_id = k.user_id AND p.content_id = k.content_id AND p.deleted_at IS NULL) AS purchases,
+	` + pairPurchasesQuery("k.user_id", "k.content_id") + ` AS purchases,
 	a.id, a.access_type, a.purchase_id, a.expires_at, a.revoked_at
 FROM k LEFT JOIN a ON a.user_id = k.user_id AND a.content_id = k.content_id
 ORDER BY k.ord`
