@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/paystream/paystream/internal/handling"
 	"github.com/paystream/paystream/internal/stripeevent"
 	"github.com/paystream/paystream/internal/testenv"
-	"github.com/paystream/paystream/streams"
 )
 
 // An event committed while the broker was down has its ack sent again once
@@ -20,18 +18,7 @@ import (
 // most of the group's window for half a minute.)
 func TestLostAckIsSentAgainOnceTheBrokerIsBack(t *testing.T) {
 	n := testenv.StartNATS(t)
-	nc, err := streams.Connect(n.URL(), "test-processor", testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	pjs, err := streams.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := streams.Ensure(context.Background(), pjs, streams.DefaultConfig()); err != nil {
-		t.Fatal(err)
-	}
+	pjs := processorJetStream(t, n)
 	release := make(chan struct{})
 	h := newRecorder(func(ev stripeevent.Event, call int) (handling.Outcome, error) {
 		if call == 1 {

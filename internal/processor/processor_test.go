@@ -567,10 +567,10 @@ func TestShutdownTimeoutCancelsStuckHandlers(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "stuck event applied by the next instance", func() bool { n, _ := h.appliedCount(); return n == 1 })
 }
 
-func TestBrokerRestartResumesByItself(t *testing.T) {
-	n := testenv.StartNATS(t)
-	h := newRecorder(nil)
-	cfg := testConfig()
+// processorJetStream connects to n as the processor does (streams.Connect:
+// nothing buffered while reconnecting) and ensures the streams.
+func processorJetStream(t *testing.T, n *testenv.NATS) jetstream.JetStream {
+	t.Helper()
 	nc, err := streams.Connect(n.URL(), "test-processor", testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -583,7 +583,14 @@ func TestBrokerRestartResumesByItself(t *testing.T) {
 	if err := streams.Ensure(context.Background(), pjs, streams.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
-	start(t, pjs, h, cfg)
+	return pjs
+}
+
+func TestBrokerRestartResumesByItself(t *testing.T) {
+	n := testenv.StartNATS(t)
+	h := newRecorder(nil)
+	cfg := testConfig()
+	start(t, processorJetStream(t, n), h, cfg)
 	pub := connect(t, n)
 	publish(t, pub, "evt_before", "charge.refunded")
 	testenv.Eventually(t, 5*time.Second, "event before restart", func() bool { c, _ := h.appliedCount(); return c == 1 })
