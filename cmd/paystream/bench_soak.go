@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/paystream/paystream/internal/config"
-	"github.com/paystream/paystream/internal/demo"
 	"github.com/paystream/paystream/internal/loadgen"
 )
 
@@ -98,8 +97,7 @@ func benchSoak(ctx context.Context, args []string, getenv config.Getenv, stdout,
 		return err
 	}
 	defer sdb.Close()
-	c.Payload = loadgen.PayloadSpec{ContentID: demo.ContentID, OrganizationID: demo.OrganizationID,
-		Amount: demo.PriceCents, Currency: demo.Currency}
+	c.Payload = loadgen.DemoPayloadSpec(0)
 	fmt.Fprintf(stderr, "bench soak: %s soak, %d processor(s), fault every %s, %s\n", c.Duration, c.Processors, c.FaultEvery, loadgen.Machine())
 
 	c.DatabaseURL = sdb.URL

@@ -19,8 +19,7 @@ func TestCopyCeilingWritesTheDrainsRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := loadgen.NewPayloads(loadgen.PayloadSpec{ContentID: pur.ContentID.String(), OrganizationID: pur.OrganizationID.String(),
-		Amount: pur.Amount, Currency: pur.Currency})
+	p, err := loadgen.NewPayloads(loadgen.DemoPayloadSpec(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -389,12 +389,15 @@ func (b *pipelineBench) drainAt(ctx context.Context, size int) (Result, error) {
 	return r, nil
 }
 
-// demoPayloads are checkout events buying the demo content, padded to
-// about size bytes (0 = natural size).
-func demoPayloads(size int) (*Payloads, error) {
-	return NewPayloads(PayloadSpec{ContentID: demo.ContentID, OrganizationID: demo.OrganizationID,
-		Amount: demo.PriceCents, Currency: demo.Currency, Size: size})
+// DemoPayloadSpec is the spec of checkout events buying the demo content
+// (SeedDemo), padded to about size bytes (0 = natural size).
+func DemoPayloadSpec(size int) PayloadSpec {
+	return PayloadSpec{ContentID: demo.ContentID, OrganizationID: demo.OrganizationID,
+		Amount: demo.PriceCents, Currency: demo.Currency, Size: size}
 }
+
+// demoPayloads are the payloads of DemoPayloadSpec(size).
+func demoPayloads(size int) (*Payloads, error) { return NewPayloads(DemoPayloadSpec(size)) }
 
 // SeedDemo makes the demo content, its agreements and the demo creator plan
 // exist in bdb (as `paystream seed` does) and returns what each event buys,
